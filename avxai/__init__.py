@@ -1,0 +1,23 @@
+"""avxai: explanations for audio-visual and speech models.
+
+Four interfaces carry everything: a :class:`Modality` turns raw inputs into a maskable grid, a
+:class:`Scorer` says what the result is, a :class:`Method` explains a model through them, and an
+:class:`Explanation` holds the result and saves and plots itself.
+"""
+
+__version__ = "0.1.0"
+
+from avxai.explanation import Explanation
+from avxai.hygiene import evaluation_mode
+from avxai.methods import METHODS, Method, MethodConfig, Occlusion, OcclusionConfig, get_method, occlusion
+from avxai.modalities import Modality, Spectrogram
+from avxai.perturbations import Blur, BlurPyramid, Constant, Mean, Noise, Perturbation, Shift, parse_perturbation
+from avxai.scorers import SDR, SISDR, ClassLogit, ClassProbability, Scorer, SpeakerCosine
+
+__all__ = [
+    "Explanation", "evaluation_mode",
+    "METHODS", "Method", "MethodConfig", "Occlusion", "OcclusionConfig", "get_method", "occlusion",
+    "Modality", "Spectrogram",
+    "Blur", "BlurPyramid", "Constant", "Mean", "Noise", "Perturbation", "Shift", "parse_perturbation",
+    "SDR", "SISDR", "ClassLogit", "ClassProbability", "Scorer", "SpeakerCosine",
+]

@@ -1,0 +1,204 @@
+"""The explanation: attribution or masks, scores and their history, metadata; saves and plots itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FORMAT_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that produced an explanation."""
+    import avxai
+
+    return {"avxai": getattr(avxai, "__version__", "unknown"), "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, tensors, numpy values, tuples -> plain JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+@dataclass
+class Explanation:
+    """What a method found, for a batch of ``batch`` inputs.
+
+    Attributes
+    ----------
+    method : name of the method (``"occlusion"``, ``"extremal"``, ...).
+    attribution : ``(batch, *grid)`` evidence per grid cell, in the scorer's units (occlusion: score drop)
+        or mask units (extremal: mean mask over areas).
+    grid : ``(batch, *grid)`` the values explained (e.g. STFT magnitude), for display.
+    axes : names of the grid axes, e.g. ``("freq", "time")``.
+    coordinates : axis name -> coordinate of each cell (units in ``units``: s, Hz).
+    masks : ``(batch, k, *grid)`` masks in [0, 1] (1 = keep) for mask methods, one per area; else ``None``.
+    areas : the ``k`` areas of ``masks`` (fractions of the grid).
+    scores : name -> ``(batch,)`` or ``(batch, k)`` scores, e.g. ``"unmasked"``, ``"preserved"``, ``"deleted"``.
+    history : name -> ``(iterations, batch, k)`` per-iteration values (``"score"``, ``"area"``) for optimisers.
+    media : name -> ``("audio", waveform (batch, channels, time), sample_rate)`` or
+        ``("video", frames (batch, frames, 3, height, width) in [0, 1], fps)``.
+    metadata : JSON-serialisable: config, modality, scorer, segments, versions, timing.
+    """
+
+    method: str
+    attribution: Tensor
+    grid: Tensor
+    axes: tuple[str, ...]
+    coordinates: dict[str, np.ndarray] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    masks: Tensor | None = None
+    areas: list[float] | None = None
+    scores: dict[str, Tensor] = field(default_factory=dict)
+    history: dict[str, Tensor] = field(default_factory=dict)
+    media: dict[str, tuple] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.attribution.shape[0]
+
+    def plot(self, index: int = 0, **kwargs):
+        """A matplotlib figure of input ``index`` (layout chosen by the grid's axes and the method)."""
+        from avxai.viz import plot_explanation
+
+        return plot_explanation(self, index=index, **kwargs)
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self, directory: "str | Path", *, figure: bool = True, media: bool = True) -> Path:
+        """Write ``explanation.json``, ``arrays.npz``, ``figure.png`` (and ``figure_<i>.png`` for a batch),
+        and media (``<name>.wav`` / ``<name>.mp4``, suffixed ``_<i>`` for a batch). Returns the directory."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        arrays = {"attribution": self.attribution, "grid": self.grid}
+        if self.masks is not None:
+            arrays["masks"] = self.masks
+        arrays.update({f"scores/{k}": v for k, v in self.scores.items()})
+        arrays.update({f"history/{k}": v for k, v in self.history.items()})
+        arrays.update({f"coordinates/{k}": torch.as_tensor(np.asarray(v)) for k, v in self.coordinates.items()})
+        np.savez_compressed(out / "arrays.npz", **{k: _numpy(v) for k, v in arrays.items()})
+        files = {"arrays": "arrays.npz"}
+        if media:
+            files["media"] = self._save_media(out)
+        if figure:
+            files["figures"] = self._save_figures(out)
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "method": self.method,
+            "axes": list(self.axes),
+            "units": self.units,
+            "areas": self.areas,
+            "batch_size": self.batch_size,
+            "scores": to_jsonable(self.scores),
+            "metadata": to_jsonable(self.metadata),
+            "files": files,
+        }
+        (out / "explanation.json").write_text(json.dumps(doc, indent=2))
+        return out
+
+    def _save_media(self, out: Path) -> dict[str, list[str]]:
+        import soundfile as sf
+
+        written: dict[str, list[str]] = {}
+        for name, item in self.media.items():
+            kind, data, rate = item
+            paths = []
+            for i in range(data.shape[0]):
+                suffix = "" if data.shape[0] == 1 else f"_{i}"
+                if kind == "audio":
+                    path = out / f"{name}{suffix}.wav"
+                    wav = data[i].detach().cpu().float()
+                    peak = wav.abs().max().item()
+                    if peak > 1.0:  # a perturbed input can exceed full scale: scale, never clip
+                        wav = wav / peak * 0.99
+                    sf.write(str(path), wav.numpy().T, int(rate), subtype="FLOAT")
+                elif kind == "video":
+                    from avxai.io.video import VideoClip, write_video
+
+                    path = out / f"{name}{suffix}.mp4"
+                    frames = (data[i].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+                    write_video(path, VideoClip(frames=frames, fps=float(rate)))
+                else:
+                    raise ValueError(f"unknown media kind {kind!r} for {name!r}; use 'audio' or 'video'")
+                paths.append(path.name)
+            written[name] = paths
+        return written
+
+    def _save_figures(self, out: Path) -> list[str]:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        names = []
+        for i in range(self.batch_size):
+            name = "figure.png" if self.batch_size == 1 else f"figure_{i}.png"
+            fig = self.plot(index=i)
+            fig.savefig(out / name, dpi=120, bbox_inches="tight")
+            plt.close(fig)
+            names.append(name)
+        return names
+
+    @classmethod
+    def load(cls, directory: "str | Path") -> "Explanation":
+        """Read an explanation written by :meth:`save` (arrays and metadata; audio media re-read from WAV)."""
+        src = Path(directory)
+        doc_path = src / "explanation.json"
+        if not doc_path.exists():
+            raise ValueError(f"{src} holds no saved explanation (no explanation.json); pass the folder given to save()")
+        doc = json.loads(doc_path.read_text())
+        with np.load(src / doc["files"]["arrays"]) as npz:
+            arrays = {k: torch.from_numpy(npz[k]) for k in npz.files}
+        media: dict[str, tuple] = {}
+        for name, paths in doc["files"].get("media", {}).items():
+            if paths and paths[0].endswith(".wav"):
+                import soundfile as sf
+
+                waves, rate = [], None
+                for p in paths:
+                    data, rate = sf.read(str(src / p), dtype="float32", always_2d=True)
+                    waves.append(torch.from_numpy(data.T.copy()))
+                media[name] = ("audio", torch.stack(waves), rate)
+        return cls(
+            method=doc["method"],
+            attribution=arrays["attribution"],
+            grid=arrays["grid"],
+            axes=tuple(doc["axes"]),
+            coordinates={k.split("/", 1)[1]: v.numpy() for k, v in arrays.items() if k.startswith("coordinates/")},
+            units=doc.get("units", {}),
+            masks=arrays.get("masks"),
+            areas=doc.get("areas"),
+            scores={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("scores/")},
+            history={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("history/")},
+            media=media,
+            metadata=doc.get("metadata", {}),
+        )
+
+
+def _numpy(t: Any) -> np.ndarray:
+    if isinstance(t, Tensor):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)

@@ -1,0 +1,212 @@
+"""Spectrogram modality: waveforms explained on the time-frequency plane (mask on magnitude, phase kept)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torchaudio
+from torch import Tensor
+
+from avxai.modalities.base import Modality, check_finite
+from avxai.perturbations import Perturbation
+
+ModelInput = Literal["waveform", "magnitude", "complex"]
+
+
+def check_waveform(waveform: Tensor, sample_rate: int, *, min_samples: int = 1, min_rms: float = 1e-5,
+                   name: str = "waveform") -> None:
+    """Validate a ``(batch, channels, time)`` float waveform; raise ``ValueError`` with the fix."""
+    if not isinstance(waveform, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (batch, channels, time), got {type(waveform).__name__}")
+    if waveform.dim() != 3:
+        raise ValueError(
+            f"{name} must be (batch, channels, time), got shape {tuple(waveform.shape)}; "
+            "for one mono signal use waveform.view(1, 1, -1)"
+        )
+    if not waveform.is_floating_point():
+        raise TypeError(f"{name} must be floating point in [-1, 1], got {waveform.dtype}")
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
+    check_finite(name, waveform)
+    if waveform.shape[-1] < min_samples:
+        raise ValueError(
+            f"{name} is too short: {waveform.shape[-1]} samples ({waveform.shape[-1] / sample_rate:.4f} s at "
+            f"{sample_rate} Hz); at least {min_samples} samples are needed (one STFT frame)"
+        )
+    rms = waveform.pow(2).mean(dim=(1, 2)).sqrt()
+    silent = (rms < min_rms).nonzero().flatten().tolist()
+    if silent:
+        raise ValueError(
+            f"{name} input(s) {silent} are silent (RMS {rms[silent[0]].item():.2e} < {min_rms:g}): there is "
+            "nothing to explain; check the file, its gain, or the segment you cut"
+        )
+
+
+def resample(waveform: Tensor, from_rate: int, to_rate: int) -> Tensor:
+    """Resample ``(..., time)`` from ``from_rate`` to ``to_rate`` Hz (band-limited sinc, torchaudio)."""
+    if from_rate == to_rate:
+        return waveform
+    return torchaudio.functional.resample(waveform, from_rate, to_rate)
+
+
+class Spectrogram(Modality):
+    """Waveforms ``(batch, channels, time)`` as STFT magnitudes; masks over ``(freq, time)`` frames.
+
+    The mask scales the magnitude, the phase of the input is kept, and the inverse STFT gives back a
+    waveform of the original length, so a model that takes waveforms (enhancement, separation,
+    a speaker embedder with its own log-mel front end) is explained on the T-F plane.
+    With ``n_mels`` the grid is ``(mel, time)``: a mask over mel bands is spread over linear bins
+    with the (normalised) mel filter bank before it scales the magnitude.
+
+    Parameters
+    ----------
+    waveform : Tensor ``(batch, channels, time)``, float.
+    sample_rate : int, Hz.
+    n_fft, hop_length, win_length : STFT in samples (Hann window, centred frames).
+    n_mels : mask on this many mel bands instead of ``n_fft // 2 + 1`` linear bins.
+    perturbation : what masked cells become (``"zero"``, ``"mean"``, ``"noise:10"``, ``"time-blur:8"``, ...).
+    model_input : ``"waveform"`` (inverse STFT), ``"magnitude"`` or ``"complex"`` STFT.
+    resample_to : resample the input to this rate (Hz) first; without it a model whose
+        ``sample_rate`` differs raises an error at explanation time.
+
+    Shape: grid ``(freq, time)`` with ``freq = n_fft // 2 + 1`` (or ``n_mels``) and ``time`` STFT frames.
+    """
+
+    kind = "spectrogram"
+
+    def __init__(self, waveform: Tensor, sample_rate: int, *, n_fft: int = 512, hop_length: int = 128,
+                 win_length: int | None = None, n_mels: int | None = None, f_min: float = 0.0,
+                 f_max: float | None = None, perturbation: "str | Perturbation" = "zero",
+                 model_input: ModelInput = "waveform", resample_to: int | None = None, min_rms: float = 1e-5):
+        if n_fft < 8 or hop_length < 1 or hop_length > n_fft:
+            raise ValueError(f"need n_fft >= 8 and 1 <= hop_length <= n_fft, got n_fft={n_fft}, hop_length={hop_length}")
+        if model_input not in ("waveform", "magnitude", "complex"):
+            raise ValueError(f"model_input must be 'waveform', 'magnitude' or 'complex', got {model_input!r}")
+        check_waveform(waveform, sample_rate, min_samples=n_fft, min_rms=min_rms)
+        self.input_sample_rate = sample_rate
+        if resample_to is not None and resample_to != sample_rate:
+            waveform = resample(waveform, sample_rate, int(resample_to))
+            sample_rate = int(resample_to)
+        self.waveform = waveform
+        self._sample_rate = sample_rate
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.win_length = win_length or n_fft
+        self.model_input_kind = model_input
+        self.window = torch.hann_window(self.win_length, dtype=waveform.dtype, device=waveform.device)
+        b, c, t = waveform.shape
+        spec = torch.stft(waveform.reshape(b * c, t), n_fft=n_fft, hop_length=hop_length, win_length=self.win_length,
+                          window=self.window, center=True, return_complex=True)
+        spec = spec.reshape(b, c, *spec.shape[-2:])
+        self.phase = torch.angle(spec)
+        magnitude = spec.abs()
+        self.n_mels = n_mels
+        self.f_min, self.f_max = f_min, (f_max or sample_rate / 2)
+        if n_mels is not None:
+            n_freqs = n_fft // 2 + 1
+            fb = torchaudio.functional.melscale_fbanks(n_freqs, self.f_min, self.f_max, n_mels, sample_rate,
+                                                       norm=None, mel_scale="htk").to(waveform.dtype)
+            self.mel_fbank = fb  # (freq, mel)
+            self.mel_to_linear = _spread_matrix(fb)  # (freq, mel), rows sum to 1
+        self.axes = ("mel", "time") if n_mels else ("freq", "time")
+        super().__init__(magnitude, perturbation, nonnegative=True, rep_axes=("freq", "time"))
+
+    # -- grid -----------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        frames = self.representation.shape[-1]
+        return (self.n_mels, frames) if self.n_mels else (self.representation.shape[-2], frames)
+
+    def grid(self) -> Tensor:
+        """Magnitude on the mask grid, ``(batch, freq|mel, time)`` (mel: sqrt of mel power)."""
+        mag = self.representation.mean(dim=1)
+        if self.n_mels:
+            return torch.einsum("fm,bft->bmt", self.mel_fbank, mag**2).clamp_min(0).sqrt()
+        return mag
+
+    def expand_mask(self, mask: Tensor) -> Tensor:
+        if self.n_mels:
+            return torch.einsum("fm,nmt->nft", self.mel_to_linear.to(mask.dtype), mask)
+        return mask
+
+    # -- model input ----------------------------------------------------------------------------
+    def to_model_input(self, representation: Tensor) -> Tensor:
+        """``(n, channels, freq, time)`` magnitudes -> waveform ``(n, channels, samples)`` (or magnitude / complex)."""
+        if self.model_input_kind == "magnitude":
+            return representation
+        n, c, f, t = representation.shape
+        b = self.batch_size
+        phase = self.phase.unsqueeze(0)
+        spec = torch.polar(representation.reshape(n // b, b, c, f, t), phase.expand(n // b, -1, -1, -1, -1))
+        spec = spec.reshape(n, c, f, t)
+        if self.model_input_kind == "complex":
+            return spec
+        return self.inverse_stft(spec)
+
+    def inverse_stft(self, spec: Tensor) -> Tensor:
+        """Complex STFT ``(n, channels, freq, time)`` -> waveform ``(n, channels, samples)`` of the input's length."""
+        n, c, f, t = spec.shape
+        wav = torch.istft(spec.reshape(n * c, f, t), n_fft=self.n_fft, hop_length=self.hop_length,
+                          win_length=self.win_length, window=self.window.to(spec.real.dtype), center=True,
+                          length=self.waveform.shape[-1])
+        return wav.reshape(n, c, -1)
+
+    # -- description ----------------------------------------------------------------------------
+    def frame_times(self) -> np.ndarray:
+        """Centre time of every STFT frame, seconds."""
+        return np.arange(self.representation.shape[-1]) * self.hop_length / self.sample_rate
+
+    def coordinates(self) -> dict[str, np.ndarray]:
+        if self.n_mels:
+            mels = np.linspace(_hz_to_mel(self.f_min), _hz_to_mel(self.f_max), self.n_mels + 2)[1:-1]
+            freqs = _mel_to_hz(mels)
+            return {"mel": freqs, "time": self.frame_times()}
+        return {"freq": np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate), "time": self.frame_times()}
+
+    def units(self) -> dict[str, str]:
+        return {self.axes[0]: "Hz", "time": "s"}
+
+    def media(self, representation: Tensor) -> dict[str, Any]:
+        kind, self.model_input_kind = self.model_input_kind, "waveform"
+        try:
+            wav = self.to_model_input(representation)
+        finally:
+            self.model_input_kind = kind
+        return {"audio": (wav, self.sample_rate)}
+
+    def metadata(self) -> dict[str, Any]:
+        meta = super().metadata()
+        meta.update(sample_rate=self.sample_rate, input_sample_rate=self.input_sample_rate, n_fft=self.n_fft,
+                    hop_length=self.hop_length, win_length=self.win_length, n_mels=self.n_mels,
+                    model_input=self.model_input_kind, duration_s=self.waveform.shape[-1] / self.sample_rate)
+        return meta
+
+
+def _hz_to_mel(f: float | np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+
+def _spread_matrix(fbank: Tensor) -> Tensor:
+    """``(freq, mel)`` weights mapping a mel-band mask onto linear bins; each row sums to 1.
+
+    A linear bin takes the filter-bank-weighted average of the bands that cover it; a bin no band
+    covers (below ``f_min`` or above ``f_max``) takes the nearest band.
+    """
+    weights = fbank.clone()
+    total = weights.sum(dim=1, keepdim=True)
+    empty = (total.squeeze(1) <= 0).nonzero().flatten()
+    if len(empty):
+        peak = fbank.argmax(dim=0).float()  # bin index of each band's peak
+        for f in empty.tolist():
+            weights[f, (peak - f).abs().argmin()] = 1.0
+        total = weights.sum(dim=1, keepdim=True)
+    return weights / total

@@ -1,0 +1,59 @@
+"""Class scores: the logit or the probability of a target class."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from avxai.scorers.base import Scorer, as_tensor_output, rows_for
+
+
+class ClassLogit(Scorer):
+    """The logit of class ``target`` (an index, or one index per input); ``None`` = the class the
+    model predicts on the unperturbed input.
+
+    Shape: output ``(n, classes)`` -> ``(n,)``.
+    """
+
+    units = "logit"
+
+    def __init__(self, target: "int | Sequence[int] | Tensor | None" = None):
+        self.target = None if target is None else torch.as_tensor(target, dtype=torch.long).reshape(-1)
+
+    def prepare(self, unmasked_output: Any) -> "ClassLogit":
+        if self.target is not None:
+            return self
+        logits = self._logits(unmasked_output)
+        return type(self)(logits.argmax(dim=-1))
+
+    def _logits(self, output: Any) -> Tensor:
+        logits = as_tensor_output(output, type(self).__name__)
+        if logits.dim() != 2:
+            raise ValueError(f"{type(self).__name__} expects logits (n, classes), got shape {tuple(logits.shape)}")
+        return logits
+
+    def _targets(self, logits: Tensor) -> Tensor:
+        if self.target is None:
+            raise ValueError(f"{type(self).__name__}(None) must be prepared on the unmasked output first")
+        if (self.target < 0).any() or (self.target >= logits.shape[1]).any():
+            raise ValueError(f"target class {self.target.tolist()} is out of range for {logits.shape[1]} classes")
+        return rows_for(self.target.to(logits.device), logits.shape[0])
+
+    def __call__(self, output: Any) -> Tensor:
+        logits = self._logits(output)
+        return logits.gather(1, self._targets(logits).unsqueeze(1)).squeeze(1)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "target": None if self.target is None else self.target.tolist()}
+
+
+class ClassProbability(ClassLogit):
+    """Softmax probability of class ``target`` (see :class:`ClassLogit`). Shape: ``(n, classes)`` -> ``(n,)``."""
+
+    units = "probability"
+
+    def __call__(self, output: Any) -> Tensor:
+        logits = self._logits(output)
+        return logits.softmax(dim=1).gather(1, self._targets(logits).unsqueeze(1)).squeeze(1)
