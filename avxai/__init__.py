@@ -13,6 +13,10 @@ from avxai.methods import METHODS, Method, MethodConfig, Occlusion, OcclusionCon
 from avxai.modalities import Modality, Spectrogram
 from avxai.perturbations import Blur, BlurPyramid, Constant, Mean, Noise, Perturbation, Shift, parse_perturbation
 from avxai.scorers import SDR, SISDR, ClassLogit, ClassProbability, Scorer, SpeakerCosine
+from avxai.methods import (
+    GradCAM, GradCAMConfig, IntegratedGradients, IntegratedGradientsConfig, Saliency, SaliencyConfig, SmoothGrad,
+    SmoothGradConfig,
+)
 
 __all__ = [
     "Explanation", "evaluation_mode",
@@ -20,4 +24,6 @@ __all__ = [
     "Modality", "Spectrogram",
     "Blur", "BlurPyramid", "Constant", "Mean", "Noise", "Perturbation", "Shift", "parse_perturbation",
     "SDR", "SISDR", "ClassLogit", "ClassProbability", "Scorer", "SpeakerCosine",
+    "GradCAM", "GradCAMConfig", "IntegratedGradients", "IntegratedGradientsConfig", "Saliency", "SaliencyConfig",
+    "SmoothGrad", "SmoothGradConfig",
 ]

@@ -2,9 +2,16 @@
 
 from avxai.methods.base import Method, MethodConfig, evaluate_masks, score_inputs
 from avxai.methods.occlusion import Occlusion, OcclusionConfig, occlusion
+from avxai.methods.gradients import (
+    IntegratedGradients, IntegratedGradientsConfig, Saliency, SaliencyConfig, SmoothGrad, SmoothGradConfig,
+    integrated_gradients, saliency, smoothgrad,
+)
+from avxai.methods.gradcam import GradCAM, GradCAMConfig, gradcam
 
 #: name -> method instance; each method module adds itself here
 METHODS: dict[str, Method] = {"occlusion": occlusion}
+METHODS.update({"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
+                "gradcam": gradcam})
 
 
 def get_method(name: str) -> Method:
@@ -15,4 +22,7 @@ def get_method(name: str) -> Method:
 
 
 __all__ = ["Method", "MethodConfig", "evaluate_masks", "score_inputs", "Occlusion", "OcclusionConfig", "occlusion",
-           "METHODS", "get_method"]
+           "METHODS", "get_method",
+           "Saliency", "SaliencyConfig", "SmoothGrad", "SmoothGradConfig", "IntegratedGradients",
+           "IntegratedGradientsConfig", "GradCAM", "GradCAMConfig", "saliency", "smoothgrad", "integrated_gradients",
+           "gradcam"]

@@ -1,0 +1,7 @@
+"""How good is an explanation: faithfulness curves, localisation against a known truth, sanity checks."""
+
+from avxai.metrics.faithfulness import (
+    FaithfulnessCurve, deletion_curve, faithfulness_curve, insertion_curve, ranked_masks, trapezoid_auc,
+)
+from avxai.metrics.ground_truth import dilate, iou_at_truth_area, mass_in_mask, pointing_game
+from avxai.metrics.sanity import RandomisationResult, parameter_layers, randomisation_check, reinitialise
