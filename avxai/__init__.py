@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from avxai.explanation import Explanation
 from avxai.hygiene import evaluation_mode
 from avxai.methods import METHODS, Method, MethodConfig, Occlusion, OcclusionConfig, get_method, occlusion
-from avxai.modalities import Modality, Spectrogram
+from avxai.modalities import Modality, Spectrogram, TensorModality
 from avxai.perturbations import Blur, BlurPyramid, Constant, Mean, Noise, Perturbation, Shift, parse_perturbation
 from avxai.scorers import SDR, SISDR, ClassLogit, ClassProbability, Scorer, SpeakerCosine
 from avxai.methods import (
@@ -21,7 +21,7 @@ from avxai.methods import (
 __all__ = [
     "Explanation", "evaluation_mode",
     "METHODS", "Method", "MethodConfig", "Occlusion", "OcclusionConfig", "get_method", "occlusion",
-    "Modality", "Spectrogram",
+    "Modality", "Spectrogram", "TensorModality",
     "Blur", "BlurPyramid", "Constant", "Mean", "Noise", "Perturbation", "Shift", "parse_perturbation",
     "SDR", "SISDR", "ClassLogit", "ClassProbability", "Scorer", "SpeakerCosine",
     "GradCAM", "GradCAMConfig", "IntegratedGradients", "IntegratedGradientsConfig", "Saliency", "SaliencyConfig",

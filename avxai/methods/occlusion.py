@@ -22,7 +22,6 @@ class OcclusionConfig(MethodConfig):
     window : cells per grid axis (an int for every axis, or one per axis); ``None`` = 1/16 of each axis.
     stride : cells per step per axis; ``None`` = half the window.
     batch_size : perturbed inputs per forward pass.
-    cover_edges : add a last window flush with the end of an axis the strides do not reach.
     listen_fraction : fraction of cells kept in the saved ``preserved`` / removed in ``deleted`` media.
     progress : show a tqdm progress bar.
     """
@@ -30,7 +29,6 @@ class OcclusionConfig(MethodConfig):
     window: tuple[int, ...] | int | None = None
     stride: tuple[int, ...] | int | None = None
     batch_size: int = 32
-    cover_edges: bool = True
     listen_fraction: float = 0.2
     progress: bool = False
 
@@ -66,12 +64,14 @@ class OcclusionConfig(MethodConfig):
         return window, stride
 
 
-def window_starts(size: int, window: int, stride: int, cover_edges: bool) -> list[int]:
-    """Start cells of the windows along one axis."""
-    starts = list(range(0, size - window + 1, stride))
-    if cover_edges and starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start cells of the windows along one axis: every ``stride`` cells until the axis is covered.
+
+    The last window may reach past the end and is then cut there (Captum's convention), so every cell
+    is covered.
+    """
+    count = -(-(size - window) // stride) + 1  # ceil((size - window) / stride) + 1
+    return [k * stride for k in range(count)]
 
 
 class Occlusion(Method):
@@ -93,8 +93,7 @@ class Occlusion(Method):
         grid = modality.grid_shape
         batch = modality.batch_size
         window, stride = config.resolve(grid)
-        starts = list(itertools.product(*[window_starts(n, w, s, config.cover_edges)
-                                          for n, w, s in zip(grid, window, stride)]))
+        starts = list(itertools.product(*[window_starts(n, w, s) for n, w, s in zip(grid, window, stride)]))
         dtype = modality.representation.dtype
         total = torch.zeros(batch, *grid, dtype=dtype)
         count = torch.zeros(grid, dtype=dtype)
@@ -104,7 +103,7 @@ class Occlusion(Method):
             for first in range(0, len(starts), per_forward):
                 chunk = starts[first:first + per_forward]
                 masks = torch.ones(len(chunk), batch, *grid, dtype=dtype)
-                regions = [tuple(slice(s, s + w) for s, w in zip(start, window)) for start in chunk]
+                regions = [tuple(slice(s, min(s + w, n)) for s, w, n in zip(start, window, grid)) for start in chunk]
                 for j, region in enumerate(regions):
                     masks[(j, slice(None)) + region] = 0.0
                 scores = score_inputs(model, modality, scorer, masks.reshape(-1, *grid)).view(len(chunk), batch)
@@ -114,7 +113,7 @@ class Occlusion(Method):
                     count[region] += 1
                 bar.update(len(chunk))
         bar.close()
-        attribution = torch.where(count > 0, total / count.clamp(min=1), torch.zeros((), dtype=dtype))
+        attribution = total / count
         keep = top_fraction_mask(attribution, config.listen_fraction)
         return new_explanation(
             self.name, modality, attribution,

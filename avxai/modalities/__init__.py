@@ -2,5 +2,6 @@
 
 from avxai.modalities.base import Modality
 from avxai.modalities.spectrogram import Spectrogram, check_waveform, resample
+from avxai.modalities.tensor import TensorModality
 
-__all__ = ["Modality", "Spectrogram", "check_waveform", "resample"]
+__all__ = ["Modality", "Spectrogram", "TensorModality", "check_waveform", "resample"]

@@ -1,0 +1,181 @@
+"""Command line: ``avxai demo``, ``avxai explain``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+TASK_OPTIONS = ("input", "reference", "enroll", "source", "target", "segments", "model_checkpoint", "score")
+SHORTCUTS = {"areas": float, "window": int, "stride": int, "iterations": int, "batch_size": int, "seed": int}
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from avxai.methods import METHODS
+    from avxai.perturbations import PERTURBATION_NAMES
+    from avxai.tasks import TASKS
+
+    parser = argparse.ArgumentParser(
+        prog="avxai", description="Explain audio-visual and speech models: which time-frequency regions of the "
+                                  "spectrogram and which face regions carry a model's result.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", help="explain the bundled speaker model on the bundled A-B-A utterance",
+                          description="Load the bundled speaker-identification model and A-B-A utterance (speaker A, "
+                                      "then B, then A), explain speaker A's logit with occlusion on the spectrogram, "
+                                      "and write the explanation (JSON, arrays, figure, WAVs) to --out.")
+    demo.add_argument("--out", default="avxai-out", help="output folder (default: %(default)s)")
+    demo.add_argument("--method", default="occlusion", choices=sorted(METHODS), help="method (default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ex = sub.add_parser("explain", help="explain one input of a model", description=(
+        "Explain one input of a model. Task options (--input, --reference, ...) are read by the tasks named in "
+        "their help; giving one that the chosen task does not read is an error."))
+    ex.add_argument("--task", required=True, choices=sorted(TASKS),
+                    help="; ".join(f"{n}: {t.help}" for n, t in sorted(TASKS.items())))
+    ex.add_argument("--method", default="occlusion", choices=sorted(METHODS), help="method (default: %(default)s)")
+    ex.add_argument("--out", required=True, help="output folder for explanation.json, arrays.npz, figures, media")
+    g = ex.add_argument_group("task inputs")
+    g.add_argument("--input", required=True, help="audio (.wav/.flac) or video (.mp4) to explain")
+    g.add_argument("--reference", help="clean reference audio, comma-separated for several sources (enhancement, "
+                                       "separation, av-enhancement); without it the SDR is taken against the model's "
+                                       "own unmasked output")
+    g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker)")
+    g.add_argument("--source", type=int, help="which separated source to explain, 0-based (separation)")
+    g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input (speaker)")
+    g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label) drawn on figures "
+                                      "and used for the mass-in-segment statistics")
+    g.add_argument("--model-checkpoint", help="local checkpoint of the model; default: the bundled reference model")
+    g.add_argument("--score", choices=["logit", "probability", "cosine", "sdr", "si-sdr"],
+                   help="what to explain; default per task (speaker: logit, or cosine with --enroll; enhancement/"
+                        "separation: sdr)")
+    a = ex.add_argument_group("audio")
+    a.add_argument("--n-fft", type=int, default=512, help="STFT size in samples (default: %(default)s)")
+    a.add_argument("--hop-length", type=int, default=128, help="STFT hop in samples (default: %(default)s)")
+    a.add_argument("--n-mels", type=int, help="mask on this many mel bands instead of linear frequency bins")
+    a.add_argument("--resample", action="store_true",
+                   help="resample inputs to the model's sample rate (otherwise a mismatch is an error)")
+    a.add_argument("--mono", action="store_true", help="average the input's channels")
+    a.add_argument("--perturbation", help="what masked cells become: " + ", ".join(PERTURBATION_NAMES) +
+                                          " (NAME:VALUE sets an SNR in dB or a blur sigma in cells)")
+    m = ex.add_argument_group("method configuration (each must exist in the chosen method's config)")
+    m.add_argument("--config", help="YAML file of method config fields (a mapping, or a mapping under the method name)")
+    m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one config field (YAML value), repeatable, e.g. --set iterations=200")
+    m.add_argument("--areas", type=_csv(float), help="extremal: mask areas, e.g. 0.05,0.1,0.2")
+    m.add_argument("--window", type=_csv(int), help="occlusion: window in cells per grid axis, e.g. 16,8")
+    m.add_argument("--stride", type=_csv(int), help="occlusion: stride in cells per grid axis")
+    m.add_argument("--iterations", type=int, help="optimisation steps (extremal)")
+    m.add_argument("--batch-size", type=int, help="perturbed inputs per forward pass")
+    m.add_argument("--seed", type=int, help="random seed")
+    ex.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _convert(value: Any) -> Any:
+    """YAML values onto config fields: lists become tuples (configs are frozen)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def build_config(method, *, config_file: str | None = None, sets: Sequence[str] = (), shortcuts: dict | None = None,
+                 progress: bool = False):
+    """The method's frozen config from a YAML file, ``FIELD=VALUE`` overrides and command-line shortcuts."""
+    cls = method.config_class
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.exists():
+            raise ValueError(f"config file {path} does not exist")
+        doc = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(doc, dict):
+            raise ValueError(f"config file {path} must hold a mapping of {cls.__name__} fields")
+        values.update(doc.get(method.name, doc) if isinstance(doc.get(method.name), dict) else doc)
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set takes FIELD=VALUE, got {item!r}")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(text)
+    for key, value in (shortcuts or {}).items():
+        if value is not None:
+            if key not in fields:
+                raise ValueError(f"--{key.replace('_', '-')} does not apply to method {method.name!r} "
+                                 f"(its config has no field {key!r})")
+            values[key] = value
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; its fields are {sorted(fields)}")
+    if "progress" in fields and "progress" not in values:
+        values["progress"] = progress
+    return cls(**{k: _convert(v) for k, v in values.items()})
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from avxai.methods import get_method
+    from avxai.tasks import get_task
+
+    task = get_task(args.task)
+    given = [o for o in TASK_OPTIONS if getattr(args, o, None) is not None and o not in task.options and o != "input"]
+    if given:
+        flags = ", ".join("--" + o.replace("_", "-") for o in given)
+        raise ValueError(f"{flags} do(es) not apply to --task {task.name}; it reads "
+                         + ", ".join("--" + o.replace("_", "-") for o in sorted(task.options)))
+    method = get_method(args.method)
+    config = build_config(method, config_file=args.config, sets=args.set, progress=not args.quiet,
+                          shortcuts={k: getattr(args, k) for k in SHORTCUTS})
+    problem = task.prepare(args)
+    explanation = method(problem.model, problem.modality, problem.scorer, config)
+    explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
+    explanation.metadata["task"] = task.name
+    out = explanation.save(args.out)
+    report(explanation, out)
+    return 0
+
+
+def report(explanation, out: Path) -> None:
+    """Print the scores and what was written."""
+    units = explanation.metadata.get("scorer", {}).get("units", "")
+    for name, value in explanation.scores.items():
+        vals = ", ".join(f"{v:.3f}" for v in value.flatten().tolist()[:8])
+        print(f"{name:>12}: {vals} {units}")
+    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}/ "
+          f"({explanation.metadata.get('seconds', 0):.1f} s)")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from avxai.demo import run_demo as demo
+
+    demo(out=Path(args.out), method=args.method, progress=not args.quiet)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            return run_demo(args)
+        if args.command == "explain":
+            return run_explain(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"avxai {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Speaker recognition: explain a speaker's class logit (identification) or a verification score."""
+
+from __future__ import annotations
+
+import argparse
+
+from avxai.io.audio import load_audio
+from avxai.modalities.spectrogram import Spectrogram
+from avxai.scorers.classification import ClassLogit, ClassProbability
+from avxai.scorers.speaker import SpeakerCosine
+from avxai.tasks.base import Problem, Task, read_segments
+
+
+class SpeakerTask(Task):
+    """``--task speaker``: identification (``--target K`` or the predicted class; ``--score logit|probability``)
+    or verification (``--enroll E.wav``: cosine between the embeddings of the input and the enrollment)."""
+
+    name = "speaker"
+    help = "speaker identification (class logit) or verification (cosine to --enroll)"
+    options = frozenset({"input", "enroll", "target", "segments", "model_checkpoint", "score"})
+
+    def prepare(self, args: argparse.Namespace) -> Problem:
+        from avxai.models.checkpoint import load_speaker_model
+
+        model = load_speaker_model(args.model_checkpoint)
+        rate = model.sample_rate
+        wav, sr = load_audio(args.input, sample_rate=rate, resample=args.resample, mono=args.mono)
+        if wav.shape[1] != 1:
+            raise ValueError(f"{args.input} has {wav.shape[1]} channels but the speaker model takes mono audio; "
+                             "pass --mono to average the channels")
+        modality = Spectrogram(wav, sr, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
+                               perturbation=args.perturbation or "zero")
+        if args.enroll:
+            if args.target is not None:
+                raise ValueError("--target picks a class for identification; with --enroll the score is the "
+                                 "verification cosine: give one or the other")
+            if args.score not in (None, "cosine"):
+                raise ValueError(f"--score {args.score} does not apply with --enroll (the score is the cosine)")
+            enroll, _ = load_audio(args.enroll, sample_rate=rate, resample=args.resample, mono=True)
+            embedder = model.embedder()
+            scorer = SpeakerCosine(embedder, enroll)
+            model = embedder
+        else:
+            if args.score not in (None, "logit", "probability"):
+                raise ValueError(f"--score {args.score} is not a speaker-identification score: use logit or probability")
+            scorer = (ClassProbability if args.score == "probability" else ClassLogit)(args.target)
+        return Problem(model=model, modality=modality, scorer=scorer,
+                       metadata={"input": str(args.input), "segments": read_segments(args.segments)})

@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from avxai import Spectrogram, occlusion, OcclusionConfig, ClassLogit
+from avxai.perturbations import BlurPyramid, Mean, Noise, Blur, GridInfo, parse_perturbation
+from toy_models import RegionEnergy, tone_in_noise
+
+SR = 16000
+
+
+def test_round_trip_keeps_waveform_and_phase():
+    wav = tone_in_noise(batch=2)
+    mod = Spectrogram(wav, SR, n_fft=256, hop_length=64)
+    assert mod.grid_shape == (129, wav.shape[-1] // 64 + 1)
+    assert torch.allclose(mod.model_input(), wav, atol=1e-5)
+    ones = torch.ones(2, *mod.grid_shape)
+    assert torch.allclose(mod.perturb(ones), wav, atol=1e-5)
+    assert mod.perturb(torch.zeros(2, *mod.grid_shape)).abs().max() < 1e-6  # zero baseline = silence
+
+
+def test_mask_rows_belong_to_inputs_modulo_batch():
+    wav = tone_in_noise(batch=2)
+    wav[1] *= 0.5
+    mod = Spectrogram(wav, SR, n_fft=256, hop_length=64, model_input="magnitude")
+    out = mod.apply_mask(torch.ones(6, *mod.grid_shape))
+    for i in range(6):
+        assert torch.equal(out[i], mod.representation[i % 2])
+
+
+def test_mel_grid_maps_masks_onto_linear_bins():
+    mod = Spectrogram(tone_in_noise(), SR, n_fft=512, hop_length=128, n_mels=40)
+    assert mod.grid_shape[0] == 40 and mod.axes == ("mel", "time")
+    assert torch.allclose(mod.mel_to_linear.sum(1), torch.ones(257))
+    full = mod.apply_mask(torch.ones(1, *mod.grid_shape))
+    assert torch.allclose(full, mod.representation, atol=1e-6)
+    # masking the low mel bands removes the 700 Hz tone but keeps the high bins
+    mask = torch.ones(1, *mod.grid_shape)
+    mask[:, :12] = 0
+    out = mod.apply_mask(mask)[0, 0]
+    bin700 = round(700 / (SR / 512))
+    assert out[bin700].mean() < 0.05 * mod.representation[0, 0, bin700].mean()
+    assert torch.allclose(out[200:], mod.representation[0, 0, 200:])
+
+
+def test_bad_inputs_raise_clear_errors():
+    wav = tone_in_noise()
+    with pytest.raises(ValueError, match="batch, channels, time"):
+        Spectrogram(wav[0], SR)
+    with pytest.raises(ValueError, match="silent"):
+        Spectrogram(torch.zeros(1, 1, SR), SR)
+    bad = wav.clone()
+    bad[0, 0, 100] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        Spectrogram(bad, SR)
+    with pytest.raises(ValueError, match="too short"):
+        Spectrogram(wav[..., :100], SR, n_fft=512)
+    with pytest.raises(ValueError, match="sample_rate"):
+        Spectrogram(wav, 0)
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        Spectrogram(wav, SR, perturbation="smudge")
+
+
+def test_wrong_sample_rate_is_an_error_unless_resampling_is_asked_for():
+    model = RegionEnergy(sample_rate=16000, n_fft=256, hop_length=64)
+    wav8k = tone_in_noise(sample_rate=8000)
+    mod = Spectrogram(wav8k, 8000, n_fft=256, hop_length=64)
+    with pytest.raises(ValueError, match="16000 Hz but the input is at 8000 Hz"):
+        occlusion(model, mod, ClassLogit(0), OcclusionConfig(window=8))
+    resampled = Spectrogram(wav8k, 8000, n_fft=256, hop_length=64, resample_to=16000)
+    assert resampled.sample_rate == 16000 and resampled.waveform.shape[-1] == 2 * wav8k.shape[-1]
+    occlusion(model, resampled, ClassLogit(0), OcclusionConfig(window=(64, 64), stride=(64, 64)))
+
+
+def test_noise_baseline_has_the_requested_snr():
+    x = torch.rand(1, 1, 129, 200) + 0.5
+    info = GridInfo(("freq", "time"), nonnegative=True)
+    base = Noise(snr_db=10.0, seed=3).baseline(x, info)
+    snr = 10 * torch.log10(x.pow(2).mean() / base.pow(2).mean())
+    assert abs(snr.item() - 10.0) < 0.2
+    assert (base >= 0).all()
+    assert torch.equal(base, Noise(snr_db=10.0, seed=3).baseline(x, info))
+
+
+def test_blur_and_mean_baselines_act_on_named_axes():
+    x = torch.zeros(1, 1, 9, 50)
+    x[..., 25] = 1.0
+    info = GridInfo(("freq", "time"))
+    t_blur = Blur({"time": 3.0}).baseline(x, info)
+    f_blur = Blur({"freq": 3.0}).baseline(x, info)
+    assert torch.allclose(t_blur.sum(-1), x.sum(-1), atol=1e-5)  # mass preserved along time
+    assert t_blur[..., 22].mean() > 0.05 and torch.allclose(f_blur, x, atol=1e-6)  # a constant-in-freq column
+    assert torch.allclose(Mean(("time",)).baseline(x, info), torch.full_like(x, 1 / 50))
+
+
+def test_blur_pyramid_endpoints():
+    x = torch.rand(2, 1, 16, 64)
+    prepared = BlurPyramid({"time": 6.0}, levels=5).prepare(x, GridInfo(("freq", "time")))
+    assert torch.allclose(prepared.apply(torch.ones(2, 16, 64)), x, atol=1e-6)
+    strongest = Blur({"time": 6.0}).baseline(x, GridInfo(("freq", "time")))
+    assert torch.allclose(prepared.apply(torch.zeros(2, 16, 64)), strongest, atol=1e-5)
+    assert isinstance(parse_perturbation("pyramid-tf:4"), BlurPyramid)
