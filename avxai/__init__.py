@@ -17,6 +17,7 @@ from avxai.methods import (
     GradCAM, GradCAMConfig, IntegratedGradients, IntegratedGradientsConfig, Saliency, SaliencyConfig, SmoothGrad,
     SmoothGradConfig,
 )
+from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
 
 __all__ = [
     "Explanation", "evaluation_mode",
@@ -26,4 +27,5 @@ __all__ = [
     "SDR", "SISDR", "ClassLogit", "ClassProbability", "Scorer", "SpeakerCosine",
     "GradCAM", "GradCAMConfig", "IntegratedGradients", "IntegratedGradientsConfig", "Saliency", "SaliencyConfig",
     "SmoothGrad", "SmoothGradConfig",
+    "Extremal", "ExtremalConfig", "extremal",
 ]

@@ -7,11 +7,13 @@ from avxai.methods.gradients import (
     integrated_gradients, saliency, smoothgrad,
 )
 from avxai.methods.gradcam import GradCAM, GradCAMConfig, gradcam
+from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
 
 #: name -> method instance; each method module adds itself here
 METHODS: dict[str, Method] = {"occlusion": occlusion}
 METHODS.update({"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
                 "gradcam": gradcam})
+METHODS["extremal"] = extremal
 
 
 def get_method(name: str) -> Method:
@@ -25,4 +27,4 @@ __all__ = ["Method", "MethodConfig", "evaluate_masks", "score_inputs", "Occlusio
            "METHODS", "get_method",
            "Saliency", "SaliencyConfig", "SmoothGrad", "SmoothGradConfig", "IntegratedGradients",
            "IntegratedGradientsConfig", "GradCAM", "GradCAMConfig", "saliency", "smoothgrad", "integrated_gradients",
-           "gradcam"]
+           "gradcam", "Extremal", "ExtremalConfig", "extremal"]

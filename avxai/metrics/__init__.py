@@ -5,3 +5,4 @@ from avxai.metrics.faithfulness import (
 )
 from avxai.metrics.ground_truth import dilate, iou_at_truth_area, mass_in_mask, pointing_game
 from avxai.metrics.sanity import RandomisationResult, parameter_layers, randomisation_check, reinitialise
+from avxai.metrics.localisation import frames_in_segments, mass_in_segments

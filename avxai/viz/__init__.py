@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Callable
 
 from avxai.viz.attribution import plot_attribution
+from avxai.viz.extremal import plot_extremal
 
 #: method name -> plotting function ``f(explanation, index, **kwargs) -> Figure``; methods with masks
 #: (extremal perturbation) register their own per-area layout here.
 PLOTTERS: dict[str, Callable] = {}
+PLOTTERS["extremal"] = plot_extremal
 
 
 def plot_explanation(explanation, index: int = 0, **kwargs):
@@ -19,4 +21,4 @@ def plot_explanation(explanation, index: int = 0, **kwargs):
     return plotter(explanation, index=index, **kwargs)
 
 
-__all__ = ["PLOTTERS", "plot_explanation", "plot_attribution"]
+__all__ = ["PLOTTERS", "plot_explanation", "plot_attribution", "plot_extremal"]

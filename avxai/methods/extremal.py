@@ -1,0 +1,416 @@
+"""Extremal perturbation (Fong, Patrick & Vedaldi, ICCV 2019) on any modality's grid.
+
+For each requested area ``a`` a smooth mask ``m`` (1 = keep) is optimised so that
+
+* ``preserve``: the score of the input that keeps only ``m`` is as high as possible,
+* ``delete``: the score of the input with ``m`` removed (``1 - m`` kept) is as low as possible,
+* ``dual``: both, reward = preserved score - deleted score,
+
+under the area constraint of the paper: the sorted mask values are pulled towards the ramp ``r_a``
+(a fraction ``1 - a`` of zeros then ``a`` of ones), ``R_a(m) = mean((sort(m) - r_a) ** 2)``, with a
+weight ``lambda`` that grows geometrically from ``lambda0`` to ``lambda0 * growth`` over the run.
+The masks are smooth max-convolutions of a coarse parameter grid
+(:class:`avxai.methods.smooth_mask.SmoothMaskGenerator`), upsampled to the modality's grid; what a
+removed cell becomes is the modality's perturbation, or ``config.perturbation`` (e.g. the blur pyramid
+``"pyramid-tf"``). All areas and all inputs are optimised as one batch of ``K * B`` masks, row ``i``
+for input ``i % B`` (area ``i // B``): one forward and one backward pass of the model per iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from avxai.explanation import Explanation
+from avxai.methods.base import Method, MethodConfig, check_output, mask_media, new_explanation, score_inputs
+from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, per_axis
+from avxai.modalities.base import Modality
+from avxai.perturbations import parse_perturbation
+from avxai.scorers.base import Scorer, as_tensor_output
+from avxai.scorers.classification import ClassLogit
+
+VARIANTS = ("preserve", "delete", "dual")
+OPTIMISERS = ("adam", "sgd")
+REWARD_SCALES = ("range", "unmasked", "none")
+
+
+def _areas(value: Any, name: str) -> tuple[float, ...]:
+    if isinstance(value, (int, float)):
+        value = (value,)
+    try:
+        areas = tuple(float(a) for a in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of fractions such as (0.05, 0.1, 0.2), got {value!r}") from None
+    if not areas:
+        raise ValueError(f"{name} must hold at least one area, e.g. (0.1,)")
+    bad = [a for a in areas if not (0.0 < a < 1.0) or not math.isfinite(a)]
+    if bad:
+        raise ValueError(f"{name} must be fractions of the grid strictly between 0 and 1 (exclusive), got {bad}; "
+                         "an area of 0 keeps nothing and 1 keeps everything, so there is nothing to optimise")
+    if len(set(areas)) != len(areas):
+        raise ValueError(f"{name} holds duplicates {areas}; list each area once")
+    return areas
+
+
+@dataclass(frozen=True)
+class ExtremalConfig(MethodConfig):
+    """Extremal perturbation hyper-parameters.
+
+    areas : fractions of the grid kept by the masks, each in (0, 1); one mask per area.
+    variant : ``"preserve"``, ``"delete"`` or ``"dual"`` (see the module docstring).
+    iterations : optimisation steps (one forward + backward pass of ``K * B`` perturbed inputs each;
+        ``dual`` forwards ``2 * K * B``).
+    optimiser : ``"adam"`` (betas ``betas``) or ``"sgd"`` (momentum ``momentum``); ``learning_rate`` for both.
+        The mask parameters are projected back onto [0, 1] after every step.
+    lambda0, growth : the area regulariser weight grows geometrically from ``lambda0`` to
+        ``lambda0 * growth`` over ``iterations`` steps.
+    reward_scale : the reward is the score divided, per input, by ``"range"``: ``|score(x) - score(all
+        removed)|`` (one extra forward at the start; makes ``lambda0`` independent of the scorer's units),
+        ``"unmasked"``: ``|score(x)|``, or ``"none"``.
+    step : spacing of the mask parameters in grid cells, one int for every axis or one per axis
+        (e.g. ``(mel, time)``); ``None``: about 32 parameters per axis.
+    sigma : smooth-mask kernel width in grid cells, per axis (the smallest feature a mask can have);
+        ``None``: twice ``step`` (below ``2 * step`` a run of ones dips between parameter points).
+    temperature : smooth-max temperature (0.05: close to a max over the neighbourhood).
+    oversample : smooth-mask cells per step before linear upsampling to the grid (cost vs. sharpness).
+    separable : smooth max one axis at a time (exact for a hard max, much cheaper on 2-D/3-D grids);
+        ``False``: over the whole product neighbourhood as in the paper.
+    radius : the smooth max covers parameter points within ``radius * sigma`` along each axis.
+    perturbation : override of the modality's perturbation (a name for ``parse_perturbation``, e.g.
+        ``"pyramid-tf:8"``, ``"zero"``, ``"noise:10"``); ``None`` keeps the modality's own.
+    init, init_jitter, seed : parameters start at ``init`` plus uniform noise of half-width ``init_jitter``
+        drawn from a generator seeded with ``seed``.
+    patience, tolerance : stop early once, over the last ``patience`` iterations, every row's reward
+        (scaled, see ``reward_scale``) and area have changed by less than ``tolerance``; ``None`` = never.
+    growth_areas : areas whose preserved score, as a fraction of the unmasked score, forms the
+        area-growth curve (the paper's Fig. 5); areas not in ``areas`` are optimised alongside them.
+        ``None``: the requested areas.
+    media_area : the area whose mask makes the saved ``preserved`` / ``deleted`` media; ``None`` = the
+        middle of the sorted areas (0.2 for the defaults).
+    progress : show a tqdm progress bar.
+    """
+
+    areas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
+    variant: str = "preserve"
+    iterations: int = 300
+    optimiser: str = "adam"
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    lambda0: float = 0.05
+    growth: float = 6000.0
+    reward_scale: str = "range"
+    step: "int | tuple[int, ...] | None" = None
+    sigma: "float | tuple[float, ...] | None" = None
+    temperature: float = 0.05
+    oversample: int = 2
+    separable: bool = True
+    radius: float = 2.0
+    perturbation: str | None = None
+    init: float = 0.5
+    init_jitter: float = 0.01
+    seed: int = 0
+    patience: int | None = None
+    tolerance: float = 1e-3
+    growth_areas: tuple[float, ...] | None = None
+    media_area: float | None = None
+    progress: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "areas", _areas(self.areas, "areas"))
+        if self.growth_areas is not None:
+            object.__setattr__(self, "growth_areas", _areas(self.growth_areas, "growth_areas"))
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
+            raise ValueError(f"iterations must be an int >= 1, got {self.iterations!r}")
+        if self.optimiser not in OPTIMISERS:
+            raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {self.optimiser!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        betas = tuple(float(b) for b in self.betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.9, 0.999), got {self.betas}")
+        object.__setattr__(self, "betas", betas)
+        if not self.lambda0 > 0:
+            raise ValueError(f"lambda0 (the area regulariser weight) must be > 0, got {self.lambda0}")
+        if not self.growth >= 1:
+            raise ValueError(f"growth must be >= 1 (the regulariser weight grows from lambda0 to lambda0 * growth), "
+                             f"got {self.growth}")
+        if self.reward_scale not in REWARD_SCALES:
+            raise ValueError(f"reward_scale must be one of {REWARD_SCALES}, got {self.reward_scale!r}")
+        if self.step is not None:
+            steps = (self.step,) if isinstance(self.step, (int, float)) else tuple(self.step)
+            if not steps or any(float(s) < 1 or float(s) != int(s) for s in steps):
+                raise ValueError(f"step must be a whole number of grid cells >= 1 (one, or one per axis), "
+                                 f"got {self.step}")
+            object.__setattr__(self, "step", int(self.step) if isinstance(self.step, (int, float))
+                               else tuple(int(s) for s in steps))
+        if self.sigma is not None:
+            sigmas = (self.sigma,) if isinstance(self.sigma, (int, float)) else tuple(self.sigma)
+            if not sigmas or any(not float(s) > 0 for s in sigmas):
+                raise ValueError(f"sigma must be > 0 grid cells (one, or one per axis), got {self.sigma}")
+            if not isinstance(self.sigma, (int, float)):
+                object.__setattr__(self, "sigma", tuple(float(s) for s in sigmas))
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if isinstance(self.oversample, bool) or not isinstance(self.oversample, int) or self.oversample < 1:
+            raise ValueError(f"oversample must be an int >= 1, got {self.oversample!r}")
+        if not self.radius > 0:
+            raise ValueError(f"radius must be > 0 (in units of sigma), got {self.radius}")
+        if self.perturbation is not None:
+            parse_perturbation(self.perturbation)  # raises ValueError naming the choices
+        if not 0.0 <= self.init <= 1.0:
+            raise ValueError(f"init must be in [0, 1], got {self.init}")
+        if not 0.0 <= self.init_jitter <= 0.5:
+            raise ValueError(f"init_jitter must be in [0, 0.5], got {self.init_jitter}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience must be an int >= 1 or None (no early stopping), got {self.patience!r}")
+        if not self.tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.media_area is not None and float(self.media_area) not in self.areas:
+            raise ValueError(f"media_area {self.media_area} is not one of the areas {self.areas}; pick one of them "
+                             "or None")
+
+    # -- derived ----------------------------------------------------------------------------------
+    def resolve(self, grid_shape: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Step and sigma per axis for a grid ``grid_shape`` (in grid cells)."""
+        nd = len(grid_shape)
+        step = per_axis(self.step, nd, "step") if self.step is not None else default_step(grid_shape)
+        sigma = per_axis(self.sigma, nd, "sigma") if self.sigma is not None else tuple(2.0 * s for s in step)
+        return tuple(float(s) for s in step), sigma
+
+    def optimised_areas(self) -> tuple[float, ...]:
+        """The requested areas followed by the growth-curve areas not among them."""
+        extra = tuple(a for a in (self.growth_areas or ()) if a not in self.areas)
+        return self.areas + extra
+
+    def media_mask_area(self) -> float:
+        return float(self.media_area) if self.media_area is not None else sorted(self.areas)[len(self.areas) // 2]
+
+    def lambda_at(self, iteration: int) -> float:
+        """Regulariser weight at ``iteration`` (0-based): ``lambda0 * growth ** (iteration / (iterations - 1))``."""
+        frac = iteration / max(1, self.iterations - 1)
+        return self.lambda0 * self.growth ** frac
+
+
+class _Perturbed:
+    """A modality seen through another perturbation: same grid, same model input, different baseline.
+
+    Everything but :meth:`apply_mask` / :meth:`perturb` is the wrapped modality's, so it can be handed to
+    :func:`score_inputs` and :func:`mask_media` in place of the modality.
+    """
+
+    def __init__(self, modality: Modality, perturbation: str):
+        self._modality = modality
+        self.perturbation = parse_perturbation(perturbation)
+        self._prepared = self.perturbation.prepare(modality.representation, modality.info)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._modality, name)
+
+    def apply_mask(self, mask: Tensor) -> Tensor:
+        self._modality.check_mask(mask)
+        return self._prepared.apply(self._modality.expand_mask(mask))
+
+    def perturb(self, mask: Tensor) -> Any:
+        return self._modality.to_model_input(self.apply_mask(mask))
+
+
+def ramp(areas: Tensor, cells: int, dtype: torch.dtype) -> Tensor:
+    """The paper's reference vectors ``r_a``: ``(n, cells)``, zeros then ``round(a * cells)`` ones per row."""
+    ones = torch.round(areas * cells).long().clamp(1, cells)
+    pos = torch.arange(cells)
+    return (pos.unsqueeze(0) >= (cells - ones).unsqueeze(1)).to(dtype)
+
+
+def area_regulariser(masks: Tensor, reference: Tensor) -> Tensor:
+    """``R_a(m) = mean((sort(m) - r_a) ** 2)`` per row. Shape: masks ``(n, *grid)``, reference ``(n, cells)`` -> ``(n,)``."""
+    flat = masks.reshape(masks.shape[0], -1)
+    return (flat.sort(dim=1).values - reference).pow(2).mean(dim=1)
+
+
+class Extremal(Method):
+    """Extremal perturbation with smooth masks (Fong, Patrick & Vedaldi, ICCV 2019), any 1-3-D grid.
+
+    The explanation holds ``masks (B, K, *grid)`` (one per area, 1 = keep), ``attribution`` = the mean
+    mask over the areas ``(B, *grid)``, ``history`` ``score`` / ``area`` / ``reward`` / ``regulariser``
+    ``(iterations, B, K)`` (``dual`` adds ``deleted_score``), scores ``preserved`` and ``deleted``
+    ``(B, K)`` (of the final masks and their complements), ``unmasked (B,)``, ``area_growth (B, G)``
+    (preserved score over unmasked score at ``growth_areas``) and, for class scorers, ``max_class``,
+    ``max_score``, ``target``, ``target_score`` ``(B, K)`` of the model on the preserved inputs.
+    Media: ``original``, ``preserved`` and ``deleted`` with the mask of ``media_area``.
+
+    Shape: masks ``(batch, areas, *grid)`` in [0, 1].
+    """
+
+    name = "extremal"
+    config_class = ExtremalConfig
+
+    def explain(self, model: nn.Module, modality: Modality, scorer: Scorer, config: ExtremalConfig,
+                unmasked: Tensor) -> Explanation:
+        grid = modality.grid_shape
+        if not 1 <= len(grid) <= 3:
+            raise ValueError(f"extremal perturbation works on grids of 1 to 3 axes; this {modality.kind} grid "
+                             f"has axes {modality.axes}")
+        view = modality if config.perturbation is None else _Perturbed(modality, config.perturbation)
+        batch = modality.batch_size
+        dtype = modality.representation.dtype
+        device = modality.representation.device
+        areas_all = config.optimised_areas()
+        k_all, k = len(areas_all), len(config.areas)
+        n = k_all * batch
+        step, sigma = config.resolve(grid)
+        generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature,
+                                        oversample=config.oversample, radius=config.radius,
+                                        separable=config.separable, dtype=dtype, device=device)
+        cells = math.prod(grid)
+        row_areas = torch.tensor(areas_all, dtype=torch.float64).repeat_interleave(batch)  # row i: area i // B
+        reference = ramp(row_areas, cells, dtype).to(device)
+        scale = self._reward_scale(model, view, scorer, config, unmasked, grid).to(dtype).repeat(k_all)
+
+        def masks_of(p: Tensor) -> Tensor:
+            return modality.upsample(generator(p))
+
+        # One draw per area, shared by the inputs: row i (area i // B) starts the same whatever the batch size.
+        params = generator.init_params(k_all, config.init, config.init_jitter, config.seed)
+        params = params.repeat_interleave(batch, dim=0).requires_grad_(True)
+        if config.optimiser == "adam":
+            optimiser = torch.optim.Adam([params], lr=config.learning_rate, betas=config.betas)
+        else:
+            optimiser = torch.optim.SGD([params], lr=config.learning_rate, momentum=config.momentum)
+        hist: dict[str, list[Tensor]] = {"score": [], "area": [], "reward": [], "regulariser": []}
+        if config.variant == "dual":
+            hist["deleted_score"] = []
+        stopped_at = None
+        bar = tqdm(total=config.iterations, desc="extremal", unit="it", disable=not config.progress)
+        with torch.enable_grad():
+            for it in range(config.iterations):
+                masks = masks_of(params)
+                if config.variant == "preserve":
+                    kept = score_inputs(model, view, scorer, masks)
+                    reward = kept / scale
+                    main = kept
+                elif config.variant == "delete":
+                    removed = score_inputs(model, view, scorer, 1.0 - masks)
+                    reward = -removed / scale
+                    main = removed
+                else:
+                    both = score_inputs(model, view, scorer, torch.cat([masks, 1.0 - masks]))
+                    kept, removed = both[:n], both[n:]
+                    reward = (kept - removed) / scale
+                    main = kept
+                    hist["deleted_score"].append(removed.detach())
+                regul = area_regulariser(masks, reference)
+                loss = (config.lambda_at(it) * regul - reward).sum()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                with torch.no_grad():
+                    params.clamp_(0.0, 1.0)
+                hist["score"].append(main.detach())
+                hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
+                hist["reward"].append(reward.detach())
+                hist["regulariser"].append(regul.detach())
+                bar.update(1)
+                if config.patience is not None and it + 1 > config.patience and self._converged(hist, config):
+                    stopped_at = it + 1
+                    break
+        bar.close()
+
+        with torch.no_grad():
+            final = masks_of(params.detach()).clamp(0.0, 1.0)
+        all_scores = self._final_scores(model, view, scorer, final, batch, k_all)  # name -> (B, K_all)
+        scores = {name: value[:, :k].contiguous() for name, value in all_scores.items()}
+        growth_areas = config.growth_areas or config.areas
+        growth_idx = [areas_all.index(a) for a in growth_areas]
+        ratio = all_scores["preserved"] / unmasked.to(dtype).view(batch, 1)
+        scores["area_growth"] = ratio[:, growth_idx].contiguous()
+        final = final.view(k_all, batch, *grid)[:k].transpose(0, 1).contiguous()  # (B, K, *grid)
+        history = {name: torch.stack(values).view(len(values), k_all, batch)[:, :k].transpose(1, 2).contiguous()
+                   for name, values in hist.items()}
+        media_k = config.areas.index(config.media_mask_area())
+        keep = final[:, media_k]
+        return new_explanation(
+            self.name, modality, final.mean(dim=1),
+            masks=final, areas=list(config.areas), scores=scores, history=history,
+            media=mask_media(view, {"preserved": keep, "deleted": 1.0 - keep}),
+            metadata={"variant": config.variant, "step": list(step), "sigma": list(sigma),
+                      "smooth_mask": generator.describe(), "perturbation": repr(view.perturbation),
+                      "iterations_run": len(hist["score"]), "stopped_early_at": stopped_at,
+                      "lambda": [config.lambda_at(0), config.lambda_at(config.iterations - 1)],
+                      "reward_scale": scale.view(k_all, batch)[0].tolist(),
+                      "growth_areas": list(growth_areas), "media_area": config.media_mask_area()},
+        )
+
+    # -- pieces -------------------------------------------------------------------------------------
+    @staticmethod
+    def _reward_scale(model: nn.Module, view: Any, scorer: Scorer, config: ExtremalConfig, unmasked: Tensor,
+                      grid: tuple[int, ...]) -> Tensor:
+        """Per-input divisor of the reward ``(B,)`` (see ``ExtremalConfig.reward_scale``)."""
+        if config.reward_scale == "none":
+            return torch.ones_like(unmasked)
+        if config.reward_scale == "unmasked":
+            scale = unmasked.abs()
+        else:
+            with torch.inference_mode():
+                empty = torch.zeros(view.batch_size, *grid, dtype=view.representation.dtype,
+                                    device=view.representation.device)
+                removed = score_inputs(model, view, scorer, empty)
+            scale = (unmasked - removed).abs().clone()
+        floor = 1e-6 * max(1.0, float(unmasked.abs().max()))
+        if (scale <= floor).any():
+            warnings.warn(
+                f"the score barely changes when the whole input is perturbed (scale {scale.tolist()}); the "
+                "model may ignore this perturbation: try another one (config.perturbation)", stacklevel=3)
+        return scale.clamp_min(floor)
+
+    @staticmethod
+    def _converged(hist: dict[str, list[Tensor]], config: ExtremalConfig) -> bool:
+        window = config.patience + 1
+        for name in ("reward", "area"):
+            recent = torch.stack(hist[name][-window:])
+            if (recent.amax(dim=0) - recent.amin(dim=0)).max() >= config.tolerance:
+                return False
+        return True
+
+    @staticmethod
+    @torch.inference_mode()
+    def _final_scores(model: nn.Module, view: Any, scorer: Scorer, masks: Tensor, batch: int,
+                      k_all: int) -> dict[str, Tensor]:
+        """Scores ``(B, K_all)`` of the final masks and their complements; class statistics on the preserved
+        inputs (one forward of the preserved inputs serves both)."""
+        out = check_output(model(view.perturb(masks)))
+        preserved = scorer(out)
+        deleted = score_inputs(model, view, scorer, 1.0 - masks)
+
+        def per_input(t: Tensor) -> Tensor:  # rows (K_all * B,) -> (B, K_all)
+            return t.detach().reshape(k_all, batch).T.clone()
+
+        scores = {"preserved": per_input(preserved), "deleted": per_input(deleted)}
+        if isinstance(scorer, ClassLogit) and scorer.target is not None:
+            logits = as_tensor_output(out, "extremal")
+            if logits.dim() == 2:
+                top = logits.max(dim=1)
+                target = scorer.target.to(logits.device).repeat(logits.shape[0] // scorer.target.numel())
+                scores["max_class"] = per_input(top.indices)
+                scores["max_score"] = per_input(top.values)
+                scores["target"] = per_input(target)
+                scores["target_score"] = per_input(logits.gather(1, target.unsqueeze(1)).squeeze(1))
+        return scores
+
+
+extremal = Extremal()
+
+__all__ = ["Extremal", "ExtremalConfig", "extremal", "area_regulariser", "ramp"]

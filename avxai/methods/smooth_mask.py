@@ -1,0 +1,188 @@
+"""Smooth masks (Fong, Patrick & Vedaldi 2019): a coarse parameter grid through a smooth max-convolution.
+
+A mask is parametrised by values ``p_i`` in [0, 1] on a coarse grid of points ``u_i`` spaced ``step``
+cells apart along each axis. The mask at a position ``u`` is the smooth maximum, over the points of a
+neighbourhood of ``u``, of the kernel-weighted parameters ``g_i(u) = k(u - u_i) p_i``::
+
+    m(u) = smax_i g_i(u) = sum_i g_i exp(g_i / T) / sum_i exp(g_i / T),
+    k(d) = exp(-sum_axes (d_axis / sigma_axis) ** 2).
+
+``k(0) = 1``, so a single point set to 1 makes a bump of height ~1 and width ~``sigma``; the smooth
+max (temperature ``T``) makes overlapping bumps merge like a max rather than add up. The masks are
+smooth by construction (no blob smaller than ``sigma``) with no extra regulariser to tune.
+Works on grids of 1, 2 or 3 axes with a step and a sigma per axis (time and frequency resolutions differ).
+
+The smooth mask is computed on an intermediate grid of at most ``oversample`` cells per step along each
+axis (never finer than the target grid); a modality's ``upsample`` brings it to the full grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+def per_axis(value: "float | Sequence[float]", ndim: int, name: str) -> tuple[float, ...]:
+    """A scalar or a per-axis sequence as a tuple of ``ndim`` floats; ``ValueError`` on a length mismatch."""
+    if isinstance(value, (int, float)):
+        return (float(value),) * ndim
+    values = tuple(float(v) for v in value)
+    if len(values) != ndim:
+        raise ValueError(f"{name} has {len(values)} values {values} but the grid has {ndim} axes; give one "
+                         f"value per axis or a single number")
+    return values
+
+
+class SmoothMaskGenerator:
+    """Smooth max-convolution masks on a 1-, 2- or 3-D grid.
+
+    Parameters
+    ----------
+    grid_shape : the target grid, cells per axis (e.g. ``(mel, time)``).
+    step : spacing of the parameter points in grid cells, per axis (>= 1).
+    sigma : kernel width in grid cells, per axis (> 0); the smallest feature a mask can have.
+    temperature : smooth-max temperature ``T`` (> 0); small = close to a hard max.
+    oversample : cells of the generated mask per step along each axis (>= 1), capped at the grid size.
+    radius : neighbourhood half-width in units of sigma (points farther than ``radius * sigma`` along an
+        axis are left out of the smooth max).
+    separable : take the smooth max one axis at a time (cost ``sum`` instead of ``product`` of the
+        neighbourhood sizes). The Gaussian kernel factorises over axes, so for a hard max
+        (``T -> 0``) this is exact: ``max_ij k0_i k1_j p_ij = max_i k0_i max_j k1_j p_ij``; for ``T > 0``
+        it is a close variant of the paper's operator. ``False``: the product neighbourhood, as in the paper.
+
+    Attributes
+    ----------
+    param_shape : shape of one mask's parameters, ``ceil((grid - 1) / step) + 1`` per axis.
+    out_shape : shape of the generated masks (before upsampling to the grid).
+
+    Shape: params ``(n, *param_shape)`` in [0, 1] -> masks ``(n, *out_shape)`` in [0, 1].
+    """
+
+    def __init__(self, grid_shape: Sequence[int], step: "float | Sequence[float]",
+                 sigma: "float | Sequence[float]", temperature: float = 0.05, oversample: int = 4,
+                 radius: float = 2.0, separable: bool = True, dtype: torch.dtype = torch.float32,
+                 device: "torch.device | str" = "cpu"):
+        grid_shape = tuple(int(n) for n in grid_shape)
+        nd = len(grid_shape)
+        if not 1 <= nd <= 3:
+            raise ValueError(f"smooth masks need a grid of 1 to 3 axes, got grid shape {grid_shape}")
+        if any(n < 1 for n in grid_shape):
+            raise ValueError(f"every grid axis needs at least one cell, got grid shape {grid_shape}")
+        self.grid_shape = grid_shape
+        self.step = per_axis(step, nd, "step")
+        self.sigma = per_axis(sigma, nd, "sigma")
+        if any(s < 1 for s in self.step):
+            raise ValueError(f"step must be >= 1 grid cell on every axis, got {self.step}")
+        if any(s <= 0 for s in self.sigma):
+            raise ValueError(f"sigma must be > 0 grid cells on every axis, got {self.sigma}")
+        if temperature <= 0:
+            raise ValueError(f"the smooth-max temperature must be > 0, got {temperature}")
+        if int(oversample) < 1:
+            raise ValueError(f"oversample must be >= 1, got {oversample}")
+        if radius <= 0:
+            raise ValueError(f"radius must be > 0 (in units of sigma), got {radius}")
+        self.temperature = float(temperature)
+        self.param_shape = tuple(int(math.ceil((n - 1) / s)) + 1 for n, s in zip(grid_shape, self.step))
+        self.out_shape = tuple(min(n, p * int(oversample)) for n, p in zip(grid_shape, self.param_shape))
+
+        self.separable = bool(separable)
+        # Per axis: position of every output cell in grid-cell units (cell centres, as F.interpolate with
+        # align_corners=False places them), its nearest parameter point and that point's neighbours.
+        self._axis_index, self._axis_index_ko, self._axis_weight, self._axis_bias = [], [], [], []
+        axes_dist, axes_valid = [], []
+        for n, o, p, st, sg in zip(grid_shape, self.out_shape, self.param_shape, self.step, self.sigma):
+            pos = (torch.arange(o, dtype=torch.float64) + 0.5) * (n / o) - 0.5
+            centre = torch.round(pos / st).long()
+            r = max(1, int(math.ceil(radius * sg / st)))
+            idx = centre[:, None] + torch.arange(-r, r + 1)[None, :]  # (o, 2r+1)
+            valid = (idx >= 0) & (idx < p)
+            dist = ((pos[:, None] - idx.double() * st) / sg) ** 2  # squared distance in sigmas
+            axes_dist.append(dist)
+            axes_valid.append(valid)
+            self._axis_index.append(idx.clamp(0, p - 1).reshape(-1).to(device))  # (o * k), o-major
+            self._axis_index_ko.append(idx.clamp(0, p - 1).T.reshape(-1).to(device))  # (k * o), k-major
+            self._axis_weight.append(torch.exp(-dist).to(device=device, dtype=dtype))
+            self._axis_bias.append(_bias(valid).to(device=device, dtype=dtype))
+        if not self.separable:
+            # Every output cell x every neighbour of the product neighbourhood, into the flat parameters.
+            strides = [int(math.prod(self.param_shape[a + 1:])) for a in range(nd)]
+            index = torch.zeros((), dtype=torch.long)
+            dist = torch.zeros((), dtype=torch.float64)
+            valid = torch.ones((), dtype=torch.bool)
+            for a in range(nd):
+                # axis a's (o_a, k_a) table broadcast into (o_0, ..., o_{nd-1}, k_0, ..., k_{nd-1})
+                shape = [1] * (2 * nd)
+                shape[a], shape[nd + a] = self.out_shape[a], axes_dist[a].shape[1]
+                index = index + (self._axis_index[a].view(self.out_shape[a], -1).cpu() * strides[a]).view(shape)
+                dist = dist + axes_dist[a].view(shape)
+                valid = valid & axes_valid[a].view(shape)
+            cells = int(math.prod(self.out_shape))
+            self.index = index.reshape(cells, -1).to(device)  # (cells, neighbours)
+            self.weight = torch.exp(-dist).reshape(cells, -1).to(device=device, dtype=dtype)  # k(u - u_i)
+            self.bias = _bias(valid.reshape(cells, -1)).to(device=device, dtype=dtype)
+        self.dtype, self.device = dtype, torch.device(device)
+
+    @property
+    def neighbours(self) -> int:
+        """Parameter points entering each output cell's smooth max (per pass when separable)."""
+        if self.separable:
+            return sum(w.shape[1] for w in self._axis_weight)
+        return self.index.shape[1]
+
+    def init_params(self, n: int, value: float = 0.5, jitter: float = 0.0, seed: int = 0) -> Tensor:
+        """Initial parameters ``(n, *param_shape)``: ``value`` plus uniform noise of half-width ``jitter``, in [0, 1]."""
+        params = torch.full((n, *self.param_shape), float(value), dtype=self.dtype)
+        if jitter > 0:
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            noise = torch.rand((n, *self.param_shape), generator=gen, dtype=self.dtype) * 2.0 - 1.0
+            params = params + jitter * noise
+        return params.clamp(0.0, 1.0).to(self.device)
+
+    def __call__(self, params: Tensor) -> Tensor:
+        """Masks ``(n, *out_shape)`` from parameters ``(n, *param_shape)`` (differentiable)."""
+        if params.dim() != 1 + len(self.param_shape) or tuple(params.shape[1:]) != self.param_shape:
+            raise ValueError(f"parameters must have shape (n, {', '.join(map(str, self.param_shape))}), got "
+                             f"{tuple(params.shape)}")
+        n = params.shape[0]
+        if not self.separable:
+            g = params.reshape(n, -1)[:, self.index] * self.weight  # (n, cells, neighbours)
+            return self._smax(g, self.bias, dim=-1).reshape(n, *self.out_shape)
+        out = params
+        nd = len(self.out_shape)
+        for a in reversed(range(nd)):  # one axis at a time, last axis first
+            # neighbours laid out before the axis, (..., k, o, ...): a softmax over a middle dimension
+            # is an order of magnitude faster on CPU than over a short last dimension.
+            k, o = self._axis_weight[a].shape[1], self._axis_weight[a].shape[0]
+            g = out.index_select(a + 1, self._axis_index_ko[a]).unflatten(a + 1, (k, o))
+            trailing = (1,) * (nd - 1 - a)
+            weight = self._axis_weight[a].T.reshape(k, o, *trailing)
+            bias = self._axis_bias[a].T.reshape(k, o, *trailing)
+            out = self._smax(g * weight, bias, dim=a + 1)
+        return out
+
+    def _smax(self, g: Tensor, bias: Tensor, dim: int) -> Tensor:
+        """Smooth max over ``dim``: ``sum g softmax(g / T)`` (``bias`` -inf drops a neighbour)."""
+        return (g * torch.softmax(g / self.temperature + bias, dim=dim)).sum(dim=dim)
+
+    def describe(self) -> dict:
+        """JSON-serialisable description (for an explanation's metadata)."""
+        return {"grid_shape": list(self.grid_shape), "param_shape": list(self.param_shape),
+                "out_shape": list(self.out_shape), "step": list(self.step), "sigma": list(self.sigma),
+                "temperature": self.temperature, "separable": self.separable, "neighbours": self.neighbours}
+
+
+def _bias(valid: Tensor) -> Tensor:
+    """0 where a neighbour exists, -inf where it falls outside the parameter grid (left out of the smooth max)."""
+    return torch.where(valid, 0.0, float("-inf"))
+
+
+def default_step(grid_shape: Sequence[int], cells: int = 32) -> tuple[int, ...]:
+    """A step per axis giving about ``cells`` parameter points along each axis (at least 1 cell)."""
+    return tuple(max(1, int(round(n / cells))) for n in grid_shape)
+
+
+__all__ = ["SmoothMaskGenerator", "default_step", "per_axis"]
