@@ -1,0 +1,274 @@
+"""Video files: read and write mp4 (h264 + aac) with PyAV.
+
+torchvision 0.26 has no video reader, so this module is the one place that talks to FFmpeg.
+Frames are kept as uint8 ``(frames, height, width, 3)`` RGB, as decoded; use
+:meth:`VideoClip.to_video_tensor` for the model layout ``(batch, frames, channels, height, width)``
+float in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["VideoClip", "read_video", "write_video", "check_av_alignment"]
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """Decoded video frames with an optional audio track.
+
+    Attributes
+    ----------
+    frames : Tensor
+        uint8 RGB frames.
+    fps : float
+        Frames per second (constant frame rate assumed).
+    audio : Tensor or None
+        float32 waveform in [-1, 1], ``None`` when the clip has no sound.
+    sample_rate : int or None
+        Audio sample rate in Hz; set exactly when ``audio`` is set.
+
+    Shape: frames ``(frames, height, width, 3)``; audio ``(channels, samples)``.
+    """
+
+    frames: Tensor
+    fps: float
+    audio: Tensor | None = None
+    sample_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if not isinstance(f, Tensor) or f.dtype != torch.uint8 or f.ndim != 4 or f.shape[-1] != 3:
+            got = f"{type(f).__name__} {getattr(f, 'dtype', '')} {tuple(getattr(f, 'shape', ()))}"
+            raise ValueError(
+                f"VideoClip.frames must be a uint8 tensor (frames, height, width, 3) in RGB, got {got}; "
+                "convert with (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)."
+            )
+        if f.shape[0] == 0:
+            raise ValueError("VideoClip.frames is empty (0 frames); a clip needs at least one frame.")
+        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"VideoClip.fps must be a positive number, got {self.fps!r}.")
+        if (self.audio is None) != (self.sample_rate is None):
+            raise ValueError(
+                "VideoClip.audio and VideoClip.sample_rate go together: set both (waveform and its rate in Hz) "
+                f"or neither; got audio={'set' if self.audio is not None else None}, sample_rate={self.sample_rate!r}."
+            )
+        if self.audio is not None:
+            a = self.audio
+            if not isinstance(a, Tensor) or a.dtype != torch.float32 or a.ndim != 2:
+                raise ValueError(
+                    "VideoClip.audio must be a float32 tensor (channels, samples), got "
+                    f"{type(a).__name__} {getattr(a, 'dtype', '')} {tuple(getattr(a, 'shape', ()))}; "
+                    "a mono waveform of shape (samples,) becomes (1, samples) with wav[None]."
+                )
+            if int(self.sample_rate) <= 0:
+                raise ValueError(f"VideoClip.sample_rate must be a positive integer in Hz, got {self.sample_rate!r}.")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    def __repr__(self) -> str:
+        audio = "None" if self.audio is None else f"{tuple(self.audio.shape)} at {self.sample_rate} Hz"
+        return f"VideoClip(frames={tuple(self.frames.shape)}, fps={self.fps:g}, audio={audio})"
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    @property
+    def duration_s(self) -> float:
+        """Video duration in seconds, ``frames / fps``."""
+        return self.num_frames / float(self.fps)
+
+    def frame_times(self) -> Tensor:
+        """Start time of each frame in seconds, ``arange(frames) / fps``.
+
+        Shape: ``(frames,)`` float64.
+        """
+        return torch.arange(self.num_frames, dtype=torch.float64) / float(self.fps)
+
+    def to_video_tensor(self) -> Tensor:
+        """Frames in the model layout, float in [0, 1].
+
+        Shape: ``(1, frames, 3, height, width)``.
+        """
+        return (self.frames.permute(0, 3, 1, 2).float() / 255.0).unsqueeze(0)
+
+
+def check_av_alignment(n_frames: int, fps: float, n_samples: int, sample_rate: int) -> None:
+    """Raise ``ValueError`` when audio and video durations differ by more than one video frame.
+
+    Durations are ``n_frames / fps`` and ``n_samples / sample_rate`` seconds.
+    """
+    if fps <= 0 or sample_rate <= 0:
+        raise ValueError(f"fps and sample_rate must be positive, got fps={fps!r}, sample_rate={sample_rate!r}.")
+    video_s = n_frames / float(fps)
+    audio_s = n_samples / float(sample_rate)
+    if abs(video_s - audio_s) > 1.0 / float(fps) + 1e-9:
+        raise ValueError(
+            f"audio and video are not aligned: video lasts {video_s:.3f} s ({n_frames} frames at {fps:g} fps) "
+            f"but audio lasts {audio_s:.3f} s ({n_samples} samples at {sample_rate} Hz), a difference of "
+            f"{abs(video_s - audio_s):.3f} s (more than one frame, {1.0 / fps:.3f} s); trim or pad the audio "
+            "to the video length, or check that both come from the same recording."
+        )
+
+
+def _av():
+    try:
+        import av  # noqa: PLC0415  (optional heavy import kept local)
+    except ImportError as e:  # pragma: no cover - av is a hard dependency
+        raise ImportError("reading and writing video needs PyAV: pip install av") from e
+    return av
+
+
+def read_video(path: str | os.PathLike, *, need_audio: bool = False) -> VideoClip:
+    """Decode every frame (and the first audio track, if any) of a video file.
+
+    Parameters
+    ----------
+    path : path of the file (any container FFmpeg reads: mp4, mkv, avi, webm, ...).
+    need_audio : raise ``ValueError`` when the file has no audio track.
+
+    Returns
+    -------
+    VideoClip with uint8 RGB frames ``(frames, height, width, 3)``; audio ``(channels, samples)``
+    float32 at the file's own sample rate (no resampling), trimmed to where the container's last
+    audio packet ends (removes the codec's end padding; the start padding is removed by FFmpeg).
+    """
+    av = _av()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"video file not found: {path!r}; check the path (relative paths are from {os.getcwd()!r}).")
+    try:
+        container = av.open(path)
+    except av.FFmpegError as e:
+        raise ValueError(f"cannot read video file {path!r}: it is corrupt or not a video FFmpeg understands ({e}).") from e
+    try:
+        with container:
+            if not container.streams.video:
+                raise ValueError(
+                    f"{path!r} has no video stream (streams: "
+                    f"{[s.type for s in container.streams] or 'none'}); pass a video file."
+                )
+            vstream = container.streams.video[0]
+            astream = container.streams.audio[0] if container.streams.audio else None
+            if need_audio and astream is None:
+                raise ValueError(
+                    f"{path!r} has no audio track; pass --reference audio or use a clip with sound."
+                )
+            vstream.thread_type = "AUTO"
+            rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
+            frames: list[np.ndarray] = []
+            chunks: list[np.ndarray] = []
+            resampler = None
+            if astream is not None:
+                resampler = av.AudioResampler(format="fltp", layout=astream.layout.name, rate=astream.rate)
+            streams = [vstream] + ([astream] if astream is not None else [])
+            audio_end = None  # end of the last audio packet, in the audio time base
+            for packet in container.demux(*streams):
+                if packet.stream is astream and packet.pts is not None and packet.duration:
+                    end = packet.pts + packet.duration
+                    audio_end = end if audio_end is None else max(audio_end, end)
+                for frame in packet.decode():
+                    if packet.stream is vstream:
+                        frames.append(frame.to_ndarray(format="rgb24"))
+                    else:
+                        for rf in resampler.resample(frame):
+                            chunks.append(rf.to_ndarray())
+            if resampler is not None:
+                for rf in resampler.resample(None):
+                    chunks.append(rf.to_ndarray())
+            audio, sample_rate = None, None
+            if astream is not None:
+                sample_rate = int(astream.rate)
+                channels = astream.channels
+                audio_np = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
+                # the decoder returns whole codec frames; the packets' timestamps say where the sound ends
+                # (the stream duration is rounded to the container's clock, 1 ms in mp4)
+                end = audio_end - (astream.start_time or 0) if audio_end is not None else astream.duration
+                if end is not None and astream.time_base is not None:
+                    declared = int(round(float(end * astream.time_base) * sample_rate))
+                    if 0 < declared < audio_np.shape[1]:
+                        audio_np = audio_np[:, :declared]
+                audio = torch.from_numpy(np.ascontiguousarray(audio_np, dtype=np.float32))
+    except av.FFmpegError as e:
+        raise ValueError(f"cannot decode video file {path!r}: the file is corrupt or truncated ({e}).") from e
+    if not frames:
+        raise ValueError(f"{path!r} has a video stream but no frame could be decoded; the file is empty or truncated.")
+    if rate is None:
+        raise ValueError(f"{path!r} declares no frame rate; re-encode it with a constant frame rate (ffmpeg -r 25).")
+    return VideoClip(
+        frames=torch.from_numpy(np.stack(frames)),
+        fps=float(rate),
+        audio=audio,
+        sample_rate=sample_rate,
+    )
+
+
+def write_video(path: str | os.PathLike, clip: VideoClip, *, crf: int = 17) -> None:
+    """Write ``clip`` as an mp4: h264 video (yuv420p), plus an aac track when ``clip.audio`` is set.
+
+    Height and width must be even (a yuv420p requirement). ``crf`` is x264's quality
+    (0 = lossless, 17 = visually lossless, 23 = x264 default). Audio must have 1 or 2 channels.
+    """
+    av = _av()
+    path = os.fspath(path)
+    if not isinstance(clip, VideoClip):
+        raise TypeError(f"write_video expects a VideoClip, got {type(clip).__name__}; wrap frames with VideoClip(frames, fps).")
+    height, width = clip.frame_size
+    if height % 2 or width % 2:
+        raise ValueError(
+            f"cannot write {path!r}: h264/yuv420p needs even frame sizes, got {height}x{width} (height x width); "
+            "crop or pad the frames by one pixel."
+        )
+    if clip.audio is not None and clip.audio.shape[0] not in (1, 2):
+        raise ValueError(
+            f"cannot write {path!r}: the aac track takes 1 or 2 audio channels, got {clip.audio.shape[0]}; "
+            "mix down to mono or stereo first."
+        )
+    if clip.audio is not None and clip.audio.shape[1] == 0:
+        raise ValueError(f"cannot write {path!r}: the audio track is empty (0 samples); set audio=None for a silent clip.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"cannot write {path!r}: folder {parent!r} does not exist; create it first.")
+    rate = Fraction(clip.fps).limit_denominator(1001)
+    try:
+        with av.open(path, mode="w") as container:
+            vstream = container.add_stream("libx264", rate=rate)
+            vstream.width, vstream.height = width, height
+            vstream.pix_fmt = "yuv420p"
+            vstream.options = {"crf": str(int(crf))}
+            astream = None
+            if clip.audio is not None:
+                astream = container.add_stream("aac", rate=int(clip.sample_rate))
+                astream.layout = "mono" if clip.audio.shape[0] == 1 else "stereo"
+            frames = clip.frames.numpy()
+            for t in range(frames.shape[0]):
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[t]), format="rgb24")
+                vf.pts = t
+                vf.time_base = 1 / rate
+                for packet in vstream.encode(vf):
+                    container.mux(packet)
+            for packet in vstream.encode():
+                container.mux(packet)
+            if astream is not None:
+                wav = np.ascontiguousarray(clip.audio.detach().cpu().numpy().astype(np.float32).clip(-1.0, 1.0))
+                af = av.AudioFrame.from_ndarray(wav, format="fltp", layout=astream.layout.name)
+                af.sample_rate = int(clip.sample_rate)
+                af.pts = 0  # a timestamp lets the muxer write the edit list that hides the aac priming
+                af.time_base = Fraction(1, int(clip.sample_rate))
+                for packet in astream.encode(af):
+                    container.mux(packet)
+                for packet in astream.encode():
+                    container.mux(packet)
+    except av.FFmpegError as e:
+        raise ValueError(f"cannot write video file {path!r}: FFmpeg failed ({e}).") from e
