@@ -22,7 +22,7 @@ def _extremal_config():
     from avxai.methods.extremal import ExtremalConfig
 
     fields = {f.name for f in dataclasses.fields(ExtremalConfig)}
-    wanted = {"areas": (0.1, 0.3), "iterations": 12, "seed": 0}
+    wanted = {"areas": (0.1, 0.3), "iterations": 6, "seed": 0}
     return ExtremalConfig(**{k: v for k, v in wanted.items() if k in fields})
 
 
@@ -39,9 +39,10 @@ FAST_CONFIGS = {
 
 #: absolute tolerance on batch invariance, relative to the map's largest magnitude
 BATCH_TOLERANCE = {"default": 1e-4,
-                   # extremal optimises masks for many iterations: float summation-order differences between a
-                   # batch of 2 and a batch of 1 (conv / BatchNorm kernels) are amplified by the optimiser
-                   "extremal": 2e-2}
+                   # extremal optimises masks over many iterations, which can amplify float summation-order
+                   # differences between a batch of 2 and a batch of 1 (kernels chosen per batch size); looser
+                   # on purpose. Measured on these toys: 0.0 (its initial jitter is drawn per area, not per row)
+                   "extremal": 1e-3}
 
 
 def _seeded_init(model: nn.Module, seed: int) -> None:

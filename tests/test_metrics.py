@@ -195,3 +195,19 @@ def test_randomisation_check_separates_model_dependent_maps():
     assert absolute.layers == ["head"] and absolute.absolute
     with pytest.raises(ValueError, match="no layer 'body'"):
         randomisation_check("saliency", model, modality, ClassLogit(0), layers=["body"])
+
+
+def test_randomising_the_whole_model_at_once_reuses_a_reference():
+    x = torch.rand(1, 1, 5, 16, generator=torch.Generator().manual_seed(4)) + 0.1
+    modality = TensorModality(x, ("freq", "time"))
+    model = TwoLayer()
+    reference = saliency(model, modality, ClassLogit(0)).attribution
+    full = randomisation_check("saliency", model, modality, ClassLogit(0), layers=[""], seed=1,
+                               include_unchanged=False, reference=reference, keep_attributions=True)
+    cascade = randomisation_check("saliency", model, modality, ClassLogit(0), seed=1, include_unchanged=False)
+    assert full.layers == ["(all)"] and full.correlations.shape == (1, 1)
+    assert full.final() < 0.6
+    assert not torch.equal(full.attributions[0], reference)
+    assert np.isfinite(cascade.final())
+    with pytest.raises(ValueError, match="reference has shape"):
+        randomisation_check("saliency", model, modality, ClassLogit(0), layers=[""], reference=reference[:, :2])

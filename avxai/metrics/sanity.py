@@ -111,8 +111,8 @@ def _correlations(ref: Tensor, other: Tensor, absolute: bool) -> np.ndarray:
 
 def randomisation_check(method: "Method | str", model: nn.Module, modality: Modality, scorer: Scorer,
                         config: MethodConfig | None = None, *, layers: list[str] | None = None, seed: int = 0,
-                        absolute: bool = False, include_unchanged: bool = True,
-                        keep_attributions: bool = False) -> RandomisationResult:
+                        absolute: bool = False, include_unchanged: bool = True, keep_attributions: bool = False,
+                        reference: Tensor | None = None) -> RandomisationResult:
     """Cascading model-randomisation check of ``method`` on ``model``.
 
     Parameters
@@ -120,12 +120,15 @@ def randomisation_check(method: "Method | str", model: nn.Module, modality: Moda
     method : a :class:`Method` or a registered name (``"saliency"``, ``"extremal"``, ...).
     config : the method's config (its seed, if any, is reused for every explanation).
     layers : module names to re-initialise, in order from the output to the input; default
-        :func:`parameter_layers` (every module owning parameters, reverse registration order).
+        :func:`parameter_layers` (every module owning parameters, reverse registration order). ``[""]``
+        names the whole model: one step that randomises every parameter at once.
     seed : seed of the re-initialisation (``torch.Generator``; the global RNG is not touched).
     absolute : correlate ``|attribution|`` (for signed maps whose sign flips with random weights).
     include_unchanged : also explain an unchanged deep copy first (its correlation should be 1: a check
         that the method is deterministic and that copying is harmless).
     keep_attributions : keep each step's attribution in the result.
+    reference : the trained model's attribution ``(batch, *grid)`` if already computed with the same method,
+        config, input and scorer (saves one explanation); ``None`` computes it.
 
     The scorer is prepared once on the trained model's output, so every map explains the same result
     (``ClassLogit()`` keeps the trained model's predicted class, an SDR keeps the trained model's output as
@@ -152,7 +155,11 @@ def randomisation_check(method: "Method | str", model: nn.Module, modality: Moda
                              f"{', '.join(parameter_layers(model)[:12])}") from None
     with evaluation_mode(model), torch.inference_mode():
         scorer = scorer.prepare(check_output(model(modality.model_input())))
-    reference = method(model, modality, scorer, config).attribution
+    if reference is None:
+        reference = method(model, modality, scorer, config).attribution
+    elif tuple(reference.shape) != (modality.batch_size, *modality.grid_shape):
+        raise ValueError(f"reference has shape {tuple(reference.shape)}, expected (batch, *grid) = "
+                         f"{(modality.batch_size, *modality.grid_shape)}")
     generator = torch.Generator(device="cpu").manual_seed(seed)
     work = copy.deepcopy(model)
     names, rows, maps = [], [], []
@@ -164,7 +171,7 @@ def randomisation_check(method: "Method | str", model: nn.Module, modality: Moda
     for name in layers:
         reinitialise(work.get_submodule(name), generator)
         attr = method(work, modality, scorer, config).attribution
-        names.append(name)
+        names.append(name or "(all)")
         rows.append(_correlations(reference, attr, absolute))
         maps.append(attr)
     return RandomisationResult(method=method.name, layers=names, correlations=np.stack(rows), absolute=absolute,

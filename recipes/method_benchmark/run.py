@@ -1,0 +1,305 @@
+"""Method benchmark: every explanation method on controlled tasks whose relevant region is known.
+
+Tasks (each skipped, with the reason printed, when its model or audio is not there):
+
+``aba``           the bundled speaker model on the A-B-A utterance (``assets/speaker``); input 0 explains
+                  speaker A's logit (truth: A's frames), input 1 speaker B's logit (truth: B's frame).
+``separation``    the bundled ConvTasNet on its demo mixture (``assets/separation``); input ``s`` explains the
+                  SI-SDR of source ``s`` (truth: the source's ideal binary mask, ``avxai.metrics.masks``).
+``talking_face``  the audio-visual model's mouth region (skipped until an AV model is bundled).
+
+For each (task, method): mass of the positive attribution inside the truth, pointing game, IoU at the truth's
+area, deletion and insertion AUC (range-normalised, the modality's own perturbation), the Spearman
+correlation with the map of a fully re-initialised model (Adebayo et al. 2018; lower = the map depends
+more on the model), and seconds per input. A seeded random attribution is scored as a reference row.
+
+Writes ``<out>/results.csv``, ``results.md``, ``curves.json`` and every explanation under
+``<out>/explanations/<task>/<method>/`` (``Explanation.save``; the paper-figure recipe reads them).
+
+Usage::
+
+    python recipes/method_benchmark/run.py                 # full run (tens of minutes on 2 CPU cores)
+    python recipes/method_benchmark/run.py --debug         # a few minutes: fewer iterations and steps
+    python recipes/method_benchmark/run.py --methods saliency,gradcam --tasks aba --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor, nn
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+COLUMNS = ["task", "method", "mass", "pointing", "iou", "deletion_auc", "insertion_auc", "randomisation_r",
+           "s_per_input"]
+HEADERS = {"task": "task", "method": "method", "mass": "mass in truth ↑", "pointing": "pointing ↑",
+           "iou": "IoU@area ↑", "deletion_auc": "deletion AUC ↓", "insertion_auc": "insertion AUC ↑",
+           "randomisation_r": "rand. ρ ↓", "s_per_input": "s / input"}
+
+
+@dataclass
+class BenchTask:
+    """One controlled problem: a model, a batch on a modality, a scorer, and the truth ``(batch, *grid)``."""
+
+    name: str
+    model: nn.Module
+    modality: Any
+    scorer: Any
+    truth: Tensor
+    labels: list[str]
+    gradcam_layer: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# -- configuration --------------------------------------------------------------------------------------------
+def merge(base: dict, over: dict) -> dict:
+    """Recursive dict merge: ``over`` wins key by key."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+
+
+def build_config(config_class: type, values: dict) -> Any:
+    """A method config from a YAML mapping (lists become tuples); unknown keys raise with the valid ones."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{config_class.__name__} has no field(s) {unknown}; valid fields: {sorted(names)}")
+    return config_class(**{k: _tupled(v) for k, v in values.items()})
+
+
+# -- tasks ----------------------------------------------------------------------------------------------------
+def aba_task(cfg: dict, assets: Path) -> "BenchTask | str":
+    from avxai import ClassLogit, Spectrogram
+    from avxai.data.mixtures import load_segments, segments_to_mask
+    from avxai.io.audio import load_audio
+    from avxai.models.checkpoint import load_speaker_model
+
+    ckpt, wav_path, seg_path = (assets / "speaker" / n for n in ("speaker_net.pt", "aba.wav", "aba_segments.json"))
+    missing = [p for p in (ckpt, wav_path, seg_path) if not p.exists()]
+    if missing:
+        return "missing " + ", ".join(map(str, missing)) + " (written by recipes/speaker/train.py)"
+    model = load_speaker_model(ckpt)
+    segments, meta = load_segments(seg_path, with_metadata=True)
+    classes = {label: int(meta[label]["class_index"]) for label in ("A", "B")}
+    wav, sr = load_audio(wav_path, sample_rate=model.sample_rate, mono=True)  # (1, 1, time)
+    spec = cfg["spectrogram"]
+    modality = Spectrogram(wav.repeat(2, 1, 1), sr, n_fft=spec["n_fft"], hop_length=spec["hop_length"],
+                           n_mels=spec.get("n_mels"), perturbation=spec["perturbation"])
+    times = torch.as_tensor(modality.coordinates()["time"])
+    truth = torch.stack([segments_to_mask(segments, times, label).bool() for label in ("A", "B")])
+    truth = truth[:, None, :].expand(2, modality.grid_shape[0], -1).contiguous()
+    return BenchTask("aba", model, modality, ClassLogit([classes["A"], classes["B"]]), truth,
+                     labels=[f"speaker A (class {classes['A']})", f"speaker B (class {classes['B']})"],
+                     gradcam_layer=cfg["gradcam_layers"].get("aba"),
+                     metadata={"segments": [dataclasses.asdict(s) for s in segments], "targets": ["A", "B"]})
+
+
+def separation_task(cfg: dict, assets: Path) -> "BenchTask | str":
+    folder = assets / "separation"
+    try:
+        from avxai.metrics import masks as mask_metrics  # noqa: F401
+    except ImportError:
+        return "avxai/metrics/masks.py (ideal binary masks) is not there yet"
+    checkpoint = folder / "convtasnet.pt"
+    mixture = next((folder / n for n in ("mixture.wav", "mix.wav") if (folder / n).exists()), None)
+    sources = sorted(folder.glob("s[0-9].wav")) or sorted(folder.glob("source*.wav"))
+    if not checkpoint.exists() or mixture is None or len(sources) < 2:
+        return f"needs convtasnet.pt, mixture.wav, s1.wav and s2.wav in {folder} (recipes/separation/train.py)"
+    return _separation_problem(cfg, checkpoint, mixture, sources)
+
+
+def _separation_problem(cfg: dict, checkpoint: Path, mixture: Path, sources: list[Path]) -> "BenchTask | str":
+    from avxai import SISDR, Spectrogram
+    from avxai.io.audio import load_audio
+    from avxai.metrics.masks import ideal_binary_mask
+    from avxai.models.separation import load_separator
+
+    model = load_separator(checkpoint)
+    mix, sr = load_audio(mixture, sample_rate=model.sample_rate, mono=True)
+    refs = [load_audio(p, sample_rate=model.sample_rate, mono=True)[0].reshape(-1) for p in sources[:2]]
+    n = min(mix.shape[-1], *(r.shape[-1] for r in refs))
+    mix, refs = mix[..., :n], torch.stack([r[:n] for r in refs])  # (1, 1, n), (2, n)
+    sep = cfg.get("separation", {})
+    n_fft, hop = int(sep.get("n_fft", 256)), int(sep.get("hop_length", 64))
+    modality = Spectrogram(mix.repeat(2, 1, 1), sr, n_fft=n_fft, hop_length=hop,
+                           perturbation=cfg["spectrogram"]["perturbation"])
+    # input s explains source s: its reference lists source s first (scorer source 0, output channel matched)
+    truth = torch.stack([ideal_binary_mask(refs[s], refs[1 - s], n_fft, hop) for s in (0, 1)]) > 0.5
+    if tuple(truth.shape[1:]) != modality.grid_shape:
+        return f"ideal binary mask {tuple(truth.shape[1:])} does not match the grid {modality.grid_shape}"
+    scorer = SISDR(torch.stack([refs, refs.flip(0)]), source=0)
+    return BenchTask("separation", model, modality, scorer, truth, labels=["source 1", "source 2"],
+                     gradcam_layer=cfg["gradcam_layers"].get("separation"),
+                     metadata={"targets": ["source 1", "source 2"]})
+
+
+def talking_face_task(cfg: dict, assets: Path) -> "BenchTask | str":
+    return "no audio-visual model is bundled yet (the mouth-region task runs once one is)"
+
+
+TASKS: dict[str, Callable[[dict, Path], "BenchTask | str"]] = {
+    "aba": aba_task, "separation": separation_task, "talking_face": talking_face_task,
+}
+
+
+# -- measuring ------------------------------------------------------------------------------------------------
+def score_attribution(task: BenchTask, attribution: Tensor, mcfg: dict) -> tuple[dict, dict]:
+    """Localisation and faithfulness numbers (means over the batch) and the two curves."""
+    from avxai.metrics import deletion_curve, insertion_curve, iou_at_truth_area, mass_in_mask, pointing_game
+
+    kw = dict(steps=mcfg["steps"], batch_size=mcfg["batch_size"], normalise=mcfg["normalise"])
+    dele = deletion_curve(task.model, task.modality, task.scorer, attribution, **kw)
+    ins = insertion_curve(task.model, task.modality, task.scorer, attribution, **kw)
+    row = {
+        "mass": float(np.nanmean(mass_in_mask(attribution, task.truth).numpy())),
+        "pointing": float(pointing_game(attribution, task.truth, mcfg["pointing_tolerance"]).float().mean()),
+        "iou": float(iou_at_truth_area(attribution, task.truth).mean()),
+        "deletion_auc": float(dele.auc.mean()),
+        "insertion_auc": float(ins.auc.mean()),
+    }
+    return row, {"deletion": dele.to_dict(), "insertion": ins.to_dict()}
+
+
+def run_method(task: BenchTask, name: str, config: Any, mcfg: dict, seed: int, out: Path) -> tuple[dict, dict]:
+    from avxai.methods import get_method
+    from avxai.metrics import randomisation_check
+
+    method = get_method(name)
+    start = time.perf_counter()
+    expl = method(task.model, task.modality, task.scorer, config)
+    seconds = time.perf_counter() - start
+    row, curves = score_attribution(task, expl.attribution, mcfg)
+    row["randomisation_r"] = float("nan")
+    if mcfg["randomisation"]:
+        rand = randomisation_check(method, task.model, task.modality, task.scorer, config, layers=[""], seed=seed,
+                                   include_unchanged=False, reference=expl.attribution)
+        row["randomisation_r"] = rand.final()
+    row["s_per_input"] = seconds / task.modality.batch_size
+    expl.metadata.update(task.metadata)
+    expl.metadata.update({"task": task.name, "labels": task.labels, "benchmark": {k: row[k] for k in row}})
+    expl.save(out / "explanations" / task.name / name)
+    return row, curves
+
+
+def random_row(task: BenchTask, mcfg: dict, seed: int) -> tuple[dict, dict]:
+    gen = torch.Generator().manual_seed(seed)
+    attribution = torch.rand((task.modality.batch_size, *task.modality.grid_shape), generator=gen)
+    row, curves = score_attribution(task, attribution, mcfg)
+    row.update(randomisation_r=float("nan"), s_per_input=0.0)
+    return row, curves
+
+
+# -- tables ---------------------------------------------------------------------------------------------------
+def _fmt(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.2f}" if key == "s_per_input" else f"{value:.3f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADERS[c] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(c, r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: list[dict], curves: dict, out: Path, meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c) for c in COLUMNS})
+    (out / "results.md").write_text(markdown_table(rows))
+    (out / "curves.json").write_text(json.dumps(curves, indent=1) + "\n")
+    (out / "run.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, default=HERE / "config.yaml")
+    p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "method_benchmark")
+    p.add_argument("--assets", type=Path, default=REPO / "assets", help="bundled models and audio (default assets/)")
+    p.add_argument("--debug", action="store_true", help="fast run: the config's `debug` overrides")
+    p.add_argument("--methods", help="comma-separated subset of the config's methods")
+    p.add_argument("--tasks", help="comma-separated subset of the config's tasks")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    cfg = yaml.safe_load(args.config.read_text())
+    if args.debug:
+        cfg = merge(cfg, cfg.get("debug", {}))
+    seed = cfg.get("seed", 0) if args.seed is None else args.seed
+    methods = args.methods.split(",") if args.methods else list(cfg["methods"])
+    tasks = args.tasks.split(",") if args.tasks else list(cfg["tasks"])
+    for t in tasks:
+        if t not in TASKS:
+            raise ValueError(f"unknown task {t!r}; choose from {', '.join(TASKS)}")
+    from avxai.methods import METHODS
+
+    rows: list[dict] = []
+    curves: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for task_name in tasks:
+        task = TASKS[task_name](cfg, args.assets)
+        if isinstance(task, str):
+            skipped[task_name] = task
+            print(f"[skip] task {task_name}: {task}", flush=True)
+            continue
+        print(f"[task] {task_name}: {task.modality.batch_size} inputs ({'; '.join(task.labels)}), grid "
+              f"{task.modality.grid_shape} {task.modality.axes}", flush=True)
+        curves[task_name] = {}
+        mcfg = merge(cfg["metrics"], cfg.get("task_metrics", {}).get(task_name) or {})
+        for name in methods:
+            if name not in METHODS:
+                skipped[f"{task_name}/{name}"] = "method not registered in avxai.methods.METHODS"
+                print(f"[skip] {task_name}/{name}: not registered in avxai.methods.METHODS", flush=True)
+                continue
+            values = merge(cfg["method_configs"].get(name) or {},
+                           (cfg.get("task_method_configs", {}).get(task_name) or {}).get(name) or {})
+            if name == "gradcam" and task.gradcam_layer is not None:
+                values.setdefault("layer", task.gradcam_layer)
+            config = build_config(METHODS[name].config_class, values)
+            row, c = run_method(task, name, config, mcfg, seed, args.out)
+            rows.append({"task": task_name, "method": name, **row})
+            curves[task_name][name] = c
+            print(f"  {name:22s} " + "  ".join(f"{k}={_fmt(k, row[k])}" for k in COLUMNS[2:]), flush=True)
+        if mcfg.get("random_baseline", True):
+            row, c = random_row(task, mcfg, seed)
+            rows.append({"task": task_name, "method": "random", **row})
+            curves[task_name]["random"] = c
+    write_tables(rows, curves, args.out, {"config": cfg, "debug": args.debug, "seed": seed, "skipped": skipped,
+                                          "torch": torch.__version__, "threads": torch.get_num_threads()})
+    print()
+    print(markdown_table(rows))
+    print(f"wrote {args.out / 'results.csv'}, results.md, curves.json and explanations/", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 1)
