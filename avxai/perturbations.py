@@ -211,10 +211,16 @@ class _Pyramid(PreparedPerturbation):
             raise ValueError(f"got {n} masks for {b} inputs: the number of masks must be a multiple of the batch size")
         pos = (1.0 - mask.to(self.levels.dtype)).clamp(0, 1) * (n_levels - 1)
         pos = pos.reshape(n // b, b, 1, *mask.shape[1:])
+        # linear interpolation between the two levels around pos; the bracket is chosen without gradient so
+        # that at a level (pos integer, e.g. mask = 1) the derivative is the one-sided slope towards more blur
+        # (a tent weight 1 - |pos - level| has a zero subgradient there and gave wrong mask gradients)
+        lower = pos.detach().floor().clamp(max=n_levels - 2)
+        frac = pos - lower
         out = 0.0
-        for level in range(n_levels):
-            weight = (1.0 - (pos - level).abs()).clamp(min=0.0)
-            out = out + weight * self.levels[level].unsqueeze(0)
+        for level in range(n_levels - 1):
+            inside = (lower == level).to(pos.dtype)
+            out = out + inside * ((1.0 - frac) * self.levels[level].unsqueeze(0)
+                                  + frac * self.levels[level + 1].unsqueeze(0))
         return out.reshape(n, *self.levels.shape[2:])
 
 

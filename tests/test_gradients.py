@@ -53,6 +53,18 @@ def test_saliency_is_weight_times_input_for_a_linear_model(grid_problem):
     torch.testing.assert_close(absolute.attribution, expected.abs(), atol=1e-6, rtol=1e-5)
 
 
+def test_saliency_under_a_blur_pyramid_is_the_one_sided_slope_at_mask_1(grid_problem):
+    from avxai.perturbations import BlurPyramid
+
+    weights, x = grid_problem
+    pyramid = BlurPyramid({"time": 4.0}, levels=5)
+    modality = TensorModality(x, ("freq", "time"), perturbation=pyramid)
+    expl = saliency(LinearGrid(weights), modality, ClassLogit(0), SaliencyConfig(absolute=False))
+    # mask m blurs with level (1 - m) * 4; lowering m from 1 moves towards level 1 at slope 4 per unit of mask
+    level_1 = modality._prepared.levels[1][:, 0]
+    torch.testing.assert_close(expl.attribution, weights * 4 * (x[:, 0] - level_1), atol=1e-5, rtol=1e-4)
+
+
 def test_saliency_on_a_mel_grid_spreads_through_the_filter_bank():
     gen = torch.Generator().manual_seed(1)
     wav = torch.randn(1, 1, 4000, generator=gen)
