@@ -99,3 +99,18 @@ def test_blur_pyramid_endpoints():
     strongest = Blur({"time": 6.0}).baseline(x, GridInfo(("freq", "time")))
     assert torch.allclose(prepared.apply(torch.zeros(2, 16, 64)), strongest, atol=1e-5)
     assert isinstance(parse_perturbation("pyramid-tf:4"), BlurPyramid)
+
+
+@pytest.mark.parametrize("stft", [dict(n_fft=512, hop_length=128), dict(n_fft=400, hop_length=160, win_length=320)])
+def test_local_resynthesis_equals_the_full_inverse_stft(stft):
+    wav = tone_in_noise(batch=2, seed=4).repeat(1, 2, 1)  # 2 inputs x 2 channels
+    mod = Spectrogram(wav, SR, perturbation="mean", **stft)
+    frames = mod.grid_shape[1]
+    masks = torch.ones(8, *mod.grid_shape)
+    for i, start in enumerate([0, 3, frames - 5, 10, 20, 0, frames - 1, 40]):
+        masks[i, 2:9, start:start + 4] = 0.3 * (i % 3)
+    masks[5] = 1.0  # a row the mask leaves untouched
+    full = mod.to_model_input(mod.apply_mask(masks))
+    assert (mod.perturb(masks) - full).abs().max() < 1e-6
+    dense = torch.rand(4, *mod.grid_shape)  # long spans fall back to the full inverse
+    assert (mod.perturb(dense) - mod.to_model_input(mod.apply_mask(dense))).abs().max() < 1e-6

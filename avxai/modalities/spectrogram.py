@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchaudio
 from torch import Tensor
 
@@ -147,6 +148,86 @@ class Spectrogram(Modality):
         if self.model_input_kind == "complex":
             return spec
         return self.inverse_stft(spec)
+
+    def perturb(self, mask: Tensor) -> Tensor:
+        """Model input for masks ``(n, *grid)``; frames a mask leaves at 1 are not re-synthesised.
+
+        With ``model_input="waveform"``, the inverse STFT is linear: the perturbed waveform is the
+        unperturbed one plus the inverse STFT of the change, which is non-zero only around the frames
+        the mask touches. Masks that touch few frames (occlusion windows, deletion steps) are thus
+        re-synthesised locally; the result equals the full inverse STFT to float precision.
+        """
+        representation = self.apply_mask(mask)
+        if self.model_input_kind != "waveform":
+            return self.to_model_input(representation)
+        changed = (self.expand_mask(mask) != 1).any(dim=1)  # (n, frames)
+        local = self._local_inverse(representation, changed)
+        return self.to_model_input(representation) if local is None else local
+
+    def _local_inverse(self, representation: Tensor, changed: Tensor) -> Tensor | None:
+        """Waveforms ``(n, channels, samples)`` from the unperturbed one plus the inverse STFT of the change
+        in the frames ``changed (n, frames)``; ``None`` when the changed spans are too long to gain."""
+        n, c, f, t = representation.shape
+        b = self.batch_size
+        frame_idx = torch.arange(t)
+        first = torch.where(changed, frame_idx, t).min(dim=1).values
+        last = torch.where(changed, frame_idx, -1).max(dim=1).values
+        span = int((last - first + 1).clamp(min=0).max())
+        base = self._unperturbed_waveform()
+        out = base.unsqueeze(0).expand(n // b, -1, -1, -1).reshape(n, c, -1).clone()
+        if span == 0:
+            return out
+        if span > t // 2:
+            return None
+        start = torch.where(last >= 0, first.clamp(max=t - span), torch.zeros_like(first))
+        frames = start.unsqueeze(1) + torch.arange(span)  # (n, span)
+        rows = torch.arange(n).unsqueeze(1)
+        x = self.representation.unsqueeze(0).expand(n // b, -1, -1, -1, -1).reshape(n, c, f, t)
+        phasor = self._phasor().unsqueeze(0).expand(n // b, -1, -1, -1, -1).reshape(n, c, f, t)
+
+        def pick(z: Tensor) -> Tensor:  # (n, c, f, t) -> the span's frames (n, c, f, span)
+            return z.permute(0, 3, 1, 2)[rows, frames].permute(0, 2, 3, 1)
+
+        delta = (pick(representation) - pick(x)) * pick(phasor)
+        window = self._full_window(representation.dtype)
+        segments = torch.fft.irfft(delta, n=self.n_fft, dim=2) * window.view(1, 1, -1, 1)
+        length = (span - 1) * self.hop_length + self.n_fft
+        ola = F.fold(segments.reshape(n * c, self.n_fft, span), output_size=(1, length),
+                     kernel_size=(1, self.n_fft), stride=(1, self.hop_length)).reshape(n, c, length)
+        padded_pos = start.unsqueeze(1) * self.hop_length + torch.arange(length)  # (n, length)
+        envelope = self._envelope(representation.dtype)
+        ola = ola / envelope[padded_pos.clamp(max=envelope.numel() - 1)].unsqueeze(1)
+        pos = padded_pos - self.n_fft // 2
+        valid = (pos >= 0) & (pos < out.shape[-1])
+        ola = ola * valid.unsqueeze(1)
+        out.scatter_add_(2, pos.clamp(0, out.shape[-1] - 1).unsqueeze(1).expand(-1, c, -1), ola)
+        return out
+
+    def _unperturbed_waveform(self) -> Tensor:
+        if not hasattr(self, "_base_wave"):
+            spec = torch.polar(self.representation, self.phase)
+            self._base_wave = self.inverse_stft(spec)
+        return self._base_wave
+
+    def _phasor(self) -> Tensor:
+        if not hasattr(self, "_unit_phase"):
+            self._unit_phase = torch.polar(torch.ones_like(self.phase), self.phase)
+        return self._unit_phase
+
+    def _full_window(self, dtype: torch.dtype) -> Tensor:
+        """The analysis window zero-padded (centred) to ``n_fft``, as ``torch.istft`` uses it."""
+        left = (self.n_fft - self.win_length) // 2
+        return F.pad(self.window, (left, self.n_fft - self.win_length - left)).to(dtype)
+
+    def _envelope(self, dtype: torch.dtype) -> Tensor:
+        """Overlap-added squared window over the centre-padded signal (the iSTFT's normaliser)."""
+        if not hasattr(self, "_window_envelope"):
+            t = self.representation.shape[-1]
+            w2 = self._full_window(dtype).pow(2).view(1, -1, 1).expand(1, -1, t)
+            length = (t - 1) * self.hop_length + self.n_fft
+            env = F.fold(w2, output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop_length))
+            self._window_envelope = env.flatten().clamp_min(1e-11)
+        return self._window_envelope
 
     def inverse_stft(self, spec: Tensor) -> Tensor:
         """Complex STFT ``(n, channels, freq, time)`` -> waveform ``(n, channels, samples)`` of the input's length."""
