@@ -155,10 +155,12 @@ class Spectrogram(Modality):
         With ``model_input="waveform"``, the inverse STFT is linear: the perturbed waveform is the
         unperturbed one plus the inverse STFT of the change, which is non-zero only around the frames
         the mask touches. Masks that touch few frames (occlusion windows, deletion steps) are thus
-        re-synthesised locally; the result equals the full inverse STFT to float precision.
+        re-synthesised locally; the result equals the full inverse STFT to float precision. A mask
+        that requires grad always goes through the full inverse STFT.
         """
         representation = self.apply_mask(mask)
-        if self.model_input_kind != "waveform":
+        if self.model_input_kind != "waveform" or (mask.requires_grad and torch.is_grad_enabled()):
+            # gradients must reach every cell, also those at 1: the full inverse STFT keeps them all
             return self.to_model_input(representation)
         changed = (self.expand_mask(mask) != 1).any(dim=1)  # (n, frames)
         local = self._local_inverse(representation, changed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -26,12 +27,48 @@ def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
 def bss_sdr(estimate: Tensor, reference: Tensor, filter_length: int = 512, clamp_db: float | None = None) -> Tensor:
     """BSS-eval v3 SDR in dB (distortion filter of ``filter_length`` taps), via ``fast_bss_eval``.
 
-    One estimate per reference, no permutation. Shape: ``(n, time), (n, time) -> (n,)``.
+    One estimate per reference, no permutation; computed in float64, returned in the estimate's dtype.
+    Shape: ``(n, time), (n, time) -> (n,)``.
     """
     import fast_bss_eval
 
-    return fast_bss_eval.sdr(reference.unsqueeze(1), estimate.unsqueeze(1), filter_length=filter_length,
-                             clamp_db=clamp_db).squeeze(1)
+    def sdr(est: Tensor, ref: Tensor) -> Tensor:
+        # sdr_loss (= -SDR) pairs estimate i with reference i; fast_bss_eval.sdr would also solve a permutation,
+        # which fails on an estimate identical to its reference (infinite SDR), e.g. a self-reference
+        return -fast_bss_eval.sdr_loss(est.unsqueeze(1), ref.unsqueeze(1), filter_length=filter_length,
+                                       clamp_db=clamp_db).squeeze(1)
+
+    dtype = estimate.dtype
+    # float64: at clamp_db=100 fast_bss_eval clamps the coherence to 1 - 1e-10, which float32 rounds to 1 (-> inf dB)
+    estimate, reference = estimate.double(), reference.double()
+    try:
+        return sdr(estimate, reference).to(dtype)
+    except RuntimeError as err:
+        # torch 2.11 + MKL: a batched torch.linalg.solve of 512x512 systems fails ("Pivots given to lu_solve ...")
+        # once torch.set_num_threads(n > 1) has been called in the process; one row at a time still works.
+        if "lu_solve" not in str(err) or estimate.shape[0] == 1:
+            raise
+        return torch.cat([sdr(estimate[i:i + 1], reference[i:i + 1]) for i in range(estimate.shape[0])]).to(dtype)
+
+
+def match_channels(output: Tensor, reference: Tensor, source: int) -> Tensor:
+    """Per input, the output channel that carries reference source ``source`` (by SI-SDR).
+
+    When the reference holds as many sources as the output has channels (and at most 6), the
+    permutation of all sources with the largest total SI-SDR is chosen, so two sources never share a
+    channel; otherwise each source takes its best-matching channel.
+
+    Shape: output ``(batch, channels, time)``, reference ``(batch, sources, time)`` -> ``(batch,)`` long.
+    """
+    batch, channels, _ = output.shape
+    sources = reference.shape[1]
+    # pairwise[b, s, c] = SI-SDR of output channel c against reference source s
+    pairwise = si_sdr(output.unsqueeze(1), reference.unsqueeze(2))
+    if sources == channels and channels <= 6:
+        perms = torch.tensor(list(itertools.permutations(range(channels))), device=output.device)  # (P, channels)
+        totals = pairwise[:, torch.arange(sources), perms].sum(-1)  # (batch, P)
+        return perms[totals.argmax(dim=1), source].long()
+    return pairwise[:, source].argmax(dim=1).long()
 
 
 class ReferenceScorer(Scorer):
@@ -42,8 +79,9 @@ class ReferenceScorer(Scorer):
     reference : ``(batch, time)``, ``(batch, 1, time)`` or, for several sources, ``(batch, sources, time)``;
         ``None`` scores against the model's own output on the unperturbed input (no clean reference needed).
     source : which reference source to score (separation); the output channel scored is the one that
-        matches it best on the unperturbed input (``match_source=True``) or channel ``source`` itself.
-        The choice is fixed once, so masking cannot flip the permutation.
+        matches it best on the unperturbed input (``match_source=True``, see :func:`match_channels`; chosen
+        per input of the batch) or channel ``source`` itself. The choice is fixed once, in :meth:`prepare`,
+        so masking cannot flip the permutation.
 
     Shape: model output ``(n, time)`` or ``(n, channels, time)`` -> scores ``(n,)``.
     """
@@ -55,7 +93,7 @@ class ReferenceScorer(Scorer):
         self.source = int(source)
         self.match_source = match_source
         self.min_rms = min_rms
-        self.channel: int | None = None
+        self.channel: Tensor | None = None  # (batch,) output channel scored for each input, set by prepare
         self.reference = None if reference is None else self._check_reference(reference)
 
     def _check_reference(self, reference: Tensor) -> Tensor:
@@ -97,27 +135,29 @@ class ReferenceScorer(Scorer):
         out = self._signals(unmasked_output).detach()
         prepared = object.__new__(type(self))
         prepared.__dict__.update(self.__dict__)
+        batch, channels = out.shape[0], out.shape[1]
         if self.reference is None:
-            channel = self.source if self.source < out.shape[1] else 0
-            prepared.reference = prepared._check_reference(out[:, channel:channel + 1].clone())
-            prepared.source, prepared.channel = 0, channel
+            if self.source >= channels:
+                raise ValueError(f"source {self.source} does not exist: the model returns {channels} channels")
+            prepared.source = 0  # the reference is the one scored channel
+            prepared.reference = prepared._check_reference(out[:, self.source:self.source + 1].clone())
+            prepared.channel = torch.full((batch,), self.source, dtype=torch.long)
             return prepared
         if out.shape[-1] != self.reference.shape[-1]:
             raise ValueError(
                 f"the model output has {out.shape[-1]} samples but the reference has {self.reference.shape[-1]}; "
                 "trim or pad the reference to the input's length (same sample rate)"
             )
-        if out.shape[0] != self.reference.shape[0]:
-            raise ValueError(f"{out.shape[0]} inputs but {self.reference.shape[0]} references")
-        if out.shape[1] == 1:
-            prepared.channel = 0
+        if batch != self.reference.shape[0]:
+            raise ValueError(f"{batch} inputs but {self.reference.shape[0]} references")
+        if channels == 1:
+            prepared.channel = torch.zeros(batch, dtype=torch.long)
         elif self.match_source:
-            ref = self.reference[:, self.source:self.source + 1].expand(-1, out.shape[1], -1)
-            prepared.channel = int(si_sdr(out, ref).mean(0).argmax().item())
+            prepared.channel = match_channels(out, self.reference.to(out.dtype), self.source)
         else:
-            if self.source >= out.shape[1]:
-                raise ValueError(f"source {self.source} does not exist: the model returns {out.shape[1]} channels")
-            prepared.channel = self.source
+            if self.source >= channels:
+                raise ValueError(f"source {self.source} does not exist: the model returns {channels} channels")
+            prepared.channel = torch.full((batch,), self.source, dtype=torch.long)
         return prepared
 
     def metric(self, estimate: Tensor, reference: Tensor) -> Tensor:
@@ -127,12 +167,14 @@ class ReferenceScorer(Scorer):
         if self.channel is None or self.reference is None:
             raise ValueError(f"{type(self).__name__} must be prepared on the unmasked output before scoring")
         out = self._signals(output)
-        est = out[:, self.channel]
+        rows = torch.arange(out.shape[0], device=out.device)
+        est = out[rows, rows_for(self.channel.to(out.device), out.shape[0])]
         ref = rows_for(self.reference[:, self.source].to(est.dtype), est.shape[0])
         return finite_scores(self.metric(est, ref), type(self).__name__)
 
     def describe(self) -> dict:
-        return {**super().describe(), "source": self.source, "output_channel": self.channel}
+        channel = None if self.channel is None else self.channel.tolist()
+        return {**super().describe(), "source": self.source, "output_channel": channel}
 
 
 class SISDR(ReferenceScorer):
