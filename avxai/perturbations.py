@@ -83,7 +83,14 @@ class Perturbation:
 
 
 class PreparedPerturbation:
-    """A perturbation bound to one representation ``x`` ``(batch, channels, *grid)``."""
+    """A perturbation bound to one representation ``x`` ``(batch, channels, *grid)``.
+
+    ``baseline`` is the fixed ``(batch, channels, *grid)`` tensor a masked cell fades to when the
+    perturbation is a blend ``mask * x + (1 - mask) * baseline`` (so a modality may apply it to a part of
+    the grid only), and ``None`` when the result depends on the mask in another way (blur pyramids).
+    """
+
+    baseline: Tensor | None = None
 
     def apply(self, mask: Tensor) -> Tensor:
         """Shape: mask ``(n, *grid)`` -> ``(n, channels, *grid)``."""

@@ -21,7 +21,7 @@ def _region_mask(shape, freq, frames):
 
 
 def test_occlusion_finds_the_known_frames_and_bands():
-    wav = tone_in_noise()
+    wav = tone_in_noise(seconds=0.3)
     mod = Spectrogram(wav, SR, n_fft=256, hop_length=64, model_input="magnitude")
     # window of one cell: the map is exactly the score drop of each cell
     expl = occlusion(RegionEnergy(), mod, First(), OcclusionConfig(window=(1, 1), stride=(1, 1), batch_size=512))
@@ -40,7 +40,7 @@ def test_occlusion_finds_the_known_frames_and_bands():
 
 
 def test_occlusion_through_the_waveform_finds_the_region():
-    mod = Spectrogram(tone_in_noise(), SR, n_fft=256, hop_length=64)  # mask -> iSTFT -> model's own STFT
+    mod = Spectrogram(tone_in_noise(seconds=0.3), SR, n_fft=256, hop_length=64)  # mask -> iSTFT -> model's STFT
     expl = occlusion(RegionEnergy(), mod, First(), OcclusionConfig(window=(5, 5), stride=(5, 5)))
     attr = expl.attribution[0]
     f, t = divmod(int(attr.argmax()), attr.shape[1])
@@ -62,8 +62,8 @@ def test_occlusion_on_1d_and_3d_grids(grid, region):
 
 
 def test_batch_size_invariance_and_determinism():
-    mod = Spectrogram(tone_in_noise(), SR, n_fft=256, hop_length=64)
-    cfg = dict(window=(8, 8), stride=(4, 4))
+    mod = Spectrogram(tone_in_noise(seconds=0.3), SR, n_fft=256, hop_length=64)
+    cfg = dict(window=(16, 8), stride=(8, 4))
     a1 = occlusion(RegionEnergy(), mod, First(), OcclusionConfig(batch_size=1, **cfg)).attribution
     a8 = occlusion(RegionEnergy(), mod, First(), OcclusionConfig(batch_size=8, **cfg)).attribution
     again = occlusion(RegionEnergy(), mod, First(), OcclusionConfig(batch_size=8, **cfg)).attribution
@@ -72,9 +72,9 @@ def test_batch_size_invariance_and_determinism():
 
 
 def test_a_batch_of_inputs_gives_each_input_its_own_map():
-    wavs = tone_in_noise(batch=2, seed=1)
+    wavs = tone_in_noise(seconds=0.3, batch=2, seed=1)
     wavs[1] *= 0.25
-    cfg = OcclusionConfig(window=(8, 8), stride=(4, 4), batch_size=16)
+    cfg = OcclusionConfig(window=(16, 8), stride=(8, 4), batch_size=16)
     both = occlusion(RegionEnergy(), Spectrogram(wavs, SR, n_fft=256, hop_length=64), First(), cfg)
     for i in range(2):
         alone = occlusion(RegionEnergy(), Spectrogram(wavs[i:i + 1], SR, n_fft=256, hop_length=64), First(), cfg)

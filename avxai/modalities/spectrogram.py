@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -50,6 +50,12 @@ def resample(waveform: Tensor, from_rate: int, to_rate: int) -> Tensor:
     if from_rate == to_rate:
         return waveform
     return torchaudio.functional.resample(waveform, from_rate, to_rate)
+
+
+def _frames(z: Tensor, index: Tensor, frames: Tensor) -> Tensor:
+    """Frames ``frames (n, span)`` of rows ``index (n, 1)`` of ``z (batch, channels, freq, time)`` ->
+    ``(n, channels, freq, span)``."""
+    return z[index, :, :, frames].permute(0, 2, 3, 1)
 
 
 class Spectrogram(Modality):
@@ -158,18 +164,37 @@ class Spectrogram(Modality):
         re-synthesised locally; the result equals the full inverse STFT to float precision. A mask
         that requires grad always goes through the full inverse STFT.
         """
-        representation = self.apply_mask(mask)
         if self.model_input_kind != "waveform" or (mask.requires_grad and torch.is_grad_enabled()):
             # gradients must reach every cell, also those at 1: the full inverse STFT keeps them all
-            return self.to_model_input(representation)
-        changed = (self.expand_mask(mask) != 1).any(dim=1)  # (n, frames)
-        local = self._local_inverse(representation, changed)
-        return self.to_model_input(representation) if local is None else local
+            return self.to_model_input(self.apply_mask(mask))
+        self.check_mask(mask)
+        linear = self.expand_mask(mask)  # (n, freq, frames)
+        changed = (linear != 1).any(dim=1)  # (n, frames)
+        baseline = self._prepared.baseline
+        if baseline is None:  # the perturbation depends on the mask: perturb the whole grid, then pick frames
+            representation = self.apply_mask(mask)
 
-    def _local_inverse(self, representation: Tensor, changed: Tensor) -> Tensor | None:
-        """Waveforms ``(n, channels, samples)`` from the unperturbed one plus the inverse STFT of the change
-        in the frames ``changed (n, frames)``; ``None`` when the changed spans are too long to gain."""
-        n, c, f, t = representation.shape
+            def change(rows: Tensor, inputs: Tensor, frames: Tensor) -> Tensor:
+                return _frames(representation, rows, frames) - _frames(self.representation, inputs, frames)
+        else:  # a fixed baseline: the change is (1 - mask) * (baseline - x), needed only in the touched frames
+
+            def change(rows: Tensor, inputs: Tensor, frames: Tensor) -> Tensor:
+                keep = linear[rows, :, frames].permute(0, 2, 1).unsqueeze(1).to(self.representation.dtype)
+                return (1 - keep) * (_frames(baseline, inputs, frames) - _frames(self.representation, inputs, frames))
+        local = self._local_inverse(mask.shape[0], change, changed)
+        if local is None:
+            return self.to_model_input(self.apply_mask(mask))
+        return local
+
+    def _local_inverse(self, n: int, change: Callable[[Tensor, Tensor, Tensor], Tensor],
+                       changed: Tensor) -> Tensor | None:
+        """Waveforms ``(n, channels, samples)``: the unperturbed one plus the inverse STFT of the change.
+
+        ``change(rows (n, 1), inputs (n, 1), frames (n, span))`` gives the change of the magnitude in those
+        frames, ``(n, channels, freq, span)``; ``changed (n, frames)`` says which frames each mask touches.
+        ``None`` when the changed spans are too long to gain.
+        """
+        c, f, t = self.representation.shape[1:]
         b = self.batch_size
         frame_idx = torch.arange(t)
         first = torch.where(changed, frame_idx, t).min(dim=1).values
@@ -184,20 +209,16 @@ class Spectrogram(Modality):
         start = torch.where(last >= 0, first.clamp(max=t - span), torch.zeros_like(first))
         frames = start.unsqueeze(1) + torch.arange(span)  # (n, span)
         rows = torch.arange(n).unsqueeze(1)
-        x = self.representation.unsqueeze(0).expand(n // b, -1, -1, -1, -1).reshape(n, c, f, t)
-        phasor = self._phasor().unsqueeze(0).expand(n // b, -1, -1, -1, -1).reshape(n, c, f, t)
-
-        def pick(z: Tensor) -> Tensor:  # (n, c, f, t) -> the span's frames (n, c, f, span)
-            return z.permute(0, 3, 1, 2)[rows, frames].permute(0, 2, 3, 1)
-
-        delta = (pick(representation) - pick(x)) * pick(phasor)
-        window = self._full_window(representation.dtype)
+        inputs = rows % b  # row i perturbs input i mod batch; index the (batch, ...) tensors without expanding
+        delta = change(rows, inputs, frames) * _frames(self._phasor(), inputs, frames)
+        dtype = self.representation.dtype
+        window = self._full_window(dtype)
         segments = torch.fft.irfft(delta, n=self.n_fft, dim=2) * window.view(1, 1, -1, 1)
         length = (span - 1) * self.hop_length + self.n_fft
         ola = F.fold(segments.reshape(n * c, self.n_fft, span), output_size=(1, length),
                      kernel_size=(1, self.n_fft), stride=(1, self.hop_length)).reshape(n, c, length)
         padded_pos = start.unsqueeze(1) * self.hop_length + torch.arange(length)  # (n, length)
-        envelope = self._envelope(representation.dtype)
+        envelope = self._envelope(dtype)
         ola = ola / envelope[padded_pos.clamp(max=envelope.numel() - 1)].unsqueeze(1)
         pos = padded_pos - self.n_fft // 2
         valid = (pos >= 0) & (pos < out.shape[-1])

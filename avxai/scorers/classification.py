@@ -57,3 +57,17 @@ class ClassProbability(ClassLogit):
     def __call__(self, output: Any) -> Tensor:
         logits = self._logits(output)
         return logits.softmax(dim=1).gather(1, self._targets(logits).unsqueeze(1)).squeeze(1)
+
+
+class ClassLogProbability(ClassLogit):
+    """Log-softmax of class ``target`` (see :class:`ClassLogit`): the logit minus the log-sum-exp of all
+    logits, so evidence for a competing class (an interfering speaker) counts against the target.
+
+    Shape: ``(n, classes)`` -> ``(n,)``, in nats.
+    """
+
+    units = "log-probability"
+
+    def __call__(self, output: Any) -> Tensor:
+        logits = self._logits(output)
+        return logits.log_softmax(dim=1).gather(1, self._targets(logits).unsqueeze(1)).squeeze(1)

@@ -6,13 +6,14 @@ import argparse
 
 from avxai.io.audio import load_audio
 from avxai.modalities.spectrogram import Spectrogram
-from avxai.scorers.classification import ClassLogit, ClassProbability
+from avxai.scorers.classification import ClassLogit, ClassLogProbability, ClassProbability
 from avxai.scorers.speaker import SpeakerCosine
 from avxai.tasks.base import Problem, Task, read_segments
 
 
 class SpeakerTask(Task):
-    """``--task speaker``: identification (``--target K`` or the predicted class; ``--score logit|probability``)
+    """``--task speaker``: identification (``--target K`` or the predicted class;
+    ``--score logit|probability|log-probability``)
     or verification (``--enroll E.wav``: cosine between the embeddings of the input and the enrollment)."""
 
     name = "speaker"
@@ -41,8 +42,11 @@ class SpeakerTask(Task):
             scorer = SpeakerCosine(embedder, enroll)
             model = embedder
         else:
-            if args.score not in (None, "logit", "probability"):
-                raise ValueError(f"--score {args.score} is not a speaker-identification score: use logit or probability")
-            scorer = (ClassProbability if args.score == "probability" else ClassLogit)(args.target)
+            scorers = {None: ClassLogit, "logit": ClassLogit, "probability": ClassProbability,
+                       "log-probability": ClassLogProbability}
+            if args.score not in scorers:
+                raise ValueError(f"--score {args.score} is not a speaker-identification score: use logit, probability "
+                                 "or log-probability")
+            scorer = scorers[args.score](args.target)
         return Problem(model=model, modality=modality, scorer=scorer,
                        metadata={"input": str(args.input), "segments": read_segments(args.segments)})
