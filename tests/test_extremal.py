@@ -103,13 +103,27 @@ def test_separable_smooth_max_matches_full_neighbourhood_at_low_temperature():
     torch.testing.assert_close(a(params), b(params), atol=5e-3, rtol=0)
 
 
-def test_area_regulariser_is_zero_on_the_ramp():
+def test_area_regulariser_is_the_sorted_distance_to_the_ramp():
     areas = torch.tensor([0.25, 0.5], dtype=torch.float64)
     ref = ramp(areas, 8, torch.float32)
     assert ref.sum(dim=1).tolist() == [2.0, 4.0]
     masks = torch.tensor([[1.0, 0, 0, 0, 1, 0, 0, 0], [0, 1, 1, 0, 1, 0, 1, 0]])
-    assert area_regulariser(masks, ref).tolist() == [0.0, 0.0]
-    assert area_regulariser(torch.full((2, 8), 0.5), ref).tolist() == [0.25, 0.25]
+    assert area_regulariser(masks, [2, 4]).tolist() == [0.0, 0.0]
+    assert area_regulariser(torch.full((2, 8), 0.5), [2, 4]).tolist() == [0.25, 0.25]
+    # the top-k form equals the paper's mean((sort(m) - r_a)^2), ties included
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.cat([torch.rand(4, 500, generator=gen), torch.zeros(1, 500), torch.ones(1, 500)])
+    areas = torch.tensor([0.05, 0.3, 0.05, 0.9, 0.2, 0.2], dtype=torch.float64)
+    expected = (masks.sort(dim=1).values - ramp(areas, 500, torch.float32)).pow(2).mean(dim=1)
+    torch.testing.assert_close(area_regulariser(masks, (areas * 500).round().long()), expected)
+
+
+def test_generator_upsample_equals_linear_interpolation():
+    for grid, step in [((50,), 4), ((40, 301), (1, 9)), ((6, 20, 24), (1, 4, 4))]:
+        gen = SmoothMaskGenerator(grid, step, 8.0, oversample=2)
+        coarse = torch.rand(3, *gen.out_shape, generator=torch.Generator().manual_seed(0))
+        expected = GridToy(torch.ones(1, 1, *grid)).upsample(coarse)  # the default Modality.upsample
+        torch.testing.assert_close(gen.upsample(coarse), expected, atol=1e-5, rtol=0)
 
 
 # -- known relevant regions ------------------------------------------------------------------------------

@@ -125,6 +125,9 @@ class SmoothMaskGenerator:
             self.weight = torch.exp(-dist).reshape(cells, -1).to(device=device, dtype=dtype)  # k(u - u_i)
             self.bias = _bias(valid.reshape(cells, -1)).to(device=device, dtype=dtype)
         self.dtype, self.device = dtype, torch.device(device)
+        # Linear interpolation from out_shape to grid_shape, one matrix per axis (None where equal).
+        self._interp = [None if o == n else _linear_matrix(o, n).to(device=device, dtype=dtype)
+                        for o, n in zip(self.out_shape, grid_shape)]
 
     @property
     def neighbours(self) -> int:
@@ -164,6 +167,18 @@ class SmoothMaskGenerator:
             out = self._smax(g * weight, bias, dim=a + 1)
         return out
 
+    def upsample(self, masks: Tensor) -> Tensor:
+        """Linear interpolation of masks ``(n, *out_shape)`` to ``(n, *grid_shape)``.
+
+        The same values as ``F.interpolate(..., mode="(bi|tri)linear", align_corners=False)`` (the default
+        :meth:`avxai.modalities.base.Modality.upsample`), as one small matrix product per axis.
+        """
+        out = masks
+        for a, matrix in enumerate(self._interp):
+            if matrix is not None:
+                out = (out.movedim(a + 1, -1) @ matrix.T).movedim(-1, a + 1)
+        return out
+
     def _smax(self, g: Tensor, bias: Tensor, dim: int) -> Tensor:
         """Smooth max over ``dim``: ``sum g softmax(g / T)`` (``bias`` -inf drops a neighbour)."""
         return (g * torch.softmax(g / self.temperature + bias, dim=dim)).sum(dim=dim)
@@ -173,6 +188,20 @@ class SmoothMaskGenerator:
         return {"grid_shape": list(self.grid_shape), "param_shape": list(self.param_shape),
                 "out_shape": list(self.out_shape), "step": list(self.step), "sigma": list(self.sigma),
                 "temperature": self.temperature, "separable": self.separable, "neighbours": self.neighbours}
+
+
+def _linear_matrix(size_in: int, size_out: int) -> Tensor:
+    """``(size_out, size_in)`` weights of 1-D linear interpolation with ``align_corners=False`` (as F.interpolate)."""
+    scale = size_in / size_out
+    src = ((torch.arange(size_out, dtype=torch.float64) + 0.5) * scale - 0.5).clamp_min(0.0)
+    i0 = src.floor().long().clamp(max=size_in - 1)
+    i1 = (i0 + 1).clamp(max=size_in - 1)
+    frac = src - i0
+    matrix = torch.zeros(size_out, size_in, dtype=torch.float64)
+    rows = torch.arange(size_out)
+    matrix.index_put_((rows, i0), 1.0 - frac, accumulate=True)
+    matrix.index_put_((rows, i1), frac, accumulate=True)
+    return matrix
 
 
 def _bias(valid: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ def _model_line(explanation, index: int, k: int) -> str:
     else the preserved score."""
     s = explanation.scores
     if all(name in s for name in ("max_class", "max_score", "target", "target_score")):
-        return (f"maxPos {int(s['max_class'][index, k])} / maxScore {float(s['max_score'][index, k]):.2f} / "
+        return (f"maxPos {int(s['max_class'][index, k])} / maxScore {float(s['max_score'][index, k]):.2f}\n"
                 f"target {int(s['target'][index, k])} / targetScore {float(s['target_score'][index, k]):.2f}")
     if "preserved" in s:
         units = explanation.metadata.get("scorer", {}).get("units", "")
@@ -25,7 +25,7 @@ def _model_line(explanation, index: int, k: int) -> str:
 
 
 def _mask_line(mask: np.ndarray, area: float) -> str:
-    return f"min {mask.min():.2f} / max {mask.max():.2f} / area {mask.mean():.3f} (asked {area:g})"
+    return f"min {mask.min():.2f} / max {mask.max():.2f}\narea {mask.mean():.3f} (asked {area:g})"
 
 
 def _is_spectral(explanation) -> bool:
@@ -53,12 +53,14 @@ def _growth_panel(ax, explanation, index: int) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_extremal(explanation, index: int = 0, title: str | None = None):
+def plot_extremal(explanation, index: int = 0, title: str | None = None, width: float = 13.0):
     """Per area one row: input, mask, input x mask; titled with the mask's min / max / area and the model's
     top class / score and target / target score on the preserved input; then the area-growth curve.
 
     2-D grids (frequency x time) in dB; 1-D grids as curves; 3-D grids (time x height x width) at the frame
     where the mask keeps the most. Labelled segments (``metadata["segments"]``) are shaded on time axes.
+    Images carry colour bars (dB re the input's maximum; mask value, 1 = keep). ``width`` in inches (7 for a
+    two-column paper's page width); the height follows.
     """
     if explanation.masks is None:
         raise ValueError("this explanation holds no masks; plot_extremal needs an extremal-perturbation result")
@@ -71,7 +73,9 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None):
     title = title or (f"extremal ({meta.get('variant', '')}, {meta.get('perturbation', '')}): "
                       f"{meta.get('scorer', {}).get('scorer', '')}")
     nd = grid.ndim
-    fig = plt.figure(figsize=(13, 2.6 * k + 2.8), constrained_layout=True)
+    if not width > 0:
+        raise ValueError(f"width must be > 0 inches, got {width}")
+    fig = plt.figure(figsize=(width, (2.6 * k + 2.8) * width / 13.0), constrained_layout=True)
     spec = fig.add_gridspec(k + 1, 3, height_ratios=[1] * k + [0.9])
     if nd == 2:
         extent, f_label, t_label = extent_2d(explanation)
@@ -82,12 +86,14 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None):
             kept = grid * masks[i]
             if spectral:  # dB relative to the input's maximum (not the kept part's), same floor
                 kept = np.maximum(20 * np.log10(np.maximum(kept, 1e-12) / max(float(grid.max()), 1e-12)), vmin)
-            panels = [(shown, "magma", "input" + (" (dB)" if spectral else ""), (vmin, vmax)),
-                      (masks[i], "viridis", _mask_line(masks[i], areas[i]), (0.0, 1.0)),
-                      (kept, "magma", _model_line(explanation, index, i), (vmin, vmax))]
-            for j, (img, cmap, text, (lo, hi)) in enumerate(panels):
+            value = "dB re max" if spectral else "input value"
+            panels = [(shown, "magma", "input" + (" (dB)" if spectral else ""), (vmin, vmax), value),
+                      (masks[i], "viridis", _mask_line(masks[i], areas[i]), (0.0, 1.0), "mask (1 = keep)"),
+                      (kept, "magma", _model_line(explanation, index, i), (vmin, vmax), value)]
+            for j, (img, cmap, text, (lo, hi), bar) in enumerate(panels):
                 ax = fig.add_subplot(spec[i, j])
-                ax.imshow(img, origin="lower", aspect="auto", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
+                im = ax.imshow(img, origin="lower", aspect="auto", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
+                fig.colorbar(im, ax=ax, label=bar if i == k - 1 else None, pad=0.01, fraction=0.05)
                 ax.set_title(text, fontsize=8)
                 ax.set_ylabel(f_label if j == 0 else "")
                 ax.set_xlabel(t_label if i == k - 1 else "")
@@ -115,9 +121,12 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None):
                     (masks[i][frame], "viridis", _mask_line(masks[i], areas[i]), (0.0, 1.0)),
                     (grid[frame] * masks[i][frame], "gray", _model_line(explanation, index, i), (None, None))]):
                 ax = fig.add_subplot(spec[i, j])
-                ax.imshow(img, cmap=cmap, vmin=lim[0], vmax=lim[1])
+                im = ax.imshow(img, cmap=cmap, vmin=lim[0], vmax=lim[1])
                 ax.set_title(text, fontsize=8)
                 ax.axis("off")
+                if j == 1:
+                    fig.colorbar(im, ax=ax, label="mask (1 = keep)" if i == k - 1 else None, pad=0.01,
+                                 fraction=0.05)
     else:
         plt.close(fig)
         raise ValueError(f"cannot plot masks with {nd} grid axes; expected 1, 2 or 3")
