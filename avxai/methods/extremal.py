@@ -246,23 +246,21 @@ def ones_of(areas: Tensor, cells: int) -> Tensor:
 def area_regulariser(masks: Tensor, ones: "Tensor | Sequence[int]") -> Tensor:
     """``R_a(m) = mean((sort(m) - r_a) ** 2)`` per row, ``r_a`` with ``ones[i]`` ones (see :func:`ramp`).
 
-    Computed without a full sort: the top ``k`` values face the ones and the rest the zeros, so
-    ``R = (sum(m^2) - sum_top(m^2) + sum_top((1 - m)^2)) / N`` with ``top = topk(m, k)`` (exact, ties included).
+    Computed without a full sort: the ``k`` largest values face the ones and the rest the zeros, so
+    ``R = (sum(m^2) + sum_top_k((1 - m)^2 - m^2)) / N = (sum(m^2) + sum_top_k(1 - 2m)) / N``, with one
+    ``topk`` of the largest ``k`` over all rows (exact, ties included).
 
     Shape: masks ``(n, *grid)``, ones ``(n,)`` -> ``(n,)``.
     """
     flat = masks.reshape(masks.shape[0], -1)
-    ones = [int(k) for k in ones]
-    total = flat.pow(2).sum(dim=1)
-    rows = []
-    for k in sorted(set(ones)):  # rows with the same area share one topk call
-        idx = [i for i, kk in enumerate(ones) if kk == k]
-        top = flat[idx].topk(k, dim=1, sorted=False).values
-        rows.append((idx, (1.0 - top).pow(2).sum(dim=1) - top.pow(2).sum(dim=1)))
-    correction = torch.zeros_like(total)
-    for idx, value in rows:
-        correction = correction.index_put((torch.tensor(idx, device=flat.device),), value)
-    return (total + correction) / flat.shape[1]
+    k = torch.as_tensor(ones, dtype=torch.long, device=flat.device).reshape(-1)
+    if k.shape[0] != flat.shape[0] or (k < 0).any() or (k > flat.shape[1]).any():
+        raise ValueError(f"ones must give, for each of the {flat.shape[0]} masks, a count in [0, {flat.shape[1]}]; "
+                         f"got {k.tolist()}")
+    top = flat.topk(int(k.max()), dim=1).values  # (n, k_max), largest first
+    first_k = torch.arange(top.shape[1], device=flat.device) < k.unsqueeze(1)
+    correction = torch.where(first_k, 1.0 - 2.0 * top, torch.zeros_like(top)).sum(dim=1)
+    return (flat.pow(2).sum(dim=1) + correction) / flat.shape[1]
 
 
 class Extremal(Method):

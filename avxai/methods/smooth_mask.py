@@ -124,6 +124,13 @@ class SmoothMaskGenerator:
             self.index = index.reshape(cells, -1).to(device)  # (cells, neighbours)
             self.weight = torch.exp(-dist).reshape(cells, -1).to(device=device, dtype=dtype)  # k(u - u_i)
             self.bias = _bias(valid.reshape(cells, -1)).to(device=device, dtype=dtype)
+        # Separable passes: weights and biases laid out (neighbours, out cells, 1 per trailing axis), once.
+        self._pass_weight, self._pass_bias = [], []
+        for a in range(nd):
+            k, o = self._axis_weight[a].shape[1], self._axis_weight[a].shape[0]
+            trailing = (1,) * (nd - 1 - a)
+            self._pass_weight.append(self._axis_weight[a].T.reshape(k, o, *trailing).contiguous())
+            self._pass_bias.append(self._axis_bias[a].T.reshape(k, o, *trailing).contiguous())
         self.dtype, self.device = dtype, torch.device(device)
         # Linear interpolation from out_shape to grid_shape, one matrix per axis (None where equal).
         self._interp = [None if o == n else _linear_matrix(o, n).to(device=device, dtype=dtype)
@@ -155,16 +162,14 @@ class SmoothMaskGenerator:
             g = params.reshape(n, -1)[:, self.index] * self.weight  # (n, cells, neighbours)
             return self._smax(g, self.bias, dim=-1).reshape(n, *self.out_shape)
         out = params
-        nd = len(self.out_shape)
-        for a in reversed(range(nd)):  # one axis at a time, last axis first
+        for a in reversed(range(len(self.out_shape))):  # one axis at a time, last axis first
             # neighbours laid out before the axis, (..., k, o, ...): a softmax over a middle dimension
             # is an order of magnitude faster on CPU than over a short last dimension.
-            k, o = self._axis_weight[a].shape[1], self._axis_weight[a].shape[0]
-            g = out.index_select(a + 1, self._axis_index_ko[a]).unflatten(a + 1, (k, o))
-            trailing = (1,) * (nd - 1 - a)
-            weight = self._axis_weight[a].T.reshape(k, o, *trailing)
-            bias = self._axis_bias[a].T.reshape(k, o, *trailing)
-            out = self._smax(g * weight, bias, dim=a + 1)
+            weight, bias = self._pass_weight[a], self._pass_bias[a]
+            g = out.index_select(a + 1, self._axis_index_ko[a]).unflatten(a + 1, tuple(weight.shape[:2]))
+            g = g * weight
+            # _smax with the 1 / T scaling and the bias in one kernel
+            out = (g * torch.softmax(torch.add(bias, g, alpha=1.0 / self.temperature), dim=a + 1)).sum(dim=a + 1)
         return out
 
     def upsample(self, masks: Tensor) -> Tensor:
