@@ -148,9 +148,12 @@ def run_explain(args: argparse.Namespace) -> int:
 def report(explanation, out: Path) -> None:
     """Print the scores and what was written."""
     units = explanation.metadata.get("scorer", {}).get("units", "")
+    # scores that are not in the scorer's units: class indices, and ratios to the unmasked score
+    own_units = {"max_class": "(class)", "target": "(class)", "area_growth": "(x unmasked)"}
     for name, value in explanation.scores.items():
-        vals = ", ".join(f"{v:.3f}" for v in value.flatten().tolist()[:8])
-        print(f"{name:>12}: {vals} {units}")
+        as_int = name in ("max_class", "target")
+        vals = ", ".join(f"{v:.0f}" if as_int else f"{v:.3f}" for v in value.flatten().tolist()[:8])
+        print(f"{name:>12}: {vals} {own_units.get(name, units)}")
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}/ "
           f"({explanation.metadata.get('seconds', 0):.1f} s)")
 
