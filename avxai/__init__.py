@@ -12,7 +12,7 @@ from avxai.hygiene import evaluation_mode
 from avxai.methods import METHODS, Method, MethodConfig, Occlusion, OcclusionConfig, get_method, occlusion
 from avxai.modalities import Modality, Spectrogram, TensorModality
 from avxai.perturbations import Blur, BlurPyramid, Constant, Mean, Noise, Perturbation, Shift, parse_perturbation
-from avxai.scorers import SDR, SISDR, ClassLogit, ClassProbability, Scorer, SpeakerCosine
+from avxai.scorers import SDR, SISDR, ClassLogit, ClassLogProbability, ClassProbability, Scorer, SpeakerCosine
 from avxai.methods import (
     GradCAM, GradCAMConfig, IntegratedGradients, IntegratedGradientsConfig, Saliency, SaliencyConfig, SmoothGrad,
     SmoothGradConfig,
@@ -24,7 +24,7 @@ __all__ = [
     "METHODS", "Method", "MethodConfig", "Occlusion", "OcclusionConfig", "get_method", "occlusion",
     "Modality", "Spectrogram", "TensorModality",
     "Blur", "BlurPyramid", "Constant", "Mean", "Noise", "Perturbation", "Shift", "parse_perturbation",
-    "SDR", "SISDR", "ClassLogit", "ClassProbability", "Scorer", "SpeakerCosine",
+    "SDR", "SISDR", "ClassLogit", "ClassLogProbability", "ClassProbability", "Scorer", "SpeakerCosine",
     "GradCAM", "GradCAMConfig", "IntegratedGradients", "IntegratedGradientsConfig", "Saliency", "SaliencyConfig",
     "SmoothGrad", "SmoothGradConfig",
     "Extremal", "ExtremalConfig", "extremal",

@@ -1,4 +1,4 @@
-"""Command line: ``avxai demo``, ``avxai explain``."""
+"""Command line: ``avxai demo``, ``avxai explain``, ``avxai audit``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import yaml
 
-TASK_OPTIONS = ("input", "reference", "enroll", "source", "target", "segments", "model_checkpoint", "score")
+TASK_OPTIONS = ("input", "reference", "enroll", "source", "target", "segments", "model_checkpoint", "score", "stream")
 SHORTCUTS = {"areas": float, "window": int, "stride": int, "iterations": int, "batch_size": int, "seed": int}
 
 
@@ -59,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label) drawn on figures "
                                       "and used for the mass-in-segment statistics")
     g.add_argument("--model-checkpoint", help="local checkpoint of the model; default: the bundled reference model")
-    g.add_argument("--score", choices=["logit", "probability", "cosine", "sdr", "si-sdr"],
-                   help="what to explain; default per task (speaker: logit, or cosine with --enroll; enhancement/"
+    g.add_argument("--stream", choices=["av", "video", "audio"],
+                   help="which input stream to explain (av-enhancement): av = spectrogram and face video on one "
+                        "joint grid (default), video = the face crops with the sound kept, audio = the spectrogram "
+                        "with the face kept")
+    g.add_argument("--score", choices=["logit", "probability", "log-probability", "cosine", "sdr", "si-sdr"],
+                   help="what to explain; default per task (speaker: logit, or cosine with --enroll; "
+                        "log-probability counts evidence for other speakers against the target; enhancement/"
                         "separation: sdr)")
     a = ex.add_argument_group("audio")
     a.add_argument("--n-fft", type=int, default=512, help="STFT size in samples (default: %(default)s)")
@@ -82,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--batch-size", type=int, help="perturbed inputs per forward pass")
     m.add_argument("--seed", type=int, help="random seed")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from avxai.audit.command import add_audit_parser
+
+    add_audit_parser(sub)
     return parser
 
 
@@ -141,6 +150,7 @@ def run_explain(args: argparse.Namespace) -> int:
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
     out = explanation.save(args.out)
+    task.write_outputs(problem, explanation, out)
     report(explanation, out)
     return 0
 
@@ -173,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args)
         if args.command == "explain":
             return run_explain(args)
+        if args.command == "audit":
+            from avxai.audit.command import run_audit_command
+
+            return run_audit_command(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"avxai {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -62,6 +62,8 @@ class Explanation:
     media : name -> ``("audio", waveform (batch, channels, time), sample_rate)`` or
         ``("video", frames (batch, frames, 3, height, width) in [0, 1], fps)``.
     metadata : JSON-serialisable: config, modality, scorer, segments, versions, timing.
+    arrays : name -> extra ``(batch, ...)`` tensors a method produces beside the attribution (e.g. the
+        PCA-RGB images of ``pca-rgb``); saved in ``arrays.npz`` as ``arrays/<name>`` and loaded back.
     """
 
     method: str
@@ -76,6 +78,7 @@ class Explanation:
     history: dict[str, Tensor] = field(default_factory=dict)
     media: dict[str, tuple] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
@@ -98,6 +101,7 @@ class Explanation:
             arrays["masks"] = self.masks
         arrays.update({f"scores/{k}": v for k, v in self.scores.items()})
         arrays.update({f"history/{k}": v for k, v in self.history.items()})
+        arrays.update({f"arrays/{k}": v for k, v in self.arrays.items()})
         arrays.update({f"coordinates/{k}": torch.as_tensor(np.asarray(v)) for k, v in self.coordinates.items()})
         np.savez_compressed(out / "arrays.npz", **{k: _numpy(v) for k, v in arrays.items()})
         files = {"arrays": "arrays.npz"}
@@ -195,6 +199,7 @@ class Explanation:
             history={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("history/")},
             media=media,
             metadata=doc.get("metadata", {}),
+            arrays={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("arrays/")},
         )
 
 

@@ -12,8 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from avxai import ClassLogit, Explanation, Spectrogram, TensorModality
+from avxai import ClassLogit, Spectrogram, TensorModality
+from avxai.methods import get_method
+from avxai.methods.extremal import ExtremalConfig, extremal
 from avxai.methods.gradients import SaliencyConfig, saliency
+from avxai.methods.pca_rgb import PCARGBConfig
 from avxai.methods.occlusion import OcclusionConfig, occlusion
 from avxai.metrics import deletion_curve, insertion_curve
 from avxai.viz.style import PAPER_RC, paper_style
@@ -48,13 +51,25 @@ class WaveNet(nn.Module):
 class FaceNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv3d(1, 2, 3, padding=1)
+        self.conv = nn.Conv3d(1, 4, 3, padding=1)
         nn.init.uniform_(self.conv.weight, 0.0, 1.0, generator=torch.Generator().manual_seed(1))
 
     def forward(self, v):
         gate = torch.zeros_like(v)
         gate[..., 7:11, 3:9] = 1.0  # the "mouth"
         return torch.relu(self.conv(v * gate)).mean(dim=(2, 3, 4))
+
+
+class TFNet(nn.Module):
+    """A (freq, time) model with a 4-channel feature map for PCA-to-RGB."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(5))
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))[:, :2]
 
 
 @pytest.fixture(scope="module")
@@ -81,24 +96,24 @@ def saved(tmp_path_factory):
     bench.write_tables(rows, curves, root / "bench", {"test": True})
 
     # an extremal explanation (the real method, a few iterations) with its per-area masks and area growth
-    try:
-        from avxai.methods.extremal import ExtremalConfig, extremal
-    except ImportError:
-        extremal = None
-    if extremal is not None:
-        one = Spectrogram(wav, 8000, n_fft=128, hop_length=64, n_mels=16)
-        expl = extremal(model, one, ClassLogit(0), ExtremalConfig(areas=(0.1, 0.3), iterations=4))
-        expl.save(root / "other" / "extremal", figure=False)
+    one = Spectrogram(wav, 8000, n_fft=128, hop_length=64, n_mels=16)
+    expl = extremal(model, one, ClassLogit(0), ExtremalConfig(areas=(0.1, 0.3), iterations=4))
+    expl.save(root / "other" / "extremal", figure=False)
 
     video = torch.rand(1, 1, 4, 12, 12, generator=torch.Generator().manual_seed(3))
-    face = saliency(FaceNet(), TensorModality(video, ("time", "height", "width")), ClassLogit(0))
+    face_model, face_modality = FaceNet(), TensorModality(video, ("time", "height", "width"))
+    face = saliency(face_model, face_modality, ClassLogit(0))
     face.save(root / "other" / "face", figure=False)
 
-    rgb = torch.rand(1, 10, 12, 3, generator=torch.Generator().manual_seed(4))
-    pca = Explanation(method="pca-rgb", attribution=rgb, grid=rgb.mean(-1, keepdim=True).expand_as(rgb),
-                      axes=("height", "width", "component"))
-    pca.save(root / "other" / "pca", figure=False, media=False)
-    return root, extremal is not None
+    # PCA-to-RGB of a layer's features (the real method): per frame of a (time, height, width) input, and
+    # one time-frequency image of a (freq, time) input
+    pca_rgb = get_method("pca-rgb")
+    pca_rgb(face_model, face_modality, ClassLogit(0), PCARGBConfig(layer="conv")).save(
+        root / "other" / "pca_frames", figure=False)
+    tf = torch.rand(1, 1, 10, 16, generator=torch.Generator().manual_seed(4))
+    pca_rgb(TFNet(), TensorModality(tf, ("freq", "time")), ClassLogit(0), PCARGBConfig(layer="conv")).save(
+        root / "other" / "pca_tf", figure=False)
+    return root
 
 
 def _not_blank(path: Path) -> None:
@@ -113,16 +128,14 @@ def _not_blank(path: Path) -> None:
 
 @pytest.mark.slow  # ~10-30 s: matplotlib draws 9 figures twice (PDF with embedded fonts, PNG at 300 dpi)
 def test_every_figure_type_is_drawn_from_saved_explanations(saved, tmp_path):
-    root, has_extremal = saved
+    root = saved
     figures = _load(REPO / "recipes/paper_figures/make_figures.py", "paper_figures")
     out = tmp_path / "figures"
     written = figures.main(["--benchmark", str(root / "bench"), "--explanations", str(root / "other"),
                             "--out", str(out)])
     names = {p.stem for p in written}
     expected = {"aba_aba_occlusion", "aba_aba_saliency", "aba_methods", "benchmark_table", "curves_aba",
-                "face_face", "pca_rgb_pca"}
-    if has_extremal:
-        expected |= {"extremal_extremal", "area_growth_extremal"}
+                "face_face", "pca_rgb_pca_frames", "pca_rgb_pca_tf", "extremal_extremal", "area_growth_extremal"}
     assert expected <= names, f"missing figures: {sorted(expected - names)}"
     for stem in expected:
         for suffix in (".pdf", ".png"):

@@ -52,7 +52,7 @@ def test_video_without_audio(tmp_path):
     write_video(path, VideoClip(smooth_frames(5), 25.0))
     clip = read_video(path)
     assert clip.audio is None and clip.sample_rate is None and clip.num_frames == 5
-    with pytest.raises(ValueError, match=r"silent\.mp4.*has no audio track; pass --reference audio"):
+    with pytest.raises(ValueError, match=r"silent\.mp4.*has no audio track, but the sound is needed"):
         read_video(path, need_audio=True)
 
 

@@ -163,7 +163,8 @@ def read_video(path: str | os.PathLike, *, need_audio: bool = False) -> VideoCli
             astream = container.streams.audio[0] if container.streams.audio else None
             if need_audio and astream is None:
                 raise ValueError(
-                    f"{path!r} has no audio track; pass --reference audio or use a clip with sound."
+                    f"{path!r} has no audio track, but the sound is needed here (an audio-visual model hears the "
+                    "clip's own audio); use a clip with an audio track."
                 )
             vstream.thread_type = "AUTO"
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate

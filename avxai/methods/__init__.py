@@ -8,12 +8,14 @@ from avxai.methods.gradients import (
 )
 from avxai.methods.gradcam import GradCAM, GradCAMConfig, gradcam
 from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
+from avxai.methods.pca_rgb import PCARGB, PCAEmbedding, PCARGBConfig, pca_rgb
 
 #: name -> method instance; each method module adds itself here
 METHODS: dict[str, Method] = {"occlusion": occlusion}
 METHODS.update({"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
                 "gradcam": gradcam})
 METHODS["extremal"] = extremal
+METHODS["pca-rgb"] = pca_rgb
 
 
 def get_method(name: str) -> Method:
@@ -27,4 +29,4 @@ __all__ = ["Method", "MethodConfig", "evaluate_masks", "score_inputs", "Occlusio
            "METHODS", "get_method",
            "Saliency", "SaliencyConfig", "SmoothGrad", "SmoothGradConfig", "IntegratedGradients",
            "IntegratedGradientsConfig", "GradCAM", "GradCAMConfig", "saliency", "smoothgrad", "integrated_gradients",
-           "gradcam", "Extremal", "ExtremalConfig", "extremal"]
+           "gradcam", "Extremal", "ExtremalConfig", "extremal", "PCARGB", "PCARGBConfig", "PCAEmbedding", "pca_rgb"]

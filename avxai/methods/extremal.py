@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from avxai.explanation import Explanation
 from avxai.methods.base import Method, MethodConfig, check_output, mask_media, new_explanation, score_inputs
+from avxai.methods.parts import PartsMaskGenerator, modality_parts
 from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, per_axis
 from avxai.modalities.base import Modality
 from avxai.perturbations import parse_perturbation
@@ -293,10 +294,14 @@ class Extremal(Method):
         areas_all = config.optimised_areas()
         k_all, k = len(areas_all), len(config.areas)
         n = k_all * batch
-        step, sigma = config.resolve(grid)
-        generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature,
-                                        oversample=config.oversample, radius=config.radius,
-                                        separable=config.separable, dtype=dtype, device=device)
+        if modality_parts(modality) is None:
+            step, sigma = config.resolve(grid)
+            generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature,
+                                            oversample=config.oversample, radius=config.radius,
+                                            separable=config.separable, dtype=dtype, device=device)
+        else:  # a composite modality (audio-visual): one smooth mask per part, joined (avxai.methods.parts)
+            generator = PartsMaskGenerator(modality, config, dtype=dtype, device=device)
+            step, sigma = generator.step, generator.sigma
         row_areas = torch.tensor(areas_all, dtype=torch.float64).repeat_interleave(batch)  # row i: area i // B
         # The area constraint acts on the smooth mask at the generator's resolution (linear upsampling keeps
         # its mean; sorting fewer cells is cheaper): ones of the ramp r_a of each row there.
@@ -305,7 +310,7 @@ class Extremal(Method):
 
         # The default Modality.upsample is linear interpolation: the generator does the same with one small
         # matrix product per axis (faster); a modality with its own upsample keeps it.
-        fast_upsample = type(modality).upsample is Modality.upsample
+        fast_upsample = type(modality).upsample is Modality.upsample or isinstance(generator, PartsMaskGenerator)
 
         def masks_of(p: Tensor) -> tuple[Tensor, Tensor]:
             """(smooth masks at the generator's resolution, masks on the grid)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from avxai.explanation import Explanation
 from avxai.methods.base import Method, MethodConfig, mask_media, new_explanation, score_inputs, top_fraction_mask
+from avxai.methods.parts import modality_parts, split_per_part
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
@@ -19,7 +20,9 @@ from avxai.scorers.base import Scorer
 class OcclusionConfig(MethodConfig):
     """Occlusion hyper-parameters.
 
-    window : cells per grid axis (an int for every axis, or one per axis); ``None`` = 1/16 of each axis.
+    window : cells per grid axis (an int for every axis, or one per axis); ``None`` = the modality's
+        ``occlusion_window()`` suggestion (window, stride) when it has one and ``stride`` is ``None`` too,
+        else 1/16 of each axis.
     stride : cells per step per axis; ``None`` = half the window.
     batch_size : perturbed inputs per forward pass.
     listen_fraction : fraction of cells kept in the saved ``preserved`` / removed in ``deleted`` media.
@@ -90,35 +93,54 @@ class Occlusion(Method):
 
     def explain(self, model: nn.Module, modality: Modality, scorer: Scorer, config: OcclusionConfig,
                 unmasked: Tensor) -> Explanation:
-        grid = modality.grid_shape
+        # A composite modality (audio-visual) slides the windows within each of its parts (see
+        # avxai.methods.parts); a plain modality is its own single part.
+        parts = modality_parts(modality)
+        pieces = parts if parts is not None else (modality,)
+        windows_cfg = split_per_part(config.window, pieces, "window") if parts else [config.window]
+        strides_cfg = split_per_part(config.stride, pieces, "stride") if parts else [config.stride]
+        grids = [tuple(p.grid_shape) for p in pieces]
         batch = modality.batch_size
-        window, stride = config.resolve(grid)
-        starts = list(itertools.product(*[window_starts(n, w, s) for n, w, s in zip(grid, window, stride)]))
+        # a part without a window of the user's takes the window its modality suggests, if any (a face video:
+        # 0.2 s x a quarter of the crop; 1/16 of every axis of a 3-D grid would be tens of thousands of windows)
+        suggested = [getattr(p, "occlusion_window", lambda: None)() if w is None and s is None else None
+                     for p, w, s in zip(pieces, windows_cfg, strides_cfg)]
+        windows_cfg = [w if hint is None else hint[0] for w, hint in zip(windows_cfg, suggested)]
+        strides_cfg = [s if hint is None else hint[1] for s, hint in zip(strides_cfg, suggested)]
+        resolved = [replace(config, window=w, stride=s).resolve(g) for w, s, g in zip(windows_cfg, strides_cfg, grids)]
+        # every window: (part, region of that part's grid)
+        windows = [(p, tuple(slice(s, min(s + w, n)) for s, w, n in zip(start, window, grid)))
+                   for p, (grid, (window, stride)) in enumerate(zip(grids, resolved))
+                   for start in itertools.product(*[window_starts(n, w, s) for n, w, s in zip(grid, window, stride)])]
         dtype = modality.representation.dtype
-        total = torch.zeros(batch, *grid, dtype=dtype)
-        count = torch.zeros(grid, dtype=dtype)
+        totals = [torch.zeros(batch, *g, dtype=dtype) for g in grids]
+        counts = [torch.zeros(g, dtype=dtype) for g in grids]
         per_forward = max(1, config.batch_size // batch)
-        bar = tqdm(total=len(starts), desc="occlusion", unit="window", disable=not config.progress)
+        bar = tqdm(total=len(windows), desc="occlusion", unit="window", disable=not config.progress)
         with torch.inference_mode():
-            for first in range(0, len(starts), per_forward):
-                chunk = starts[first:first + per_forward]
-                masks = torch.ones(len(chunk), batch, *grid, dtype=dtype)
-                regions = [tuple(slice(s, min(s + w, n)) for s, w, n in zip(start, window, grid)) for start in chunk]
-                for j, region in enumerate(regions):
-                    masks[(j, slice(None)) + region] = 0.0
-                scores = score_inputs(model, modality, scorer, masks.reshape(-1, *grid)).view(len(chunk), batch)
+            for first in range(0, len(windows), per_forward):
+                chunk = windows[first:first + per_forward]
+                masks = [torch.ones(len(chunk), batch, *g, dtype=dtype) for g in grids]
+                for j, (p, region) in enumerate(chunk):
+                    masks[p][(j, slice(None)) + region] = 0.0
+                flat = [m.reshape(-1, *g) for m, g in zip(masks, grids)]
+                joint = modality.join_masks(flat) if parts is not None else flat[0]
+                scores = score_inputs(model, modality, scorer, joint).view(len(chunk), batch)
                 drops = unmasked.to(dtype).unsqueeze(0) - scores.to(dtype)
-                for j, region in enumerate(regions):
-                    total[(slice(None),) + region] += drops[j].view(batch, *([1] * len(grid)))
-                    count[region] += 1
+                for j, (p, region) in enumerate(chunk):
+                    totals[p][(slice(None),) + region] += drops[j].view(batch, *([1] * len(grids[p])))
+                    counts[p][region] += 1
                 bar.update(len(chunk))
         bar.close()
-        attribution = total / count
+        maps = [t / c for t, c in zip(totals, counts)]
+        attribution = modality.join_masks(maps) if parts is not None else maps[0]
         keep = top_fraction_mask(attribution, config.listen_fraction)
+        window = [list(w) for w, _ in resolved] if parts is not None else list(resolved[0][0])
+        stride = [list(s) for _, s in resolved] if parts is not None else list(resolved[0][1])
         return new_explanation(
             self.name, modality, attribution,
             media=mask_media(modality, {"preserved": keep, "deleted": 1.0 - keep}),
-            metadata={"window": list(window), "stride": list(stride), "n_windows": len(starts)},
+            metadata={"window": window, "stride": stride, "n_windows": len(windows)},
         )
 
 

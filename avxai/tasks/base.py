@@ -22,6 +22,8 @@ class Problem:
     modality: Modality
     scorer: Scorer
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: objects the task's own outputs need (e.g. the clean reference for an ideal binary mask); not saved
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Task(ABC):
@@ -38,6 +40,11 @@ class Task(ABC):
     @abstractmethod
     def prepare(self, args: argparse.Namespace) -> Problem:
         """Build the problem from parsed arguments; raise ``ValueError`` naming the bad input."""
+
+    def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
+        """Write task-specific files beside the saved explanation in ``out`` (figures that need the task's
+        inputs); return their names. Default: none."""
+        return []
 
 
 def read_segments(path: "str | Path | None") -> list[dict] | None:

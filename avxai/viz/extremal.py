@@ -35,8 +35,8 @@ def _is_spectral(explanation) -> bool:
 def _label_segments(ax, segments) -> None:
     ymax = ax.get_ylim()[1]
     for seg in segments or []:
-        ax.text((seg["start_s"] + seg["end_s"]) / 2, ymax, seg["label"], ha="center", va="bottom", fontsize=9,
-                fontweight="bold", color=SEGMENT_COLOURS.get(seg["label"], "k"))
+        ax.text((seg["start_s"] + seg["end_s"]) / 2, ymax, seg["label"], ha="center", va="top", fontsize=9,
+                fontweight="bold", color=SEGMENT_COLOURS.get(seg["label"], "w"))  # inside: clear of the title
 
 
 def _growth_panel(ax, explanation, index: int) -> None:

@@ -6,7 +6,9 @@ Tasks (each skipped, with the reason printed, when its model or audio is not the
                   speaker A's logit (truth: A's frames), input 1 speaker B's logit (truth: B's frame).
 ``separation``    the bundled ConvTasNet on its demo mixture (``assets/separation``); input ``s`` explains the
                   SI-SDR of source ``s`` (truth: the source's ideal binary mask, ``avxai.metrics.masks``).
-``talking_face``  the audio-visual model's mouth region (skipped until an AV model is bundled).
+``talking_face``  the bundled audio-visual enhancer on its example clip (``assets/av_enhancement``): the SI-SDR of
+                  the enhanced output, explained on the tracked face crops with the audio held fixed (truth:
+                  the generator's mouth box in each crop).
 
 For each (task, method): mass of the positive attribution inside the truth, pointing game, IoU at the truth's
 area, deletion and insertion AUC (range-normalised, the modality's own perturbation), the Spearman
@@ -88,6 +90,13 @@ def build_config(config_class: type, values: dict) -> Any:
 
 
 # -- tasks ----------------------------------------------------------------------------------------------------
+def _fingerprints(*paths: Path) -> dict[str, str]:
+    """``path -> sha256[:16]`` of the files a task read, so a table names the exact model and audio."""
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in paths}
+
+
 def aba_task(cfg: dict, assets: Path) -> "BenchTask | str":
     from avxai import ClassLogit, Spectrogram
     from avxai.data.mixtures import load_segments, segments_to_mask
@@ -111,7 +120,8 @@ def aba_task(cfg: dict, assets: Path) -> "BenchTask | str":
     return BenchTask("aba", model, modality, ClassLogit([classes["A"], classes["B"]]), truth,
                      labels=[f"speaker A (class {classes['A']})", f"speaker B (class {classes['B']})"],
                      gradcam_layer=cfg["gradcam_layers"].get("aba"),
-                     metadata={"segments": [dataclasses.asdict(s) for s in segments], "targets": ["A", "B"]})
+                     metadata={"segments": [dataclasses.asdict(s) for s in segments], "targets": ["A", "B"],
+                               "files": _fingerprints(ckpt, wav_path, seg_path)})
 
 
 def separation_task(cfg: dict, assets: Path) -> "BenchTask | str":
@@ -150,11 +160,58 @@ def _separation_problem(cfg: dict, checkpoint: Path, mixture: Path, sources: lis
     scorer = SISDR(torch.stack([refs, refs.flip(0)]), source=0)
     return BenchTask("separation", model, modality, scorer, truth, labels=["source 1", "source 2"],
                      gradcam_layer=cfg["gradcam_layers"].get("separation"),
-                     metadata={"targets": ["source 1", "source 2"]})
+                     metadata={"targets": ["source 1", "source 2"],
+                               "files": _fingerprints(checkpoint, mixture, *sources[:2])})
+
+
+class FixedAudio(nn.Module):
+    """An audio-visual model with its audio held fixed: ``forward(video (n, frames, 3, S, S))`` runs
+    ``model(waveform, video)`` with the same waveform ``(1, 1, time)`` for every row (the face is explained)."""
+
+    def __init__(self, model: nn.Module, waveform: Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("waveform", waveform)
+
+    def forward(self, video: Tensor) -> Tensor:
+        return self.model(self.waveform.expand(video.shape[0], -1, -1), video)
 
 
 def talking_face_task(cfg: dict, assets: Path) -> "BenchTask | str":
-    return "no audio-visual model is bundled yet (the mouth-region task runs once one is)"
+    """The bundled audio-visual enhancer on its example clip: the SI-SDR of the enhanced output against the clean
+    target, explained on the face crops (audio fixed); truth = the generator's mouth box in each crop."""
+    folder = assets / "av_enhancement"
+    names = ("av_enhancer.pt", "example.mp4", "clean.wav", "mouth_boxes.json")
+    missing = [n for n in names if not (folder / n).exists()]
+    if missing:
+        return f"needs {', '.join(missing)} in {folder} (recipes/av_enhancement/train.py)"
+    from avxai import SISDR
+    from avxai.faces import FaceTracker
+    from avxai.io.audio import load_audio
+    from avxai.modalities.video import FaceVideo
+    from avxai.models.av_enhancement import load_av_enhancer
+
+    tf = cfg.get("talking_face", {})
+    model = load_av_enhancer(folder / "av_enhancer.pt")
+    video = FaceVideo.from_file(folder / "example.mp4", FaceTracker(crop_size=model.crop_size),
+                                perturbation=tf.get("perturbation", "spatial-blur"), need_audio=True)
+    clip = video.clip
+    if clip.sample_rate != model.sample_rate:
+        return (f"example.mp4's audio is at {clip.sample_rate} Hz but the model takes {model.sample_rate} Hz; "
+                "re-run recipes/av_enhancement/train.py")
+    wav = clip.audio.float().mean(dim=0).reshape(1, 1, -1)  # (1, 1, time) mono
+    clean, _ = load_audio(folder / "clean.wav", sample_rate=model.sample_rate, mono=True)
+    n = min(wav.shape[-1], clean.shape[-1])
+    wav, clean = wav[..., :n], clean.reshape(1, -1)[:, :n]
+    boxes_doc = json.loads((folder / "mouth_boxes.json").read_text())
+    boxes = torch.tensor(boxes_doc["mouth_boxes"], dtype=torch.float32)
+    if boxes.shape[0] != video.num_frames:
+        return f"mouth_boxes.json has {boxes.shape[0]} boxes for {video.num_frames} frames of example.mp4"
+    truth = video.region_in_crop(boxes, float(tf.get("mouth_grow", 0.0))).bool().unsqueeze(0)  # (1, T, S, S)
+    return BenchTask("talking_face", FixedAudio(model, wav[..., :n]), video, SISDR(clean), truth,
+                     labels=["target talker"], gradcam_layer=cfg["gradcam_layers"].get("talking_face"),
+                     metadata={"targets": ["target talker"],
+                               "files": _fingerprints(*(folder / n for n in names))})
 
 
 TASKS: dict[str, Callable[[dict, Path], "BenchTask | str"]] = {
@@ -164,19 +221,22 @@ TASKS: dict[str, Callable[[dict, Path], "BenchTask | str"]] = {
 
 # -- measuring ------------------------------------------------------------------------------------------------
 def score_attribution(task: BenchTask, attribution: Tensor, mcfg: dict) -> tuple[dict, dict]:
-    """Localisation and faithfulness numbers (means over the batch) and the two curves."""
+    """Localisation and faithfulness numbers (means over the batch, per input under ``"per_input"``) and the
+    two curves."""
     from avxai.metrics import deletion_curve, insertion_curve, iou_at_truth_area, mass_in_mask, pointing_game
 
     kw = dict(steps=mcfg["steps"], batch_size=mcfg["batch_size"], normalise=mcfg["normalise"])
     dele = deletion_curve(task.model, task.modality, task.scorer, attribution, **kw)
     ins = insertion_curve(task.model, task.modality, task.scorer, attribution, **kw)
-    row = {
-        "mass": float(np.nanmean(mass_in_mask(attribution, task.truth).numpy())),
-        "pointing": float(pointing_game(attribution, task.truth, mcfg["pointing_tolerance"]).float().mean()),
-        "iou": float(iou_at_truth_area(attribution, task.truth).mean()),
-        "deletion_auc": float(dele.auc.mean()),
-        "insertion_auc": float(ins.auc.mean()),
+    per_input = {
+        "mass": mass_in_mask(attribution, task.truth).tolist(),
+        "pointing": pointing_game(attribution, task.truth, mcfg["pointing_tolerance"]).float().tolist(),
+        "iou": iou_at_truth_area(attribution, task.truth).tolist(),
+        "deletion_auc": dele.auc.tolist(),
+        "insertion_auc": ins.auc.tolist(),
     }
+    row: dict[str, Any] = {k: float(np.nanmean(v)) for k, v in per_input.items()}
+    row["per_input"] = per_input
     return row, {"deletion": dele.to_dict(), "insertion": ins.to_dict()}
 
 
@@ -194,9 +254,10 @@ def run_method(task: BenchTask, name: str, config: Any, mcfg: dict, seed: int, o
         rand = randomisation_check(method, task.model, task.modality, task.scorer, config, layers=[""], seed=seed,
                                    include_unchanged=False, reference=expl.attribution)
         row["randomisation_r"] = rand.final()
+        row["per_input"]["randomisation_r"] = [None if np.isnan(v) else float(v) for v in rand.correlations[-1]]
     row["s_per_input"] = seconds / task.modality.batch_size
     expl.metadata.update(task.metadata)
-    expl.metadata.update({"task": task.name, "labels": task.labels, "benchmark": {k: row[k] for k in row}})
+    expl.metadata.update({"task": task.name, "labels": task.labels, "benchmark": row})
     expl.save(out / "explanations" / task.name / name)
     return row, curves
 
@@ -224,13 +285,25 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(rows: list[dict], curves: dict, out: Path, meta: dict) -> None:
+def write_tables(rows: list[dict], curves: dict, out: Path, meta: dict, labels: dict | None = None) -> None:
+    """``results.csv`` / ``results.md`` (means per task and method), ``results_per_input.csv``, ``curves.json``
+    and ``run.json``."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for r in rows:
             writer.writerow({c: r.get(c) for c in COLUMNS})
+    with open(out / "results_per_input.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["task", "method", "input"] + COLUMNS[2:-1])
+        writer.writeheader()
+        for r in rows:
+            per = r.get("per_input") or {}
+            n = len(next(iter(per.values()), []))
+            names = (labels or {}).get(r["task"]) or [f"input {j}" for j in range(n)]
+            for i in range(n):
+                writer.writerow({"task": r["task"], "method": r["method"], "input": names[i],
+                                 **{k: per[k][i] for k in COLUMNS[2:-1] if k in per}})
     (out / "results.md").write_text(markdown_table(rows))
     (out / "curves.json").write_text(json.dumps(curves, indent=1) + "\n")
     (out / "run.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -265,6 +338,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows: list[dict] = []
     curves: dict[str, dict] = {}
     skipped: dict[str, str] = {}
+    labels: dict[str, list[str]] = {}
+    files: dict[str, dict] = {}
     for task_name in tasks:
         task = TASKS[task_name](cfg, args.assets)
         if isinstance(task, str):
@@ -274,8 +349,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"[task] {task_name}: {task.modality.batch_size} inputs ({'; '.join(task.labels)}), grid "
               f"{task.modality.grid_shape} {task.modality.axes}", flush=True)
         curves[task_name] = {}
+        labels[task_name] = task.labels
+        files[task_name] = task.metadata.get("files", {})
         mcfg = merge(cfg["metrics"], cfg.get("task_metrics", {}).get(task_name) or {})
         for name in methods:
+            only = (cfg.get("method_tasks") or {}).get(name)
+            if only is not None and task_name not in only:
+                skipped[f"{task_name}/{name}"] = f"{name} applies to {', '.join(only)} only (method_tasks)"
+                print(f"[skip] {task_name}/{name}: applies to {', '.join(only)} only (method_tasks in the config)",
+                      flush=True)
+                continue
             if name not in METHODS:
                 skipped[f"{task_name}/{name}"] = "method not registered in avxai.methods.METHODS"
                 print(f"[skip] {task_name}/{name}: not registered in avxai.methods.METHODS", flush=True)
@@ -293,8 +376,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             row, c = random_row(task, mcfg, seed)
             rows.append({"task": task_name, "method": "random", **row})
             curves[task_name]["random"] = c
-    write_tables(rows, curves, args.out, {"config": cfg, "debug": args.debug, "seed": seed, "skipped": skipped,
-                                          "torch": torch.__version__, "threads": torch.get_num_threads()})
+    write_tables(rows, curves, args.out, {"config": cfg, "debug": args.debug, "seed": seed, "skipped": skipped, "files": files,
+                                          "torch": torch.__version__, "threads": torch.get_num_threads()}, labels)
     print()
     print(markdown_table(rows))
     print(f"wrote {args.out / 'results.csv'}, results.md, curves.json and explanations/", flush=True)

@@ -6,7 +6,7 @@ can be restyled and redrawn in seconds. Fonts, sizes and colour maps come from :
 
 Figures (each as ``<name>.pdf`` and ``<name>.png``):
 
-``extremal_<tag>``        extremal perturbation: the method's own per-area panel (``plot_explanation``)
+``extremal_<tag>[_<i>]``  extremal perturbation: the method's own per-area panel per input (``plot_explanation``)
 ``area_growth_<tag>``     preserved score / unmasked score against the kept area (extremal)
 ``aba_<tag>``             spectrogram + one attribution map per explained speaker, segment boundaries drawn
 ``aba_methods``           time profiles of every method on the A-B-A task (benchmark explanations)
@@ -42,7 +42,9 @@ from avxai.explanation import Explanation  # noqa: E402
 from avxai.viz import plot_explanation  # noqa: E402
 from avxai.viz.attribution import draw_segments, extent_2d, to_db  # noqa: E402
 from avxai.viz.curves import plot_faithfulness_curves  # noqa: E402
-from avxai.viz.style import CMAPS, COLUMN_WIDTH, PAGE_WIDTH, method_colour, paper_style, save_figure  # noqa: E402
+from avxai.viz.style import (  # noqa: E402
+    CMAPS, COLUMN_WIDTH, METHOD_COLOURS, PAGE_WIDTH, method_colour, paper_style, save_figure,
+)
 
 try:  # the extremal engineer's per-area plotter registers itself in avxai.viz.PLOTTERS on import
     import avxai.viz.extremal  # noqa: F401,E402
@@ -94,7 +96,12 @@ def _attribution_label(expl: Explanation) -> str:
 
 # -- figures -------------------------------------------------------------------------------------------------
 def figure_method_panel(expl: Explanation, index: int = 0):
-    """The method's own figure (the extremal per-area panel is registered by avxai.viz.extremal)."""
+    """The method's own figure at the page width (the extremal per-area panel, avxai.viz.extremal)."""
+    import avxai.viz as viz
+
+    kind = (expl.metadata.get("modality") or {}).get("kind")
+    if expl.method == "extremal" and kind not in getattr(viz, "MODALITY_PLOTTERS", {}):
+        return plot_explanation(expl, index=index, width=PAGE_WIDTH)
     return plot_explanation(expl, index=index)
 
 
@@ -158,7 +165,8 @@ def figure_aba(expl: Explanation):
 
 def figure_aba_methods(expls: dict[str, Explanation]):
     """Per method, the positive attribution summed over frequency against time (each input scaled to its max)."""
-    names = list(expls)
+    order = list(METHOD_COLOURS)
+    names = sorted(expls, key=lambda m: (order.index(m) if m in order else len(order), m))
     first = expls[names[0]]
     n_inputs = first.batch_size
     fig, axes = plt.subplots(len(names), n_inputs, figsize=(PAGE_WIDTH, 0.9 * len(names) + 0.4), sharex=True,
@@ -208,8 +216,27 @@ def figure_face_strip(expl: Explanation, index: int = 0, frames: int = 8):
     return fig
 
 
-def figure_pca_rgb(expl: Explanation, index: int = 0, frames: int = 8):
-    """PCA-to-RGB images: an attribution with a component axis of size 3 shown as colour (per frame)."""
+def _rgb_frames(expl: Explanation, index: int) -> tuple[np.ndarray, bool]:
+    """RGB images ``(frames, h, w, 3)`` in [0, 1] of input ``index`` and whether they are time-frequency maps.
+
+    From ``arrays["rgb"]`` (the ``pca-rgb`` method: ``(batch, frames, 3, h, w)`` for video features,
+    ``(batch, 3, freq, frames)`` for time-frequency ones, ``(batch, 3, *grid)`` otherwise), else from an
+    attribution with an axis of size 3 (an RGB attribution saved by other code).
+    """
+    if "rgb" in expl.arrays:
+        rgb = expl.arrays["rgb"][index].numpy()
+        stream = expl.metadata.get("stream")
+        if stream == "video" or (rgb.ndim == 4 and rgb.shape[1] == 3 and rgb.shape[0] != 3):
+            return np.moveaxis(rgb, 1, -1), False  # (frames, 3, h, w) -> (frames, h, w, 3)
+        if rgb.shape[0] != 3:
+            raise ValueError(f"arrays['rgb'] of input {index} has shape {rgb.shape}; expected (3, ...) or "
+                             "(frames, 3, h, w)")
+        rgb = np.moveaxis(rgb, 0, -1)  # (*spatial, 3)
+        if rgb.ndim == 2:  # one axis (time): a strip
+            return rgb[None, None], True
+        if rgb.ndim == 3:  # (freq, frames): one time-frequency image
+            return rgb[None], True
+        return rgb, False  # (time, h, w, 3)
     attr = expl.attribution[index].numpy()
     axes_names = list(expl.axes)
     comp = next((i for i, a in enumerate(axes_names) if a in ("component", "rgb", "channel") and attr.shape[i] == 3),
@@ -217,24 +244,51 @@ def figure_pca_rgb(expl: Explanation, index: int = 0, frames: int = 8):
     if comp is None:
         comp = next((i for i, s in enumerate(attr.shape) if s == 3), None)
     if comp is None:
-        raise ValueError(f"a PCA-to-RGB explanation needs an axis of size 3, got axes {axes_names} {attr.shape}")
+        raise ValueError(f"a PCA-to-RGB figure needs arrays['rgb'] (the pca-rgb method) or an attribution axis of "
+                         f"size 3, got axes {axes_names} {attr.shape}")
     rgb = np.moveaxis(attr, comp, -1)
     if rgb.ndim == 3:
         rgb = rgb[None]
     lo, hi = np.percentile(rgb, 1), np.percentile(rgb, 99)
-    rgb = np.clip((rgb - lo) / max(hi - lo, 1e-12), 0, 1)
+    return np.clip((rgb - lo) / max(hi - lo, 1e-12), 0, 1), False
+
+
+def figure_pca_rgb(expl: Explanation, index: int = 0, frames: int = 8):
+    """PCA-to-RGB embedding: the first three principal components of a layer's features as colour (per frame,
+    or one time-frequency image)."""
+    rgb, spectral = _rgb_frames(expl, index)
+    rgb = np.clip(rgb, 0.0, 1.0)
     n = min(frames, rgb.shape[0])
     idx = np.linspace(0, rgb.shape[0] - 1, n).round().astype(int)
-    fig, axes = plt.subplots(1, n, figsize=(min(PAGE_WIDTH, 1.2 * n + 0.4), 1.4), squeeze=False,
-                             constrained_layout=True)
-    for j, f in enumerate(idx):
-        axes[0, j].imshow(rgb[f])
-        axes[0, j].set_xticks([])
-        axes[0, j].set_yticks([])
-        if n > 1:
-            axes[0, j].set_title(f"frame {f}")
-    fig.suptitle("first three principal components as RGB")
+    if spectral:
+        fig, axes = plt.subplots(1, 1, figsize=(COLUMN_WIDTH, 1.6), squeeze=False, constrained_layout=True)
+        axes[0, 0].imshow(rgb[0], origin="lower", aspect="auto", interpolation="nearest")
+        axes[0, 0].set_xlabel("layer frame")
+        axes[0, 0].set_ylabel("layer frequency bin" if rgb.shape[1] > 1 else "")
+    else:
+        fig, axes = plt.subplots(1, n, figsize=(min(PAGE_WIDTH, 1.2 * n + 0.4), 1.4), squeeze=False,
+                                 constrained_layout=True)
+        fps = (expl.metadata.get("modality") or {}).get("fps") if isinstance(expl.metadata.get("modality"), dict) \
+            else None
+        for j, f in enumerate(idx):
+            axes[0, j].imshow(rgb[f], interpolation="nearest")
+            axes[0, j].set_xticks([])
+            axes[0, j].set_yticks([])
+            if n > 1:
+                axes[0, j].set_title(f"{f / fps:.2f} s" if fps else f"frame {f}")
+    layer = expl.metadata.get("layer")
+    fig.suptitle("first three principal components as RGB" + (f" (layer {layer})" if layer else ""))
     return fig
+
+
+def split_parts(expl: Explanation) -> dict[str, Explanation]:
+    """An audio-visual explanation cut into its parts (``{"audio": ..., "video": ...}``); others as they are."""
+    meta = expl.metadata.get("modality")
+    if isinstance(meta, dict) and meta.get("kind") == "audio-visual":
+        from avxai.modalities.audio_visual import split_explanation
+
+        return split_explanation(expl)
+    return {"": expl}
 
 
 def read_benchmark(folder: Path) -> tuple[list[dict], dict]:
@@ -307,6 +361,29 @@ def figure_benchmark_table(rows: list[dict]):
 
 
 # -- driver ----------------------------------------------------------------------------------------------------
+def _figures_of(expl: Explanation, name: str, out: Path, formats: tuple[str, ...], written: list[Path]) -> list[str]:
+    """Write the figures one explanation (or one part of one) allows; appends to ``written``, returns the kinds."""
+    kinds = []
+    if expl.method == "extremal" or expl.masks is not None:
+        for i in range(expl.batch_size):  # one panel per explained input (A and B, source 1 and 2)
+            suffix = "" if expl.batch_size == 1 else f"_{i}"
+            written += save_figure(figure_method_panel(expl, i), out / f"extremal_{name}{suffix}", formats)
+        kinds.append("extremal")
+        if "area_growth" in expl.scores:
+            written += save_figure(figure_area_growth(expl), out / f"area_growth_{name}", formats)
+            kinds.append("area growth")
+    if "pca" in expl.method:
+        written += save_figure(figure_pca_rgb(expl), out / f"pca_rgb_{name}", formats)
+        kinds.append("pca-rgb")
+    elif expl.metadata.get("segments") and expl.attribution.dim() == 3:
+        written += save_figure(figure_aba(expl), out / f"aba_{name}", formats)
+        kinds.append("A-B-A")
+    elif expl.attribution.dim() == 4:
+        written += save_figure(figure_face_strip(expl), out / f"face_{name}", formats)
+        kinds.append("face strip")
+    return kinds
+
+
 def make_figures(explanation_roots: list[Path], benchmark: Path | None, out: Path,
                  formats: tuple[str, ...] = ("pdf", "png")) -> list[Path]:
     """Write every figure the saved material allows; returns the files written. Prints what it skipped."""
@@ -318,25 +395,13 @@ def make_figures(explanation_roots: list[Path], benchmark: Path | None, out: Pat
     aba_by_method: dict[str, Explanation] = {}
     with paper_style():
         for tag, folder in found.items():
-            expl = Explanation.load(folder)
             kinds = []
-            if expl.method == "extremal" or expl.masks is not None:
-                written += save_figure(figure_method_panel(expl), out / f"extremal_{tag}", formats)
-                kinds.append("extremal")
-                if "area_growth" in expl.scores:
-                    written += save_figure(figure_area_growth(expl), out / f"area_growth_{tag}", formats)
-                    kinds.append("area growth")
-            if "pca" in expl.method:
-                written += save_figure(figure_pca_rgb(expl), out / f"pca_rgb_{tag}", formats)
-                kinds.append("pca-rgb")
-            elif expl.metadata.get("segments") and expl.attribution.dim() == 3:
-                written += save_figure(figure_aba(expl), out / f"aba_{tag}", formats)
-                kinds.append("A-B-A")
-                if expl.metadata.get("task") == "aba":
+            for part, expl in split_parts(Explanation.load(folder)).items():
+                name = f"{tag}_{part}" if part else tag
+                kinds += [f"{k} ({part})" if part else k for k in _figures_of(expl, name, out, formats, written)]
+                if (not part and expl.metadata.get("task") == "aba" and expl.metadata.get("segments")
+                        and expl.attribution.dim() == 3):
                     aba_by_method[expl.method] = expl
-            elif expl.attribution.dim() == 4:
-                written += save_figure(figure_face_strip(expl), out / f"face_{tag}", formats)
-                kinds.append("face strip")
             print(f"[figures] {tag}: {', '.join(kinds) or 'no paper figure for this kind (skipped)'}")
         if len(aba_by_method) > 1:
             written += save_figure(figure_aba_methods(aba_by_method), out / "aba_methods", formats)

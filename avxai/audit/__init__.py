@@ -1,0 +1,20 @@
+"""Speaker-verification audit: explain the verification score of every trial of a trial list and ask
+whether the model decides on the speaker's voice or on silence, noise, channel or an interfering talker.
+
+``run_audit(trials_csv, out, AuditConfig(...))`` (``avxai audit`` on the command line) is resumable:
+one JSON line per finished trial in ``out/results.jsonl``, a hash of the arguments in ``out/audit.json``,
+and ``out/report.html`` with the summary (EER, minDCF, statistics), the trials that rely most on
+non-speech, and per trial the spectrogram with the mask and audio players.
+"""
+
+from avxai.audit.driver import run_audit
+from avxai.audit.engines import ENGINES, ray_available, run_in_process, run_processes, run_ray
+from avxai.audit.report import ReportOptions, build_report, summarise
+from avxai.audit.runner import AuditConfig, ModelSpec, ResultStore, load_model_spec, run_trial, voice_activity
+from avxai.audit.trials import Trial, parse_segments, read_trials, write_trials
+
+__all__ = [
+    "run_audit", "AuditConfig", "ReportOptions", "ModelSpec", "ResultStore", "Trial", "ENGINES",
+    "build_report", "load_model_spec", "parse_segments", "ray_available", "read_trials", "run_in_process",
+    "run_processes", "run_ray", "run_trial", "summarise", "voice_activity", "write_trials",
+]

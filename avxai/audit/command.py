@@ -1,0 +1,163 @@
+"""``avxai audit``: the command-line front of :func:`avxai.audit.run_audit` (parser and runner)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+__all__ = ["add_audit_parser", "run_audit_command"]
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}")
+        return values
+    return parse
+
+
+def add_audit_parser(sub) -> argparse.ArgumentParser:
+    """Add the ``audit`` subcommand to ``sub`` (the ``add_subparsers`` object of the main parser)."""
+    p = sub.add_parser(
+        "audit", help="explain every trial of a speaker-verification trial list and report where the evidence lies",
+        description=(
+            "Audit a speaker-verification model on a trial list: per trial the cosine score of the test utterance "
+            "against the enrollment, an explanation of that score on the test spectrogram, the mask's mass in "
+            "speech-active frames (energy VAD) and in labelled target segments, the scores of the preserved and "
+            "deleted input per area and the deletion curve; over the audit the EER, minDCF, the statistics of "
+            "target and non-target trials and the trials that rely most on non-speech. Writes results.jsonl (one "
+            "line per finished trial; a rerun with the same arguments continues an interrupted audit), "
+            "summary.json and report.html to --out."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("trials", metavar="TRIALS.csv",
+                   help="trial list: columns enroll,test,label (audio paths relative to the CSV; label 1 = same "
+                        "speaker) and optional id, condition, target_segments, interferer_segments ('0.0-1.2;2.0-2.8' "
+                        "seconds)")
+    p.add_argument("--out", required=True, help="output folder (rerun with the same folder to continue an audit)")
+    p.add_argument("--model", help="speaker checkpoint (.pt with its .json beside it); default: the bundled model "
+                                   "assets/speaker/speaker_net.pt")
+    p.add_argument("--method", default="occlusion", choices=["occlusion", "extremal"], help="explanation method")
+    e = p.add_argument_group("where the trials run")
+    e.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: in this process, or in --workers processes; ray: one Ray task per batch of trials")
+    e.add_argument("--workers", type=int, default=0,
+                   help="local engine: worker processes (0 = in this process, one torch thread each)")
+    e.add_argument("--address", help="ray engine: cluster address ('auto', 'HOST:6379' or 'ray://HOST:10001'); "
+                                     "default: start a Ray instance on this machine")
+    e.add_argument("--batch-trials", type=int,
+                   help="trials per task (default: 1 for local, 2 for ray)")
+    e.add_argument("--max-retries", type=int, default=3,
+                   help="times a batch whose worker process dies (or whose Ray task fails) is run again before its "
+                        "trials are recorded as failed")
+    r = p.add_argument_group("this run")
+    r.add_argument("--limit", type=int, help="run at most this many unfinished trials now (continue later)")
+    r.add_argument("--retry-failed", action="store_true", help="run again the trials recorded as failed")
+    r.add_argument("--no-media", action="store_true",
+                   help="no per-trial figure and WAVs (faster; the report then has no players)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    x = p.add_argument_group("explanation")
+    x.add_argument("--areas", type=_csv(float), default=(0.05, 0.1, 0.2, 0.4),
+                   help="mask areas (fractions of the spectrogram) for the preserved/deleted scores and mask statistics")
+    x.add_argument("--media-area", type=float, help="area whose mask the report draws and plays (default: the middle one)")
+    x.add_argument("--window", type=_csv(int), help="occlusion window in cells (freq bins,frames); default 32,20")
+    x.add_argument("--stride", type=_csv(int), help="occlusion stride in cells (default: the window, no overlap)")
+    x.add_argument("--iterations", type=int, help="extremal: optimisation steps (method default: 300)")
+    x.add_argument("--seed", type=int, help="extremal: random seed of the mask initialisation")
+    x.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other field of the method's config (YAML value), repeatable, e.g. --set variant=dual")
+    x.add_argument("--batch-size", type=int, default=32, help="perturbed inputs per forward pass")
+    x.add_argument("--curve-steps", type=int, default=10, help="steps of the deletion (score-drop) curve")
+    a = p.add_argument_group("audio")
+    a.add_argument("--n-fft", type=int, default=512, help="STFT size of the explained spectrogram (samples)")
+    a.add_argument("--hop-length", type=int, default=160, help="STFT hop (samples)")
+    a.add_argument("--n-mels", type=int, help="mask on this many mel bands instead of linear bins")
+    a.add_argument("--perturbation", default="zero", help="what removed cells become: zero, mean, noise:SNR_DB, ...")
+    a.add_argument("--resample", action="store_true", help="resample audio to the model's rate (otherwise an error)")
+    a.add_argument("--mono", action="store_true", help="average the channels of multi-channel files")
+    a.add_argument("--min-duration", type=float, default=0.5, help="shorter utterances fail (seconds)")
+    v = p.add_argument_group("voice activity (energy based)")
+    v.add_argument("--vad-frame", type=float, default=0.02, help="frame length (seconds)")
+    v.add_argument("--vad-threshold-db", type=float, default=-30.0, help="active: within this many dB of the loudest frame")
+    v.add_argument("--vad-floor-margin-db", type=float, default=6.0,
+                   help="and at least this many dB above the noise floor (5th percentile of frame energies)")
+    s = p.add_argument_group("report")
+    s.add_argument("--p-target", type=float, default=0.01, help="prior of a target trial in the minDCF")
+    s.add_argument("--c-miss", type=float, default=1.0, help="cost of a miss in the minDCF")
+    s.add_argument("--c-fa", type=float, default=1.0, help="cost of a false alarm in the minDCF")
+    s.add_argument("--top", type=int, default=20, help="length of the list of trials relying most on non-speech")
+    return p
+
+
+def _method_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in args.set:
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--set takes FIELD=VALUE, got {item!r}")
+        value = yaml.safe_load(text)
+        options[key.strip().replace("-", "_")] = tuple(value) if isinstance(value, list) else value
+    for name in ("iterations", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            if args.method != "extremal":
+                raise ValueError(f"--{name} is an extremal-perturbation option; it does not apply to --method "
+                                 f"{args.method}")
+            options[name] = value
+    return options
+
+
+def build_audit_config(args: argparse.Namespace):
+    """The :class:`~avxai.audit.AuditConfig` the parsed arguments describe."""
+    from avxai.audit.runner import AuditConfig
+
+    if args.method != "occlusion" and (args.stride is not None or args.window is not None):
+        raise ValueError("--window and --stride are occlusion options; they do not apply to --method extremal")
+    window = {} if args.window is None else {"window": args.window}
+    return AuditConfig(
+        method=args.method, method_options=_method_options(args), areas=args.areas, media_area=args.media_area,
+        stride=args.stride, **window, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
+        perturbation=args.perturbation, resample=args.resample, mono=args.mono, min_duration_s=args.min_duration,
+        vad_frame_s=args.vad_frame, vad_threshold_db=args.vad_threshold_db,
+        vad_floor_margin_db=args.vad_floor_margin_db, curve_steps=args.curve_steps, batch_size=args.batch_size)
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f}%" if pct else f"{value:.4f}"
+
+
+def run_audit_command(args: argparse.Namespace) -> int:
+    """Run the audit the arguments describe and print the summary; 0 when the audit ran (failed trials included)."""
+    from avxai.audit.driver import run_audit
+    from avxai.audit.report import ReportOptions
+
+    config = build_audit_config(args)
+    report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, top_suspicious=args.top)
+    try:
+        summary = run_audit(args.trials, args.out, config, model=args.model, engine=args.engine, workers=args.workers,
+                            address=args.address, batch_trials=args.batch_trials, max_retries=args.max_retries,
+                            limit=args.limit, retry_failed=args.retry_failed, report=report,
+                            media=not args.no_media, progress=not args.quiet)
+    except RuntimeError as err:  # workers that cannot start: say so in the CLI's error format
+        raise ValueError(str(err)) from err
+    c, run = summary["counts"], summary["run"]
+    print(f"trials: {c['trials']} ({c['finished']} finished, {c['pending']} pending; {c['ok']} ok, {c['failed']} "
+          f"failed; {c['target']} target, {c['nontarget']} non-target)")
+    print(f"this run: {run['trials_run']} trials in {run['seconds']:.1f} s"
+          + (f" ({run['trials_per_s']:.3f} trials/s)" if run["trials_per_s"] else ""))
+    print(f"EER {_fmt(summary['eer'], pct=True)}, minDCF(p_target={summary['p_target']:g}) {_fmt(summary['min_dcf'])}"
+          + (f" ({summary['note']})" if summary.get("note") else ""))
+    if summary["suspicious"]:
+        print("relying most on non-speech: " + ", ".join(f"{s['id']} ({s['nonspeech_reliance']:+.3f})"
+                                                        for s in summary["suspicious"][:5]))
+    for item in summary["failed"][:5]:
+        print(f"failed {item['id']} (CSV line {item['line']}): {item['error']['message']}")
+    print(f"report: {args.out}/report.html")
+    return 0

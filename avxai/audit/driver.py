@@ -1,0 +1,120 @@
+"""The audit driver: read the trial list, skip finished trials, run the rest on an engine, write, report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+from avxai.audit.engines import ENGINES, run_in_process, run_processes, run_ray
+from avxai.audit.report import ReportOptions, build_report
+from avxai.audit.runner import (
+    AuditConfig, ResultStore, TrialPayload, load_model_spec, make_fingerprint, prepare_payload,
+)
+from avxai.audit.trials import Trial, read_trials
+
+__all__ = ["run_audit"]
+
+
+def _batches(trials: list[Trial], size: int) -> Iterator[list[TrialPayload]]:
+    for start in range(0, len(trials), size):
+        yield [prepare_payload(t) for t in trials[start:start + size]]
+
+
+def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig = AuditConfig(), *,
+              model: "str | Path | None" = None, engine: str = "local", workers: int = 0,
+              address: str | None = None, batch_trials: int | None = None, max_retries: int = 3,
+              ray_runtime_env: dict | None = None, limit: int | None = None, retry_failed: bool = False,
+              report: ReportOptions = ReportOptions(), media: bool = True, progress: bool = True) -> dict:
+    """Audit a speaker-verification model on a trial list; resumable, one JSON line per finished trial.
+
+    Parameters
+    ----------
+    trials_csv : the trial list (:func:`avxai.audit.trials.read_trials`).
+    out : output folder: ``audit.json``, ``results.jsonl``, ``trials/<id>/``, ``figures/``, ``report.html``,
+        ``summary.json``, ``runs.jsonl``. A folder written with other arguments is refused.
+    config : what is computed per trial (hashed with the trial list and the model into ``audit.json``).
+    model : speaker checkpoint (``.pt`` with its ``.json``); default the bundled model.
+    engine : ``"local"`` (``workers=0``: in this process; ``workers=N``: ``N`` spawned processes, so a script
+        that calls this must guard it with ``if __name__ == "__main__":``) or ``"ray"`` (``address``,
+        ``ray_runtime_env``; one Ray task per batch of ``batch_trials`` trials).
+    max_retries : how often a batch whose worker process dies (or whose Ray task fails) is run again before
+        its trials are recorded as failed.
+    limit : run at most this many unfinished trials now (the rest on a later run with the same arguments).
+    retry_failed : run again the trials recorded as failed (their new record replaces the old one).
+    report : detection-cost parameters and ranking length of the report (not hashed: re-rendering is free).
+
+    Returns the summary (counts, EER, minDCF, statistics, ranking) plus ``"run"``: what this call did.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an int >= 0 (0 = in this process), got {workers!r}")
+    if engine == "ray" and workers:
+        raise ValueError("--workers is for --engine local; a Ray cluster runs one task per free CPU")
+    if address is not None and engine != "ray":
+        raise ValueError("--address is for --engine ray")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+    trials = read_trials(trials_csv)
+    spec = load_model_spec(model)
+    if batch_trials is None:
+        batch_trials = 1 if engine == "local" else 2
+    if isinstance(batch_trials, bool) or not isinstance(batch_trials, int) or batch_trials < 1:
+        raise ValueError(f"batch_trials must be an int >= 1, got {batch_trials!r}")
+    fingerprint = make_fingerprint(trials_csv, spec, config, media)
+    with ResultStore(out, fingerprint) as store:
+        records = store.records()
+        known = {t.id for t in trials}
+        strangers = sorted(set(records) - known)
+        if strangers:
+            raise ValueError(f"{store.results} holds trials {strangers[:5]} that are not in {trials_csv}; this folder "
+                             "belongs to another trial list: use another --out")
+        todo = [t for t in trials if t.id not in records or (retry_failed and records[t.id]["status"] != "ok")]
+        if limit is not None:
+            todo = todo[:limit]
+        batches = _batches(todo, batch_trials)
+        if engine == "ray":
+            results = run_ray(batches, spec, config, address=address, max_retries=max_retries,
+                              runtime_env=ray_runtime_env, media=media)
+        elif workers:
+            results = run_processes(batches, spec, config, workers, media=media, max_retries=max_retries)
+        else:
+            results = run_in_process(batches, spec, config, media=media)
+        from tqdm.auto import tqdm
+
+        # rate_noinv_fmt: always "trials/s" (tqdm's default flips to "s/trial" below one trial per second)
+        bar = tqdm(total=len(todo), unit="trial", desc="audit", disable=not progress, dynamic_ncols=True,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                              "[{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]")
+        start = time.perf_counter()
+        done = failed = 0
+        try:
+            for outcomes in results:
+                for outcome in outcomes:
+                    store.write(outcome)
+                    records[outcome.record["id"]] = outcome.record
+                    done += 1
+                    failed += outcome.record["status"] != "ok"
+                    bar.update(1)
+                    bar.set_postfix(failed=failed, refresh=False)
+        finally:
+            bar.close()
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+        seconds = time.perf_counter() - start
+        run = {"engine": engine, "workers": workers, "address": address, "batch_trials": batch_trials,
+               "trials_run": done, "failed": failed, "seconds": round(seconds, 3),
+               "trials_per_s": round(done / seconds, 4) if seconds > 0 and done else None}
+        with open(store.dir / "runs.jsonl", "a") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **run}) + "\n")
+        summary = build_report(store.dir, trials, records, _info(trials_csv, spec, config), report)
+    summary["run"] = run
+    return summary
+
+
+def _info(trials_csv: "str | Path", spec, config: AuditConfig) -> dict:
+    return {"trials": Path(trials_csv).name, "model": Path(spec.path).name, "model_sha256": spec.digest,
+            "method": config.method, "areas": list(config.areas), "display_area": config.display_area}

@@ -1,0 +1,216 @@
+"""Where the trials run: in this process, in a pool of worker processes, or as Ray tasks.
+
+Every engine takes an iterator of trial batches and yields, batch by batch as they finish, the
+:class:`~avxai.audit.runner.TrialOutcome` of every trial; the caller (the driver) writes them, so nothing
+is written twice even when a Ray task is retried. Workers build the model once per process from the
+checkpoint bytes (:class:`~avxai.audit.runner.ModelSpec`) and run with one torch thread each, so
+``N`` workers use ``N`` cores. A batch whose worker dies (or whose Ray task fails after its retries) comes
+back as failed trials with the error, and the audit goes on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections import deque
+from typing import Any, Iterable, Iterator
+
+from avxai.audit.runner import AuditConfig, ModelSpec, TrialOutcome, TrialPayload, failed_outcome, run_batch
+
+__all__ = ["ENGINES", "run_in_process", "run_processes", "run_ray", "ray_available"]
+
+ENGINES = ("local", "ray")
+
+Batch = list[TrialPayload]
+
+
+def run_in_process(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig,
+                   media: bool = True) -> Iterator[list[TrialOutcome]]:
+    """Run every batch here, one after the other, on one torch thread (restored afterwards).
+
+    One thread, as in every worker: a trial's forward passes are small, so extra intra-op threads buy
+    little and cost much on a shared machine, and every engine computes with the same thread count.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        for batch in batches:
+            torch.set_num_threads(1)
+            try:
+                outcomes = run_batch(batch, spec, config, media)
+            finally:
+                torch.set_num_threads(threads)
+            yield outcomes
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# worker processes
+# ---------------------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(config: AuditConfig, media: bool, started) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(config=config, media=media)
+    with started.get_lock():
+        started.value += 1
+
+
+def _worker_batch(spec: ModelSpec, batch: Batch) -> list[TrialOutcome]:
+    # The model travels with each task (about a megabyte, built once per process: ModelSpec.build caches it)
+    # rather than in the pool's initargs: initargs are written into each new worker's start-up pipe, and a
+    # worker that dies while starting would leave that write, and the audit, blocked.
+    return run_batch(batch, spec, _WORKER["config"], _WORKER["media"])
+
+
+def run_processes(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, workers: int,
+                  media: bool = True, max_retries: int = 1) -> Iterator[list[TrialOutcome]]:
+    """Run batches on ``workers`` processes (spawned, one torch thread each), at most ``2 * workers`` queued.
+
+    Yields batches in the order they finish. When a worker process dies (a crash in native code, the
+    out-of-memory killer), every batch in flight is a suspect: the pool is restarted and the suspects are
+    run again one at a time, alone, so the batch that kills its worker is found; a batch whose worker dies
+    more than ``max_retries`` times comes back as failed trials with the error. If no worker process ever
+    starts, ``RuntimeError`` (nothing is recorded).
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    source = iter(batches)
+    context = multiprocessing.get_context("spawn")
+    started = context.Value("i", 0)
+    suspects: deque[tuple[Batch, int]] = deque()  # (batch, worker deaths so far), run alone
+    exhausted = False
+    while True:
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                      initargs=(config, media, started))
+        pending: dict[cf.Future, tuple[Batch, int]] = {}
+        crashed: list[tuple[Batch, int]] = []
+        try:
+            while True:
+                if suspects:
+                    if not pending:
+                        batch, deaths = suspects.popleft()
+                        pending[pool.submit(_worker_batch, spec, batch)] = (batch, deaths)
+                else:
+                    while not exhausted and len(pending) < 2 * workers:
+                        batch = next(source, None)
+                        if batch is None:
+                            exhausted = True
+                            break
+                        pending[pool.submit(_worker_batch, spec, batch)] = (batch, 0)
+                if not pending:
+                    return
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: pending[f][0][0].trial.index):
+                    batch, deaths = pending.pop(future)
+                    try:
+                        outcomes = future.result()
+                    except cf.process.BrokenProcessPool:
+                        crashed.append((batch, deaths))
+                        continue
+                    yield outcomes
+                if crashed:
+                    crashed += list(pending.values())  # every batch in flight shares the pool's fate
+                    pending.clear()
+                    break
+        finally:
+            pool.shutdown(wait=not crashed, cancel_futures=True)
+        if not crashed:
+            return
+        if started.value == 0:
+            raise RuntimeError(
+                "the audit's worker processes died while starting, before running any trial. If run_audit is "
+                "called from a script, put the call under `if __name__ == \"__main__\":` (workers are spawned and "
+                "import the main script); or run with workers=0")
+        for batch, deaths in sorted(crashed, key=lambda c: c[0][0].trial.index):
+            if deaths + 1 > max_retries:
+                yield [failed_outcome(p.trial, f"its worker process died {deaths + 1} time(s) while running this "
+                                               "trial's batch (a crash in native code or out of memory?)")
+                       for p in batch]
+            else:
+                suspects.append((batch, deaths + 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray
+# ---------------------------------------------------------------------------------------------
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ray_batch(spec: ModelSpec, config: AuditConfig, media: bool, batch: Batch) -> list[TrialOutcome]:
+    import torch
+
+    torch.set_num_threads(1)
+    return run_batch(batch, spec, config, media)
+
+
+def run_ray(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, *, address: str | None = None,
+            max_retries: int = 3, runtime_env: dict | None = None, media: bool = True,
+            in_flight: int | None = None) -> Iterator[list[TrialOutcome]]:
+    """Run each batch as one Ray task (``num_cpus=1``, retried up to ``max_retries`` times if its worker dies).
+
+    Connects with ``ray.init(address=address, runtime_env=runtime_env)`` unless Ray is already initialised
+    in this process (then the existing connection is used and left open). ``address``: ``"auto"`` (a
+    cluster started with ``ray start`` on this node), ``"HOST:6379"`` or ``"ray://HOST:10001"`` (Ray Client);
+    ``None`` starts a local Ray. The model and config go to the object store once; each task carries the
+    audio bytes of its trials, so the nodes need no shared file system. At most ``in_flight`` tasks
+    (default: twice the cluster's CPUs) are queued at a time.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--engine ray needs Ray: pip install 'avxai[ray]' (or pip install ray)") from None
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
+        if runtime_env:
+            kwargs["runtime_env"] = runtime_env
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as err:
+            raise ValueError(f"cannot connect to a Ray cluster at {address!r}: {err}; start one with `ray start --head` "
+                             "or check --address") from None
+        started = True
+    try:
+        task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_batch)
+        spec_ref, config_ref = ray.put(spec), ray.put(config)
+        limit = in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        source = iter(batches)
+        pending: dict[Any, Batch] = {}
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                batch = next(source, None)
+                if batch is None:
+                    exhausted = True
+                    break
+                pending[task.remote(spec_ref, config_ref, media, batch)] = batch
+            if not pending:
+                return
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                batch = pending.pop(ref)
+                try:
+                    outcomes = ray.get(ref)
+                except ray.exceptions.RayError as err:
+                    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                    outcomes = [failed_outcome(p.trial, f"Ray task failed after {max_retries} retries: "
+                                                        f"{type(err).__name__}: {message}") for p in batch]
+                yield outcomes
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,34 @@
+"""recipes/speaker_audit in debug mode (what CI runs): 8 generated trials audited on the bundled model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_speaker_audit_recipe_debug(tmp_path):
+    out = tmp_path / "speaker_audit"
+    proc = subprocess.run([sys.executable, str(REPO / "recipes" / "speaker_audit" / "run.py"), "--debug", "--quiet",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((out / "audit" / "summary.json").read_text())
+    assert summary["counts"] == {"trials": 8, "finished": 8, "pending": 0, "ok": 8, "failed": 0, "target": 4,
+                                 "nontarget": 4}
+    assert set(summary["conditions"]) == {"single", "aba", "noisy", "padded"}
+    assert summary["info"]["method"] == "extremal" and summary["info"]["model"] == "speaker_net.pt"
+    assert summary["eer"] is not None and summary["min_dcf"] is not None
+    # the labelled target segments of the A-B-A, noisy and padded target trials are measured
+    assert summary["statistics"]["target_mass"]["target"]["n"] == 3
+    assert len(summary["suspicious"]) == 8
+    page = (out / "audit" / "report.html").read_text()
+    assert page.count('<section class="trial"') == 8 and page.count("<audio") == 24
+    assert "EER" in proc.stdout and "relying most on non-speech" in proc.stdout
+    # a second run continues the finished audit: nothing to do, the same report
+    again = subprocess.run([sys.executable, str(REPO / "recipes" / "speaker_audit" / "run.py"), "--debug", "--quiet",
+                            "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert again.returncode == 0 and "audit: 0 trials run now" in again.stdout
+    assert (out / "audit" / "report.html").read_text() == page
