@@ -7,7 +7,7 @@ from torch import nn
 
 from avxai.explanation import Explanation
 from avxai.methods.pca_rgb import PCAEmbedding, PCARGBConfig, fit_dataset_embedding, get_layer, layer_features, pca_rgb
-from avxai.modalities.audio_visual import AudioVisual, FixedAudio
+from avxai.modalities.audio_visual import AudioVisual, FixedAudio, split_explanation
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.video import FaceVideo
 from avxai.scorers.classification import ClassLogit
@@ -121,6 +121,9 @@ def test_audio_visual_input_embeds_both_streams_and_saves(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close(back.plot())
+    parts = split_explanation(back)  # each part keeps its own colours (the paper figures draw them per part)
+    assert set(parts["video"].arrays) == {"rgb_video"} and set(parts["audio"].arrays) == {"rgb_audio"}
+    assert torch.equal(parts["audio"].arrays["rgb_audio"], back.arrays["rgb_audio"])
 
 
 def test_bad_layers_and_settings_are_named():

@@ -275,7 +275,8 @@ class AudioVisual(Modality):
 # ---------------------------------------------------------------------------------------------
 def split_explanation(explanation) -> dict[str, Any]:
     """Cut an explanation of an :class:`AudioVisual` input into ``{"audio": ..., "video": ...}`` explanations
-    over each part's grid (attribution, grid, masks, coordinates, units, the part's media; scores shared)."""
+    over each part's grid (attribution, grid, masks, coordinates, units, the part's media and arrays, e.g.
+    ``rgb_video``; scores shared)."""
     from avxai.explanation import Explanation
 
     meta = explanation.metadata.get("modality", {})
@@ -315,6 +316,7 @@ def split_explanation(explanation) -> dict[str, Any]:
             history=dict(explanation.history),
             media=media,
             metadata=metadata,
+            arrays={k: v for k, v in explanation.arrays.items() if k.endswith(f"_{name}")},  # e.g. rgb_video
         )
     return out
 

@@ -41,14 +41,10 @@ def bss_sdr(estimate: Tensor, reference: Tensor, filter_length: int = 512, clamp
     dtype = estimate.dtype
     # float64: at clamp_db=100 fast_bss_eval clamps the coherence to 1 - 1e-10, which float32 rounds to 1 (-> inf dB)
     estimate, reference = estimate.double(), reference.double()
-    try:
-        return sdr(estimate, reference).to(dtype)
-    except RuntimeError as err:
-        # torch 2.11 + MKL: a batched torch.linalg.solve of 512x512 systems fails ("Pivots given to lu_solve ...")
-        # once torch.set_num_threads(n > 1) has been called in the process; one row at a time still works.
-        if "lu_solve" not in str(err) or estimate.shape[0] == 1:
-            raise
-        return torch.cat([sdr(estimate[i:i + 1], reference[i:i + 1]) for i in range(estimate.shape[0])]).to(dtype)
+    # One row at a time: with torch 2.11 + MKL, a *batched* torch.linalg.solve (fast_bss_eval solves one 512x512
+    # system per row) fails or spins forever printing "DLASWP" errors once torch.set_num_threads has been called
+    # in the process, which every recipe does; a single system is unaffected and costs the same per row.
+    return torch.cat([sdr(estimate[i:i + 1], reference[i:i + 1]) for i in range(estimate.shape[0])]).to(dtype)
 
 
 def match_channels(output: Tensor, reference: Tensor, source: int) -> Tensor:

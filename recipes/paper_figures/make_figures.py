@@ -219,19 +219,19 @@ def figure_face_strip(expl: Explanation, index: int = 0, frames: int = 8):
 def _rgb_frames(expl: Explanation, index: int) -> tuple[np.ndarray, bool]:
     """RGB images ``(frames, h, w, 3)`` in [0, 1] of input ``index`` and whether they are time-frequency maps.
 
-    From ``arrays["rgb"]`` (the ``pca-rgb`` method: ``(batch, frames, 3, h, w)`` for video features,
-    ``(batch, 3, freq, frames)`` for time-frequency ones, ``(batch, 3, *grid)`` otherwise), else from an
-    attribution with an axis of size 3 (an RGB attribution saved by other code).
+    From the ``pca-rgb`` method's arrays (:mod:`avxai.methods.pca_rgb`): ``rgb_video`` ``(batch, frames, 3, h, w)``
+    for per-pixel face features, else ``rgb_audio`` ``(batch, 3, freq, frames)`` or ``rgb_grid``
+    ``(batch, 3, *grid)``; else from an attribution with an axis of size 3 (an RGB attribution saved by other code).
     """
-    if "rgb" in expl.arrays:
-        rgb = expl.arrays["rgb"][index].numpy()
-        stream = expl.metadata.get("stream")
-        if stream == "video" or (rgb.ndim == 4 and rgb.shape[1] == 3 and rgb.shape[0] != 3):
-            return np.moveaxis(rgb, 1, -1), False  # (frames, 3, h, w) -> (frames, h, w, 3)
+    arrays = expl.arrays
+    if "rgb_video" in arrays:
+        return np.moveaxis(arrays["rgb_video"][index].float().numpy(), 1, -1), False  # (frames, h, w, 3)
+    key = next((k for k in ("rgb_audio", "rgb_grid") if k in arrays), None)
+    if key is not None:
+        rgb = arrays[key][index].float().numpy()
         if rgb.shape[0] != 3:
-            raise ValueError(f"arrays['rgb'] of input {index} has shape {rgb.shape}; expected (3, ...) or "
-                             "(frames, 3, h, w)")
-        rgb = np.moveaxis(rgb, 0, -1)  # (*spatial, 3)
+            raise ValueError(f"arrays[{key!r}] of input {index} has shape {rgb.shape}; expected (3, *grid)")
+        rgb = np.moveaxis(rgb, 0, -1)  # (*grid, 3)
         if rgb.ndim == 2:  # one axis (time): a strip
             return rgb[None, None], True
         if rgb.ndim == 3:  # (freq, frames): one time-frequency image
@@ -244,7 +244,7 @@ def _rgb_frames(expl: Explanation, index: int) -> tuple[np.ndarray, bool]:
     if comp is None:
         comp = next((i for i, s in enumerate(attr.shape) if s == 3), None)
     if comp is None:
-        raise ValueError(f"a PCA-to-RGB figure needs arrays['rgb'] (the pca-rgb method) or an attribution axis of "
+        raise ValueError(f"a PCA-to-RGB figure needs arrays rgb_video, rgb_audio or rgb_grid (the pca-rgb method) or an attribution axis of "
                          f"size 3, got axes {axes_names} {attr.shape}")
     rgb = np.moveaxis(attr, comp, -1)
     if rgb.ndim == 3:
@@ -372,9 +372,10 @@ def _figures_of(expl: Explanation, name: str, out: Path, formats: tuple[str, ...
         if "area_growth" in expl.scores:
             written += save_figure(figure_area_growth(expl), out / f"area_growth_{name}", formats)
             kinds.append("area growth")
-    if "pca" in expl.method:
-        written += save_figure(figure_pca_rgb(expl), out / f"pca_rgb_{name}", formats)
-        kinds.append("pca-rgb")
+    if "pca" in expl.method:  # a part whose features were not embedded (no rgb_* array) has no colours to show
+        if any(k.startswith("rgb_") for k in expl.arrays) or 3 in expl.attribution.shape[1:]:
+            written += save_figure(figure_pca_rgb(expl), out / f"pca_rgb_{name}", formats)
+            kinds.append("pca-rgb")
     elif expl.metadata.get("segments") and expl.attribution.dim() == 3:
         written += save_figure(figure_aba(expl), out / f"aba_{name}", formats)
         kinds.append("A-B-A")
