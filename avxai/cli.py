@@ -68,14 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "log-probability counts evidence for other speakers against the target; enhancement/"
                         "separation: sdr)")
     a = ex.add_argument_group("audio")
-    a.add_argument("--n-fft", type=int, default=512, help="STFT size in samples (default: %(default)s)")
-    a.add_argument("--hop-length", type=int, default=128, help="STFT hop in samples (default: %(default)s)")
+    a.add_argument("--n-fft", type=int, help="STFT size in samples (default: the model's own STFT when it has one, "
+                                             "as the enhancement and AV models do; else about 32 ms: 512 at 16 kHz, 256 at 8 kHz)")
+    a.add_argument("--hop-length", type=int, help="STFT hop in samples (default: the model's own; else n_fft / 4)")
     a.add_argument("--n-mels", type=int, help="mask on this many mel bands instead of linear frequency bins")
     a.add_argument("--resample", action="store_true",
                    help="resample inputs to the model's sample rate (otherwise a mismatch is an error)")
     a.add_argument("--mono", action="store_true", help="average the input's channels")
     a.add_argument("--perturbation", help="what masked cells become: " + ", ".join(PERTURBATION_NAMES) +
-                                          " (NAME:VALUE sets an SNR in dB or a blur sigma in cells)")
+                                          " (NAME:VALUE sets an SNR in dB or a blur sigma in cells); av-enhancement "
+                                          "also takes AUDIO,VIDEO, one per stream (e.g. zero,spatial-blur:8)")
     m = ex.add_argument_group("method configuration (each must exist in the chosen method's config)")
     m.add_argument("--config", help="YAML file of method config fields (a mapping, or a mapping under the method name)")
     m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -187,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from avxai.audit.command import run_audit_command
 
             return run_audit_command(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"avxai {args.command}: error: {err}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")

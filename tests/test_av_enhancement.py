@@ -166,9 +166,10 @@ def test_extremal_on_the_face_video_and_frames_figure(problem, tmp_path):
 
 def test_cli_occlusion_on_the_bundled_clip_finds_the_lower_face(tmp_path):
     out = tmp_path / "occ"
-    # one window over the whole spectrogram; the face video in 4 quarters of the crop over all 50 frames
+    # one window over the whole spectrogram (the model's own STFT: 129 bins x 201 frames of 10 ms); the face
+    # video in 4 quarters of the crop over all 50 frames
     code = main(["explain", "--task", "av-enhancement", "--input", str(CLIP), "--reference", str(CLEAN),
-                 "--method", "occlusion", "--window", "257,126,50,32,32", "--stride", "257,126,50,32,32",
+                 "--method", "occlusion", "--window", "129,201,50,32,32", "--stride", "129,201,50,32,32",
                  "--out", str(out), "--quiet"])
     assert code == 0
     for name in ("explanation.json", "arrays.npz", "figure.png", "frames.png", "original_audio.wav",
@@ -194,6 +195,19 @@ def test_cli_pca_rgb_on_the_bundled_clip(tmp_path):
     doc = json.loads((out / "explanation.json").read_text())
     assert doc["metadata"]["score_against"] == "model output on the unmasked input"
     assert doc["metadata"]["layers"] == {"video": "model.visual.trunk.1"}
+
+
+def test_cli_audio_stream_explains_the_spectrogram_with_the_face_kept(tmp_path):
+    out = tmp_path / "audio"
+    code = main(["explain", "--task", "av-enhancement", "--input", str(CLIP), "--reference", str(CLEAN),
+                 "--stream", "audio", "--method", "occlusion", "--window", "129,50", "--stride", "129,50",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    doc = json.loads((out / "explanation.json").read_text())
+    assert doc["metadata"]["stream"] == "audio" and doc["metadata"]["modality"]["kind"] == "spectrogram"
+    modality = doc["metadata"]["modality"]  # the model's own STFT when --n-fft / --hop-length are not given
+    assert (modality["n_fft"], modality["hop_length"], modality["grid_shape"]) == (256, 80, [129, 201])
+    assert (out / "figure.png").exists() and not (out / "frames.png").exists()  # no video part to paste back
 
 
 def test_bad_inputs_name_the_problem(tmp_path, capsys):

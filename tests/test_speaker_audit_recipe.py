@@ -32,3 +32,17 @@ def test_speaker_audit_recipe_debug(tmp_path):
                             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert again.returncode == 0 and "audit: 0 trials run now" in again.stdout
     assert (out / "audit" / "report.html").read_text() == page
+
+
+def test_switching_the_recipe_to_occlusion_drops_extremal_options():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("speaker_audit_run", REPO / "recipes" / "speaker_audit" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    cfg, _ = run.parse_args(["--debug", "--set", "audit.method=occlusion"])
+    config = run.audit_config(cfg)
+    assert config.method == "occlusion" and dict(config.method_options) == {}
+    config.method_config()  # occlusion's config accepts what it was given
+    cfg, _ = run.parse_args(["--debug", "--set", "audit.method_options.extremal.iterations=3"])
+    assert dict(run.audit_config(cfg).method_options)["iterations"] == 3

@@ -139,9 +139,11 @@ class AVEnhancementTask(Task):
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``frames.png``: the explanation's video part pasted back onto the full frames (see
-        :func:`avxai.viz.video.plot_frames_strip`)."""
+        :func:`avxai.viz.video.plot_frames_strip`); nothing for ``--stream audio`` (no video part)."""
         import matplotlib.pyplot as plt
 
+        if problem.metadata.get("stream") == "audio":
+            return []
         from avxai.viz.video import plot_frames_strip
 
         fig = plot_frames_strip(explanation, frames=problem.extras["frames"], track=problem.extras["track"])

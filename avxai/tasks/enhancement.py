@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -29,8 +30,9 @@ def read_mono(path: "str | Path", sample_rate: int, args: argparse.Namespace, wh
 
 
 def build_spectrogram(wav: Tensor, sample_rate: int, model: nn.Module, args: argparse.Namespace) -> Spectrogram:
-    """The spectrogram modality of the input; STFT from the command line, else the model's own (``n_fft``, ``hop_length``)."""
-    n_fft = getattr(args, "n_fft", None) or getattr(model, "n_fft", None) or 256
+    """The spectrogram modality of the input; STFT from the command line, else the model's own (``n_fft``,
+    ``hop_length``), else about 32 ms (the power of two nearest ``0.032 * sample_rate``) with a quarter hop."""
+    n_fft = getattr(args, "n_fft", None) or getattr(model, "n_fft", None) or 2 ** round(math.log2(0.032 * sample_rate))
     hop = getattr(args, "hop_length", None) or getattr(model, "hop_length", None) or n_fft // 4
     return Spectrogram(wav, sample_rate, n_fft=int(n_fft), hop_length=int(hop), n_mels=getattr(args, "n_mels", None),
                        perturbation=getattr(args, "perturbation", None) or "zero")

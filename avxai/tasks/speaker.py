@@ -29,7 +29,8 @@ class SpeakerTask(Task):
         if wav.shape[1] != 1:
             raise ValueError(f"{args.input} has {wav.shape[1]} channels but the speaker model takes mono audio; "
                              "pass --mono to average the channels")
-        modality = Spectrogram(wav, sr, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
+        n_fft = args.n_fft or 512  # the speaker model has its own log-mel front end: any STFT can feed it
+        modality = Spectrogram(wav, sr, n_fft=n_fft, hop_length=args.hop_length or n_fft // 4, n_mels=args.n_mels,
                                perturbation=args.perturbation or "zero")
         if args.enroll:
             if args.target is not None:

@@ -58,7 +58,7 @@ def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
     p.add_argument("--config", type=Path, default=HERE / "config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (YAML value): out=..., data.KEY=..., audit.KEY=..., "
-                        "audit.method_options.KEY=...")
+                        "audit.method_options.METHOD.KEY=...")
     p.add_argument("--out", help="output folder (default: the config's out)")
     p.add_argument("--engine", choices=["local", "ray"], help="where the trials run (default: the config's)")
     p.add_argument("--workers", type=int, help="local engine: worker processes")
@@ -101,6 +101,18 @@ def build_data(folder: Path, data: dict) -> Path:
     return csv_path
 
 
+def audit_config(cfg: dict) -> AuditConfig:
+    """The ``audit:`` section as an :class:`AuditConfig`. ``method_options`` holds one entry per method and the
+    chosen method's is used, so ``--set audit.method=occlusion`` does not hand extremal's fields to occlusion."""
+    audit = dict(cfg["audit"])
+    options = audit.get("method_options") or {}
+    if not isinstance(options, dict) or not all(isinstance(v, dict) or v is None for v in options.values()):
+        raise ValueError(f"config: audit.method_options must map a method name to the fields of its config, e.g. "
+                         f"{{extremal: {{iterations: 100}}}}; got {options!r}")
+    audit["method_options"] = options.get(audit.get("method", "occlusion")) or {}
+    return AuditConfig.from_dict(audit)
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -112,10 +124,15 @@ def _num(value, signed: bool = False) -> str:
 def main(argv=None) -> int:
     cfg, args = parse_args(argv)
     out = Path(cfg["out"])
+    try:
+        config = audit_config(cfg)
+        config.method_config()  # a field the method does not have fails here, before any data is built
+    except ValueError as err:
+        print(f"speaker_audit: error: {err}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     trials_csv = build_data(out / "data", cfg["data"])
     built = time.perf_counter() - start
-    config = AuditConfig.from_dict(cfg["audit"])
     model = cfg.get("model")
     summary = run_audit(trials_csv, out / "audit", config, model=model, engine=cfg["engine"],
                         workers=int(cfg["workers"]), address=cfg.get("address"), progress=not args.quiet)
