@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker)")
     g.add_argument("--source", type=int, help="which separated source to explain, 0-based (separation)")
     g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input (speaker)")
-    g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label) drawn on figures "
-                                      "and used for the mass-in-segment statistics")
+    g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label): drawn on figures, "
+                                      "and the share of the evidence inside each label's segments is printed and "
+                                      "saved (metadata segment_mass)")
     g.add_argument("--model-checkpoint", help="local checkpoint of the model; default: the bundled reference model")
     g.add_argument("--stream", choices=["av", "video", "audio"],
                    help="which input stream to explain (av-enhancement): av = spectrogram and face video on one "
@@ -151,6 +152,11 @@ def run_explain(args: argparse.Namespace) -> int:
     explanation = method(problem.model, problem.modality, problem.scorer, config)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
+    from avxai.metrics.localisation import segment_mass
+
+    shares = segment_mass(explanation)  # with --segments: how much of the evidence lies in each label's turns
+    if shares:
+        explanation.metadata["segment_mass"] = shares
     out = explanation.save(args.out)
     task.write_outputs(problem, explanation, out)
     report(explanation, out)
@@ -166,6 +172,15 @@ def report(explanation, out: Path) -> None:
         as_int = name in ("max_class", "target")
         vals = ", ".join(f"{v:.0f}" if as_int else f"{v:.3f}" for v in value.flatten().tolist()[:8])
         print(f"{name:>12}: {vals} {own_units.get(name, units)}")
+    for label, entry in (explanation.metadata.get("segment_mass") or {}).items():
+        parts = []
+        if "positive" in entry:
+            parts.append(f"{100 * entry['positive'][0]:.1f}% of the positive attribution")
+        if "masks" in entry:
+            areas = explanation.areas or []
+            parts.append("mask mass " + ", ".join(f"{100 * v:.1f}%" + (f" (area {a:g})" if a is not None else "")
+                                                  for v, a in zip(entry["masks"][0], list(areas) + [None] * 99)))
+        print(f"in segments {label!r}: " + "; ".join(parts))
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}/ "
           f"({explanation.metadata.get('seconds', 0):.1f} s)")
 

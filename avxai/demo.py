@@ -7,7 +7,7 @@ from pathlib import Path
 from avxai.explanation import Explanation
 from avxai.io.audio import load_audio
 from avxai.methods import get_method
-from avxai.metrics.localisation import mass_in_segments
+from avxai.metrics.localisation import segment_mass
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.scorers.classification import ClassLogProbability
 from avxai.tasks.base import read_segments
@@ -53,10 +53,10 @@ def run_demo(out: Path = Path("avxai-out"), method: str = "occlusion", progress:
     explanation = m(model, modality, ClassLogProbability(int(target)), config)
     explanation.metadata.update(task="speaker", input=str(folder / "aba.wav"),
                                 segments=read_segments(folder / "aba_segments.json"), target_label="A")
-    if explanation.attribution.dim() == 3:
-        positive = explanation.attribution[0].clamp_min(0)  # (freq, time): evidence for A, not against it
-        share = mass_in_segments(positive, explanation.coordinates["time"], explanation.metadata["segments"], "A")
-        share = float(share)
+    shares = segment_mass(explanation)  # per label: share of the positive attribution (evidence for A) inside
+    explanation.metadata["segment_mass"] = shares
+    if "positive" in shares.get("A", {}):
+        share = shares["A"]["positive"][0]
         explanation.metadata["positive_mass_in_A"] = round(share, 4)
         print(f"speaker A (class {target}): log-probability {explanation.scores['unmasked'].item():.3f}; "
               f"{100 * share:.1f}% of the positive evidence lies in A's segments")

@@ -80,3 +80,19 @@ def test_explain_cli_on_the_bundled_utterance(tmp_path):
     doc = json.loads((tmp_path / "explanation.json").read_text())
     assert doc["method"] == "occlusion" and doc["metadata"]["task"] == "speaker"
     assert (tmp_path / "figure.png").is_file()
+
+
+@needs_speaker_assets
+def test_explain_cli_measures_the_evidence_in_labelled_segments(tmp_path, capsys):
+    out = tmp_path / "seg"
+    code = main(["explain", "--task", "speaker", "--input", str(ASSETS / "aba.wav"), "--method", "occlusion",
+                 "--score", "log-probability", "--target", "0", "--segments", str(ASSETS / "aba_segments.json"),
+                 "--window", "64,24", "--stride", "64,24", "--out", str(out), "--quiet"])
+    assert code == 0
+    shares = json.loads((out / "explanation.json").read_text())["metadata"]["segment_mass"]
+    assert set(shares) == {"A", "B"}
+    # A's turns are 2/3 of the frames: the evidence for A (class 0) lies there clearly beyond that share
+    assert shares["A"]["positive"][0] >= 0.8
+    # the turns cover every frame but the last one (centred at 3.0 s, the end of the last turn)
+    assert 0.97 <= shares["A"]["positive"][0] + shares["B"]["positive"][0] <= 1.0 + 1e-9
+    assert "in segments 'A': " in capsys.readouterr().out

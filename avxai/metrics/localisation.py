@@ -78,4 +78,35 @@ def mass_in_segments(mask: Tensor, times_s: "Tensor | np.ndarray | Sequence[floa
     return (m * inside.to(m.dtype)).sum(dim=dims) / total
 
 
-__all__ = ["frames_in_segments", "mass_in_segments"]
+def segment_mass(explanation, segments: Sequence[Any] | None = None) -> dict[str, dict[str, list[float]]]:
+    """Per segment label, the share of an explanation's evidence inside that label's segments.
+
+    For each label: ``"positive"``, the share of the positive attribution (evidence *for* the result) per
+    input, and, when the explanation has masks (extremal perturbation), ``"masks"``, the share of each mask's
+    mass per input and area. ``segments``: default ``explanation.metadata["segments"]``. Needs a grid whose
+    last axis is ``time`` with coordinates in seconds; returns ``{}`` when there is nothing to measure.
+
+    Shape: attribution ``(batch, ..., time)``, masks ``(batch, areas, ..., time)`` -> lists of ``(batch,)`` /
+    ``(batch, areas)`` fractions in [0, 1].
+    """
+    segments = explanation.metadata.get("segments") if segments is None else segments
+    axes = tuple(explanation.axes)
+    if not segments or not axes or axes[-1] != "time" or "time" not in explanation.coordinates:
+        return {}
+    times = explanation.coordinates["time"]
+    grid_dims = len(axes)
+    out: dict[str, dict[str, list[float]]] = {}
+    for label in sorted({_interval(seg)[2] for seg in segments}):
+        if not frames_in_segments(times, segments, label).any():
+            continue
+        entry: dict[str, list[float]] = {}
+        positive = explanation.attribution.detach().clamp_min(0)
+        if bool((positive.flatten(1).sum(1) > 0).all()):
+            entry["positive"] = mass_in_segments(positive, times, segments, label, grid_dims=grid_dims).tolist()
+        if explanation.masks is not None:
+            entry["masks"] = mass_in_segments(explanation.masks, times, segments, label, grid_dims=grid_dims).tolist()
+        out[label] = entry
+    return out
+
+
+__all__ = ["frames_in_segments", "mass_in_segments", "segment_mass"]

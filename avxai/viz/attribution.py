@@ -86,8 +86,8 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         if segments:
             ymax = axes[0].get_ylim()[1]
             for seg in segments:
-                axes[0].text((seg["start_s"] + seg["end_s"]) / 2, ymax, seg["label"], ha="center", va="bottom",
-                             fontsize=10, fontweight="bold", color=SEGMENT_COLOURS.get(seg["label"], "k"))
+                axes[0].text((seg["start_s"] + seg["end_s"]) / 2, ymax, seg["label"], ha="center", va="top",
+                             fontsize=10, fontweight="bold", color=SEGMENT_COLOURS.get(seg["label"], "w"))  # inside
         return fig
     if attr.ndim == 1:
         t_axis = explanation.axes[0]

@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from avxai.data.speech_mixtures import UtterancePool, noisy_utterance
-from avxai.data.synthetic import SyntheticSpeaker
+from avxai.data.synthetic import heldout_speakers
 from avxai.methods import METHODS, get_method
 from avxai.metrics.masks import compare_with_ibm, energy_share, ideal_binary_mask, preserve_delete_scores
 from avxai.modalities import Spectrogram
-from avxai.models.enhancement import load_enhancer
+from avxai.models.checkpoint import load_checkpoint_config
+from avxai.models.enhancement import DEFAULT_ENHANCER_CHECKPOINT, load_enhancer
 from avxai.scorers import SDR, SISDR
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ def parse_args(argv):
     p.add_argument("--stride", type=int, nargs=2, default=(4, 4), help="occlusion stride (freq bins, frames)")
     p.add_argument("--iterations", type=int, default=300, help="extremal optimisation steps")
     p.add_argument("--speakers", type=int, nargs=2, default=(120, 130),
-                   help="held-out speaker ids [first, stop) (training used 0..39, evaluation 100..109)")
+                   help="held-out speaker ids [first, stop); ids the checkpoint was trained on are refused")
     p.add_argument("--babble-speakers", type=int, nargs=2, default=(230, 240), help="babble talker ids [first, stop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
@@ -69,7 +70,7 @@ def method_config(name: str, args, area: float):
     """The config of method ``name``, built from the registry's config class (one path for every method)."""
     method = get_method(name)
     fields = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
-              "extremal": dict(areas=(round(area, 3),), iterations=args.iterations, seed=args.seed)}.get(name, {})
+              "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed)}.get(name, {})
     return method, method.config_class(**fields)
 
 
@@ -81,11 +82,13 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_enhancer(args.checkpoint)
     sr = model.sample_rate
-    methods = [m for m in args.methods.split(",") if m in METHODS]
-    skipped = [m for m in args.methods.split(",") if m not in METHODS]
-    if skipped:
-        print(f"not registered (skipped): {skipped}; available: {sorted(METHODS)}")
-    speakers = [SyntheticSpeaker(i, 0) for i in range(*args.speakers)]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    missing = [m for m in methods if m not in METHODS]
+    if missing:
+        raise SystemExit(f"unknown method(s) {missing}; available: {', '.join(sorted(METHODS))}")
+    trained = load_checkpoint_config(args.checkpoint or DEFAULT_ENHANCER_CHECKPOINT)
+    speakers = heldout_speakers(range(*args.speakers), trained)
+    heldout_speakers(range(*args.babble_speakers), trained)  # babble talkers must be new too
     babble = UtterancePool(range(*args.babble_speakers), sr, utterances=1, utterance_s=args.seconds + 1.0,
                            seed=args.seed + 11)
     score_cls = SDR if args.score == "sdr" else SISDR

@@ -335,6 +335,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise ValueError(f"unknown task {t!r}; choose from {', '.join(TASKS)}")
     from avxai.methods import METHODS
 
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(sorted(METHODS))}")
+
     rows: list[dict] = []
     curves: dict[str, dict] = {}
     skipped: dict[str, str] = {}
@@ -359,14 +363,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"[skip] {task_name}/{name}: applies to {', '.join(only)} only (method_tasks in the config)",
                       flush=True)
                 continue
-            if name not in METHODS:
-                skipped[f"{task_name}/{name}"] = "method not registered in avxai.methods.METHODS"
-                print(f"[skip] {task_name}/{name}: not registered in avxai.methods.METHODS", flush=True)
-                continue
             values = merge(cfg["method_configs"].get(name) or {},
                            (cfg.get("task_method_configs", {}).get(task_name) or {}).get(name) or {})
             if name == "gradcam" and task.gradcam_layer is not None:
                 values.setdefault("layer", task.gradcam_layer)
+            if "seed" in {f.name for f in dataclasses.fields(METHODS[name].config_class)}:
+                values.setdefault("seed", seed)  # the run's seed reaches every stochastic method (extremal, smoothgrad)
             config = build_config(METHODS[name].config_class, values)
             row, c = run_method(task, name, config, mcfg, seed, args.out)
             rows.append({"task": task_name, "method": name, **row})

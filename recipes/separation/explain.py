@@ -29,11 +29,12 @@ import numpy as np
 import torch
 
 from avxai.data.speech_mixtures import two_speaker_mixture
-from avxai.data.synthetic import SyntheticSpeaker
+from avxai.data.synthetic import heldout_speakers
 from avxai.methods import METHODS, get_method
 from avxai.metrics.masks import compare_with_ibm, energy_share, ideal_binary_mask, preserve_delete_scores
 from avxai.modalities import Spectrogram
-from avxai.models.separation import load_separator
+from avxai.models.checkpoint import load_checkpoint_config
+from avxai.models.separation import DEFAULT_SEPARATOR_CHECKPOINT, load_separator
 from avxai.scorers import SDR, SISDR
 
 HERE = Path(__file__).resolve().parent
@@ -55,7 +56,7 @@ def parse_args(argv):
     p.add_argument("--stride", type=int, nargs=2, default=(4, 4), help="occlusion stride (freq bins, frames)")
     p.add_argument("--iterations", type=int, default=300, help="extremal optimisation steps")
     p.add_argument("--speakers", type=int, nargs=2, default=(120, 130),
-                   help="held-out speaker id range [first, stop) (training used 0..39, evaluation 100..109)")
+                   help="held-out speaker id range [first, stop); ids the checkpoint was trained on are refused")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     p.add_argument("--debug", action="store_true", help="1 mixture, coarse occlusion, 10 extremal iterations")
@@ -69,7 +70,7 @@ def method_config(name: str, args, area: float):
     """The config of method ``name`` for this recipe; built from the registry's config class (one path for all)."""
     method = get_method(name)
     fields = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
-              "extremal": dict(areas=(round(area, 3),), iterations=args.iterations, seed=args.seed)}.get(name, {})
+              "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed)}.get(name, {})
     return method, method.config_class(**fields)
 
 
@@ -105,9 +106,9 @@ def main(argv=None) -> dict:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     missing = [m for m in methods if m not in METHODS]
     if missing:
-        print(f"not registered (skipped): {missing}; available: {sorted(METHODS)}")
-    methods = [m for m in methods if m in METHODS]
-    speakers = [SyntheticSpeaker(i, 0) for i in range(*args.speakers)]
+        raise SystemExit(f"unknown method(s) {missing}; available: {', '.join(sorted(METHODS))}")
+    speakers = heldout_speakers(range(*args.speakers),
+                                load_checkpoint_config(args.checkpoint or DEFAULT_SEPARATOR_CHECKPOINT))
     rng = np.random.default_rng(args.seed)
     results = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "items": []}
     from avxai.viz.separation import plot_mask_vs_ibm

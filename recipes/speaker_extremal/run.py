@@ -63,6 +63,8 @@ def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
             p.error(f"--set expects KEY=VALUE, got {item!r}")
         target, key = (cfg.setdefault("extremal", {}), key[len("extremal."):]) if key.startswith("extremal.") \
             else (cfg, key)
+        if target is cfg and key.strip() not in cfg:  # extremal.* keys are checked against ExtremalConfig below
+            p.error(f"--set {key.strip()}: no such key in {args.config.name}; keys: {', '.join(sorted(cfg))}")
         target[key.strip()] = yaml.safe_load(value)
     if args.debug:
         cfg["extremal"]["iterations"] = 5
@@ -191,6 +193,9 @@ def main(argv=None) -> dict:
             summary["aba_acceptance"] = {"area": cfg["aba_area"], "fraction_in_A": value,
                                          "required": cfg["aba_min_fraction"],
                                          "passed": value >= cfg["aba_min_fraction"]}
+        else:
+            print(f"A-B-A: aba_area {cfg['aba_area']} is not among the optimised areas {config.areas}: no acceptance "
+                  "check (add it to extremal.areas)")
     if "noise" in cfg["experiments"]:
         noisy, speech = build_noisy_with_silence(speaker_a, sr, seed=cfg["noise_seed"],
                                                  layout=tuple(cfg["noise_layout"]), snr_db=cfg["noise_snr_db"],
@@ -209,5 +214,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(0)
+    result = main()
+    failed = not result.get("aba_acceptance", {}).get("passed", True) and not result["debug"]  # --debug measures nothing
+    sys.exit(1 if failed else 0)
