@@ -54,6 +54,11 @@ def parse_args(argv):
     p.add_argument("--window", type=int, nargs=2, default=(8, 8), help="occlusion window (freq bins, frames)")
     p.add_argument("--stride", type=int, nargs=2, default=(4, 4), help="occlusion stride (freq bins, frames)")
     p.add_argument("--iterations", type=int, default=300, help="extremal optimisation steps")
+    p.add_argument("--variant", choices=("preserve", "delete", "dual"), default="dual",
+                   help="extremal variant: dual (default) keeps what the output needs and removes it from the "
+                        "complement, as an ideal binary mask does")
+    p.add_argument("--step", type=int, nargs=2, default=(2, 2), help="extremal mask step (freq bins, frames)")
+    p.add_argument("--sigma", type=float, nargs=2, default=(4.0, 4.0), help="extremal mask sigma (freq bins, frames)")
     p.add_argument("--speakers", type=int, nargs=2, default=(120, 130),
                    help="held-out speaker ids [first, stop); ids the checkpoint was trained on are refused")
     p.add_argument("--babble-speakers", type=int, nargs=2, default=(230, 240), help="babble talker ids [first, stop)")
@@ -70,7 +75,8 @@ def method_config(name: str, args, area: float):
     """The config of method ``name``, built from the registry's config class (one path for every method)."""
     method = get_method(name)
     fields = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
-              "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed)}.get(name, {})
+              "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed,
+                               variant=args.variant, step=tuple(args.step), sigma=tuple(args.sigma))}.get(name, {})
     return method, method.config_class(**fields)
 
 

@@ -55,6 +55,12 @@ def parse_args(argv):
     p.add_argument("--window", type=int, nargs=2, default=(8, 8), help="occlusion window (freq bins, frames)")
     p.add_argument("--stride", type=int, nargs=2, default=(4, 4), help="occlusion stride (freq bins, frames)")
     p.add_argument("--iterations", type=int, default=300, help="extremal optimisation steps")
+    p.add_argument("--variant", choices=("preserve", "delete", "dual"), default="dual",
+                   help="extremal variant: dual (default) keeps what the source needs and removes it from the "
+                        "complement, as an ideal binary mask does; preserve alone also keeps free silent cells")
+    p.add_argument("--step", type=int, nargs=2, default=(2, 2),
+                   help="extremal mask step (freq bins, frames): 2 bins = 62.5 Hz at 8 kHz, fine enough for harmonics")
+    p.add_argument("--sigma", type=float, nargs=2, default=(4.0, 4.0), help="extremal mask sigma (freq bins, frames)")
     p.add_argument("--speakers", type=int, nargs=2, default=(120, 130),
                    help="held-out speaker id range [first, stop); ids the checkpoint was trained on are refused")
     p.add_argument("--seed", type=int, default=0)
@@ -70,7 +76,8 @@ def method_config(name: str, args, area: float):
     """The config of method ``name`` for this recipe; built from the registry's config class (one path for all)."""
     method = get_method(name)
     fields = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
-              "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed)}.get(name, {})
+              "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed,
+                               variant=args.variant, step=tuple(args.step), sigma=tuple(args.sigma))}.get(name, {})
     return method, method.config_class(**fields)
 
 

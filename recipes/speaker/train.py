@@ -172,7 +172,7 @@ def generate(speakers: list[SyntheticSpeaker], seeds: list[int], duration_s: flo
 _WINDOW = torch.hann_window(512)
 
 
-def tf_mask(x: torch.Tensor, owner: torch.Tensor, n_spk: int, rng: np.random.Generator
+def tf_mask(x: torch.Tensor, owner: torch.Tensor, n_spk: int, rng: np.random.Generator, sample_rate: int
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mask a random part of the STFT magnitude (phase kept), as an explainer's perturbation does.
 
@@ -190,7 +190,7 @@ def tf_mask(x: torch.Tensor, owner: torch.Tensor, n_spk: int, rng: np.random.Gen
     # smooth blobs like an explainer's masks: a random binary grid of 1-32 bands x 30-300 ms cells, upsampled
     keep = rng.uniform(0.05, 0.6)
     cf = 1 if rng.random() < 0.2 else int(rng.integers(2, 33))
-    ct = max(2, int(n_frames * 128 / 16000 / rng.uniform(0.03, 0.3)))
+    ct = max(2, int(n_frames * 128 / sample_rate / rng.uniform(0.03, 0.3)))  # cells of 30-300 ms
     coarse = torch.from_numpy(rng.random((cf, ct))).float()
     coarse = (coarse >= torch.quantile(coarse.flatten(), 1.0 - keep)).float()
     m = torch.nn.functional.interpolate(coarse[None, None], size=(n_freq, n_frames), mode="bilinear",
@@ -255,7 +255,7 @@ def make_batch(pool: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator) -
                 s0 = int(rng.integers(0, length - d + 1))
                 x[s0:s0 + d] = 0.0
         if rng.random() < cfg.p_tfmask:  # time-frequency masking as in an explanation
-            x, target = tf_mask(x, owner, n_spk, rng)
+            x, target = tf_mask(x, owner, n_spk, rng, cfg.sample_rate)
             if target is not None:
                 ys[i] = target
         if rng.random() < cfg.p_noise and x.abs().max() > 0:
