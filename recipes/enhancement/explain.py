@@ -94,9 +94,9 @@ def main(argv=None) -> dict:
         raise SystemExit(f"unknown method(s) {missing}; available: {', '.join(sorted(METHODS))}")
     trained = load_checkpoint_config(args.checkpoint or DEFAULT_ENHANCER_CHECKPOINT)
     speakers = heldout_speakers(range(*args.speakers), trained)
-    heldout_speakers(range(*args.babble_speakers), trained)  # babble talkers must be new too
+    heldout_speakers(range(*args.babble_speakers), trained)  # babble talkers must not be training speakers either
     babble = UtterancePool(range(*args.babble_speakers), sr, utterances=1, utterance_s=args.seconds + 1.0,
-                           seed=args.seed + 11)
+                           seed=args.seed + 11, speaker_seed=speakers[0].seed)
     score_cls = SDR if args.score == "sdr" else SISDR
     from avxai.viz.separation import plot_mask_vs_ibm
     import matplotlib.pyplot as plt
