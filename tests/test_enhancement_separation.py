@@ -136,6 +136,16 @@ def test_sdr_survives_torch_set_num_threads():
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
+@pytest.mark.parametrize("cls", [SDR, SISDR])
+def test_a_silent_output_scores_the_floor_not_zero_db(cls):
+    """A deletion curve ends with the whole input removed: the silent output must score lowest (-100 dB),
+    not the 0 dB of 0/0, or the curve climbs back at its last step."""
+    s, n = orthogonal(4000, seed=5)
+    scorer = cls(s.view(1, 1, -1)).prepare(s.view(1, 1, -1))
+    silent, noisy = scorer(torch.zeros(1, 1, 4000)).item(), scorer((s + 3.0 * n).view(1, 1, -1)).item()
+    assert silent == pytest.approx(-100.0, abs=1e-3) and noisy > silent + 80
+
+
 def test_self_reference_sdr_scores_the_unmasked_output_at_the_clamp():
     x = tones([(440, 0.3), (1200, 0.1)]).view(1, 1, -1)
     scorer = SDR(None).prepare(x)

@@ -11,8 +11,13 @@ from torch import Tensor
 from avxai.scorers.base import Scorer, as_tensor_output, finite_scores, rows_for
 
 
-def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
+def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8, floor_db: float = -100.0) -> Tensor:
     """Scale-invariant SDR in dB (Le Roux et al., ICASSP 2019), zero-mean, over the last axis.
+
+    ``10 log10(|a s|^2 / (|e|^2 + eps) + 10^(floor_db / 10))``: a silent estimate (no projection on the
+    reference) scores ``floor_db`` rather than the 0 dB of ``(0 + eps) / (0 + eps)``; a deletion curve
+    that ends in silence would otherwise climb back to 0 dB at its last step. The floor changes ordinary
+    values by less than 1e-4 dB above -60 dB.
 
     Shape: ``(..., time), (..., time) -> (...)``.
     """
@@ -21,7 +26,7 @@ def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
     alpha = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
     target = alpha * ref
     noise = est - target
-    return 10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
+    return 10 * torch.log10(target.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps) + 10 ** (floor_db / 10))
 
 
 def bss_sdr(estimate: Tensor, reference: Tensor, filter_length: int = 512, clamp_db: float | None = None) -> Tensor:
