@@ -11,7 +11,9 @@ from avxai.explanation import Explanation
 from avxai.hygiene import evaluation_mode
 from avxai.methods import METHODS, Method, MethodConfig, Occlusion, OcclusionConfig, get_method, occlusion
 from avxai.modalities import Modality, Spectrogram, TensorModality
-from avxai.perturbations import Blur, BlurPyramid, Constant, Mean, Noise, Perturbation, Shift, parse_perturbation
+from avxai.perturbations import (
+    Blur, BlurPyramid, Constant, Freeze, Mean, Noise, Perturbation, Shift, parse_perturbation,
+)
 from avxai.scorers import SDR, SISDR, ClassLogit, ClassLogProbability, ClassProbability, Scorer, SpeakerCosine
 from avxai.methods import (
     GradCAM, GradCAMConfig, IntegratedGradients, IntegratedGradientsConfig, Saliency, SaliencyConfig, SmoothGrad,
@@ -23,7 +25,7 @@ __all__ = [
     "Explanation", "evaluation_mode",
     "METHODS", "Method", "MethodConfig", "Occlusion", "OcclusionConfig", "get_method", "occlusion",
     "Modality", "Spectrogram", "TensorModality",
-    "Blur", "BlurPyramid", "Constant", "Mean", "Noise", "Perturbation", "Shift", "parse_perturbation",
+    "Blur", "BlurPyramid", "Constant", "Freeze", "Mean", "Noise", "Perturbation", "Shift", "parse_perturbation",
     "SDR", "SISDR", "ClassLogit", "ClassLogProbability", "ClassProbability", "Scorer", "SpeakerCosine",
     "GradCAM", "GradCAMConfig", "IntegratedGradients", "IntegratedGradientsConfig", "Saliency", "SaliencyConfig",
     "SmoothGrad", "SmoothGradConfig",

@@ -5,8 +5,9 @@ of masks ``(n, *grid)`` (1 = keep) into ``n`` perturbed representations
 ``(n, channels, *grid)``; row ``i`` of the masks belongs to input ``i % batch``.
 
 Fixed baselines (:class:`Constant`, :class:`Mean`, :class:`Noise`, :class:`Blur`, :class:`Shift`)
-compute ``mask * x + (1 - mask) * baseline(x)``. :class:`BlurPyramid` is the mask-dependent blur
-of Fong et al. (2019): a mask value ``m`` selects a blur of strength ``(1 - m) * sigma``.
+compute ``mask * x + (1 - mask) * baseline(x)``. Two depend on the mask: :class:`BlurPyramid`, the
+blur of Fong et al. (2019), where a mask value ``m`` selects a blur of strength ``(1 - m) * sigma``,
+and :class:`Freeze`, where a removed cell holds the last kept value along time (a frozen frame).
 Axes are named (``"time"``, ``"freq"``, ``"height"``, ``"width"``), so the same perturbation
 serves a spectrogram ``(freq, time)`` and a video ``(time, height, width)``.
 """
@@ -191,10 +192,28 @@ class Blur(BaselinePerturbation):
 
 
 @dataclass(frozen=True)
+class Freeze(Perturbation):
+    """Temporal freeze: a removed cell shows the last *kept* value along ``axis`` (a frozen video frame).
+
+    For each cell (pixel) and step ``t``, the held value is the input at the last step ``s <= t`` whose mask
+    is at least ``threshold`` (the first step when none is), so a run of removed frames shows one still
+    frame rather than the motion (a :class:`Shift` by one frame would replay the motion one frame late).
+    Soft masks blend: ``held + mask * (x - held)``; the choice of the held step is not differentiated.
+    """
+
+    axis: str = "time"
+    threshold: float = 0.5
+
+    def prepare(self, x: Tensor, info: GridInfo) -> PreparedPerturbation:
+        return _Freeze(x, info.dim(self.axis), float(self.threshold))
+
+
+@dataclass(frozen=True)
 class Shift(BaselinePerturbation):
     """Replace masked cells with the input shifted ``steps`` cells along ``axis`` (edge held).
 
-    ``Shift("time", 1)`` on a video is the temporal freeze: a masked frame shows the previous frame.
+    ``Shift("time", 1)`` on a video shows the previous frame in a masked frame (see :class:`Freeze` for a
+    frame held over a whole removed run).
     """
 
     axis: str = "time"
@@ -205,6 +224,27 @@ class Shift(BaselinePerturbation):
         size = x.shape[dim]
         idx = (torch.arange(size, device=x.device) - self.steps).clamp(0, size - 1)
         return x.index_select(dim, idx)
+
+
+class _Freeze(PreparedPerturbation):
+    def __init__(self, x: Tensor, dim: int, threshold: float):
+        self.x, self.dim, self.threshold = x, dim, threshold
+
+    def apply(self, mask: Tensor) -> Tensor:
+        n, b = mask.shape[0], self.x.shape[0]
+        if n % b:
+            raise ValueError(f"got {n} masks for {b} inputs: the number of masks must be a multiple of the batch size")
+        x = tile_batch(self.x, n)  # (n, c, *grid)
+        m = mask.to(x.dtype).unsqueeze(1)  # (n, 1, *grid)
+        dim = self.dim
+        size = x.shape[dim]
+        steps = torch.arange(size, device=x.device).view(*([1] * dim), size, *([1] * (x.dim() - dim - 1)))
+        # per cell: the last step at or before t whose mask keeps it (no gradient through the choice; the mask
+        # still enters through the blend below); cells with nothing kept before them hold the first step
+        kept = torch.where(m.detach() >= self.threshold, steps, torch.zeros_like(steps) - 1).expand_as(m)
+        last = torch.cummax(kept, dim=dim).values.clamp_min(0)
+        held = torch.gather(x, dim, last.expand_as(x).contiguous())
+        return held + m * (x - held)
 
 
 class _Pyramid(PreparedPerturbation):
@@ -293,7 +333,7 @@ def parse_perturbation(spec: "str | Perturbation") -> Perturbation:
         "time-blur": lambda: Blur({"time": v(4.0)}),
         "freq-blur": lambda: Blur({"freq": v(4.0)}),
         "spatial-blur": lambda: Blur({"height": v(6.0), "width": v(6.0)}),
-        "freeze": lambda: Shift("time", 1),
+        "freeze": lambda: Freeze("time"),
         "pyramid-time": lambda: BlurPyramid({"time": v(8.0)}),
         "pyramid-freq": lambda: BlurPyramid({"freq": v(8.0)}),
         "pyramid-tf": lambda: BlurPyramid({"time": v(8.0), "freq": v(8.0)}),

@@ -105,3 +105,48 @@ def test_model_layout():
     assert video.shape == (1, 3, 3, 48, 64) and video.max() <= 1.0
     assert torch.equal((video[0].permute(0, 2, 3, 1) * 255).round().to(torch.uint8), frames)
     assert np.isclose(VideoClip(frames, 25.0).duration_s, 0.12)
+
+
+def _write_mp4(path, frames, fps, audio=None, sample_rate=16000, audio_start=0, faststart=False):
+    """An mp4 written with PyAV directly: the index at the front (faststart) and/or the audio starting at
+    ``audio_start`` samples, which write_video never produces."""
+    import av
+    from fractions import Fraction
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        vstream = container.add_stream("libx264", rate=rate)
+        vstream.width, vstream.height, vstream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        astream = container.add_stream("aac", rate=sample_rate) if audio is not None else None
+        if astream is not None:
+            astream.layout = "mono"
+        for t in range(frames.shape[0]):
+            vf = av.VideoFrame.from_ndarray(frames[t].numpy(), format="rgb24")
+            vf.pts, vf.time_base = t, 1 / rate
+            for packet in vstream.encode(vf):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            af = av.AudioFrame.from_ndarray(audio.numpy(), format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = sample_rate, audio_start, Fraction(1, sample_rate)
+            for packet in list(astream.encode(af)) + list(astream.encode()):
+                container.mux(packet)
+
+
+def test_a_truncated_file_with_its_index_in_front_is_refused(tmp_path):
+    whole = tmp_path / "whole.mp4"
+    _write_mp4(whole, smooth_frames(50), 25.0, tone(2.0), faststart=True)
+    assert read_video(whole, need_audio=True).num_frames == 50
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.7)])
+    with pytest.raises(ValueError, match=r"cut\.mp4.*truncated"):
+        read_video(cut, need_audio=True)
+
+
+def test_audio_that_starts_late_is_refused(tmp_path):
+    late = tmp_path / "late.mp4"
+    _write_mp4(late, smooth_frames(25), 25.0, tone(1.0), audio_start=4000)  # sound starts 250 ms after frame 0
+    with pytest.raises(ValueError, match=r"late\.mp4.*starts \+\d+ ms from its first video frame"):
+        read_video(late, need_audio=True)

@@ -99,8 +99,8 @@ def test_baselines(name):
         assert gone.abs().max() == 0
     elif name == "mean-time":  # the mean face: every frame the same, the clip's mean
         assert torch.allclose(gone, x[0].mean(dim=0, keepdim=True).expand_as(gone), atol=1e-6)
-    elif name == "freeze":  # every frame shows the previous one (the first holds)
-        assert torch.equal(gone[1:], x[0, :-1]) and torch.equal(gone[0], x[0, 0])
+    elif name == "freeze":  # nothing kept: the first frame is held for the whole clip
+        assert torch.equal(gone, x[0, :1].expand_as(gone))
     else:  # blurred in space only: smoother images, same per-frame mean (up to the borders), no time mixing
         tv = lambda v: (v[..., 1:, :] - v[..., :-1, :]).abs().mean()  # noqa: E731
         assert tv(gone) < 0.5 * tv(x[0])
@@ -267,3 +267,19 @@ def test_one_stream_wrappers_tile_the_fixed_input():
     assert torch.allclose(FixedVideo(model, vid)(wav.repeat(3, 1, 1)), full.repeat(3, 1))
     assert FixedAudio(model, wav).sample_rate == SR
     assert torch.allclose(PairInput(model)((wav, vid)), full)
+
+
+def test_freeze_holds_the_last_kept_frame_over_a_removed_run():
+    from avxai.perturbations import GridInfo, parse_perturbation
+
+    # 6 frames of a 1 x 2 x 2 video whose pixels equal the frame index: a removed run shows one still frame
+    x = torch.arange(6, dtype=torch.float32).view(1, 1, 6, 1, 1).expand(1, 1, 6, 2, 2).contiguous()
+    prepared = parse_perturbation("freeze").prepare(x, GridInfo(("time", "height", "width")))
+    mask = torch.ones(2, 6, 2, 2)
+    mask[0, 2:5] = 0.0  # input 0: frames 2-4 removed everywhere -> all show frame 1
+    mask[1, :3, 0, 0] = 0.0  # input 1: pixel (0, 0) removed in frames 0-2 (nothing kept before) -> frame 0
+    out = prepared.apply(mask)
+    assert out[0, 0, :, 0, 0].tolist() == [0, 1, 1, 1, 1, 5]
+    assert out[1, 0, :, 0, 0].tolist() == [0, 0, 0, 3, 4, 5] and out[1, 0, :, 1, 1].tolist() == [0, 1, 2, 3, 4, 5]
+    soft = prepared.apply(torch.full((1, 6, 2, 2), 0.5))  # 0.5 keeps (threshold): held = x, the blend is x
+    assert torch.allclose(soft[0], x[0])

@@ -115,6 +115,9 @@ def run_processes(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig
                     except cf.process.BrokenProcessPool:
                         crashed.append((batch, deaths))
                         continue
+                    except Exception as err:  # raised in the worker outside a trial (model build, pickling)
+                        outcomes = [failed_outcome(p.trial, f"the worker process failed on this trial's batch: "
+                                                            f"{type(err).__name__}: {err}") for p in batch]
                     yield outcomes
                 if crashed:
                     crashed += list(pending.values())  # every batch in flight shares the pool's fate
@@ -208,8 +211,12 @@ def run_ray(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, *, a
                     outcomes = ray.get(ref)
                 except ray.exceptions.RayError as err:
                     message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                    outcomes = [failed_outcome(p.trial, f"Ray task failed after {max_retries} retries: "
-                                                        f"{type(err).__name__}: {message}") for p in batch]
+                    # a system failure (worker or node lost) was retried max_retries times by Ray; an exception
+                    # raised in the task itself is not retried. Either way the trials are recorded as failed, and
+                    # a rerun with --retry-failed runs them again.
+                    outcomes = [failed_outcome(p.trial, f"Ray task failed ({type(err).__name__}: {message}); "
+                                                        "rerun with --retry-failed to try these trials again")
+                                for p in batch]
                 yield outcomes
     finally:
         if started:

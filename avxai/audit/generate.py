@@ -56,7 +56,13 @@ def build_trial_list(out_dir: "str | Path", trials_per_condition: Mapping[str, i
     (out / "test").mkdir(parents=True, exist_ok=True)
     speakers = {i: SyntheticSpeaker(i, speaker_seed) for i in ids}
     rng = np.random.default_rng([seed, 0xA0D17])
-    seeds = iter(rng.permutation(2**24)[:10_000].tolist())
+    # distinct utterance seeds: a few per trial (turns, noise) and one per enrollment; the first 10 000 are the
+    # same for every list size, so a larger list keeps the trials of a smaller one
+    needed = max(10_000, len(ids) + 8 * sum(counts.values()))
+    if needed > 2**24:
+        raise ValueError(f"{sum(counts.values())} trials need more distinct utterance seeds than the generator has; "
+                         "build several lists with different seeds")
+    seeds = iter(rng.permutation(2**24)[:needed].tolist())
     enroll_files = {}
     for i in ids:
         name = f"enroll/spk{i:03d}.wav"

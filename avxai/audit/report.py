@@ -97,7 +97,8 @@ def trial_figure(*, grid: np.ndarray, mask: np.ndarray, times: np.ndarray, freqs
     area = record.get("display_area")
     label = "target" if record.get("label") == 1 else "non-target"
     ax_spec.set_title(f"{record.get('id')} ({label}, {record.get('condition') or 'no condition'}): cosine "
-                      f"{record.get('score', float('nan')):.3f}; shaded: mask at area {area:g}", fontsize=9)
+                      f"{record.get('score', float('nan')):.3f}; shaded: mask at area {area:g}", fontsize=9,
+                      parse_math=False)  # ids and conditions come from the CSV: a '$' is text, not mathtext
     plt.setp(ax_spec.get_xticklabels(), visible=False)
     profile = mask.sum(axis=0)
     profile = profile / profile.sum() if profile.sum() > 0 else profile

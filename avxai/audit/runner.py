@@ -125,6 +125,10 @@ class AuditConfig:
             raise ValueError(f"vad_threshold_db must be negative (dB below the loudest frame), got {self.vad_threshold_db}")
         if not self.vad_floor_margin_db >= 0:
             raise ValueError(f"vad_floor_margin_db must be >= 0 dB, got {self.vad_floor_margin_db}")
+        bins = self.n_mels or self.n_fft // 2 + 1
+        if self.method == "occlusion" and self.window[0] > bins:
+            raise ValueError(f"the occlusion window {self.window} is taller than the spectrogram's {bins} "
+                             f"{'mel bands' if self.n_mels else 'frequency bins'}; use a window of at most {bins}")
         from avxai.perturbations import parse_perturbation
 
         parse_perturbation(self.perturbation)
@@ -427,7 +431,8 @@ def _run_trial(payload: TrialPayload, model, config: AuditConfig, start: tuple[f
         masks = torch.cat([top_fraction_mask(attribution, a) for a in areas])  # (K, F, T)
     times = np.asarray(explanation.coordinates["time"], dtype=np.float64)
     vad = voice_activity(test, rate, config.vad_frame_s, config.vad_threshold_db, config.vad_floor_margin_db)
-    vad_index = np.clip((times / config.vad_frame_s).astype(np.int64), 0, vad.shape[0] - 1)
+    vad_len = max(int(round(config.vad_frame_s * rate)), 1)  # samples per VAD frame, as voice_activity cuts them
+    vad_index = np.clip(np.floor(times * rate / vad_len).astype(np.int64), 0, vad.shape[0] - 1)
     speech = torch.as_tensor(vad.numpy()[vad_index])  # (T,) bool, per STFT frame
     only = {"speech": speech, "nonspeech": ~speech}
     extra_masks = [torch.zeros(grid, dtype=masks.dtype).index_fill_(1, m.nonzero().flatten(), 1.0)

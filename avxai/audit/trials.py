@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,8 @@ def parse_segments(text: str, *, where: str = "segments") -> tuple[tuple[float, 
             raise ValueError(f"{where}: {part!r} is not a segment 'start-end' in seconds; write e.g. "
                              "'0.0-1.0;2.0-3.0'")
         start, end = float(m.group(1)), float(m.group(2))
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise ValueError(f"{where}: segment {part!r} is not a finite time; write 'start-end' in seconds")
         if not end > start:
             raise ValueError(f"{where}: segment {part!r} ends before it starts; write 'start-end' with start < end")
         out.append((start, end))
@@ -149,16 +152,19 @@ def read_trials(path: "str | Path") -> list[Trial]:
         for c in ("enroll", "test"):
             if not values[c]:
                 raise ValueError(f"{where}: the {c} path is empty; give an audio file relative to {base}")
+            if "\x00" in values[c]:
+                raise ValueError(f"{where}: the {c} path holds a NUL character; check the file's encoding")
         label_text = values["label"]
         if label_text not in ("0", "1"):
             raise ValueError(f"{where}: label {label_text!r} must be 1 (same speaker) or 0 (different speaker)")
         trial_id = values.get("id") or f"t{index:05d}"
-        if not _ID.match(trial_id):
-            raise ValueError(f"{where}: id {trial_id!r} may hold only letters, digits, '_', '.' and '-' "
-                             "(it names the trial's output folder)")
-        if trial_id in ids:
-            raise ValueError(f"{where}: id {trial_id!r} was already used on line {ids[trial_id]}; ids must be unique")
-        ids[trial_id] = line
+        if not _ID.match(trial_id) or set(trial_id) == {"."}:
+            raise ValueError(f"{where}: id {trial_id!r} may hold only letters, digits, '_', '.' and '-', and not be "
+                             "'.' or '..' (it names the trial's output folder)")
+        if trial_id.casefold() in ids:  # case-insensitive file systems would give two trials one folder
+            raise ValueError(f"{where}: id {trial_id!r} was already used on line {ids[trial_id.casefold()]} (ids are "
+                             "compared ignoring case); ids must be unique")
+        ids[trial_id.casefold()] = line
         segs = {c: parse_segments(values.get(c, ""), where=f"{where}, column {c}")
                 for c in ("target_segments", "interferer_segments")}
         extra = tuple((c, values[c]) for c in columns if c not in known)

@@ -188,6 +188,10 @@ def read_video(path: str | os.PathLike, *, need_audio: bool = False) -> VideoCli
             if resampler is not None:
                 for rf in resampler.resample(None):
                     chunks.append(rf.to_ndarray())
+            declared_frames = int(vstream.frames or 0)
+            offset_s = 0.0  # when the sound starts relative to the first frame (an A/V sync offset)
+            if astream is not None and astream.start_time is not None and vstream.start_time is not None:
+                offset_s = float(astream.start_time * astream.time_base) - float(vstream.start_time * vstream.time_base)
             audio, sample_rate = None, None
             if astream is not None:
                 sample_rate = int(astream.rate)
@@ -205,6 +209,16 @@ def read_video(path: str | os.PathLike, *, need_audio: bool = False) -> VideoCli
         raise ValueError(f"cannot decode video file {path!r}: the file is corrupt or truncated ({e}).") from e
     if not frames:
         raise ValueError(f"{path!r} has a video stream but no frame could be decoded; the file is empty or truncated.")
+    if declared_frames and len(frames) + 1 < declared_frames:
+        raise ValueError(f"{path!r} declares {declared_frames} frames but only {len(frames)} could be decoded; the file "
+                         "is truncated (an interrupted copy or download?): use the complete file.")
+    if need_audio and (audio is None or audio.shape[1] == 0):
+        raise ValueError(f"{path!r} has an audio track with no decodable samples (truncated?), but the sound is "
+                         "needed here; use the complete file.")
+    if rate is not None and abs(offset_s) > 1.0 / float(rate):
+        raise ValueError(f"the audio of {path!r} starts {offset_s * 1000:+.0f} ms from its first video frame (more than "
+                         "one frame): avxai reads both from t = 0 and would pair sound and faces out of sync; "
+                         "re-mux the clip with its streams aligned (e.g. ffmpeg -itsoffset).")
     if rate is None:
         raise ValueError(f"{path!r} declares no frame rate; re-encode it with a constant frame rate (ffmpeg -r 25).")
     return VideoClip(
