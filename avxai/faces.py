@@ -134,8 +134,9 @@ class FaceTracker:
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.crop_size, int) and self.crop_size >= 8):
-            raise ValueError(f"crop_size must be an integer >= 8 pixels, got {self.crop_size!r}.")
+        if not (isinstance(self.crop_size, int) and self.crop_size >= 8 and self.crop_size % 2 == 0):
+            raise ValueError(f"crop_size must be an even integer >= 8 pixels (crops are saved as h264 video, which "
+                             f"needs even sizes), got {self.crop_size!r}.")
         if not (math.isfinite(self.margin) and 0.0 <= self.margin <= 2.0):
             raise ValueError(f"margin must be in [0, 2] (fraction of the face size added per side), got {self.margin!r}.")
         if not (isinstance(self.smoothing_frames, int) and self.smoothing_frames >= 1 and self.smoothing_frames % 2 == 1):

@@ -283,3 +283,15 @@ def test_freeze_holds_the_last_kept_frame_over_a_removed_run():
     assert out[1, 0, :, 0, 0].tolist() == [0, 0, 0, 3, 4, 5] and out[1, 0, :, 1, 1].tolist() == [0, 1, 2, 3, 4, 5]
     soft = prepared.apply(torch.full((1, 6, 2, 2), 0.5))  # 0.5 keeps (threshold): held = x, the blend is x
     assert torch.allclose(soft[0], x[0])
+
+
+def test_smoothgrad_on_both_streams_needs_mask_noise():
+    from avxai.methods.gradients import SmoothGradConfig, smoothgrad
+
+    av = make_av(model_input="magnitude")
+    with pytest.raises(ValueError, match="noise_on='mask'"):
+        smoothgrad(ToyAV(), av, ClassLogit(0), SmoothGradConfig(noise_on="representation", samples=2))
+    expl = smoothgrad(ToyAV(), av, ClassLogit(0), SmoothGradConfig(noise_on="mask", samples=2))
+    video = split_explanation(expl)["video"].attribution[0].abs()
+    inside = region_mask().bool()
+    assert video[inside].mean() > 10 * video[~inside].mean()  # the toy model reads only the face region

@@ -190,6 +190,10 @@ class SmoothGrad(Method):
             draws = torch.randn((k, 1, *grid), generator=gen, dtype=dtype)
             masks = masks + config.noise * draws
         else:
+            if not isinstance(rep, Tensor):  # an audio-visual input: one representation per stream
+                raise ValueError(f"SmoothGrad's noise_on='representation' adds noise to one input tensor, but this "
+                                 f"{type(modality).__name__} input has one per stream; use noise_on='mask' "
+                                 "(--set noise_on=mask), which perturbs the joint mask instead")
             flat = rep.reshape(b, -1)
             span = (flat.max(dim=1).values - flat.min(dim=1).values).view(1, b, *([1] * (rep.dim() - 1)))
             draws = torch.randn((k, 1, *rep.shape[1:]), generator=gen, dtype=dtype)

@@ -64,8 +64,9 @@ class AVEnhancerConfig:
             raise ValueError(f"fps must be > 0, got {self.fps!r}")
         if self.n_fft < 8 or not 1 <= self.hop_length <= self.n_fft:
             raise ValueError(f"need n_fft >= 8 and 1 <= hop_length <= n_fft, got {self.n_fft}, {self.hop_length}")
-        if self.crop_size < 16:
-            raise ValueError(f"crop_size must be >= 16 pixels, got {self.crop_size}")
+        if self.crop_size < 16 or self.crop_size % 2:
+            raise ValueError(f"crop_size must be an even number >= 16 pixels (face crops are saved as h264 video, "
+                             f"which needs even sizes), got {self.crop_size}")
         if self.visual_backbone not in BACKBONES:
             raise ValueError(f"visual_backbone must be one of {BACKBONES}, got {self.visual_backbone!r}")
         top = _MAX_BLOCKS[self.visual_backbone]
