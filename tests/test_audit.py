@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from audit_helpers import (
     RATE, WindowSpeakerModel, read_results, small_trial_list, tiny_checkpoint, voiced, write_voiced,
@@ -234,3 +235,28 @@ def test_cli_audit_with_extremal(tmp_path, capsys):
     ):
         rc = main(["audit", str(trials_csv), "--model", str(ckpt), "--out", str(tmp_path / "bad"), "--quiet"] + argv)
         assert rc == 2 and message in capsys.readouterr().err, argv
+
+
+def test_cli_audits_an_ecapa_tdnn_checkpoint(tmp_path, capsys):
+    """A SpeechBrain ECAPA-TDNN state dict the user has (here: a small random one) is audited like the bundled
+    model: --architecture names it when no .json lies beside the checkpoint."""
+    pytest.importorskip("speechbrain")
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    torch.manual_seed(0)
+    small = dict(channels=[16, 16, 16, 16, 48], attention_channels=8, se_channels=8, res2net_scale=2, lin_neurons=8)
+    ckpt = tmp_path / "embedding_model.ckpt"
+    torch.save(ECAPA_TDNN(input_size=80, **small).state_dict(), ckpt)
+    trials_csv = small_trial_list(tmp_path / "data", {"single": 2})
+    argv = ["audit", str(trials_csv), "--model", str(ckpt), "--window", "64,20", "--areas", "0.1,0.3",
+            "--out", str(tmp_path / "out"), "--quiet", "--no-media"]
+    assert main(argv) == 2  # no JSON, no --architecture: the error names both fixes
+    err = capsys.readouterr().err
+    assert "embedding_model.ckpt" in err and "--architecture ecapa-tdnn" in err
+    assert main(argv + ["--architecture", "ecapa-tdnn"]) == 2  # the default ECAPA (1024 channels) does not fit
+    assert "embedding_model" in capsys.readouterr().err
+    ckpt.with_suffix(".json").write_text(json.dumps({"architecture": "ecapa-tdnn", "model": small}))
+    assert main(argv) == 0, capsys.readouterr().err
+    records = read_results(tmp_path / "out")
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
+    assert all(-1.0 <= r["score"] <= 1.0 and len(r["preserved"]) == 2 for r in records.values())

@@ -42,6 +42,11 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (rerun with the same folder to continue an audit)")
     p.add_argument("--model", help="speaker checkpoint (.pt with its .json beside it); default: the bundled model "
                                    "assets/speaker/speaker_net.pt")
+    p.add_argument("--architecture", choices=["speakernet", "ecapa-tdnn"],
+                   help="what --model is when no .json lies beside it: ecapa-tdnn = SpeechBrain's ECAPA-TDNN state dict "
+                        "(e.g. embedding_model.ckpt of spkrec-ecapa-voxceleb: 16 kHz, 80 mel bands; needs the "
+                        "speechbrain extra). A .json beside the checkpoint, {\"architecture\": \"ecapa-tdnn\", "
+                        "\"model\": {...}}, sets other arguments")
     p.add_argument("--method", default="occlusion", choices=["occlusion", "extremal"], help="explanation method")
     e = p.add_argument_group("where the trials run")
     e.add_argument("--engine", default="local", choices=["local", "ray"],
@@ -141,7 +146,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     config = build_audit_config(args)
     report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, top_suspicious=args.top)
     try:
-        summary = run_audit(args.trials, args.out, config, model=args.model, engine=args.engine, workers=args.workers,
+        summary = run_audit(args.trials, args.out, config, model=args.model, architecture=args.architecture,
+                            engine=args.engine, workers=args.workers,
                             address=args.address, batch_trials=args.batch_trials, max_retries=args.max_retries,
                             limit=args.limit, retry_failed=args.retry_failed, report=report,
                             media=not args.no_media, progress=not args.quiet)

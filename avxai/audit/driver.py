@@ -23,7 +23,8 @@ def _batches(trials: list[Trial], size: int) -> Iterator[list[TrialPayload]]:
 
 
 def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig = AuditConfig(), *,
-              model: "str | Path | None" = None, engine: str = "local", workers: int = 0,
+              model: "str | Path | None" = None, architecture: str | None = None, engine: str = "local",
+              workers: int = 0,
               address: str | None = None, batch_trials: int | None = None, max_retries: int = 3,
               ray_runtime_env: dict | None = None, limit: int | None = None, retry_failed: bool = False,
               report: ReportOptions = ReportOptions(), media: bool = True, progress: bool = True) -> dict:
@@ -36,6 +37,8 @@ def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig =
         ``summary.json``, ``runs.jsonl``. A folder written with other arguments is refused.
     config : what is computed per trial (hashed with the trial list and the model into ``audit.json``).
     model : speaker checkpoint (``.pt`` with its ``.json``); default the bundled model.
+    architecture : what ``model`` is when no JSON lies beside it (``"ecapa-tdnn"``: SpeechBrain's ECAPA-TDNN
+        state dict, e.g. ``embedding_model.ckpt``); see :func:`avxai.audit.runner.load_model_spec`.
     engine : ``"local"`` (``workers=0``: in this process; ``workers=N``: ``N`` spawned processes, so a script
         that calls this must guard it with ``if __name__ == "__main__":``) or ``"ray"`` (``address``,
         ``ray_runtime_env``; one Ray task per batch of ``batch_trials`` trials).
@@ -58,7 +61,7 @@ def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig =
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be an int >= 0, got {limit!r}")
     trials = read_trials(trials_csv)
-    spec = load_model_spec(model)
+    spec = load_model_spec(model, architecture)
     if batch_trials is None:
         batch_trials = 1 if engine == "local" else 2
     if isinstance(batch_trials, bool) or not isinstance(batch_trials, int) or batch_trials < 1:

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from avxai.audit.trials import Trial, file_digest
 
-__all__ = ["AuditConfig", "ModelSpec", "TrialPayload", "TrialOutcome", "ResultStore", "load_model_spec",
+__all__ = ["ARCHITECTURES", "AuditConfig", "ModelSpec", "TrialPayload", "TrialOutcome", "ResultStore", "load_model_spec",
            "run_trial", "run_batch", "voice_activity", "prepare_payload", "failed_outcome", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -182,11 +182,22 @@ def _freeze(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the model, as bytes that travel to worker processes and Ray nodes
 # ---------------------------------------------------------------------------------------------
+#: what an audit can build from a checkpoint: ``config["architecture"]`` -> description
+ARCHITECTURES = {
+    "speakernet": "avxai's SpeakerNet (the reference model; its .json holds the SpeakerNet arguments)",
+    "ecapa-tdnn": "SpeechBrain's ECAPA-TDNN embedder (e.g. embedding_model.ckpt of spkrec-ecapa-voxceleb; "
+                  "needs the speechbrain extra)",
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A speaker checkpoint in memory: its JSON config and state-dict bytes, and their SHA-256.
+    """A speaker checkpoint in memory: its config and state-dict bytes, and their SHA-256.
 
-    Workers build the model from it (:meth:`build`, cached per process), so no worker needs the file.
+    ``config["architecture"]`` (default ``"speakernet"``) says what to build, ``config["model"]`` its keyword
+    arguments (:data:`ARCHITECTURES`: ``SpeakerNet(**model)`` or :func:`avxai.models.load_ecapa_tdnn` with
+    ``sample_rate``, ``n_mels``, ``key``, ``strip_prefix`` and ECAPA-TDNN's arguments). Workers build the model
+    from it (:meth:`build`, cached per process), so no worker needs the file.
     """
 
     path: str
@@ -195,18 +206,31 @@ class ModelSpec:
     digest: str = ""
 
     def build(self):
-        """The :class:`avxai.models.SpeakerNet` in eval mode (cached per process by digest)."""
+        """The model in eval mode, with ``sample_rate`` and ``embedder()`` (cached per process by digest)."""
         model = _MODELS.get(self.digest)
         if model is None:
-            from avxai.models.checkpoint import load_state_dict_checked
-            from avxai.models.speaker import SpeakerNet
-
-            try:
-                model = SpeakerNet(**self.config["model"])
-            except TypeError as err:
-                raise ValueError(f"the config beside {self.path} does not fit SpeakerNet: {err}") from None
+            architecture = self.config.get("architecture", "speakernet")
+            kwargs = dict(self.config.get("model") or {})
             state = torch.load(io.BytesIO(self.state), map_location="cpu", weights_only=True)
-            load_state_dict_checked(model, state)
+            if architecture == "speakernet":
+                from avxai.models.checkpoint import load_state_dict_checked
+                from avxai.models.speaker import SpeakerNet
+
+                try:
+                    model = SpeakerNet(**kwargs)
+                except TypeError as err:
+                    raise ValueError(f"the config of {self.path} does not fit SpeakerNet: {err}") from None
+                load_state_dict_checked(model, state)
+            elif architecture == "ecapa-tdnn":
+                from avxai.models.loaders import load_ecapa_tdnn
+
+                try:
+                    model = load_ecapa_tdnn(state, **kwargs)
+                except ValueError as err:  # the state dict was read from bytes: name the file it came from
+                    raise ValueError(f"{self.path}: {err}") from None
+            else:
+                raise ValueError(f"{self.path}: unknown architecture {architecture!r}; the audit builds "
+                                 f"{', '.join(ARCHITECTURES)}")
             model.eval()
             _MODELS.clear()
             _MODELS[self.digest] = model
@@ -216,9 +240,18 @@ class ModelSpec:
 _MODELS: dict[str, Any] = {}
 
 
-def load_model_spec(path: "str | Path | None" = None) -> ModelSpec:
-    """Read a speaker checkpoint (default: the bundled ``assets/speaker/speaker_net.pt``) and check it builds."""
-    from avxai.models.checkpoint import DEFAULT_SPEAKER_CHECKPOINT, load_checkpoint_config
+def load_model_spec(path: "str | Path | None" = None, architecture: str | None = None) -> ModelSpec:
+    """Read a speaker checkpoint (default: the bundled ``assets/speaker/speaker_net.pt``) and check it builds.
+
+    The config is the JSON beside the checkpoint (same name, ``.json``). ``architecture`` (a key of
+    :data:`ARCHITECTURES`) builds a checkpoint that has no JSON with that architecture's defaults, or checks
+    the JSON's architecture; e.g. ``load_model_spec("embedding_model.ckpt", "ecapa-tdnn")`` for SpeechBrain's
+    ``spkrec-ecapa-voxceleb`` (16 kHz, 80 mel bands, 192-dimensional embeddings).
+    """
+    from avxai.models.checkpoint import DEFAULT_SPEAKER_CHECKPOINT, config_path, load_checkpoint_config
+
+    if architecture is not None and architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
     if path is None:
         path = DEFAULT_SPEAKER_CHECKPOINT
@@ -228,7 +261,18 @@ def load_model_spec(path: "str | Path | None" = None) -> ModelSpec:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model checkpoint {path} does not exist")
-    config = load_checkpoint_config(path)
+    if config_path(path).is_file():
+        config = load_checkpoint_config(path)
+        found = config.get("architecture", "speakernet")
+        if architecture is not None and architecture != found:
+            raise ValueError(f"{config_path(path)} describes a {found!r} model but --architecture {architecture} was "
+                             "given; drop the flag or fix the JSON's \"architecture\"")
+    elif architecture not in (None, "speakernet"):
+        config = {"architecture": architecture, "model": {}}
+    else:
+        raise ValueError(f"{path} has no {config_path(path).name} beside it: the audit needs the model's config. For "
+                         "a checkpoint avxai did not write, name its architecture (--architecture ecapa-tdnn) or put "
+                         'a JSON beside it, e.g. {"architecture": "ecapa-tdnn", "model": {"sample_rate": 16000}}')
     state = path.read_bytes()
     digest = hashlib.sha256(state + json.dumps(config, sort_keys=True).encode()).hexdigest()
     spec = ModelSpec(path=str(path), config=config, state=state, digest=digest)
@@ -378,7 +422,7 @@ def run_trial(payload: TrialPayload, model, config: AuditConfig, *, media: bool 
     """Explain one trial's verification score and measure where the evidence lies.
 
     Never raises for a bad trial: any exception becomes a failed record (:func:`failed_outcome`).
-    ``model`` is a :class:`avxai.models.SpeakerNet` (its embedder is explained).
+    ``model`` is built by :meth:`ModelSpec.build`: it has ``sample_rate`` and ``embedder()`` (explained).
     """
     start = time.perf_counter(), time.process_time()
     trial = payload.trial

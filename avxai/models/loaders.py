@@ -238,6 +238,10 @@ class EcapaEmbedder(nn.Module):
         self.fbank = fbank
         self.sample_rate = _rate(sample_rate)
 
+    def embedder(self) -> "EcapaEmbedder":
+        """Itself: it already returns embeddings (the interface of :meth:`avxai.models.SpeakerNet.embedder`)."""
+        return self
+
     def forward(self, waveform: Tensor) -> Tensor:
         if not isinstance(waveform, Tensor) or waveform.dim() != 3 or waveform.shape[1] != 1:
             shape = tuple(waveform.shape) if isinstance(waveform, Tensor) else type(waveform).__name__
