@@ -6,7 +6,6 @@ problem fixture; everything else uses tiny models or a few frames.
 
 import json
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest

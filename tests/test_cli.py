@@ -6,7 +6,7 @@ import pytest
 
 from avxai.models.checkpoint import ASSETS_DIR
 
-from avxai.cli import build_config, build_parser, main
+from avxai.cli import build_config, main
 from avxai.methods import get_method
 
 ASSETS = ASSETS_DIR / "speaker"

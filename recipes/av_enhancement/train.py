@@ -31,7 +31,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from avxai.io.audio import save_audio
 from avxai.io.video import write_video
 from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig, load_av_enhancer, save_av_enhancer
 from avxai.scorers.sdr import bss_sdr, si_sdr
+from avxai.recipe_config import apply_overrides, config_from_dict
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -108,15 +109,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys are {sorted(names)}")
-        out = {}
-        for k, v in d.items():
-            default = names[k].default
-            out[k] = tuple(v) if isinstance(default, tuple) else type(default)(v)
-        return cls(**out)
+        return config_from_dict(cls, d)
 
     def model_config(self) -> AVEnhancerConfig:
         return AVEnhancerConfig(sample_rate=self.sample_rate, fps=self.fps, n_fft=self.n_fft,
@@ -150,11 +143,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     d = yaml.safe_load(args.config.read_text()) or {}
     if args.debug:
         d.update(DEBUG_OVERRIDES)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--set expects KEY=VALUE, got {item!r}")
-        d[key.strip()] = yaml.safe_load(value)
+    try:
+        apply_overrides(d, args.set)
+    except ValueError as err:
+        p.error(str(err))
     if args.steps is not None:
         d["steps"] = args.steps
     if args.seed is not None:

@@ -24,7 +24,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from avxai.data.synthetic import SyntheticSpeaker
 from avxai.io.audio import save_audio
 from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer, save_enhancer
 from avxai.scorers.sdr import bss_sdr, si_sdr
+from avxai.recipe_config import apply_overrides, config_from_dict
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -95,15 +96,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys are {sorted(names)}")
-        out = {}
-        for k, v in d.items():
-            default = names[k].default
-            out[k] = tuple(v) if isinstance(default, tuple) else type(default)(v)
-        return cls(**out)
+        return config_from_dict(cls, d)
 
     def model_config(self) -> EnhancerConfig:
         return EnhancerConfig(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
@@ -129,11 +122,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     d = yaml.safe_load(args.config.read_text()) or {}
     if args.debug:
         d.update(DEBUG_OVERRIDES)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--set expects KEY=VALUE, got {item!r}")
-        d[key.strip()] = yaml.safe_load(value)
+    try:
+        apply_overrides(d, args.set)
+    except ValueError as err:
+        p.error(str(err))
     if args.steps is not None:
         d["steps"] = args.steps
     if args.seed is not None:

@@ -126,10 +126,6 @@ def aba_task(cfg: dict, assets: Path) -> "BenchTask | str":
 
 def separation_task(cfg: dict, assets: Path) -> "BenchTask | str":
     folder = assets / "separation"
-    try:
-        from avxai.metrics import masks as mask_metrics  # noqa: F401
-    except ImportError:
-        return "avxai/metrics/masks.py (ideal binary masks) is not there yet"
     checkpoint = folder / "convtasnet.pt"
     mixture = next((folder / n for n in ("mixture.wav", "mix.wav") if (folder / n).exists()), None)
     sources = sorted(folder.glob("s[0-9].wav")) or sorted(folder.glob("source*.wav"))

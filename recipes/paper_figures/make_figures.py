@@ -46,11 +46,6 @@ from avxai.viz.style import (  # noqa: E402
     CMAPS, COLUMN_WIDTH, METHOD_COLOURS, PAGE_WIDTH, method_colour, paper_style, save_figure,
 )
 
-try:  # the extremal engineer's per-area plotter registers itself in avxai.viz.PLOTTERS on import
-    import avxai.viz.extremal  # noqa: F401,E402
-except ImportError:
-    pass
-
 REPO = Path(__file__).resolve().parents[2]
 
 

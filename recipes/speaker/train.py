@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ import yaml
 
 from avxai.data import SyntheticSpeaker, add_noise, build_aba, save_segments
 from avxai.models import SpeakerNet, load_speaker_model, load_state_dict_checked, save_checkpoint
+from avxai.recipe_config import apply_overrides, config_from_dict
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -100,15 +101,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys are {sorted(names)}")
-        out = {}
-        for k, v in d.items():
-            default = names[k].default
-            out[k] = tuple(v) if isinstance(default, tuple) else type(default)(v)
-        return cls(**out)
+        return config_from_dict(cls, d)
 
     def model_kwargs(self) -> dict:
         return dict(n_speakers=self.n_speakers, sample_rate=self.sample_rate, n_mels=self.n_mels, n_fft=self.n_fft,
@@ -137,11 +130,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     d = yaml.safe_load(args.config.read_text()) or {}
     if args.debug:
         d.update(DEBUG_OVERRIDES)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--set expects KEY=VALUE, got {item!r}")
-        d[key.strip()] = yaml.safe_load(value)
+    try:
+        apply_overrides(d, args.set)
+    except ValueError as err:
+        p.error(str(err))
     if args.epochs is not None:
         d["epochs"] = args.epochs
     if args.seed is not None:
