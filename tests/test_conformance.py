@@ -35,6 +35,7 @@ FAST_CONFIGS = {
     "integrated-gradients": lambda: METHODS["integrated-gradients"].config_class(steps=8),
     "gradcam": lambda: METHODS["gradcam"].config_class(),
     "extremal": _extremal_config,
+    "pca-rgb": lambda: METHODS["pca-rgb"].config_class(),  # the model's default feature layer, fitted per input
 }
 
 #: absolute tolerance on batch invariance, relative to the map's largest magnitude
@@ -59,6 +60,8 @@ def _seeded_init(model: nn.Module, seed: int) -> None:
 class GridNet(nn.Module):
     """A small CNN on a ``(batch, 1, freq, time)`` grid, with BatchNorm (eval mode matters)."""
 
+    pca_layers = {"grid": "features.2"}  # PCA-to-RGB's default layer: 4 channels at the grid's resolution
+
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
@@ -77,6 +80,7 @@ class WaveNet(nn.Module):
     """A small 1-D CNN on waveforms ``(batch, 1, time)``, explained through a mel spectrogram grid."""
 
     sample_rate = 8000
+    pca_layers = {"audio": "tdnn.2"}  # PCA-to-RGB's default layer: 6 channels per frame
 
     def __init__(self):
         super().__init__()

@@ -139,3 +139,21 @@ def test_bad_layers_and_settings_are_named():
         pca_rgb(FixedAudio(model, waveform()), video, ClassLogit(0), PCARGBConfig(layer="model.audio.front"))
     with pytest.raises(ValueError, match="at least 3 channels"):
         PCAEmbedding.fit(torch.rand(1, 2, 5, 5))
+
+
+def test_a_1d_layer_on_a_spectrogram_gives_one_colour_per_frame(tmp_path):
+    """A TDNN speaker model's frame features (batch, C, frames): the colours are a time strip, the attribution
+    is the first component spread over every band, and the figure draws."""
+    from avxai.models.speaker import SpeakerNet
+
+    torch.manual_seed(0)
+    model = SpeakerNet(n_speakers=3, channels=16, embedding_dim=8, n_mels=20)
+    wav = torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(1)) * 0.1
+    spec = Spectrogram(wav, 16000, n_fft=256, hop_length=64)
+    expl = pca_rgb(model, spec, ClassLogit(0), PCARGBConfig(layer="tdnn.2"))
+    rgb = expl.arrays["rgb_audio"]
+    assert rgb.dim() == 3 and rgb.shape[:2] == (1, 3) and 0 <= float(rgb.min()) and float(rgb.max()) <= 1
+    attribution = expl.attribution[0]
+    assert attribution.shape == spec.grid_shape and torch.allclose(attribution, attribution[:1].expand_as(attribution))
+    out = expl.save(tmp_path / "tdnn")
+    assert (out / "figure.png").stat().st_size > 5_000

@@ -205,7 +205,8 @@ def arrange_features(features: Tensor, modality: Modality) -> tuple[str, Tensor]
 
     Returns ``("video", (batch, frames, C, h, w))`` for a face video's per-frame maps (the layer sees
     ``(batch * frames, C, h, w)``), ``("audio", (batch, C, freq, frames))`` for time-frequency maps of a
-    spectrogram, ``("grid", (batch, C, *spatial))`` for maps with as many axes as a plain modality's grid.
+    spectrogram or ``("audio", (batch, C, frames))`` for a 1-D (TDNN) layer's frames, ``("grid", (batch, C,
+    *spatial))`` for maps with as many axes as a plain modality's grid.
     """
     b = modality.batch_size
     video = _part(modality, "face-video")
@@ -213,8 +214,8 @@ def arrange_features(features: Tensor, modality: Modality) -> tuple[str, Tensor]
         return "video", features.reshape(b, video.num_frames, *features.shape[1:])
     if video is not None and features.dim() == 5 and tuple(features.shape[:2]) == (b, video.num_frames):
         return "video", features
-    if features.dim() == 4 and features.shape[0] == b and _part(modality, "spectrogram") is not None:
-        return "audio", features
+    if features.dim() in (3, 4) and features.shape[0] == b and _part(modality, "spectrogram") is not None:
+        return "audio", features  # (batch, C, freq, frames), or (batch, C, frames) of a 1-D (TDNN) layer
     if _part(modality, "face-video") is None and getattr(modality, "parts", None) is None \
             and features.shape[0] == b and features.dim() == 2 + len(modality.grid_shape):
         return "grid", features
@@ -235,12 +236,14 @@ def _part(modality: Modality, kind: str):
 
 
 def default_layers(model: nn.Module, modality: Modality, layer: str | None) -> list[str]:
-    """The layers to embed: ``[layer]`` when given, else the model's ``pca_layers`` for the modality's streams."""
+    """The layers to embed: ``[layer]`` when given, else the model's ``pca_layers`` (stream -> dotted layer path;
+    streams ``"audio"``, ``"video"``, or ``"grid"`` for any other modality) for the modality's streams."""
     if layer is not None:
         return [layer]
     defaults = getattr(model, "pca_layers", None) or {}
     keys = [k for k, kind in (("audio", "spectrogram"), ("video", "face-video")) if _part(modality, kind) is not None]
-    if not keys or any(k not in defaults for k in keys):
+    keys = keys or ["grid"]  # any other modality: the stream arrange_features calls "grid"
+    if any(k not in defaults for k in keys):
         raise ValueError(f"no layer given and {type(model).__name__} names no default for the "
                          f"{'/'.join(keys) or modality.kind} stream (model.pca_layers = {defaults}); pass "
                          "PCARGBConfig(layer='dotted.module.path') (--set layer=... on the command line)")
@@ -309,8 +312,13 @@ class PCARGB(Method):
             else:
                 # the layer's axes resampled onto the grid (a mel grid: by band index, approximately)
                 part = _part(modality, "spectrogram") if stream == "audio" else modality
-                mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(part.grid_shape)]
-                on_part = F.interpolate(rgb[:, :1], size=part.grid_shape, mode=mode, align_corners=False)[:, 0]
+                if stream == "audio" and rgb.dim() == 3:  # a 1-D layer: frames only, the same for every band
+                    on_part = F.interpolate(rgb[:, :1], size=part.grid_shape[-1], mode="linear",
+                                            align_corners=False)[:, 0]
+                    on_part = on_part.unsqueeze(1).expand(b, *part.grid_shape).contiguous()
+                else:
+                    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(part.grid_shape)]
+                    on_part = F.interpolate(rgb[:, :1], size=part.grid_shape, mode=mode, align_corners=False)[:, 0]
             on_parts[id(part)] = on_part
             arrays[f"rgb_{stream}"] = rgb
             layers[stream] = layer

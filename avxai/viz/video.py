@@ -287,7 +287,10 @@ def plot_pca_rgb(explanation, index: int = 0, title: str | None = None, count: i
                          fontsize=8)
         row = 1
     for stream in planes:
-        rgb = arrays[f"rgb_{stream}"][index].float().numpy()  # (3, F, T)
+        rgb = arrays[f"rgb_{stream}"][index].float().numpy()  # (3, F, T), or (3, T) from a 1-D (TDNN) layer
+        frames_only = rgb.ndim == 2
+        if frames_only:
+            rgb = rgb[:, None, :]  # one colour per frame, drawn over the whole frequency range
         part = parts.get(stream, explanation)
         grid = part.grid[index].detach().cpu().numpy()
         if grid.ndim != 2 or rgb.ndim != 3:
@@ -302,8 +305,8 @@ def plot_pca_rgb(explanation, index: int = 0, title: str | None = None, count: i
         left.set_xlabel(t_label)
         right.imshow(rgb.transpose(1, 2, 0).clip(0, 1), origin="lower", aspect="auto", extent=extent,
                      interpolation="nearest")
-        right.set_title(f"PCA-RGB of {layers.get(stream, 'the features')} (per T-F bin)" if spectral
-                        else f"PCA-RGB of {layers.get(stream, 'the features')}", fontsize=8)
+        per = "per frame" if frames_only else "per T-F bin" if spectral else None
+        right.set_title(f"PCA-RGB of {layers.get(stream, 'the features')}" + (f" ({per})" if per else ""), fontsize=8)
         right.set_xlabel(t_label)
         right.tick_params(labelleft=False)
         row += 1
