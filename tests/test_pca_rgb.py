@@ -157,3 +157,15 @@ def test_a_1d_layer_on_a_spectrogram_gives_one_colour_per_frame(tmp_path):
     assert attribution.shape == spec.grid_shape and torch.allclose(attribution, attribution[:1].expand_as(attribution))
     out = expl.save(tmp_path / "tdnn")
     assert (out / "figure.png").stat().st_size > 5_000
+
+
+def test_one_embedding_for_two_streams_is_refused_and_the_fit_is_recorded_per_stream():
+    spec = Spectrogram(waveform(), SR, n_fft=64, hop_length=32)
+    av = AudioVisual(spec, FaceVideo(two_colour_video(), FPS))
+    model = TinyAV()
+    video_emb = fit_dataset_embedding(FixedAudio(model, waveform()), "model.visual.trunk",
+                                      [FaceVideo(two_colour_video(), FPS)])
+    with pytest.raises(ValueError, match="one PCAEmbedding was given for 2 feature layers"):
+        pca_rgb(model, av, ClassLogit(0), PCARGBConfig(embedding=video_emb))
+    expl = pca_rgb(model, av, ClassLogit(0), PCARGBConfig(embedding={"video": video_emb}))
+    assert expl.metadata["fitted_on"] == {"video": "config.embedding", "audio": "each input"}

@@ -290,15 +290,20 @@ class PCARGB(Method):
                 unmasked: Tensor) -> Explanation:
         b = modality.batch_size
         on_parts: dict[int, Tensor] = {}  # id(part) -> first component on the part's grid (batch, *grid)
-        arrays, layers, fitted = {}, {}, {}
+        arrays, layers, fitted, fitted_on = {}, {}, {}, {}
         media = mask_media(modality, {})
-        for layer in default_layers(model, modality, config.layer):
+        chosen = default_layers(model, modality, config.layer)
+        if isinstance(config.embedding, PCAEmbedding) and len(chosen) > 1:
+            raise ValueError(f"one PCAEmbedding was given for {len(chosen)} feature layers ({', '.join(chosen)}); an "
+                             "embedding fits one layer's features: pass {'audio': ..., 'video': ...}, or one layer")
+        for layer in chosen:
             feats = layer_features(model, layer, modality.model_input())
             stream, per_input = arrange_features(feats, modality)
             if stream in layers:
                 raise ValueError(f"layers {layers[stream]!r} and {layer!r} both give {stream} features; give one")
             items = _items(stream, per_input)
             given = config.embedding.get(stream) if isinstance(config.embedding, dict) else config.embedding
+            fitted_on[stream] = "config.embedding" if given is not None else "each input"
             embeddings = [given] * b if given is not None else [PCAEmbedding.fit(x, config.percentiles) for x in items]
             rgb = torch.stack([e.transform(x) if stream == "video" else e.transform(x)[0]
                                for e, x in zip(embeddings, items)])  # video (b, frames, 3, h, w); else (b, 3, *spatial)
@@ -333,7 +338,7 @@ class PCARGB(Method):
         return new_explanation(
             self.name, modality, attribution.to(modality.grid().dtype), media=media, arrays=arrays,
             metadata={"layers": layers, "feature_streams": sorted(layers),
-                      "fitted_on": "config.embedding" if config.embedding is not None else "each input",
+                      "fitted_on": fitted_on,  # per stream: a dict may leave a stream to be fitted per input
                       "embeddings": fitted},
         )
 
