@@ -15,6 +15,7 @@ framing instead of the lips. Eyes and nose move only with the head.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +23,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["FaceTrack", "FaceTracker", "crop_boxes", "paste_back"]
+__all__ = ["FaceTrack", "FaceTracker", "MIN_DETECTION_RATE", "crop_boxes", "paste_back", "pick_face"]
+
+
+#: below this share of frames with a face, :meth:`FaceTracker.track` warns that the crops may miss the face
+MIN_DETECTION_RATE = 0.5
+
+
+def pick_face(boxes: np.ndarray, previous: "np.ndarray | None") -> int:
+    """Which of a frame's face boxes ``(k, 4)`` (x0, y0, x1, y1, largest first) continues the track.
+
+    Without a previous box: the largest (index 0). Otherwise the box whose centre is nearest the previous box's
+    centre, in units of the previous box's size, so a second person in the frame does not take over the track
+    because their face is larger.
+    """
+    if previous is None or len(boxes) == 1:
+        return 0
+    size = max(float(previous[2] - previous[0]), float(previous[3] - previous[1]), 1.0)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    prev_centre = (previous[:2] + previous[2:]) / 2.0
+    return int(np.argmin(np.linalg.norm(centres - prev_centre, axis=1) / size))
 
 
 @dataclass(frozen=True)
@@ -167,7 +187,8 @@ class FaceTracker:
         return self._cache["mtcnn"]
 
     def detect(self, frames, source: str = "<frames>") -> tuple[Tensor, Tensor, Tensor]:
-        """Largest confident MTCNN box per frame, no filling or smoothing.
+        """One confident MTCNN box per frame, following one person: the largest face of the first frame with a
+        face, then in each frame the face nearest the previous choice (:func:`pick_face`); no filling or smoothing.
 
         Returns ``(boxes, landmarks, probs)``: boxes ``(frames, 4)`` x0, y0, x1, y1 in pixels,
         landmarks ``(frames, 5, 2)`` x, y in pixels and probs ``(frames,)``, float32, NaN where no face was found.
@@ -177,6 +198,7 @@ class FaceTracker:
         boxes = np.full((arr.shape[0], 4), np.nan, dtype=np.float32)
         points = np.full((arr.shape[0], 5, 2), np.nan, dtype=np.float32)
         probs = np.full((arr.shape[0],), np.nan, dtype=np.float32)
+        previous = None  # the box chosen in the last frame with a face
         for start in range(0, arr.shape[0], self.batch_size):
             chunk = arr[start : start + self.batch_size]
             batch_boxes, batch_probs, batch_points = self.mtcnn.detect(chunk, landmarks=True)
@@ -187,9 +209,11 @@ class FaceTracker:
                 pr = np.asarray(pr, dtype=np.float32).reshape(-1)
                 keep = np.flatnonzero(pr >= self.min_confidence)  # sorted largest area first
                 if keep.size:
-                    boxes[start + i] = bx[keep[0]]
-                    points[start + i] = np.asarray(pt, dtype=np.float32).reshape(-1, 5, 2)[keep[0]]
-                    probs[start + i] = pr[keep[0]]
+                    j = keep[pick_face(bx[keep], previous)]
+                    previous = bx[j]
+                    boxes[start + i] = bx[j]
+                    points[start + i] = np.asarray(pt, dtype=np.float32).reshape(-1, 5, 2)[j]
+                    probs[start + i] = pr[j]
         return torch.from_numpy(boxes), torch.from_numpy(points), torch.from_numpy(probs)
 
     def track(self, frames, source: str = "<frames>") -> FaceTrack:
@@ -220,6 +244,11 @@ class FaceTracker:
                 f"(ran on {len(idx)}, min_confidence={self.min_confidence}, min_face_size={self.min_face_size} px); "
                 "use a clip with a visible frontal face, or lower min_confidence / min_face_size."
             )
+        rate = float(detected[idx].float().mean())  # over the frames MTCNN ran on
+        if rate < MIN_DETECTION_RATE:
+            warnings.warn(f"{source}: a face was found in only {100 * rate:.0f}% of the {len(idx)} frames MTCNN ran on; "
+                          "the track holds those boxes over the rest of the clip, so the crops may miss the face. "
+                          "Check the clip, or lower min_confidence / min_face_size.", stacklevel=2)
         boxes = self._fill_and_smooth(raw.numpy().astype(np.float64), points.numpy().astype(np.float64), detected.numpy())
         crops = crop_boxes(frames, boxes, self.crop_size, self.batch_size)
         return FaceTrack(

@@ -159,3 +159,31 @@ def test_bad_input_is_rejected(track):
         FaceTracker(smoothing_frames=4)
     with pytest.raises(ValueError, match="heatmap"):
         paste_back(torch.ones(track.num_frames + 1, 8, 8), track)
+
+
+def test_the_track_follows_one_person_not_the_largest_face():
+    from avxai.faces import pick_face
+
+    first = np.array([[10, 10, 50, 50], [200, 20, 230, 50]], dtype=np.float32)  # largest first
+    assert pick_face(first, None) == 0
+    # next frame: a larger face elsewhere comes first; the one near the previous box continues the track
+    later = np.array([[190, 10, 260, 80], [12, 11, 52, 51]], dtype=np.float32)
+    assert pick_face(later, first[0]) == 1
+    assert pick_face(later[:1], first[0]) == 0  # a single face is taken
+
+
+def test_a_face_in_few_frames_warns(monkeypatch):
+    tracker = FaceTracker(crop_size=16)
+    frames = torch.zeros(10, 64, 64, 3, dtype=torch.uint8)
+
+    def one_face(self, chunk, source="<frames>"):  # MTCNN finds a face in the first frame only
+        n = chunk.shape[0]
+        boxes, points, probs = torch.full((n, 4), float("nan")), torch.full((n, 5, 2), float("nan")), torch.full((n,), float("nan"))
+        boxes[0], probs[0] = torch.tensor([10.0, 10.0, 40.0, 40.0]), 0.99
+        points[0] = torch.tensor([[20.0, 20.0], [30.0, 20.0], [25.0, 25.0], [21.0, 32.0], [29.0, 32.0]])
+        return boxes, points, probs
+
+    monkeypatch.setattr(FaceTracker, "detect", one_face)
+    with pytest.warns(UserWarning, match=r"clip\.mp4: a face was found in only 10% of the 10 frames"):
+        track = tracker.track(frames, "clip.mp4")
+    assert track.crops.shape == (10, 3, 16, 16)
