@@ -295,3 +295,15 @@ def test_smoothgrad_on_both_streams_needs_mask_noise():
     video = split_explanation(expl)["video"].attribution[0].abs()
     inside = region_mask().bool()
     assert video[inside].mean() > 10 * video[~inside].mean()  # the toy model reads only the face region
+
+
+def test_part_weights_hold_when_the_parts_have_close_cell_counts():
+    from avxai.methods.parts import part_repeats
+
+    for cells, weights in (([1000, 1490], [1, 1]), ([25929, 204800], [1, 1]), ([100, 300], [1, 2]), ([7, 9], [1, 1])):
+        repeats = part_repeats(cells, weights)
+        entries = [r * c for r, c in zip(repeats, cells)]
+        shares = [e / sum(entries) for e in entries]
+        for share, w in zip(shares, weights):
+            assert abs(share - w / sum(weights)) <= 0.05 * w / sum(weights), (cells, weights, repeats)
+    assert part_repeats([25929, 204800], [1, 1]) == [8, 1]  # the usual AV case: the video grid is the larger
