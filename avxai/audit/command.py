@@ -38,7 +38,7 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("trials", metavar="TRIALS.csv",
                    help="trial list: columns enroll,test,label (audio paths relative to the CSV; label 1 = same "
                         "speaker) and optional id, condition, target_segments, interferer_segments ('0.0-1.2;2.0-2.8' "
-                        "seconds)")
+                        "seconds); lines whose first field starts with # are comments")
     p.add_argument("--out", required=True, help="output folder (rerun with the same folder to continue an audit)")
     p.add_argument("--model", help="speaker checkpoint (.pt with its .json beside it); default: the bundled model "
                                    "assets/speaker/speaker_net.pt")
