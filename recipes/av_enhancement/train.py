@@ -36,14 +36,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from avxai.data.av_mixtures import AVMixtureConfig, AVMixtures, crop_faces
 from avxai.io.audio import save_audio
 from avxai.io.video import write_video
 from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig, load_av_enhancer, save_av_enhancer
 from avxai.scorers.sdr import bss_sdr, si_sdr
-from avxai.recipe_config import apply_overrides, config_from_dict
+from avxai.recipe_config import add_train_arguments, config_from_dict, train_config
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -129,34 +128,12 @@ DEBUG_OVERRIDES = dict(train_speakers=3, clips_per_speaker=1, clip_s=1.0, eval_s
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=HERE / "config.yaml", help="YAML file of TrainConfig fields")
-    p.add_argument("--steps", type=int, help="override steps")
-    p.add_argument("--seed", type=int, help="override seed (data, initialisation)")
-    p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "av_enhancement_train", help="recipe output folder")
-    p.add_argument("--assets", type=Path, help="where the checkpoint and the example go "
-                   "(default assets/av_enhancement, or <out>/assets with --debug)")
+    add_train_arguments(p, config=HERE / "config.yaml", out=REPO / "avxai-out" / "av_enhancement_train",
+                        assets="assets/av_enhancement", length="steps")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a busy machine)")
-    p.add_argument("--debug", action="store_true", help="tiny run that finishes in seconds")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, value parsed as YAML (repeatable)")
     args = p.parse_args(argv)
-    d = yaml.safe_load(args.config.read_text()) or {}
-    if args.debug:
-        d.update(DEBUG_OVERRIDES)
-    try:
-        apply_overrides(d, args.set)
-    except ValueError as err:
-        p.error(str(err))
-    if args.steps is not None:
-        d["steps"] = args.steps
-    if args.seed is not None:
-        d["seed"] = args.seed
-    try:
-        cfg = TrainConfig.from_dict(d)
-    except (ValueError, TypeError) as err:
-        p.error(str(err))
-    if args.assets is None:
-        args.assets = args.out / "assets" if args.debug else REPO / "assets" / "av_enhancement"
+    cfg = train_config(p, args, TrainConfig, debug_overrides=DEBUG_OVERRIDES, assets=REPO / "assets" / "av_enhancement",
+                       length="steps")
     return cfg, args
 
 

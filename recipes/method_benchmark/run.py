@@ -21,7 +21,7 @@ Writes ``<out>/results.csv``, ``results.md``, ``curves.json`` and every explanat
 Usage::
 
     python recipes/method_benchmark/run.py                 # full run (tens of minutes on 2 CPU cores)
-    python recipes/method_benchmark/run.py --debug         # a few minutes: fewer iterations and steps
+    python recipes/method_benchmark/run.py --debug         # under a minute: fewer iterations and steps
     python recipes/method_benchmark/run.py --methods saliency,gradcam --tasks aba --out /tmp/bench
 """
 
