@@ -135,7 +135,8 @@ def test_every_figure_type_is_drawn_from_saved_explanations(saved, tmp_path):
                             "--out", str(out)])
     names = {p.stem for p in written}
     expected = {"aba_aba_occlusion", "aba_aba_saliency", "aba_methods", "benchmark_table", "curves_aba",
-                "face_face", "pca_rgb_pca_frames", "pca_rgb_pca_tf", "extremal_extremal", "area_growth_extremal"}
+                "face_face", "pca_rgb_pca_frames", "pca_rgb_pca_tf", "extremal_extremal", "area_growth_extremal",
+                "tf_extremal"}
     assert expected <= names, f"missing figures: {sorted(expected - names)}"
     for stem in expected:
         for suffix in (".pdf", ".png"):

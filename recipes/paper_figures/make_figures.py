@@ -10,6 +10,8 @@ Figures (each as ``<name>.pdf`` and ``<name>.png``):
 ``area_growth_<tag>``     preserved score / unmasked score against the kept area (extremal)
 ``aba_<tag>``             spectrogram + one attribution map per explained speaker, segment boundaries drawn
 ``aba_methods``           time profiles of every method on the A-B-A task (benchmark explanations)
+``tf_<tag>``              spectrogram + one attribution map per input, for (freq|mel, time) explanations without
+                          segments (enhancement, separation)
 ``face_<tag>``            heat-map strips over face frames (3-D ``(time, height, width)`` explanations)
 ``pca_rgb_<tag>``         PCA-to-RGB images (explanations whose method name contains ``pca``)
 ``benchmark_table``       the method-benchmark table
@@ -374,6 +376,9 @@ def _figures_of(expl: Explanation, name: str, out: Path, formats: tuple[str, ...
     elif expl.metadata.get("segments") and expl.attribution.dim() == 3:
         written += save_figure(figure_aba(expl), out / f"aba_{name}", formats)
         kinds.append("A-B-A")
+    elif expl.attribution.dim() == 3 and tuple(expl.axes)[:1] in (("freq",), ("mel",)):
+        written += save_figure(figure_aba(expl), out / f"tf_{name}", formats)  # the same layout, no turns
+        kinds.append("T-F map")
     elif expl.attribution.dim() == 4:
         written += save_figure(figure_face_strip(expl), out / f"face_{name}", formats)
         kinds.append("face strip")
