@@ -25,8 +25,18 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+def method_names(names: "str | list[str]") -> list[str]:
+    """Registered method names from ``"occlusion,extremal"`` (or a list); an unknown name raises ``ValueError``
+    listing them all, so a typo in a recipe's ``--methods`` stops it instead of being skipped."""
+    listed = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = [n for n in listed if n not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; available: {', '.join(sorted(METHODS))}")
+    return listed
+
+
 __all__ = ["Method", "MethodConfig", "evaluate_masks", "score_inputs", "Occlusion", "OcclusionConfig", "occlusion",
-           "METHODS", "get_method",
+           "METHODS", "get_method", "method_names",
            "Saliency", "SaliencyConfig", "SmoothGrad", "SmoothGradConfig", "IntegratedGradients",
            "IntegratedGradientsConfig", "GradCAM", "GradCAMConfig", "saliency", "smoothgrad", "integrated_gradients",
            "gradcam", "Extremal", "ExtremalConfig", "extremal", "PCARGB", "PCARGBConfig", "PCAEmbedding", "pca_rgb"]

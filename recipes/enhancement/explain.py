@@ -28,7 +28,7 @@ import torch
 
 from avxai.data.speech_mixtures import UtterancePool, noisy_utterance
 from avxai.data.synthetic import heldout_speakers
-from avxai.methods import METHODS, get_method
+from avxai.methods import get_method, method_names
 from avxai.metrics.masks import compare_with_ibm, energy_share, ideal_binary_mask, preserve_delete_scores
 from avxai.modalities import Spectrogram
 from avxai.models.checkpoint import load_checkpoint_config
@@ -88,10 +88,10 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_enhancer(args.checkpoint)
     sr = model.sample_rate
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    missing = [m for m in methods if m not in METHODS]
-    if missing:
-        raise SystemExit(f"unknown method(s) {missing}; available: {', '.join(sorted(METHODS))}")
+    try:
+        methods = method_names(args.methods)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     trained = load_checkpoint_config(args.checkpoint or DEFAULT_ENHANCER_CHECKPOINT)
     speakers = heldout_speakers(range(*args.speakers), trained)
     heldout_speakers(range(*args.babble_speakers), trained)  # babble talkers must not be training speakers either

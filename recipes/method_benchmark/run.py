@@ -324,16 +324,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.debug:
         cfg = merge(cfg, cfg.get("debug", {}))
     seed = cfg.get("seed", 0) if args.seed is None else args.seed
-    methods = args.methods.split(",") if args.methods else list(cfg["methods"])
+    from avxai.methods import METHODS, method_names
+
+    methods = method_names(args.methods or list(cfg["methods"]))
     tasks = args.tasks.split(",") if args.tasks else list(cfg["tasks"])
     for t in tasks:
         if t not in TASKS:
             raise ValueError(f"unknown task {t!r}; choose from {', '.join(TASKS)}")
-    from avxai.methods import METHODS
-
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(sorted(METHODS))}")
 
     rows: list[dict] = []
     curves: dict[str, dict] = {}
@@ -383,4 +380,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)
+    try:
+        sys.exit(0 if main() is not None else 1)
+    except ValueError as err:  # bad --methods / --tasks / config values: the message says what to fix
+        sys.exit(f"method_benchmark: error: {err}")

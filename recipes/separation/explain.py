@@ -30,7 +30,7 @@ import torch
 
 from avxai.data.speech_mixtures import two_speaker_mixture
 from avxai.data.synthetic import heldout_speakers
-from avxai.methods import METHODS, get_method
+from avxai.methods import get_method, method_names
 from avxai.metrics.masks import compare_with_ibm, energy_share, ideal_binary_mask, preserve_delete_scores
 from avxai.modalities import Spectrogram
 from avxai.models.checkpoint import load_checkpoint_config
@@ -110,10 +110,10 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_separator(args.checkpoint)
     sr = model.sample_rate
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    missing = [m for m in methods if m not in METHODS]
-    if missing:
-        raise SystemExit(f"unknown method(s) {missing}; available: {', '.join(sorted(METHODS))}")
+    try:
+        methods = method_names(args.methods)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     speakers = heldout_speakers(range(*args.speakers),
                                 load_checkpoint_config(args.checkpoint or DEFAULT_SEPARATOR_CHECKPOINT))
     rng = np.random.default_rng(args.seed)
