@@ -49,13 +49,15 @@ def tile_batch(x: Tensor, n: int) -> Tensor:
     return x.repeat(n // b, *([1] * (x.dim() - 1)))
 
 
-def _blend(mask: Tensor, x: Tensor, base: Tensor) -> Tensor:
-    """``base + mask * (x - base)`` with masks ``(n, *grid)`` and ``x, base`` ``(b, c, *grid)``."""
+def _blend(mask: Tensor, x: Tensor, base: Tensor, difference: "Tensor | None" = None) -> Tensor:
+    """``base + mask * (x - base)`` with masks ``(n, *grid)`` and ``x, base`` ``(b, c, *grid)``;
+    ``difference``: ``x - base`` when already at hand."""
     n, b = mask.shape[0], x.shape[0]
     if n % b:
         raise ValueError(f"got {n} masks for {b} inputs: the number of masks must be a multiple of the batch size")
     m = mask.reshape(n // b, b, 1, *mask.shape[1:])
-    out = base.unsqueeze(0) + m * (x - base).unsqueeze(0)
+    difference = x - base if difference is None else difference
+    out = torch.addcmul(base.unsqueeze(0), m, difference.unsqueeze(0))
     return out.reshape(n, *x.shape[1:])
 
 
@@ -102,9 +104,10 @@ class _FixedBaseline(PreparedPerturbation):
     def __init__(self, x: Tensor, baseline: Tensor):
         self.x = x
         self.baseline = baseline.to(x.dtype).expand_as(x)
+        self.difference = x - self.baseline  # once: apply runs on every step of an optimisation
 
     def apply(self, mask: Tensor) -> Tensor:
-        return _blend(mask.to(self.x.dtype), self.x, self.baseline)
+        return _blend(mask.to(self.x.dtype), self.x, self.baseline, self.difference)
 
 
 class BaselinePerturbation(Perturbation):

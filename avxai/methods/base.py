@@ -42,13 +42,19 @@ def check_output(output: Any) -> Any:
 
 def score_inputs(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor) -> Tensor:
     """Scores ``(n,)`` of the model on the inputs perturbed by masks ``(n, *grid)`` (differentiable)."""
-    scores = scorer(check_output(model(modality.perturb(masks))))
+    return score_and_output(model, modality, scorer, masks)[0]
+
+
+def score_and_output(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor) -> tuple[Tensor, Any]:
+    """:func:`score_inputs` and the model output it scored."""
+    output = check_output(model(modality.perturb(masks)))
+    scores = scorer(output)
     if scores.dim() != 1 or scores.shape[0] != masks.shape[0]:
         raise ValueError(
             f"the scorer returned shape {tuple(scores.shape)} for {masks.shape[0]} perturbed inputs; a scorer "
             "must return one score per row of the model output"
         )
-    return scores
+    return scores, output
 
 
 def chunk_rows(n: int, batch_size: int, multiple: int) -> Iterator[slice]:

@@ -28,10 +28,12 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from tqdm.auto import tqdm
 
 from avxai.explanation import Explanation
-from avxai.methods.base import Method, MethodConfig, check_output, mask_media, new_explanation, score_inputs
+from avxai.methods.base import Method, MethodConfig, mask_media, new_explanation, score_and_output, score_inputs
+from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.parts import PartsMaskGenerator, modality_parts
 from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, per_axis
 from avxai.modalities.base import Modality
@@ -68,8 +70,9 @@ class ExtremalConfig(MethodConfig):
 
     areas : fractions of the grid kept by the masks, each in (0, 1); one mask per area.
     variant : ``"preserve"``, ``"delete"`` or ``"dual"`` (see the module docstring).
-    iterations : optimisation steps (one forward + backward pass of ``K * B`` perturbed inputs each;
-        ``dual`` forwards ``2 * K * B``).
+    iterations : forward passes of ``K * B`` perturbed inputs (``dual``: ``2 * K * B``); each but the last
+        is followed by a backward pass and a step of the masks, and the last one scores the final masks
+        (so the final scores are the last entries of the history).
     optimiser : ``"adam"`` (betas ``betas``) or ``"sgd"`` (momentum ``momentum``); ``learning_rate`` for both.
         The mask parameters are projected back onto [0, 1] after every step.
     lambda0, growth : the area regulariser weight grows geometrically from ``lambda0`` to
@@ -245,23 +248,76 @@ def ones_of(areas: Tensor, cells: int) -> Tensor:
 
 
 def area_regulariser(masks: Tensor, ones: "Tensor | Sequence[int]") -> Tensor:
-    """``R_a(m) = mean((sort(m) - r_a) ** 2)`` per row, ``r_a`` with ``ones[i]`` ones (see :func:`ramp`).
-
-    Computed without a full sort: the ``k`` largest values face the ones and the rest the zeros, so
-    ``R = (sum(m^2) + sum_top_k((1 - m)^2 - m^2)) / N = (sum(m^2) + sum_top_k(1 - 2m)) / N``, with one
-    ``topk`` of the largest ``k`` over all rows (exact, ties included).
+    """``R_a(m) = mean((sort(m) - r_a) ** 2)`` per row, ``r_a`` with ``ones[i]`` ones (see :func:`ramp`);
+    differentiable, with the gradient of :class:`AreaConstraint`.
 
     Shape: masks ``(n, *grid)``, ones ``(n,)`` -> ``(n,)``.
     """
-    flat = masks.reshape(masks.shape[0], -1)
-    k = torch.as_tensor(ones, dtype=torch.long, device=flat.device).reshape(-1)
-    if k.shape[0] != flat.shape[0] or (k < 0).any() or (k > flat.shape[1]).any():
-        raise ValueError(f"ones must give, for each of the {flat.shape[0]} masks, a count in [0, {flat.shape[1]}]; "
-                         f"got {k.tolist()}")
-    top = flat.topk(int(k.max()), dim=1).values  # (n, k_max), largest first
-    first_k = torch.arange(top.shape[1], device=flat.device) < k.unsqueeze(1)
-    correction = torch.where(first_k, 1.0 - 2.0 * top, torch.zeros_like(top)).sum(dim=1)
-    return (flat.pow(2).sum(dim=1) + correction) / flat.shape[1]
+    return _AreaRegulariser.apply(masks, ones)
+
+
+class AreaConstraint:
+    """The paper's area regulariser ``R_a(m) = mean((sort(m) - r_a) ** 2)`` and its gradient, for rows
+    whose ramps ``r_a`` have ``ones[i]`` ones (see :func:`ramp`); set up once, evaluated every step.
+
+    Computed without a full sort: the ``k`` largest values face the ones and the rest the zeros, so with
+    ``t`` the ``k``-th largest value, ``R = mean((m - o) ** 2 + o - o ** 2)`` where ``o`` is 1 above ``t``,
+    0 below it, and the values tied at ``t`` share the ones left (exact, ties included); the gradient is
+    ``2 (m - o) / N``. Every row's ``t`` comes from one ``kthvalue``: row ``i`` is padded with
+    ``max(k) - k_i`` values above any mask value (and the other rows with values below), so that its
+    ``max(k)``-th largest value is its own ``k_i``-th.
+
+    Shape: masks ``(n, *grid)`` with ``N`` cells per row -> values ``(n,)`` and gradients ``(n, *grid)``.
+    """
+
+    def __init__(self, ones: "Tensor | Sequence[int]", cells: int, dtype: torch.dtype = torch.float32,
+                 device: "torch.device | str" = "cpu"):
+        ones = [int(v) for v in (ones if isinstance(ones, (tuple, list)) else torch.as_tensor(ones).reshape(-1).tolist())]
+        if not ones or min(ones) < 0 or max(ones) > cells:
+            raise ValueError(f"ones must give, for each mask, a count in [0, {cells}]; got {ones}")
+        self.ones, self.cells = tuple(ones), int(cells)
+        self.total_ones = sum(ones)
+        most = max(ones)
+        self.rank = None if most == 0 else cells - min(ones) + 1  # kthvalue's k (ascending) in a padded row
+        above = torch.arange(most - min(ones)).unsqueeze(0) < torch.tensor([most - k for k in ones]).unsqueeze(1)
+        self.padding = torch.where(above, math.inf, -math.inf).to(device=device, dtype=dtype)  # (n, pad)
+
+    def __call__(self, masks: Tensor, weight: float = 1.0) -> tuple[Tensor, Tensor]:
+        """``R_a`` per row ``(n,)`` and ``weight`` times its gradient ``(n, *grid)`` (no autograd)."""
+        x = masks.detach().reshape(masks.shape[0], -1)
+        if x.shape != (len(self.ones), self.cells):
+            raise ValueError(f"this area constraint is for {len(self.ones)} masks of {self.cells} cells, got masks "
+                             f"of shape {tuple(masks.shape)}")
+        if self.rank is None:  # no ones anywhere: every value faces a zero
+            return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
+        padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x
+        threshold = padded.kthvalue(self.rank, dim=1, keepdim=True).values  # each row's k-th largest value
+        faces = (x >= threshold).to(x.dtype)  # o, when no other value ties with the k-th largest
+        if float(faces.sum()) == self.total_ones:
+            diff = x - faces
+            value = torch.linalg.vecdot(diff, diff, dim=1).div_(self.cells)
+        else:  # ties at the threshold: those values share the ones left
+            tied = (x == threshold).to(x.dtype)
+            excess = faces.sum(dim=1) - torch.tensor(self.ones, dtype=x.dtype, device=x.device)
+            faces = faces - tied * (excess / tied.sum(dim=1)).unsqueeze(1)
+            diff = x - faces
+            value = (diff.square() + faces - faces.square()).mean(dim=1)
+        return value, diff.mul_(2.0 * weight / self.cells).view_as(masks)
+
+
+class _AreaRegulariser(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, masks: Tensor, ones: "Tensor | Sequence[int]") -> Tensor:
+        cells = masks[0].numel() if masks.shape[0] else 0
+        value, grad = AreaConstraint(ones, cells, masks.dtype, masks.device)(masks)
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_value: Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_value.view(-1, *[1] * (grad.dim() - 1)), None
 
 
 class Extremal(Method):
@@ -305,7 +361,8 @@ class Extremal(Method):
         row_areas = torch.tensor(areas_all, dtype=torch.float64).repeat_interleave(batch)  # row i: area i // B
         # The area constraint acts on the smooth mask at the generator's resolution (linear upsampling keeps
         # its mean; sorting fewer cells is cheaper): ones of the ramp r_a of each row there.
-        ones = ones_of(row_areas, math.prod(generator.out_shape)).tolist()
+        cells = math.prod(generator.out_shape)
+        area_constraint = AreaConstraint(ones_of(row_areas, cells).tolist(), cells, dtype, device)
         scale = self._reward_scale(model, view, scorer, config, unmasked, grid).to(dtype).repeat(k_all)
 
         # The default Modality.upsample is linear interpolation: the generator does the same with one small
@@ -321,60 +378,62 @@ class Extremal(Method):
         params = generator.init_params(k_all, config.init, config.init_jitter, config.seed)
         params = params.repeat_interleave(batch, dim=0).requires_grad_(True)
         if config.optimiser == "adam":
-            optimiser = torch.optim.Adam([params], lr=config.learning_rate, betas=config.betas,
-                                         fused=params.device.type in ("cpu", "cuda"))
+            optimiser = Adam(params, lr=config.learning_rate, betas=config.betas)
         else:
-            optimiser = torch.optim.SGD([params], lr=config.learning_rate, momentum=config.momentum)
-        hist: dict[str, list[Tensor]] = {"score": [], "area": [], "reward": [], "regulariser": []}
-        if config.variant == "dual":
-            hist["deleted_score"] = []
+            optimiser = SGD(params, lr=config.learning_rate, momentum=config.momentum)
+        # per step: the scores of all rows (K*B, dual 2*K*B), areas and R_a (K*B); the rest is derived at the end
+        hist: dict[str, list[Tensor]] = {"scores": [], "area": [], "regulariser": []}
         stopped_at = None
         bar = tqdm(total=config.iterations, desc="extremal", unit="it", disable=not config.progress)
+        # d(loss)/d(score) of the scored rows, loss = lambda * R - reward: the same every step
+        signs = {"preserve": [-1.0], "delete": [1.0], "dual": [-1.0, 1.0]}[config.variant]
+        score_grad = torch.cat([sign / scale for sign in signs])
         with torch.enable_grad():
             for it in range(config.iterations):
                 smooth, masks = masks_of(params)
-                if config.variant == "preserve":
-                    kept = score_inputs(model, view, scorer, masks)
-                    reward = kept / scale
-                    main = kept
-                elif config.variant == "delete":
-                    removed = score_inputs(model, view, scorer, 1.0 - masks)
-                    reward = -removed / scale
-                    main = removed
-                else:
-                    both = score_inputs(model, view, scorer, torch.cat([masks, 1.0 - masks]))
-                    kept, removed = both[:n], both[n:]
-                    reward = (kept - removed) / scale
-                    main = kept
-                    hist["deleted_score"].append(removed.detach())
-                regul = area_regulariser(smooth, ones)
-                loss = (config.lambda_at(it) * regul - reward).sum()
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
+                rows = {"preserve": masks, "delete": 1.0 - masks}.get(config.variant)
+                scores, output = score_and_output(model, view, scorer,
+                                                  torch.cat([masks, 1.0 - masks]) if rows is None else rows)
+                # R_a and its gradient are written out: only the score goes through autograd
+                regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
+                last = scores.detach()
+                hist["scores"].append(last)
+                hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
+                hist["regulariser"].append(regul)
+                bar.update(1)
+                converged = (config.patience is not None and it + 1 > config.patience
+                             and self._converged(hist, score_grad, n, config))
+                if converged or it + 1 == config.iterations:
+                    # these masks are the result: no step after the last forward pass, whose scores are final
+                    stopped_at = it + 1 if converged and it + 1 < config.iterations else None
+                    break
+                if not scores.requires_grad:
+                    raise ValueError("the score does not depend on the mask through autograd (the model or the "
+                                     "scorer detaches its output, or runs outside torch); extremal perturbation "
+                                     "needs gradients: fix the model, or use occlusion, which does not")
+                grad = torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])
+                optimiser.step(grad[0])
                 with torch.no_grad():
                     params.clamp_(0.0, 1.0)
-                hist["score"].append(main.detach())
-                hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
-                hist["reward"].append(reward.detach())
-                hist["regulariser"].append(regul.detach())
-                bar.update(1)
-                if config.patience is not None and it + 1 > config.patience and self._converged(hist, config):
-                    stopped_at = it + 1
-                    break
         bar.close()
 
-        with torch.no_grad():
-            final = masks_of(params.detach())[1].clamp(0.0, 1.0)
-        all_scores = self._final_scores(model, view, scorer, final, batch, k_all)  # name -> (B, K_all)
+        final = masks.detach().clamp(0.0, 1.0)
+        output = output.detach() if isinstance(output, Tensor) else output
+        all_scores = self._final_scores(model, view, scorer, final, batch, k_all, config.variant, last,
+                                        output)  # name -> (B, K_all)
         scores = {name: value[:, :k].contiguous() for name, value in all_scores.items()}
         growth_areas = config.growth_areas or config.areas
         growth_idx = [areas_all.index(a) for a in growth_areas]
         ratio = all_scores["preserved"] / unmasked.to(dtype).view(batch, 1)
         scores["area_growth"] = ratio[:, growth_idx].contiguous()
         final = final.view(k_all, batch, *grid)[:k].transpose(0, 1).contiguous()  # (B, K, *grid)
-        history = {name: torch.stack(values).view(len(values), k_all, batch)[:, :k].transpose(1, 2).contiguous()
-                   for name, values in hist.items()}
+        scores_run = torch.stack(hist.pop("scores"))  # (steps, rows)
+        hist["score"] = scores_run[:, :n].to(dtype)
+        hist["reward"] = _reward(scores_run, score_grad, n).to(dtype)
+        if config.variant == "dual":
+            hist["deleted_score"] = scores_run[:, n:].to(dtype)
+        history = {name: (values if isinstance(values, Tensor) else torch.stack(values))
+                   .view(len(values), k_all, batch)[:, :k].transpose(1, 2).contiguous() for name, values in hist.items()}
         media_k = config.areas.index(config.media_mask_area())
         keep = final[:, media_k]
         return new_explanation(
@@ -383,7 +442,7 @@ class Extremal(Method):
             media=mask_media(view, {"preserved": keep, "deleted": 1.0 - keep}),
             metadata={"variant": config.variant, "step": list(step), "sigma": list(sigma),
                       "smooth_mask": generator.describe(), "perturbation": repr(view.perturbation),
-                      "iterations_run": len(hist["score"]), "stopped_early_at": stopped_at,
+                      "iterations_run": scores_run.shape[0], "stopped_early_at": stopped_at,
                       "lambda": [config.lambda_at(0), config.lambda_at(config.iterations - 1)],
                       "reward_scale": scale.view(k_all, batch)[0].tolist(),
                       "growth_areas": list(growth_areas), "media_area": config.media_mask_area()},
@@ -412,33 +471,42 @@ class Extremal(Method):
         return scale.clamp_min(floor)
 
     @staticmethod
-    def _converged(hist: dict[str, list[Tensor]], config: ExtremalConfig) -> bool:
+    def _converged(hist: dict[str, list[Tensor]], score_grad: Tensor, n: int, config: ExtremalConfig) -> bool:
+        """Whether every row's reward and area changed by less than the tolerance over the last ``patience`` steps."""
         window = config.patience + 1
-        for name in ("reward", "area"):
-            recent = torch.stack(hist[name][-window:])
+        for recent in (_reward(torch.stack(hist["scores"][-window:]), score_grad, n),
+                       torch.stack(hist["area"][-window:])):
             if (recent.amax(dim=0) - recent.amin(dim=0)).max() >= config.tolerance:
                 return False
         return True
 
     @staticmethod
     @torch.inference_mode()
-    def _final_scores(model: nn.Module, view: Any, scorer: Scorer, masks: Tensor, batch: int,
-                      k_all: int) -> dict[str, Tensor]:
+    def _final_scores(model: nn.Module, view: Any, scorer: Scorer, masks: Tensor, batch: int, k_all: int,
+                      variant: str, last: Tensor, last_output: Any) -> dict[str, Tensor]:
         """Scores ``(B, K_all)`` of the final masks and their complements; class statistics on the preserved
-        inputs (one forward of the preserved inputs serves both)."""
-        out = check_output(model(view.perturb(masks)))
-        preserved = scorer(out)
-        deleted = score_inputs(model, view, scorer, 1.0 - masks)
+        inputs. ``last`` and ``last_output`` are the scores and output of the last step, which scored the
+        final masks (``preserve``), their complements (``delete``) or both (``dual``); one more forward pass
+        gives the other side."""
+        n = masks.shape[0]
+        if variant == "preserve":
+            preserved, out = last, last_output
+            deleted = score_inputs(model, view, scorer, 1.0 - masks)
+        elif variant == "delete":
+            deleted = last
+            preserved, out = score_and_output(model, view, scorer, masks)
+        else:
+            preserved, deleted, out = last[:n], last[n:], last_output
 
         def per_input(t: Tensor) -> Tensor:  # rows (K_all * B,) -> (B, K_all)
             return t.detach().reshape(k_all, batch).T.clone()
 
         scores = {"preserved": per_input(preserved), "deleted": per_input(deleted)}
         if isinstance(scorer, ClassLogit) and scorer.target is not None:
-            logits = as_tensor_output(out, "extremal")
+            logits = as_tensor_output(out, "extremal")[:n]
             if logits.dim() == 2:
                 top = logits.max(dim=1)
-                target = scorer.target.to(logits.device).repeat(logits.shape[0] // scorer.target.numel())
+                target = scorer.target.to(logits.device).repeat(n // scorer.target.numel())
                 scores["max_class"] = per_input(top.indices)
                 scores["max_score"] = per_input(top.values)
                 scores["target"] = per_input(target)
@@ -446,6 +514,12 @@ class Extremal(Method):
         return scores
 
 
+def _reward(scores: Tensor, score_grad: Tensor, n: int) -> Tensor:
+    """Rewards ``(steps, n)`` from the scores of all scored rows ``(steps, rows)``: ``-score_grad`` weighs them
+    (``1 / scale`` kept, ``-1 / scale`` removed) and a row's kept and removed parts add up."""
+    return (scores * score_grad.to(scores.dtype)).neg_().view(scores.shape[0], -1, n).sum(dim=1)
+
+
 extremal = Extremal()
 
-__all__ = ["Extremal", "ExtremalConfig", "extremal", "area_regulariser", "ramp"]
+__all__ = ["Extremal", "ExtremalConfig", "extremal", "area_regulariser", "AreaConstraint", "ramp"]

@@ -22,6 +22,18 @@ class ClassLogit(Scorer):
     def __init__(self, target: "int | Sequence[int] | Tensor | None" = None):
         self.target = None if target is None else torch.as_tensor(target, dtype=torch.long).reshape(-1)
 
+    @property
+    def target(self) -> "Tensor | None":
+        """Target class per input ``(batch,)`` long, or ``None`` until :meth:`prepare`."""
+        return self._target
+
+    @target.setter
+    def target(self, value: "Tensor | None") -> None:
+        self._target = value
+        # the range, once: checking the tensor on every call costs more than the gather in an optimisation loop
+        self._target_range = None if value is None or value.numel() == 0 else (int(value.min()), int(value.max()))
+        self._rows_cache: tuple = (None, None)  # ((rows, device), targets per row)
+
     def prepare(self, unmasked_output: Any) -> "ClassLogit":
         if self.target is not None:
             return self
@@ -37,9 +49,14 @@ class ClassLogit(Scorer):
     def _targets(self, logits: Tensor) -> Tensor:
         if self.target is None:
             raise ValueError(f"{type(self).__name__}(None) must be prepared on the unmasked output first")
-        if (self.target < 0).any() or (self.target >= logits.shape[1]).any():
+        low, high = self._target_range or (0, -1)
+        if low < 0 or high >= logits.shape[1]:
             raise ValueError(f"target class {self.target.tolist()} is out of range for {logits.shape[1]} classes")
-        return rows_for(self.target.to(logits.device), logits.shape[0])
+        key = (logits.shape[0], logits.device)
+        if self._rows_cache[0] != key:  # the same every step of an optimisation
+            with torch.inference_mode(False):  # a normal tensor, usable with and without autograd
+                self._rows_cache = (key, rows_for(self.target.to(logits.device), logits.shape[0]))
+        return self._rows_cache[1]
 
     def __call__(self, output: Any) -> Tensor:
         logits = self._logits(output)
