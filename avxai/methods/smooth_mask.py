@@ -132,9 +132,11 @@ class SmoothMaskGenerator:
         layout = [-1, *range(nd)]  # -1: the masks' batch axis
         for a in _pass_order(self.param_shape, self.out_shape, [w.shape[1] for w in self._axis_weight]):
             k, o = self._axis_weight[a].shape[1], self._axis_weight[a].shape[0]
-            weight = self._axis_weight[a].T.reshape(k, o, 1).contiguous()
+            outside = torch.isinf(self._axis_bias[a].T.reshape(k, o, 1))
+            weight = self._axis_weight[a].T.reshape(k, o, 1).masked_fill(outside, 0.0).contiguous()
             self._passes.append(_AxisPass(layout.index(a), self._axis_index_ko[a], weight,
-                                          self._axis_bias[a].T.reshape(k, o, 1).contiguous()))
+                                          torch.where(outside, -math.inf, 0.0).to(weight),
+                                          torch.where(outside, -_OUTSIDE, 0.0).to(weight)))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
         self.dtype, self.device = dtype, torch.device(device)
@@ -197,8 +199,9 @@ class _AxisPass(NamedTuple):
 
     source: int  # where the axis is in the working tensor before the pass (it is moved to the front)
     index: Tensor  # (k * o,) long: the neighbour's parameter point, k-major
-    weight: Tensor  # (k, o, 1): kernel k(u - u_i)
-    bias: Tensor  # (k, o, 1): 0, or -inf where the neighbour lies outside the parameter grid
+    weight: Tensor  # (k, o, 1): kernel k(u - u_i), 0 where the neighbour lies outside the parameter grid
+    bias: Tensor  # (k, o, 1): 0, or -inf outside the grid
+    outside_bias: Tensor  # (k, o, 1): 0, or -_OUTSIDE outside the grid (with one shift for all cells)
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
@@ -207,13 +210,15 @@ class _SeparableSmoothMax(torch.autograd.Function):
     Each pass moves its axis to the front of the working tensor, ``(p, rest)``, and leaves it there at the
     output resolution: gathering neighbours is then a copy of contiguous rows and the smooth max a
     reduction over the leading dimension (both an order of magnitude faster on CPU than along an inner
-    axis); a last permutation gives ``(n, *out_shape)``. With ``e = exp(g / T - c)``:
-    ``m = sum(g e) / sum(e)`` and ``dm / dg_i = (e_i / sum(e)) (1 + (g_i - m) / T)``.
-    The shift ``c`` is the largest ``g / T`` can be (``max(params) / T``, the kernel being at most 1) when
-    the parameters span at most ``_SPAN`` temperatures, so that no weight falls below ``exp(-_SPAN)``
-    of another (the case in extremal perturbation, whose parameters lie in [0, 1]); otherwise each cell's
-    own maximum. Exponents are clamped at ``-_FLOOR``: exp of -inf or producing subnormal floats is tens
-    of times slower on CPU, and a weight under ``exp(-_FLOOR)`` of the largest changes nothing.
+    axis); a last permutation gives ``(n, *out_shape)``.
+
+    With ``e = exp(g / T - c)``: ``m = sum(g e) / sum(e)`` and ``dm / dg_i = (e_i / sum(e)) (1 + (g_i - m) / T)``.
+    When the parameters ``p`` span at most ``_SPAN`` temperatures (counting 0: extremal perturbation's
+    parameters lie in [0, 1] and ``T`` is 0.05), one shift serves every cell, ``c = max(p, 0) / T`` (the
+    kernel is at most 1): no weight then falls below ``exp(-_SPAN)`` of another, and neighbours outside the
+    parameter grid (``g = 0``) get ``exp(-_OUTSIDE)`` of that, still a normal float. Otherwise each cell's
+    own maximum is the shift, neighbours outside get ``exp(-inf) = 0`` and exponents are clamped at
+    ``-_FLOOR``. (exp of -inf, or producing subnormal floats, is tens of times slower on CPU.)
     The backward needs no graph of small ops.
     """
 
@@ -221,6 +226,7 @@ class _SeparableSmoothMax(torch.autograd.Function):
     def forward(ctx, params: Tensor, passes: list, final: tuple[int, ...], temperature: float) -> Tensor:
         x = params.detach()
         low, high = (float(v) for v in x.aminmax())
+        low, high = min(low, 0.0), max(high, 0.0)
         shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
         saved, points = [], []
         for axis in passes:
@@ -231,10 +237,9 @@ class _SeparableSmoothMax(torch.autograd.Function):
             g = x.view(x.shape[0], -1).index_select(0, axis.index).view(k, o, -1).mul_(axis.weight)
             if shift is None:
                 e = torch.add(axis.bias, g, alpha=1.0 / temperature)
-                e.sub_(e.amax(dim=0))
+                e.sub_(e.amax(dim=0)).clamp_min_(-_FLOOR).exp_()
             else:
-                e = torch.add(axis.bias - shift, g, alpha=1.0 / temperature)
-            e.clamp_min_(-_FLOOR).exp_()
+                e = torch.add(axis.outside_bias - shift, g, alpha=1.0 / temperature).exp_()
             total = e.sum(dim=0)  # (o, rest)
             out = torch.linalg.vecdot(g, e, dim=0).div_(total)  # (o, rest)
             saved += [g, e, total, out]
@@ -254,9 +259,10 @@ class _SeparableSmoothMax(torch.autograd.Function):
             g, e, total, out = saved[4 * i: 4 * i + 4]
             rest = grad.shape[1:]
             k, o = axis.weight.shape[:2]
-            # (1 + (g - m) / T) e / sum(e) * grad * kernel
+            # (1 + (g - m) / T) * kernel * e / sum(e) * grad; the kernel first: it is 0 outside the grid, where
+            # e may be tiny and products with it subnormal
             grad_g = torch.add(out.mul(-inv_t).add_(1.0), g, alpha=inv_t)
-            grad_g.mul_(e).mul_(grad.reshape(o, -1).div(total)).mul_(axis.weight)
+            grad_g.mul_(axis.weight).mul_(e).mul_(grad.reshape(o, -1).div(total))
             p = ctx.points[i]
             grad_x = torch.zeros(p, grad_g.shape[-1], dtype=grad_g.dtype, device=grad_g.device)
             grad_x.index_add_(0, axis.index, grad_g.view(k * o, -1))
@@ -264,8 +270,9 @@ class _SeparableSmoothMax(torch.autograd.Function):
         return grad.contiguous(), None, None, None
 
 
-_SPAN = 50.0  # parameters spanning at most this many temperatures share one exponent shift
-_FLOOR = 60.0  # exponents below -_FLOOR (relative to the shift) are clamped there
+_SPAN = 25.0  # parameters spanning at most this many temperatures share one exponent shift ...
+_OUTSIDE = 60.0  # ... and neighbours outside the grid sit this far below: exp(-85) is still a normal float
+_FLOOR = 60.0  # with a shift per cell, exponents below -_FLOOR are clamped there
 
 
 def _inverse(permutation: Sequence[int]) -> tuple[int, ...]:

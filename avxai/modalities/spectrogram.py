@@ -11,6 +11,7 @@ import torchaudio
 from torch import Tensor
 
 from avxai.modalities.base import Modality, check_finite
+from avxai.modalities.synthesis import WeightedSynthesis
 from avxai.perturbations import Perturbation
 
 ModelInput = Literal["waveform", "magnitude", "complex"]
@@ -146,14 +147,14 @@ class Spectrogram(Modality):
         """``(n, channels, freq, time)`` magnitudes -> waveform ``(n, channels, samples)`` (or magnitude / complex)."""
         if self.model_input_kind == "magnitude":
             return representation
+        if self.model_input_kind == "waveform":
+            return self._synthesis(representation.dtype)(representation)
         n, c, f, t = representation.shape
         b = self.batch_size
         phase = self.phase.unsqueeze(0)
         spec = torch.polar(representation.reshape(n // b, b, c, f, t), phase.expand(n // b, -1, -1, -1, -1))
         spec = spec.reshape(n, c, f, t)
-        if self.model_input_kind == "complex":
-            return spec
-        return self.inverse_stft(spec)
+        return spec
 
     def perturb(self, mask: Tensor) -> Tensor:
         """Model input for masks ``(n, *grid)``; frames a mask leaves at 1 are not re-synthesised.
@@ -166,6 +167,15 @@ class Spectrogram(Modality):
         """
         if self.model_input_kind != "waveform" or (mask.requires_grad and torch.is_grad_enabled()):
             # gradients must reach every cell, also those at 1: the full inverse STFT keeps them all
+            if self.model_input_kind == "waveform" and self._prepared.baseline is not None:
+                # baseline + mask (x - baseline) is linear in the mask, and so is the inverse STFT with the
+                # phase kept: one synthesis of the mask, plus the baseline's waveform
+                self.check_mask(mask)
+                plan, base_wave = self._blend_synthesis(self._prepared.baseline)
+                linear = self.expand_mask(mask).to(self.representation.dtype)  # (n, freq, frames)
+                n, (b, c) = linear.shape[0], self.representation.shape[:2]
+                wave = plan(linear.unsqueeze(1).expand(-1, c, -1, -1)).view(n // b, b, c, -1) + base_wave
+                return wave.view(n, c, -1)
             return self.to_model_input(self.apply_mask(mask))
         self.check_mask(mask)
         linear = self.expand_mask(mask)  # (n, freq, frames)
@@ -225,6 +235,24 @@ class Spectrogram(Modality):
         ola = ola * valid.unsqueeze(1)
         out.scatter_add_(2, pos.clamp(0, out.shape[-1] - 1).unsqueeze(1).expand(-1, c, -1), ola)
         return out
+
+    def _synthesis(self, dtype: torch.dtype) -> WeightedSynthesis:
+        """The inverse STFT of magnitudes with this input's phase (built once per dtype)."""
+        plans = self.__dict__.setdefault("_synthesis_plans", {})
+        if dtype not in plans:
+            plans[dtype] = WeightedSynthesis(self._phasor().to(torch.promote_types(dtype, torch.complex64)),
+                                             self._full_window(dtype), self.hop_length, self.waveform.shape[-1])
+        return plans[dtype]
+
+    def _blend_synthesis(self, baseline: Tensor) -> tuple[WeightedSynthesis, Tensor]:
+        """For a fixed baseline: the synthesis of masks, ``istft(mask (x - baseline) e^(i phase))``, and the
+        waveform of the baseline, ``(batch, channels, samples)``; the perturbed waveform is their sum (built once)."""
+        if "_blend_plan" not in self.__dict__:
+            phasor = self._phasor()
+            plan = WeightedSynthesis((self.representation - baseline) * phasor, self._full_window(self.representation.dtype),
+                                     self.hop_length, self.waveform.shape[-1])
+            self._blend_plan = plan, self.inverse_stft(baseline * phasor)
+        return self._blend_plan
 
     def _unperturbed_waveform(self) -> Tensor:
         if not hasattr(self, "_base_wave"):

@@ -1,0 +1,117 @@
+"""Inverse STFT of fixed complex coefficients weighted by real T-F values, with a hand-written backward.
+
+Explaining a waveform model on the T-F plane puts an inverse STFT between every perturbed magnitude
+and the model. With the phase held fixed that map is linear: ``wave = istft(a * C)`` for real weights
+``a`` (the perturbed magnitude, with ``C = exp(i phase)``; or a mask, with ``C = (x - baseline) exp(i phase)``
+when the perturbation blends towards a fixed baseline) and its gradient is its adjoint: frames of the
+(envelope-scaled) gradient, windowed, through an ``rfft``, times ``conj(C)``. Written out this way one
+forward and backward cost about a quarter of ``torch.polar`` + ``torch.istft`` under autograd (whose
+backward runs complex-to-complex FFTs and the polar form's ``abs`` / ``sgn``), most of what extremal
+perturbation added to a waveform model beyond its own passes (``bench/extremal_overhead.py``).
+
+The forward equals ``torch.istft(a * C, center=True, length=...)`` to float precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class WeightedSynthesis:
+    """Waveforms ``istft(a * C)`` of real T-F weights ``a``, for fixed complex coefficients ``C``.
+
+    Parameters
+    ----------
+    coefficients : complex ``(batch, channels, freq, frames)``, ``freq = n_fft // 2 + 1``.
+    window : the synthesis window, ``(n_fft,)`` (zero-padded to ``n_fft`` when shorter).
+    hop_length : samples between frames.
+    length : samples of the output (the input's length).
+
+    Shape: weights ``(n, channels, freq, frames)``, ``n`` a multiple of ``batch`` (row ``i`` takes the
+    coefficients of input ``i % batch``) -> waveforms ``(n, channels, length)``; differentiable.
+    """
+
+    def __init__(self, coefficients: Tensor, window: Tensor, hop_length: int, length: int):
+        b, c, f, t = coefficients.shape
+        n_fft = window.numel()
+        if f != n_fft // 2 + 1:
+            raise ValueError(f"the coefficients have {f} frequency bins but a window of {n_fft} samples needs "
+                             f"{n_fft // 2 + 1}")
+        self.batch, self.channels, self.freqs, self.frames = b, c, f, t
+        self.n_fft, self.hop_length, self.length = n_fft, int(hop_length), int(length)
+        self.window = window
+        # laid out (batch, channels, frames, freq): the FFTs run over the last, contiguous axis
+        self.coefficients = coefficients.transpose(-1, -2).contiguous()
+        # the adjoint of irfft (norm "backward") along the bins: rfft times 1 / n_fft, doubled for the bins that
+        # stand for a conjugate pair (all but DC and, for an even n_fft, Nyquist)
+        pair = torch.full((f,), 2.0 / n_fft, dtype=window.dtype, device=window.device)
+        pair[0] = 1.0 / n_fft
+        if n_fft % 2 == 0:
+            pair[-1] = 1.0 / n_fft
+        self.adjoint_real, self.adjoint_imag = self.coefficients.real * pair, self.coefficients.imag * pair
+        self.padded_length = n_fft + self.hop_length * (t - 1)
+        envelope = _overlap_add(window.pow(2).expand(1, t, n_fft), self.hop_length)[0]
+        self.start = n_fft // 2  # centred frames: sample 0 is the middle of frame 0
+        self.kept = max(0, min(self.length, self.padded_length - self.start))
+        kept_envelope = envelope[self.start:self.start + self.kept]
+        if self.kept and float(kept_envelope.abs().min()) < 1e-11:
+            raise ValueError("the window's overlap-added square vanishes somewhere (window or hop length too short): "
+                             "the inverse STFT is not defined there; use a longer window or a shorter hop")
+        self.inverse_envelope = 1.0 / kept_envelope
+
+    def __call__(self, weights: Tensor) -> Tensor:
+        n, c, f, t = weights.shape
+        if (c, f, t) != (self.channels, self.freqs, self.frames) or n % self.batch:
+            raise ValueError(f"weights must be (n, {self.channels}, {self.freqs}, {self.frames}) with n a multiple of "
+                             f"{self.batch}, got {tuple(weights.shape)}")
+        return _Synthesis.apply(weights, self)
+
+
+class _Synthesis(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weights: Tensor, plan: WeightedSynthesis) -> Tensor:
+        n, c, f, t = weights.shape
+        a = weights.detach().reshape(n // plan.batch, plan.batch, c, f, t).transpose(-1, -2)
+        frames = torch.fft.irfft(a * plan.coefficients, n=plan.n_fft, dim=-1).mul_(plan.window)  # (., ., c, t, n_fft)
+        wave = _overlap_add(frames.reshape(n * c, t, plan.n_fft), plan.hop_length)
+        out = wave[:, plan.start:plan.start + plan.kept] * plan.inverse_envelope
+        if plan.kept < plan.length:  # torch.istft pads with zeros past the last frame
+            out = F.pad(out, (0, plan.length - plan.kept))
+        ctx.plan, ctx.shape = plan, weights.shape
+        return out.view(n, c, plan.length)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        plan = ctx.plan
+        n, c, f, t = ctx.shape
+        padded = grad.new_zeros(n * c, plan.padded_length)
+        padded[:, plan.start:plan.start + plan.kept] = grad.reshape(n * c, plan.length)[:, :plan.kept] * plan.inverse_envelope
+        frames = padded.unfold(-1, plan.n_fft, plan.hop_length) * plan.window  # (n * c, t, n_fft)
+        spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)).view(n // plan.batch, plan.batch, c, t, f, 2)
+        grad_tf = torch.addcmul(spec[..., 0] * plan.adjoint_real, spec[..., 1], plan.adjoint_imag)
+        return grad_tf.transpose(-1, -2).reshape(n, c, f, t), None
+
+
+def _overlap_add(frames: Tensor, hop: int) -> Tensor:
+    """Sum of frames ``(rows, frames, size)`` placed ``hop`` samples apart -> ``(rows, size + hop * (frames - 1))``.
+
+    One strided addition per ``hop``-long piece of a frame (``ceil(size / hop)`` of them) instead of a
+    scatter of every sample.
+    """
+    rows, t, size = frames.shape
+    pieces = math.ceil(size / hop)
+    out = frames.new_zeros(rows, (t + pieces) * hop)
+    slots = out.view(rows, t + pieces, hop)
+    for j in range(pieces):
+        piece = frames[:, :, j * hop:(j + 1) * hop]
+        slots[:, j:j + t, :piece.shape[-1]] += piece
+    return out[:, :size + hop * (t - 1)]
+
+
+__all__ = ["WeightedSynthesis"]
