@@ -14,7 +14,8 @@ import torch
 
 from avxai import ClassLogit, Explanation, Spectrogram
 from avxai.methods import METHODS
-from avxai.methods.extremal import Extremal, ExtremalConfig, area_regulariser, extremal, ramp
+from avxai.methods.extremal import AreaConstraint, Extremal, ExtremalConfig, area_regulariser, extremal, ramp
+from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.smooth_mask import SmoothMaskGenerator
 from avxai.metrics import mass_in_segments
 from avxai.perturbations import BlurPyramid
@@ -103,6 +104,82 @@ def test_separable_smooth_max_matches_full_neighbourhood_at_low_temperature():
     torch.testing.assert_close(a(params), b(params), atol=5e-3, rtol=0)
 
 
+def softmax_smooth_max(gen: SmoothMaskGenerator, params: torch.Tensor) -> torch.Tensor:
+    """The separable smooth max written as the formula, with plain autograd: per axis, in the generator's pass
+    order, ``sum_i g_i softmax(g / T)_i`` over the neighbour table of that axis."""
+    out = params
+    for a in gen.pass_order:
+        index = gen._axis_index[a].view(gen.out_shape[a], -1)  # (cells, neighbours)
+        g = out.movedim(a + 1, -1)[..., index] * gen._axis_weight[a]
+        out = (g * torch.softmax(g / gen.temperature + gen._axis_bias[a], dim=-1)).sum(-1).movedim(-1, a + 1)
+    return out
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.004])  # one exponent shift for all cells / a shift per cell
+@pytest.mark.parametrize("grid, step, sigma", [((50,), 4, 8.0), ((33, 40), (2, 5), (4.0, 10.0)),
+                                               ((6, 20, 24), (1, 4, 4), (1.0, 8.0, 8.0))])
+def test_separable_smooth_mask_and_its_gradient_follow_the_formula(grid, step, sigma, temperature):
+    gen = SmoothMaskGenerator(grid, step, sigma, temperature=temperature, oversample=2, dtype=torch.float64)
+    params = torch.rand(3, *gen.param_shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64,
+                        requires_grad=True)
+    weights = torch.randn(3, *gen.out_shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    masks, expected = gen(params), softmax_smooth_max(gen, params)
+    torch.testing.assert_close(masks, expected, atol=1e-12, rtol=0)
+    grad, = torch.autograd.grad((masks * weights).sum(), params)
+    expected_grad, = torch.autograd.grad((expected * weights).sum(), params)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-10, rtol=1e-8)
+
+
+def test_separable_smooth_mask_gradient_passes_gradcheck():
+    gen = SmoothMaskGenerator((12, 30), (2, 5), (3.0, 8.0), oversample=2, dtype=torch.float64)
+    params = torch.rand(2, *gen.param_shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.autograd.gradcheck(gen, (params.requires_grad_(True),))
+
+
+def test_separable_passes_take_the_axis_that_grows_least_first():
+    """Mel step 1 (no growth) before time step 9 (oversampled twice): fewer (neighbour, cell) terms."""
+    assert SmoothMaskGenerator((40, 301), (1, 9), (2.0, 18.0), oversample=2).pass_order == (0, 1)
+    assert SmoothMaskGenerator((301, 40), (9, 1), (18.0, 2.0), oversample=2).pass_order == (1, 0)
+    assert SmoothMaskGenerator((6, 20, 24), (1, 4, 4), (1.0, 8.0, 8.0), oversample=2).pass_order[0] == 0
+
+
+def test_area_constraint_gradient_is_the_gradient_of_the_sorted_distance():
+    gen = torch.Generator().manual_seed(5)
+    masks = torch.rand(5, 7, 9, generator=gen, dtype=torch.float64)  # distinct values: R is differentiable
+    ones = [6, 30, 0, 6, 63]  # rows in any order, no ones, all ones
+    value, grad = AreaConstraint(ones, 63, torch.float64)(masks, weight=2.5)
+    reference = masks.clone().requires_grad_(True)
+    ramps = torch.stack([(torch.arange(63) >= 63 - k).double() for k in ones])
+    expected = (reference.reshape(5, -1).sort(dim=1).values - ramps).pow(2).mean(dim=1)
+    expected_grad, = torch.autograd.grad(expected.sum() * 2.5, reference)
+    torch.testing.assert_close(value, expected.detach())
+    torch.testing.assert_close(grad, expected_grad)
+    # the differentiable form agrees, and a wrong shape is refused
+    differentiable = masks.clone().requires_grad_(True)
+    area_regulariser(differentiable, ones).sum().mul(2.5).backward()
+    torch.testing.assert_close(differentiable.grad, expected_grad)
+    with pytest.raises(ValueError, match="masks"):
+        AreaConstraint(ones, 63)(torch.rand(4, 63))
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd", "sgd-momentum"])
+def test_mask_optimisers_take_the_steps_of_torch_optim(kind):
+    target = torch.linspace(-1, 1, 24).view(2, 3, 4)
+    mine, theirs = torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, requires_grad=True)
+    if kind == "adam":
+        step, reference = Adam(mine, lr=0.05, betas=(0.8, 0.99)), torch.optim.Adam([theirs], lr=0.05, betas=(0.8, 0.99))
+    else:
+        momentum = 0.9 if kind == "sgd-momentum" else 0.0
+        step, reference = SGD(mine, lr=0.1, momentum=momentum), torch.optim.SGD([theirs], lr=0.1, momentum=momentum)
+    for _ in range(25):
+        step.step(2 * (mine - target) + mine.pow(3))
+        reference.zero_grad()
+        ((theirs - target).pow(2) + theirs.pow(4) / 4).sum().backward()
+        reference.step()
+    torch.testing.assert_close(mine, theirs.detach())
+    assert not torch.equal(mine, torch.zeros_like(mine))
+
+
 def test_area_regulariser_is_the_sorted_distance_to_the_ramp():
     areas = torch.tensor([0.25, 0.5], dtype=torch.float64)
     ref = ramp(areas, 8, torch.float32)
@@ -187,6 +264,37 @@ def test_same_seed_gives_identical_masks_and_another_seed_differs():
     assert torch.equal(first.masks, second.masks)
     assert torch.equal(first.history["reward"], second.history["reward"])
     assert not torch.equal(first.masks, other.masks)
+
+
+@pytest.mark.parametrize("variant", ["preserve", "delete", "dual"])
+def test_final_masks_and_scores_are_those_of_the_last_step(variant):
+    """The last forward pass scores the final masks: no step follows it, and the reported scores are its own."""
+    grid, region = (24, 30), (slice(4, 12), slice(6, 20))
+    x = positive_input(grid, batch=2)
+    model = RegionSum(grid, region)
+    expl = extremal(model, GridToy(x), ClassLogit(0), ExtremalConfig(areas=(0.1, 0.3), iterations=12, variant=variant))
+    history, scores = expl.history, expl.scores
+    assert history["score"].shape == (12, 2, 2) and expl.metadata["iterations_run"] == 12
+    if variant != "delete":
+        torch.testing.assert_close(scores["preserved"], history["score"][-1])
+    if variant != "preserve":
+        torch.testing.assert_close(scores["deleted"], history.get("deleted_score", history["score"])[-1])
+    # and they are the model's scores of the returned masks
+    with torch.no_grad():
+        kept = model(expl.masks.transpose(0, 1).reshape(4, 1, *grid) * x.repeat(2, 1, 1, 1))[:, 0]
+    torch.testing.assert_close(scores["preserved"], kept.view(2, 2).T, atol=1e-5, rtol=1e-5)
+    if variant == "dual":  # reward = (kept - removed) / |score(x) - score(nothing)|
+        scale = torch.tensor(expl.metadata["reward_scale"]).view(2, 1)
+        torch.testing.assert_close(history["reward"][-1], (scores["preserved"] - scores["deleted"]) / scale)
+
+
+def test_a_score_without_gradient_is_refused_with_the_fix():
+    class Detached(torch.nn.Module):
+        def forward(self, x):
+            return RegionSum((16, 16), (slice(0, 8), slice(0, 8)))(x).detach()
+
+    with pytest.raises(ValueError, match="gradients.*occlusion"):
+        extremal(Detached(), GridToy(positive_input((16, 16))), ClassLogit(0), ExtremalConfig(iterations=3))
 
 
 def test_explanation_contents_save_reload_and_plot(tmp_path):

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from avxai import Spectrogram, occlusion, OcclusionConfig, ClassLogit
+from avxai.modalities.synthesis import WeightedSynthesis
 from avxai.perturbations import BlurPyramid, Mean, Noise, Blur, GridInfo, parse_perturbation
 from toy_models import RegionEnergy, tone_in_noise
 
@@ -118,3 +119,44 @@ def test_local_resynthesis_equals_the_full_inverse_stft(stft, perturbation):
     assert (mod.perturb(masks) - full).abs().max() < 1e-6
     dense = torch.rand(4, *mod.grid_shape)  # long spans fall back to the full inverse
     assert (mod.perturb(dense) - mod.to_model_input(mod.apply_mask(dense))).abs().max() < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore:The length of signal is shorter")
+@pytest.mark.parametrize("n_fft, hop, win, length", [(256, 64, 256, 4000), (63, 20, 63, 700), (64, 16, 48, 997),
+                                                     (32, 8, 32, 100)])  # the last: samples past the last frame
+def test_weighted_synthesis_is_torch_istft_and_its_gradient_the_adjoint(n_fft, hop, win, length):
+    wav = torch.randn(2, 1, length, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    window = torch.hann_window(win, dtype=torch.float64)
+    left = (n_fft - win) // 2
+    full_window = torch.nn.functional.pad(window, (left, n_fft - win - left))
+    frames = 6 if length == 100 else None  # a few frames for a waveform longer than they cover
+    spec = torch.stft(wav[:, 0], n_fft, hop, win, window, center=True, return_complex=True).unsqueeze(1)[..., :frames]
+    phase = spec.angle()
+    synthesis = WeightedSynthesis(torch.polar(torch.ones_like(phase), phase), full_window, hop, length)
+    weights = spec.abs().repeat(3, 1, 1, 1) * torch.rand(6, 1, 1, spec.shape[-1], dtype=torch.float64)
+    expected = torch.istft(torch.polar(weights, phase.repeat(3, 1, 1, 1))[:, 0], n_fft, hop, win, window,
+                           center=True, length=length)
+    torch.testing.assert_close(synthesis(weights)[:, 0], expected, atol=1e-12, rtol=0)
+    small = weights[:2, :, :, :4].clone().requires_grad_(True)
+    short = WeightedSynthesis(torch.polar(torch.ones_like(phase[..., :4]), phase[..., :4]), full_window, hop, 60)
+    assert torch.autograd.gradcheck(short, (small,))
+
+
+@pytest.mark.parametrize("perturbation", ["zero", "mean", "noise:10", "time-blur:4"])
+@pytest.mark.parametrize("n_mels", [None, 24])
+def test_masks_under_autograd_give_the_inverse_stft_of_the_blend_and_its_gradient(perturbation, n_mels):
+    """With a fixed baseline the waveform is synthesised from the mask directly (one inverse STFT of the mask plus
+    the baseline's waveform): it must equal torch.istft of the blended magnitude with the input's phase."""
+    wav = tone_in_noise(batch=2, seed=5).repeat(1, 2, 1)  # 2 inputs x 2 channels
+    mod = Spectrogram(wav, SR, n_fft=256, hop_length=64, n_mels=n_mels, perturbation=perturbation)
+    masks = torch.rand(4, *mod.grid_shape, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    waves = mod.perturb(masks)
+    blended = mod.apply_mask(masks)  # (4, 2, freq, frames)
+    spec = torch.polar(blended, mod.phase.repeat(2, 1, 1, 1)).reshape(8, *blended.shape[2:])
+    expected = torch.istft(spec, 256, 64, window=torch.hann_window(256), center=True,
+                           length=wav.shape[-1]).view(4, 2, -1)
+    torch.testing.assert_close(waves, expected, atol=2e-5, rtol=0)
+    weights = torch.randn_like(waves)
+    grad, = torch.autograd.grad((waves * weights).sum(), masks)
+    expected_grad, = torch.autograd.grad((expected * weights).sum(), masks)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-4, rtol=1e-4)

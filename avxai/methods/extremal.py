@@ -292,8 +292,9 @@ class AreaConstraint:
             return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
         padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x
         threshold = padded.kthvalue(self.rank, dim=1, keepdim=True).values  # each row's k-th largest value
-        faces = (x >= threshold).to(x.dtype)  # o, when no other value ties with the k-th largest
-        if float(faces.sum()) == self.total_ones:
+        top = x >= threshold
+        faces = top.to(x.dtype)  # o, when no other value ties with the k-th largest
+        if int(top.count_nonzero()) == self.total_ones:
             diff = x - faces
             value = torch.linalg.vecdot(diff, diff, dim=1).div_(self.cells)
         else:  # ties at the threshold: those values share the ones left

@@ -53,12 +53,15 @@ class SmoothMaskGenerator:
     separable : take the smooth max one axis at a time (cost ``sum`` instead of ``product`` of the
         neighbourhood sizes). The Gaussian kernel factorises over axes, so for a hard max
         (``T -> 0``) this is exact: ``max_ij k0_i k1_j p_ij = max_i k0_i max_j k1_j p_ij``; for ``T > 0``
-        it is a close variant of the paper's operator. ``False``: the product neighbourhood, as in the paper.
+        it is a close variant of the paper's operator, whose value depends a little on the order of the
+        axes (``pass_order``: the one with the least work). ``False``: the product neighbourhood, as in the
+        paper.
 
     Attributes
     ----------
     param_shape : shape of one mask's parameters, ``ceil((grid - 1) / step) + 1`` per axis.
     out_shape : shape of the generated masks (before upsampling to the grid).
+    pass_order : the axes in the order the separable passes take them.
 
     Shape: params ``(n, *param_shape)`` in [0, 1] -> masks ``(n, *out_shape)`` in [0, 1].
     """
@@ -130,12 +133,13 @@ class SmoothMaskGenerator:
         # kernel weights and biases (0 / -inf) as (k, o, 1); then the permutation back to (n, *out_shape).
         self._passes = []
         layout = [-1, *range(nd)]  # -1: the masks' batch axis
-        for a in _pass_order(self.param_shape, self.out_shape, [w.shape[1] for w in self._axis_weight]):
+        self.pass_order = _pass_order(self.param_shape, self.out_shape, [w.shape[1] for w in self._axis_weight])
+        for a in self.pass_order:
             k, o = self._axis_weight[a].shape[1], self._axis_weight[a].shape[0]
             outside = torch.isinf(self._axis_bias[a].T.reshape(k, o, 1))
             weight = self._axis_weight[a].T.reshape(k, o, 1).masked_fill(outside, 0.0).contiguous()
-            self._passes.append(_AxisPass(layout.index(a), self._axis_index_ko[a], weight,
-                                          torch.where(outside, -math.inf, 0.0).to(weight),
+            self._passes.append(_AxisPass(layout.index(a), self.param_shape[a], self._axis_index_ko[a], weight,
+                                          weight / self.temperature, torch.where(outside, -math.inf, 0.0).to(weight),
                                           torch.where(outside, -_OUTSIDE, 0.0).to(weight)))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
@@ -191,15 +195,18 @@ class SmoothMaskGenerator:
         """JSON-serialisable description (for an explanation's metadata)."""
         return {"grid_shape": list(self.grid_shape), "param_shape": list(self.param_shape),
                 "out_shape": list(self.out_shape), "step": list(self.step), "sigma": list(self.sigma),
-                "temperature": self.temperature, "separable": self.separable, "neighbours": self.neighbours}
+                "temperature": self.temperature, "separable": self.separable, "neighbours": self.neighbours,
+                **({"pass_order": list(self.pass_order)} if self.separable else {})}
 
 
 class _AxisPass(NamedTuple):
-    """One separable pass along an axis of ``p`` parameter points to ``o`` cells, ``k`` neighbours each."""
+    """One separable pass along an axis of ``points`` parameter points to ``o`` cells, ``k`` neighbours each."""
 
     source: int  # where the axis is in the working tensor before the pass (it is moved to the front)
+    points: int
     index: Tensor  # (k * o,) long: the neighbour's parameter point, k-major
     weight: Tensor  # (k, o, 1): kernel k(u - u_i), 0 where the neighbour lies outside the parameter grid
+    scaled_weight: Tensor  # (k, o, 1): the kernel over the temperature, k(u - u_i) / T
     bias: Tensor  # (k, o, 1): 0, or -inf outside the grid
     outside_bias: Tensor  # (k, o, 1): 0, or -_OUTSIDE outside the grid (with one shift for all cells)
 
@@ -228,23 +235,23 @@ class _SeparableSmoothMax(torch.autograd.Function):
         low, high = (float(v) for v in x.aminmax())
         low, high = min(low, 0.0), max(high, 0.0)
         shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
-        saved, points = [], []
+        saved = []
         for axis in passes:
             x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
-            points.append(x.shape[0])
             rest = x.shape[1:]
             k, o = axis.weight.shape[:2]
-            g = x.view(x.shape[0], -1).index_select(0, axis.index).view(k, o, -1).mul_(axis.weight)
-            if shift is None:
-                e = torch.add(axis.bias, g, alpha=1.0 / temperature)
+            near = x.view(axis.points, -1).index_select(0, axis.index).view(k, o, -1)  # neighbours' parameters
+            if shift is None:  # exponents g / T, g = kernel * parameter
+                e = torch.addcmul(axis.bias, near, axis.scaled_weight)
                 e.sub_(e.amax(dim=0)).clamp_min_(-_FLOOR).exp_()
             else:
-                e = torch.add(axis.outside_bias - shift, g, alpha=1.0 / temperature).exp_()
+                e = torch.addcmul(axis.outside_bias - shift, near, axis.scaled_weight).exp_()
             total = e.sum(dim=0)  # (o, rest)
-            out = torch.linalg.vecdot(g, e, dim=0).div_(total)  # (o, rest)
-            saved += [g, e, total, out]
+            weighted = e.mul_(axis.weight)  # kernel * e: sum(g e) = sum(parameter * kernel * e)
+            out = torch.linalg.vecdot(near, weighted, dim=0).div_(total)  # (o, rest)
+            saved += [near, weighted, total, out]
             x = out.view(o, *rest)
-        ctx.passes, ctx.final, ctx.temperature, ctx.points = passes, final, temperature, points
+        ctx.passes, ctx.final, ctx.temperature = passes, final, temperature
         ctx.save_for_backward(*saved)
         return x.permute(final).contiguous()
 
@@ -252,21 +259,19 @@ class _SeparableSmoothMax(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         saved = ctx.saved_tensors
-        inv_t = 1.0 / ctx.temperature
         grad = grad_out.permute(_inverse(ctx.final))  # the layout after the last pass
         for i in reversed(range(len(ctx.passes))):
             axis = ctx.passes[i]
-            g, e, total, out = saved[4 * i: 4 * i + 4]
+            near, weighted, total, out = saved[4 * i: 4 * i + 4]
             rest = grad.shape[1:]
             k, o = axis.weight.shape[:2]
-            # (1 + (g - m) / T) * kernel * e / sum(e) * grad; the kernel first: it is 0 outside the grid, where
-            # e may be tiny and products with it subnormal
-            grad_g = torch.add(out.mul(-inv_t).add_(1.0), g, alpha=inv_t)
-            grad_g.mul_(axis.weight).mul_(e).mul_(grad.reshape(o, -1).div(total))
-            p = ctx.points[i]
-            grad_x = torch.zeros(p, grad_g.shape[-1], dtype=grad_g.dtype, device=grad_g.device)
-            grad_x.index_add_(0, axis.index, grad_g.view(k * o, -1))
-            grad = grad_x.view(p, *rest).movedim(0, axis.source)  # the layout before this pass
+            # d loss / d parameter = (1 + (g - m) / T) * kernel * e / sum(e) * grad; kernel * e is 0 outside the
+            # grid (where e alone may be tiny, and products with it subnormal)
+            grad_near = torch.addcmul(out.mul(-1.0 / ctx.temperature).add_(1.0), near, axis.scaled_weight)
+            grad_near.mul_(weighted).mul_(grad.reshape(o, -1).div(total))
+            grad_x = grad_near.new_zeros(axis.points, grad_near.shape[-1])
+            grad_x.index_add_(0, axis.index, grad_near.view(k * o, -1))
+            grad = grad_x.view(axis.points, *rest).movedim(0, axis.source)  # the layout before this pass
         return grad.contiguous(), None, None, None
 
 
