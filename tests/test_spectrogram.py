@@ -137,6 +137,9 @@ def test_weighted_synthesis_is_torch_istft_and_its_gradient_the_adjoint(n_fft, h
     expected = torch.istft(torch.polar(weights, phase.repeat(3, 1, 1, 1))[:, 0], n_fft, hop, win, window,
                            center=True, length=length)
     torch.testing.assert_close(synthesis(weights)[:, 0], expected, atol=1e-12, rtol=0)
+    offset = torch.randn(2, 1, length, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    shifted = WeightedSynthesis(torch.polar(torch.ones_like(phase), phase), full_window, hop, length, offset=offset)
+    torch.testing.assert_close(shifted(weights), expected.view(3, 2, 1, -1).add(offset).view(6, 1, -1), atol=1e-12, rtol=0)
     small = weights[:2, :, :, :4].clone().requires_grad_(True)
     short = WeightedSynthesis(torch.polar(torch.ones_like(phase[..., :4]), phase[..., :4]), full_window, hop, 60)
     assert torch.autograd.gradcheck(short, (small,))

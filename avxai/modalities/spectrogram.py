@@ -171,11 +171,9 @@ class Spectrogram(Modality):
                 # baseline + mask (x - baseline) is linear in the mask, and so is the inverse STFT with the
                 # phase kept: one synthesis of the mask, plus the baseline's waveform
                 self.check_mask(mask)
-                plan, base_wave = self._blend_synthesis(self._prepared.baseline)
                 linear = self.expand_mask(mask).to(self.representation.dtype)  # (n, freq, frames)
-                n, (b, c) = linear.shape[0], self.representation.shape[:2]
-                wave = plan(linear.unsqueeze(1).expand(-1, c, -1, -1)).view(n // b, b, c, -1) + base_wave
-                return wave.view(n, c, -1)
+                channels = self.representation.shape[1]
+                return self._blend_synthesis(self._prepared.baseline)(linear.unsqueeze(1).expand(-1, channels, -1, -1))
             return self.to_model_input(self.apply_mask(mask))
         self.check_mask(mask)
         linear = self.expand_mask(mask)  # (n, freq, frames)
@@ -244,14 +242,14 @@ class Spectrogram(Modality):
                                              self._full_window(dtype), self.hop_length, self.waveform.shape[-1])
         return plans[dtype]
 
-    def _blend_synthesis(self, baseline: Tensor) -> tuple[WeightedSynthesis, Tensor]:
-        """For a fixed baseline: the synthesis of masks, ``istft(mask (x - baseline) e^(i phase))``, and the
-        waveform of the baseline, ``(batch, channels, samples)``; the perturbed waveform is their sum (built once)."""
+    def _blend_synthesis(self, baseline: Tensor) -> WeightedSynthesis:
+        """For a fixed baseline: waveforms of masks, ``istft(mask (x - baseline) e^(i phase))`` plus the
+        baseline's waveform, which is the waveform of the blend (built once)."""
         if "_blend_plan" not in self.__dict__:
             phasor = self._phasor()
-            plan = WeightedSynthesis((self.representation - baseline) * phasor, self._full_window(self.representation.dtype),
-                                     self.hop_length, self.waveform.shape[-1])
-            self._blend_plan = plan, self.inverse_stft(baseline * phasor)
+            self._blend_plan = WeightedSynthesis(
+                (self.representation - baseline) * phasor, self._full_window(self.representation.dtype),
+                self.hop_length, self.waveform.shape[-1], offset=self.inverse_stft(baseline * phasor))
         return self._blend_plan
 
     def _unperturbed_waveform(self) -> Tensor:

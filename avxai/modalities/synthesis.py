@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -31,12 +30,14 @@ class WeightedSynthesis:
     window : the synthesis window, ``(n_fft,)`` (zero-padded to ``n_fft`` when shorter).
     hop_length : samples between frames.
     length : samples of the output (the input's length).
+    offset : a waveform ``(batch, channels, length)`` added to every output (e.g. the baseline's).
 
     Shape: weights ``(n, channels, freq, frames)``, ``n`` a multiple of ``batch`` (row ``i`` takes the
     coefficients of input ``i % batch``) -> waveforms ``(n, channels, length)``; differentiable.
     """
 
-    def __init__(self, coefficients: Tensor, window: Tensor, hop_length: int, length: int):
+    def __init__(self, coefficients: Tensor, window: Tensor, hop_length: int, length: int,
+                 offset: Tensor | None = None):
         b, c, f, t = coefficients.shape
         n_fft = window.numel()
         if f != n_fft // 2 + 1:
@@ -53,9 +54,9 @@ class WeightedSynthesis:
         pair[0] = 1.0 / n_fft
         if n_fft % 2 == 0:
             pair[-1] = 1.0 / n_fft
-        self.adjoint_real, self.adjoint_imag = self.coefficients.real * pair, self.coefficients.imag * pair
+        self.adjoint = self.coefficients.conj() * pair
         self.padded_length = n_fft + self.hop_length * (t - 1)
-        envelope = _overlap_add(window.pow(2).expand(1, t, n_fft), self.hop_length)[0]
+        envelope = _overlap_add(window.expand(1, t, n_fft), self.hop_length, window)[0]
         self.start = n_fft // 2  # centred frames: sample 0 is the middle of frame 0
         self.kept = max(0, min(self.length, self.padded_length - self.start))
         kept_envelope = envelope[self.start:self.start + self.kept]
@@ -63,6 +64,10 @@ class WeightedSynthesis:
             raise ValueError("the window's overlap-added square vanishes somewhere (window or hop length too short): "
                              "the inverse STFT is not defined there; use a longer window or a shorter hop")
         self.inverse_envelope = 1.0 / kept_envelope
+        if offset is not None and tuple(offset.shape) != (b, c, self.length):
+            raise ValueError(f"the offset waveform must be ({b}, {c}, {self.length}), got {tuple(offset.shape)}")
+        self.offset = None if offset is None else offset[..., :self.kept]  # past the frames it is added as is
+        self.offset_tail = None if offset is None else offset[..., self.kept:]
 
     def __call__(self, weights: Tensor) -> Tensor:
         n, c, f, t = weights.shape
@@ -77,13 +82,19 @@ class _Synthesis(torch.autograd.Function):
     def forward(ctx, weights: Tensor, plan: WeightedSynthesis) -> Tensor:
         n, c, f, t = weights.shape
         a = weights.detach().reshape(n // plan.batch, plan.batch, c, f, t).transpose(-1, -2)
-        frames = torch.fft.irfft(a * plan.coefficients, n=plan.n_fft, dim=-1).mul_(plan.window)  # (., ., c, t, n_fft)
-        wave = _overlap_add(frames.reshape(n * c, t, plan.n_fft), plan.hop_length)
-        out = wave[:, plan.start:plan.start + plan.kept] * plan.inverse_envelope
+        frames = torch.fft.irfft(a * plan.coefficients, n=plan.n_fft, dim=-1)  # (., ., c, t, n_fft)
+        wave = _overlap_add(frames.reshape(n * c, t, plan.n_fft), plan.hop_length, plan.window)
+        kept = wave[:, plan.start:plan.start + plan.kept].view(n // plan.batch, plan.batch, c, plan.kept)
+        if plan.offset is None:
+            out = kept * plan.inverse_envelope
+        else:
+            out = torch.addcmul(plan.offset, kept, plan.inverse_envelope)
         if plan.kept < plan.length:  # torch.istft pads with zeros past the last frame
-            out = F.pad(out, (0, plan.length - plan.kept))
+            tail = (torch.zeros_like(out[..., :1]).expand(*out.shape[:-1], plan.length - plan.kept)
+                    if plan.offset is None else plan.offset_tail.expand(*out.shape[:-1], -1))
+            out = torch.cat([out, tail], dim=-1)
         ctx.plan, ctx.shape = plan, weights.shape
-        return out.view(n, c, plan.length)
+        return out.reshape(n, c, plan.length)
 
     @staticmethod
     @once_differentiable
@@ -93,15 +104,15 @@ class _Synthesis(torch.autograd.Function):
         padded = grad.new_zeros(n * c, plan.padded_length)
         padded[:, plan.start:plan.start + plan.kept] = grad.reshape(n * c, plan.length)[:, :plan.kept] * plan.inverse_envelope
         frames = padded.unfold(-1, plan.n_fft, plan.hop_length) * plan.window  # (n * c, t, n_fft)
-        spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)).view(n // plan.batch, plan.batch, c, t, f, 2)
-        grad_tf = torch.addcmul(spec[..., 0] * plan.adjoint_real, spec[..., 1], plan.adjoint_imag)
+        spec = torch.fft.rfft(frames, dim=-1).view(n // plan.batch, plan.batch, c, t, f)
+        grad_tf = (spec * plan.adjoint).real
         return grad_tf.transpose(-1, -2).reshape(n, c, f, t), None
 
 
-def _overlap_add(frames: Tensor, hop: int) -> Tensor:
-    """Sum of frames ``(rows, frames, size)`` placed ``hop`` samples apart -> ``(rows, size + hop * (frames - 1))``.
+def _overlap_add(frames: Tensor, hop: int, window: Tensor) -> Tensor:
+    """Sum of windowed frames ``(rows, frames, size)`` placed ``hop`` samples apart -> ``(rows, size + hop * (frames - 1))``.
 
-    One strided addition per ``hop``-long piece of a frame (``ceil(size / hop)`` of them) instead of a
+    One strided multiply-add per ``hop``-long piece of a frame (``ceil(size / hop)`` of them) instead of a
     scatter of every sample.
     """
     rows, t, size = frames.shape
@@ -110,7 +121,7 @@ def _overlap_add(frames: Tensor, hop: int) -> Tensor:
     slots = out.view(rows, t + pieces, hop)
     for j in range(pieces):
         piece = frames[:, :, j * hop:(j + 1) * hop]
-        slots[:, j:j + t, :piece.shape[-1]] += piece
+        slots[:, j:j + t, :piece.shape[-1]].addcmul_(piece, window[j * hop:(j + 1) * hop])
     return out[:, :size + hop * (t - 1)]
 
 
