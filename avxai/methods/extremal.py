@@ -16,7 +16,10 @@ The masks are smooth max-convolutions of a coarse parameter grid
 (:class:`avxai.methods.smooth_mask.SmoothMaskGenerator`), upsampled to the modality's grid; what a
 removed cell becomes is the modality's perturbation, or ``config.perturbation`` (e.g. the blur pyramid
 ``"pyramid-tf"``). All areas and all inputs are optimised as one batch of ``K * B`` masks, row ``i``
-for input ``i % B`` (area ``i // B``): one forward and one backward pass of the model per iteration.
+for input ``i % B`` (area ``i // B``): one forward and one backward pass of the model per iteration, and
+no backward after the last forward pass, which scores the final masks. The mask side (smooth mask,
+area constraint, optimiser) is written out by hand, so that its cost stays small next to the model's
+passes even for a small model (``bench/extremal_overhead.py``).
 """
 
 from __future__ import annotations
