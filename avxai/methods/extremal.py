@@ -373,10 +373,24 @@ class Extremal(Method):
         # matrix product per axis (faster); a modality with its own upsample keeps it.
         fast_upsample = type(modality).upsample is Modality.upsample or isinstance(generator, PartsMaskGenerator)
 
-        def masks_of(p: Tensor) -> tuple[Tensor, Tensor]:
-            """(smooth masks at the generator's resolution, masks on the grid)."""
+        # With a separable smooth mask and linear upsampling, autograd records the model only: the gradient of
+        # the masks goes back through the generator by hand (an autograd node for it costs as much as its passes)
+        by_hand = isinstance(generator, SmoothMaskGenerator) and generator.separable and fast_upsample
+
+        def masks_of(p: Tensor) -> tuple[Tensor, Tensor, Any]:
+            """(smooth masks at the generator's resolution, masks on the grid, state for by-hand gradients)."""
+            if by_hand:
+                coarse, state = generator.forward_with_state(p)
+                return coarse, generator.upsample(coarse).requires_grad_(True), state
             coarse = generator(p)
-            return coarse, generator.upsample(coarse) if fast_upsample else modality.upsample(coarse)
+            return coarse, generator.upsample(coarse) if fast_upsample else modality.upsample(coarse), None
+
+        def param_grad(scores: Tensor, smooth: Tensor, masks: Tensor, state: Any, regul_grad: Tensor) -> Tensor:
+            """d(loss)/d(params): the score's gradient (autograd through the model) plus lambda * dR/d(smooth)."""
+            if by_hand:
+                (grad_masks,) = torch.autograd.grad(scores, masks, score_grad.to(scores.dtype))
+                return generator.vjp(state, generator.upsample_vjp(grad_masks).add_(regul_grad))
+            return torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])[0]
 
         # One draw per area, shared by the inputs: row i (area i // B) starts the same whatever the batch size.
         params = generator.init_params(k_all, config.init, config.init_jitter, config.seed)
@@ -394,7 +408,7 @@ class Extremal(Method):
         score_grad = torch.cat([sign / scale for sign in signs])
         with torch.enable_grad():
             for it in range(config.iterations):
-                smooth, masks = masks_of(params)
+                smooth, masks, state = masks_of(params)
                 rows = {"preserve": masks, "delete": 1.0 - masks}.get(config.variant)
                 scores, output = score_and_output(model, view, scorer,
                                                   torch.cat([masks, 1.0 - masks]) if rows is None else rows)
@@ -415,8 +429,7 @@ class Extremal(Method):
                     raise ValueError("the score does not depend on the mask through autograd (the model or the "
                                      "scorer detaches its output, or runs outside torch); extremal perturbation "
                                      "needs gradients: fix the model, or use occlusion, which does not")
-                grad = torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])
-                optimiser.step(grad[0])
+                optimiser.step(param_grad(scores, smooth, masks, state, regul_grad))
                 with torch.no_grad():
                     params.clamp_(0.0, 1.0)
         bar.close()

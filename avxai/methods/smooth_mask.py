@@ -173,7 +173,22 @@ class SmoothMaskGenerator:
         if not self.separable:
             g = params.reshape(n, -1)[:, self.index] * self.weight  # (n, cells, neighbours)
             return self._smax(g, self.bias, dim=-1).reshape(n, *self.out_shape)
-        return _SeparableSmoothMax.apply(params, self._passes, self._final_permutation, self.temperature)
+        return _SeparableSmoothMax.apply(params, self)
+
+    def forward_with_state(self, params: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Masks ``(n, *out_shape)`` without autograd, and what :meth:`vjp` needs (separable only).
+
+        For a loop that records only the model in autograd: the masks' gradient comes back through
+        :meth:`upsample_vjp` and :meth:`vjp`, without the cost of an autograd node.
+        """
+        if not self.separable:
+            raise ValueError("forward_with_state needs separable=True; call the generator under autograd instead")
+        return _smooth_max(params.detach(), self._passes, self._final_permutation, self.temperature)
+
+    def vjp(self, state: list[Tensor], grad: Tensor) -> Tensor:
+        """Gradient ``(n, *param_shape)`` of a loss with respect to the parameters, from its gradient with respect
+        to the masks ``(n, *out_shape)`` of :meth:`forward_with_state` (``state``)."""
+        return _smooth_max_backward(state, self._passes, self._final_permutation, self.temperature, grad)
 
     def upsample(self, masks: Tensor) -> Tensor:
         """Linear interpolation of masks ``(n, *out_shape)`` to ``(n, *grid_shape)``.
@@ -185,6 +200,14 @@ class SmoothMaskGenerator:
         for a, matrix in enumerate(self._interp):
             if matrix is not None:
                 out = (out.movedim(a + 1, -1) @ matrix.T).movedim(-1, a + 1)
+        return out
+
+    def upsample_vjp(self, grad: Tensor) -> Tensor:
+        """The transpose of :meth:`upsample`: a gradient on the grid ``(n, *grid_shape)`` to ``(n, *out_shape)``."""
+        out = grad
+        for a, matrix in enumerate(self._interp):
+            if matrix is not None:
+                out = (out.movedim(a + 1, -1) @ matrix).movedim(-1, a + 1)
         return out
 
     def _smax(self, g: Tensor, bias: Tensor, dim: int) -> Tensor:
@@ -212,7 +235,7 @@ class _AxisPass(NamedTuple):
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
-    """The separable smooth max-convolution with a hand-written backward.
+    """The separable smooth max-convolution (:func:`_smooth_max`) with a hand-written backward.
 
     Each pass moves its axis to the front of the working tensor, ``(p, rest)``, and leaves it there at the
     output resolution: gathering neighbours is then a copy of contiguous rows and the smooth max a
@@ -230,49 +253,63 @@ class _SeparableSmoothMax(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, params: Tensor, passes: list, final: tuple[int, ...], temperature: float) -> Tensor:
-        x = params.detach()
-        low, high = (float(v) for v in x.aminmax())
-        low, high = min(low, 0.0), max(high, 0.0)
-        shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
-        saved = []
-        for axis in passes:
-            x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
-            rest = x.shape[1:]
-            k, o = axis.weight.shape[:2]
-            near = x.view(axis.points, -1).index_select(0, axis.index).view(k, o, -1)  # neighbours' parameters
-            if shift is None:  # exponents g / T, g = kernel * parameter
-                e = torch.addcmul(axis.bias, near, axis.scaled_weight)
-                e.sub_(e.amax(dim=0)).clamp_min_(-_FLOOR).exp_()
-            else:
-                e = torch.addcmul(axis.outside_bias - shift, near, axis.scaled_weight).exp_()
-            total = e.sum(dim=0)  # (o, rest)
-            weighted = e.mul_(axis.weight)  # kernel * e: sum(g e) = sum(parameter * kernel * e)
-            out = torch.linalg.vecdot(near, weighted, dim=0).div_(total)  # (o, rest)
-            saved += [near, weighted, total, out]
-            x = out.view(o, *rest)
-        ctx.passes, ctx.final, ctx.temperature = passes, final, temperature
-        ctx.save_for_backward(*saved)
-        return x.permute(final).contiguous()
+    def forward(ctx, params: Tensor, generator: "SmoothMaskGenerator") -> Tensor:
+        out, state = generator.forward_with_state(params)
+        ctx.generator = generator
+        ctx.save_for_backward(*state)
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor):
-        saved = ctx.saved_tensors
-        grad = grad_out.permute(_inverse(ctx.final))  # the layout after the last pass
-        for i in reversed(range(len(ctx.passes))):
-            axis = ctx.passes[i]
-            near, weighted, total, out = saved[4 * i: 4 * i + 4]
-            rest = grad.shape[1:]
-            k, o = axis.weight.shape[:2]
-            # d loss / d parameter = (1 + (g - m) / T) * kernel * e / sum(e) * grad; kernel * e is 0 outside the
-            # grid (where e alone may be tiny, and products with it subnormal)
-            grad_near = torch.addcmul(out.mul(-1.0 / ctx.temperature).add_(1.0), near, axis.scaled_weight)
-            grad_near.mul_(weighted).mul_(grad.reshape(o, -1).div(total))
-            grad_x = grad_near.new_zeros(axis.points, grad_near.shape[-1])
-            grad_x.index_add_(0, axis.index, grad_near.view(k * o, -1))
-            grad = grad_x.view(axis.points, *rest).movedim(0, axis.source)  # the layout before this pass
-        return grad.contiguous(), None, None, None
+    def backward(ctx, grad: Tensor):
+        return ctx.generator.vjp(list(ctx.saved_tensors), grad), None
+
+
+def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperature: float) -> tuple[Tensor, list[Tensor]]:
+    """The separable passes (see :class:`_SeparableSmoothMax`): masks ``(n, *out_shape)`` and the saved tensors."""
+    x = params
+    low, high = (float(v) for v in x.aminmax())
+    low, high = min(low, 0.0), max(high, 0.0)
+    shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
+    saved = []
+    for axis in passes:
+        x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
+        rest = x.shape[1:]
+        k, o = axis.weight.shape[:2]
+        near = x.view(axis.points, -1).index_select(0, axis.index).view(k, o, -1)  # neighbours' parameters
+        # exponents g / T, g = kernel * parameter (a product then a sum: addcmul with two broadcast operands
+        # is three times slower on CPU)
+        e = near * axis.scaled_weight
+        if shift is None:
+            e.add_(axis.bias)
+            e.sub_(e.amax(dim=0)).clamp_min_(-_FLOOR).exp_()
+        else:
+            e.add_(axis.outside_bias - shift).exp_()
+        total = e.sum(dim=0)  # (o, rest)
+        weighted = e.mul_(axis.weight)  # kernel * e: sum(g e) = sum(parameter * kernel * e)
+        out = torch.linalg.vecdot(near, weighted, dim=0).div_(total)  # (o, rest)
+        saved += [near, weighted, total, out]
+        x = out.view(o, *rest)
+    return x.permute(final).contiguous(), saved
+
+
+def _smooth_max_backward(saved: list[Tensor], passes: list, final: tuple[int, ...], temperature: float,
+                         grad_out: Tensor) -> Tensor:
+    """Gradient with respect to the parameters of :func:`_smooth_max`, from the gradient of its output."""
+    grad = grad_out.permute(_inverse(final))  # the layout after the last pass
+    for i in reversed(range(len(passes))):
+        axis = passes[i]
+        near, weighted, total, out = saved[4 * i: 4 * i + 4]
+        rest = grad.shape[1:]
+        k, o = axis.weight.shape[:2]
+        # d loss / d parameter = (1 + (g - m) / T) * kernel * e / sum(e) * grad; kernel * e is 0 outside the
+        # grid (where e alone may be tiny, and products with it subnormal)
+        grad_near = torch.addcmul(out.mul(-1.0 / temperature).add_(1.0), near, axis.scaled_weight)
+        grad_near.mul_(weighted).mul_(grad.reshape(o, -1).div(total))
+        grad_x = grad_near.new_zeros(axis.points, grad_near.shape[-1])
+        grad_x.index_add_(0, axis.index, grad_near.view(k * o, -1))
+        grad = grad_x.view(axis.points, *rest).movedim(0, axis.source)  # the layout before this pass
+    return grad.contiguous()
 
 
 _SPAN = 25.0  # parameters spanning at most this many temperatures share one exponent shift ...
