@@ -136,6 +136,23 @@ def test_separable_smooth_mask_gradient_passes_gradcheck():
     assert torch.autograd.gradcheck(gen, (params.requires_grad_(True),))
 
 
+def test_by_hand_gradients_equal_autograd_and_upsampling_has_its_transpose():
+    gen = SmoothMaskGenerator((20, 61), (2, 6), (4.0, 12.0), oversample=2, dtype=torch.float64)
+    params = torch.rand(3, *gen.param_shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    grid_weights = torch.randn(3, 20, 61, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    masks, state = gen.forward_with_state(params)
+    assert not masks.requires_grad
+    by_hand = gen.vjp(state, gen.upsample_vjp(grid_weights))
+    leaf = params.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad((gen.upsample(gen(leaf)) * grid_weights).sum(), leaf)
+    torch.testing.assert_close(masks, gen(params))
+    torch.testing.assert_close(by_hand, expected)
+    coarse = torch.randn(3, *gen.out_shape, dtype=torch.float64)  # <U c, w> = <c, U^T w>
+    torch.testing.assert_close((gen.upsample(coarse) * grid_weights).sum(), (coarse * gen.upsample_vjp(grid_weights)).sum())
+    with pytest.raises(ValueError, match="separable"):
+        SmoothMaskGenerator((20, 61), (2, 6), (4.0, 12.0), separable=False).forward_with_state(params.float())
+
+
 def test_separable_passes_take_the_axis_that_grows_least_first():
     """Mel step 1 (no growth) before time step 9 (oversampled twice): fewer (neighbour, cell) terms."""
     assert SmoothMaskGenerator((40, 301), (1, 9), (2.0, 18.0), oversample=2).pass_order == (0, 1)
