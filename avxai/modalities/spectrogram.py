@@ -163,7 +163,9 @@ class Spectrogram(Modality):
         unperturbed one plus the inverse STFT of the change, which is non-zero only around the frames
         the mask touches. Masks that touch few frames (occlusion windows, deletion steps) are thus
         re-synthesised locally; the result equals the full inverse STFT to float precision. A mask
-        that requires grad always goes through the full inverse STFT.
+        that requires grad always goes through the full inverse STFT: with a fixed baseline, the inverse
+        STFT of the mask itself (the waveform is linear in the mask; the baseline's waveform is added),
+        with a hand-written backward (:class:`avxai.modalities.synthesis.WeightedSynthesis`).
         """
         if self.model_input_kind != "waveform" or (mask.requires_grad and torch.is_grad_enabled()):
             # gradients must reach every cell, also those at 1: the full inverse STFT keeps them all
