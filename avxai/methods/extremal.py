@@ -409,9 +409,11 @@ class Extremal(Method):
         with torch.enable_grad():
             for it in range(config.iterations):
                 smooth, masks, state = masks_of(params)
-                rows = {"preserve": masks, "delete": 1.0 - masks}.get(config.variant)
-                scores, output = score_and_output(model, view, scorer,
-                                                  torch.cat([masks, 1.0 - masks]) if rows is None else rows)
+                if config.variant == "preserve":
+                    rows = masks
+                else:
+                    rows = 1.0 - masks if config.variant == "delete" else torch.cat([masks, 1.0 - masks])
+                scores, output = score_and_output(model, view, scorer, rows)
                 # R_a and its gradient are written out: only the score goes through autograd
                 regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
                 last = scores.detach()
