@@ -175,7 +175,7 @@ class Spectrogram(Modality):
                 self.check_mask(mask)
                 linear = self.expand_mask(mask).to(self.representation.dtype)  # (n, freq, frames)
                 channels = self.representation.shape[1]
-                return self._blend_synthesis(self._prepared.baseline)(linear.unsqueeze(1).expand(-1, channels, -1, -1))
+                return self._blend_synthesis()(linear.unsqueeze(1).expand(-1, channels, -1, -1))
             return self.to_model_input(self.apply_mask(mask))
         self.check_mask(mask)
         linear = self.expand_mask(mask)  # (n, freq, frames)
@@ -244,11 +244,11 @@ class Spectrogram(Modality):
                                              self._full_window(dtype), self.hop_length, self.waveform.shape[-1])
         return plans[dtype]
 
-    def _blend_synthesis(self, baseline: Tensor) -> WeightedSynthesis:
-        """For a fixed baseline: waveforms of masks, ``istft(mask (x - baseline) e^(i phase))`` plus the
-        baseline's waveform, which is the waveform of the blend (built once)."""
+    def _blend_synthesis(self) -> WeightedSynthesis:
+        """For the perturbation's fixed baseline: waveforms of masks, ``istft(mask (x - baseline) e^(i phase))``
+        plus the baseline's waveform, which is the waveform of the blend (built once)."""
         if "_blend_plan" not in self.__dict__:
-            phasor = self._phasor()
+            phasor, baseline = self._phasor(), self._prepared.baseline
             self._blend_plan = WeightedSynthesis(
                 (self.representation - baseline) * phasor, self._full_window(self.representation.dtype),
                 self.hop_length, self.waveform.shape[-1], offset=self.inverse_stft(baseline * phasor))
