@@ -73,7 +73,7 @@ def main(argv=None):
         if it == warm:
             times.clear()
         t = time.perf_counter()
-        smooth, state = generator.forward_with_state(params)
+        smooth, state = generator.forward_with_state(params, value_range=(0.0, 1.0))
         t = lap("smooth mask", t)
         masks = generator.upsample(smooth).requires_grad_(True)
         t = lap("upsample to the grid", t)

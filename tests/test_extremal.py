@@ -115,13 +115,14 @@ def softmax_smooth_max(gen: SmoothMaskGenerator, params: torch.Tensor) -> torch.
     return out
 
 
-@pytest.mark.parametrize("temperature", [0.05, 0.004])  # one exponent shift for all cells / a shift per cell
+# no exponent shift (parameters in [0, 1]) / one shift for all cells (some negative) / a shift per cell
+@pytest.mark.parametrize("temperature, offset", [(0.05, 0.0), (0.05, -0.5), (0.004, 0.0)])
 @pytest.mark.parametrize("grid, step, sigma", [((50,), 4, 8.0), ((33, 40), (2, 5), (4.0, 10.0)),
                                                ((6, 20, 24), (1, 4, 4), (1.0, 8.0, 8.0))])
-def test_separable_smooth_mask_and_its_gradient_follow_the_formula(grid, step, sigma, temperature):
+def test_separable_smooth_mask_and_its_gradient_follow_the_formula(grid, step, sigma, temperature, offset):
     gen = SmoothMaskGenerator(grid, step, sigma, temperature=temperature, oversample=2, dtype=torch.float64)
-    params = torch.rand(3, *gen.param_shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64,
-                        requires_grad=True)
+    params = (torch.rand(3, *gen.param_shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+              + offset).requires_grad_(True)
     weights = torch.randn(3, *gen.out_shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     masks, expected = gen(params), softmax_smooth_max(gen, params)
     torch.testing.assert_close(masks, expected, atol=1e-12, rtol=0)
@@ -142,6 +143,7 @@ def test_by_hand_gradients_equal_autograd_and_upsampling_has_its_transpose():
     grid_weights = torch.randn(3, 20, 61, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     masks, state = gen.forward_with_state(params)
     assert not masks.requires_grad
+    torch.testing.assert_close(gen.forward_with_state(params, value_range=(0.0, 1.0))[0], masks)  # bounds given
     by_hand = gen.vjp(state, gen.upsample_vjp(grid_weights))
     leaf = params.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad((gen.upsample(gen(leaf)) * grid_weights).sum(), leaf)
@@ -179,12 +181,14 @@ def test_area_constraint_gradient_is_the_gradient_of_the_sorted_distance():
         AreaConstraint(ones, 63)(torch.rand(4, 63))
 
 
-@pytest.mark.parametrize("kind", ["adam", "sgd", "sgd-momentum"])
+@pytest.mark.parametrize("kind", ["adam", "adam-unfused", "sgd", "sgd-momentum"])
 def test_mask_optimisers_take_the_steps_of_torch_optim(kind):
     target = torch.linspace(-1, 1, 24).view(2, 3, 4)
     mine, theirs = torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, requires_grad=True)
-    if kind == "adam":
-        step, reference = Adam(mine, lr=0.05, betas=(0.8, 0.99)), torch.optim.Adam([theirs], lr=0.05, betas=(0.8, 0.99))
+    if kind.startswith("adam"):
+        step = Adam(mine, lr=0.05, betas=(0.8, 0.99), fused=None if kind == "adam" else False)
+        assert step.fused == (kind == "adam")  # the fused kernel exists for float32 on the CPU
+        reference = torch.optim.Adam([theirs], lr=0.05, betas=(0.8, 0.99))
     else:
         momentum = 0.9 if kind == "sgd-momentum" else 0.0
         step, reference = SGD(mine, lr=0.1, momentum=momentum), torch.optim.SGD([theirs], lr=0.1, momentum=momentum)

@@ -140,7 +140,8 @@ class SmoothMaskGenerator:
             weight = self._axis_weight[a].T.reshape(k, o, 1).masked_fill(outside, 0.0).contiguous()
             self._passes.append(_AxisPass(layout.index(a), self.param_shape[a], self._axis_index_ko[a], weight,
                                           weight / self.temperature, torch.where(outside, -math.inf, 0.0).to(weight),
-                                          torch.where(outside, -_OUTSIDE, 0.0).to(weight)))
+                                          torch.where(outside, -_OUTSIDE, 0.0).to(weight),
+                                          outside.sum(dim=0).to(weight)))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
         self.dtype, self.device = dtype, torch.device(device)
@@ -175,15 +176,18 @@ class SmoothMaskGenerator:
             return self._smax(g, self.bias, dim=-1).reshape(n, *self.out_shape)
         return _SeparableSmoothMax.apply(params, self)
 
-    def forward_with_state(self, params: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward_with_state(self, params: Tensor, value_range: tuple[float, float] | None = None
+                           ) -> tuple[Tensor, list[Tensor]]:
         """Masks ``(n, *out_shape)`` without autograd, and what :meth:`vjp` needs (separable only).
 
         For a loop that records only the model in autograd: the masks' gradient comes back through
-        :meth:`upsample_vjp` and :meth:`vjp`, without the cost of an autograd node.
+        :meth:`upsample_vjp` and :meth:`vjp`, without the cost of an autograd node. ``value_range``: bounds
+        the caller guarantees for the parameters (e.g. ``(0, 1)`` after clamping), which spares a pass over
+        them; ``None``: taken from the parameters.
         """
         if not self.separable:
             raise ValueError("forward_with_state needs separable=True; call the generator under autograd instead")
-        return _smooth_max(params.detach(), self._passes, self._final_permutation, self.temperature)
+        return _smooth_max(params.detach(), self._passes, self._final_permutation, self.temperature, value_range)
 
     def vjp(self, state: list[Tensor], grad: Tensor) -> Tensor:
         """Gradient ``(n, *param_shape)`` of a loss with respect to the parameters, from its gradient with respect
@@ -232,6 +236,7 @@ class _AxisPass(NamedTuple):
     scaled_weight: Tensor  # (k, o, 1): the kernel over the temperature, k(u - u_i) / T
     bias: Tensor  # (k, o, 1): 0, or -inf outside the grid
     outside_bias: Tensor  # (k, o, 1): 0, or -_OUTSIDE outside the grid (with one shift for all cells)
+    outside: Tensor  # (o, 1): how many of the cell's neighbours lie outside the grid (without a shift)
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
@@ -243,12 +248,18 @@ class _SeparableSmoothMax(torch.autograd.Function):
     axis); a last permutation gives ``(n, *out_shape)``.
 
     With ``e = exp(g / T - c)``: ``m = sum(g e) / sum(e)`` and ``dm / dg_i = (e_i / sum(e)) (1 + (g_i - m) / T)``.
-    When the parameters ``p`` span at most ``_SPAN`` temperatures (counting 0: extremal perturbation's
-    parameters lie in [0, 1] and ``T`` is 0.05), one shift serves every cell, ``c = max(p, 0) / T`` (the
-    kernel is at most 1): no weight then falls below ``exp(-_SPAN)`` of another, and neighbours outside the
-    parameter grid (``g = 0``) get ``exp(-_OUTSIDE)`` of that, still a normal float. Otherwise each cell's
-    own maximum is the shift, neighbours outside get ``exp(-inf) = 0`` and exponents are clamped at
-    ``-_FLOOR``. (exp of -inf, or producing subnormal floats, is tens of times slower on CPU.)
+    The shift ``c`` keeps ``exp`` in range, three ways (exp of -inf, or producing subnormal floats, is tens of
+    times slower on CPU):
+
+    * parameters in ``[0, _SPAN T]`` (extremal perturbation's lie in [0, 1] and ``T`` is 0.05): no shift; every
+      exponent is in ``[0, _SPAN]``. Neighbours outside the parameter grid have kernel 0, so ``e = 1`` exactly,
+      and their count is taken off ``sum(e)`` (at least 1 from the centre alone).
+    * parameters spanning at most ``_SPAN`` temperatures (counting 0): one shift for every cell, ``c = max(p, 0) / T``
+      (the kernel is at most 1); no weight falls below ``exp(-_SPAN)`` of another, and neighbours outside the
+      grid get ``exp(-_OUTSIDE)`` of that, still a normal float.
+    * otherwise each cell's own maximum is the shift, neighbours outside get ``exp(-inf) = 0`` and exponents
+      are clamped at ``-_FLOOR``.
+
     The backward needs no graph of small ops.
     """
 
@@ -265,12 +276,18 @@ class _SeparableSmoothMax(torch.autograd.Function):
         return ctx.generator.vjp(list(ctx.saved_tensors), grad), None
 
 
-def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperature: float) -> tuple[Tensor, list[Tensor]]:
-    """The separable passes (see :class:`_SeparableSmoothMax`): masks ``(n, *out_shape)`` and the saved tensors."""
+def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperature: float,
+                value_range: tuple[float, float] | None = None) -> tuple[Tensor, list[Tensor]]:
+    """The separable passes (see :class:`_SeparableSmoothMax`): masks ``(n, *out_shape)`` and the saved tensors.
+
+    ``value_range``: bounds of the parameters, when the caller knows them."""
     x = params
-    low, high = (float(v) for v in x.aminmax())
-    low, high = min(low, 0.0), max(high, 0.0)
-    shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
+    low, high = (float(v) for v in (x.aminmax() if value_range is None else value_range))
+    if low >= 0.0 and high / temperature <= _SPAN:
+        shift = 0.0  # no shift, neighbours outside the grid counted off the sums
+    else:
+        low, high = min(low, 0.0), max(high, 0.0)
+        shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
     saved = []
     for axis in passes:
         x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
@@ -283,9 +300,12 @@ def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperatur
         if shift is None:
             e.add_(axis.bias)
             e.sub_(e.amax(dim=0)).clamp_min_(-_FLOOR).exp_()
+            total = e.sum(dim=0)  # (o, rest)
+        elif shift == 0.0:
+            total = e.exp_().sum(dim=0).sub_(axis.outside)  # outside the grid: e = exp(0) = 1, counted off
         else:
             e.add_(axis.outside_bias - shift).exp_()
-        total = e.sum(dim=0)  # (o, rest)
+            total = e.sum(dim=0)
         weighted = e.mul_(axis.weight)  # kernel * e: sum(g e) = sum(parameter * kernel * e)
         out = torch.linalg.vecdot(near, weighted, dim=0).div_(total)  # (o, rest)
         saved += [near, weighted, total, out]
@@ -312,7 +332,7 @@ def _smooth_max_backward(saved: list[Tensor], passes: list, final: tuple[int, ..
     return grad.contiguous()
 
 
-_SPAN = 25.0  # parameters spanning at most this many temperatures share one exponent shift ...
+_SPAN = 25.0  # parameters in [0, _SPAN T] need no exponent shift; spanning at most _SPAN T, they share one ...
 _OUTSIDE = 60.0  # ... and neighbours outside the grid sit this far below: exp(-85) is still a normal float
 _FLOOR = 60.0  # with a shift per cell, exponents below -_FLOOR are clamped there
 

@@ -142,6 +142,13 @@ class Spectrogram(Modality):
             return torch.einsum("fm,nmt->nft", self.mel_to_linear.to(mask.dtype), mask)
         return mask
 
+    def _expand_mask_frames_major(self, mask: Tensor) -> Tensor:
+        """:meth:`expand_mask` laid out in memory as ``(n, frames, freq)``, the layout of the synthesis' FFTs
+        (returned as a transposed view, shape ``(n, freq, frames)``)."""
+        if self.n_mels:
+            return (mask.transpose(1, 2) @ self.mel_to_linear.T.to(mask.dtype)).transpose(1, 2)
+        return mask
+
     # -- model input ----------------------------------------------------------------------------
     def to_model_input(self, representation: Tensor) -> Tensor:
         """``(n, channels, freq, time)`` magnitudes -> waveform ``(n, channels, samples)`` (or magnitude / complex)."""
@@ -173,7 +180,7 @@ class Spectrogram(Modality):
                 # baseline + mask (x - baseline) is linear in the mask, and so is the inverse STFT with the
                 # phase kept: one synthesis of the mask, plus the baseline's waveform
                 self.check_mask(mask)
-                linear = self.expand_mask(mask).to(self.representation.dtype)  # (n, freq, frames)
+                linear = self._expand_mask_frames_major(mask).to(self.representation.dtype)  # (n, freq, frames)
                 channels = self.representation.shape[1]
                 return self._blend_synthesis()(linear.unsqueeze(1).expand(-1, channels, -1, -1))
             return self.to_model_input(self.apply_mask(mask))

@@ -54,7 +54,8 @@ class WeightedSynthesis:
         pair[0] = 1.0 / n_fft
         if n_fft % 2 == 0:
             pair[-1] = 1.0 / n_fft
-        self.adjoint = self.coefficients.conj() * pair
+        adjoint = self.coefficients.conj() * pair
+        self.adjoint_real, self.adjoint_imag_negated = adjoint.real.contiguous(), adjoint.imag.neg().contiguous()
         self.padded_length = n_fft + self.hop_length * (t - 1)
         envelope = _overlap_add(window.expand(1, t, n_fft), self.hop_length, window)[0]
         self.start = n_fft // 2  # centred frames: sample 0 is the middle of frame 0
@@ -82,7 +83,9 @@ class _Synthesis(torch.autograd.Function):
     def forward(ctx, weights: Tensor, plan: WeightedSynthesis) -> Tensor:
         n, c, f, t = weights.shape
         a = weights.detach().reshape(n // plan.batch, plan.batch, c, f, t).transpose(-1, -2)
-        frames = torch.fft.irfft(a * plan.coefficients, n=plan.n_fft, dim=-1)  # (., ., c, t, n_fft)
+        # the coefficients first: the product takes their (frames, freq) layout whatever the weights' strides,
+        # so the inverse FFTs run over contiguous rows (on rows strided by the frames they cost twice as much)
+        frames = torch.fft.irfft(plan.coefficients * a, n=plan.n_fft, dim=-1)  # (., ., c, t, n_fft)
         wave = _overlap_add(frames.reshape(n * c, t, plan.n_fft), plan.hop_length, plan.window)
         kept = wave[:, plan.start:plan.start + plan.kept].view(n // plan.batch, plan.batch, c, plan.kept)
         if plan.offset is None:
@@ -104,9 +107,11 @@ class _Synthesis(torch.autograd.Function):
         padded = grad.new_zeros(n * c, plan.padded_length)
         padded[:, plan.start:plan.start + plan.kept] = grad.reshape(n * c, plan.length)[:, :plan.kept] * plan.inverse_envelope
         frames = padded.unfold(-1, plan.n_fft, plan.hop_length) * plan.window  # (n * c, t, n_fft)
-        spec = torch.fft.rfft(frames, dim=-1).view(n // plan.batch, plan.batch, c, t, f)
-        grad_tf = (spec * plan.adjoint).real
-        return grad_tf.transpose(-1, -2).reshape(n, c, f, t), None
+        spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1)).view(n // plan.batch, plan.batch, c, t, f, 2)
+        # Re(spec * adjoint) in real arithmetic, laid out (frames, freq) like the spectra: returned as a
+        # transposed view, without a copy into the weights' (freq, frames) layout
+        grad_tf = torch.mul(spec[..., 0], plan.adjoint_real).addcmul_(spec[..., 1], plan.adjoint_imag_negated)
+        return grad_tf.view(n, c, t, f).transpose(-1, -2), None
 
 
 def _overlap_add(frames: Tensor, hop: int, window: Tensor) -> Tensor:
