@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import NamedTuple, Sequence
 
 import torch
@@ -141,7 +142,8 @@ class SmoothMaskGenerator:
             self._passes.append(_AxisPass(layout.index(a), self.param_shape[a], self._axis_index_ko[a], weight,
                                           weight / self.temperature, torch.where(outside, -math.inf, 0.0).to(weight),
                                           torch.where(outside, -_OUTSIDE, 0.0).to(weight),
-                                          outside.sum(dim=0).to(weight)))
+                                          outside.sum(dim=0).to(weight),
+                                          _kernel_transpose(self._axis_index_ko[a], weight, self.param_shape[a])))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
         self.dtype, self.device = dtype, torch.device(device)
@@ -237,6 +239,7 @@ class _AxisPass(NamedTuple):
     bias: Tensor  # (k, o, 1): 0, or -inf outside the grid
     outside_bias: Tensor  # (k, o, 1): 0, or -_OUTSIDE outside the grid (with one shift for all cells)
     outside: Tensor  # (o, 1): how many of the cell's neighbours lie outside the grid (without a shift)
+    scatter: Tensor  # sparse (points, k * o): the kernel from each (neighbour, cell) back to its parameter point
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
@@ -293,22 +296,22 @@ def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperatur
         x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
         rest = x.shape[1:]
         k, o = axis.weight.shape[:2]
-        near = x.view(axis.points, -1).index_select(0, axis.index).view(k, o, -1)  # neighbours' parameters
-        # exponents g / T, g = kernel * parameter (a product then a sum: addcmul with two broadcast operands
-        # is three times slower on CPU)
-        e = near * axis.scaled_weight
+        # exponents g / T, g = kernel * parameter, from the neighbours' parameters (a product then a sum: addcmul
+        # with two broadcast operands is three times slower on CPU); in place, fewer large allocations
+        scaled = x.view(axis.points, -1).index_select(0, axis.index).view(k, o, -1).mul_(axis.scaled_weight)
         if shift is None:
-            e.add_(axis.bias)
+            e = scaled + axis.bias
             e.sub_(e.amax(dim=0)).clamp_min_(-_FLOOR).exp_()
             total = e.sum(dim=0)  # (o, rest)
         elif shift == 0.0:
-            total = e.exp_().sum(dim=0).sub_(axis.outside)  # outside the grid: e = exp(0) = 1, counted off
+            e = scaled.exp()
+            total = e.sum(dim=0).sub_(axis.outside)  # outside the grid: e = exp(0) = 1, counted off
         else:
-            e.add_(axis.outside_bias - shift).exp_()
+            e = scaled.add(axis.outside_bias - shift).exp_()
             total = e.sum(dim=0)
-        weighted = e.mul_(axis.weight)  # kernel * e: sum(g e) = sum(parameter * kernel * e)
-        out = torch.linalg.vecdot(near, weighted, dim=0).div_(total)  # (o, rest)
-        saved += [near, weighted, total, out]
+        weighted = scaled.mul_(e)  # g e / T
+        out = weighted.sum(dim=0).mul_(temperature).div_(total)  # m = sum(g e) / sum(e), (o, rest)
+        saved += [weighted, e, total, out]
         x = out.view(o, *rest)
     return x.permute(final).contiguous(), saved
 
@@ -319,15 +322,14 @@ def _smooth_max_backward(saved: list[Tensor], passes: list, final: tuple[int, ..
     grad = grad_out.permute(_inverse(final))  # the layout after the last pass
     for i in reversed(range(len(passes))):
         axis = passes[i]
-        near, weighted, total, out = saved[4 * i: 4 * i + 4]
+        weighted, e, total, out = saved[4 * i: 4 * i + 4]
         rest = grad.shape[1:]
         k, o = axis.weight.shape[:2]
-        # d loss / d parameter = (1 + (g - m) / T) * kernel * e / sum(e) * grad; kernel * e is 0 outside the
-        # grid (where e alone may be tiny, and products with it subnormal)
-        grad_near = torch.addcmul(out.mul(-1.0 / temperature).add_(1.0), near, axis.scaled_weight)
-        grad_near.mul_(weighted).mul_(grad.reshape(o, -1).div(total))
-        grad_x = grad_near.new_zeros(axis.points, grad_near.shape[-1])
-        grad_x.index_add_(0, axis.index, grad_near.view(k * o, -1))
+        # d loss / d parameter = kernel * (e (1 - m / T) + e g / T) * grad / sum(e), summed over the (neighbour,
+        # cell) terms of each parameter point: the kernel and that sum are one sparse product
+        terms = e * torch.rsub(out, 1.0, alpha=1.0 / temperature)
+        terms.add_(weighted).mul_(grad.reshape(o, -1).div(total))
+        grad_x = torch.sparse.mm(axis.scatter, terms.view(k * o, -1))  # (points, rest)
         grad = grad_x.view(axis.points, *rest).movedim(0, axis.source)  # the layout before this pass
     return grad.contiguous()
 
@@ -371,6 +373,25 @@ def _linear_matrix(size_in: int, size_out: int) -> Tensor:
     matrix.index_put_((rows, i0), 1.0 - frac, accumulate=True)
     matrix.index_put_((rows, i1), frac, accumulate=True)
     return matrix
+
+
+def _kernel_transpose(index: Tensor, weight: Tensor, points: int) -> Tensor:
+    """Sparse CSR ``(points, k * o)``: column ``j`` holds ``weight[j]`` in row ``index[j]`` (the kernel from the
+    ``j``-th (neighbour, cell) term to its parameter point); neighbours outside the grid (weight 0) are left out.
+
+    Shape: index ``(k * o,)`` long, weight ``(k, o, 1)``.
+    """
+    values = weight.reshape(-1)
+    columns = torch.nonzero(values).squeeze(1)
+    rows = index[columns]
+    order = torch.argsort(rows, stable=True)
+    rows, columns = rows[order], columns[order]
+    crow = torch.zeros(points + 1, dtype=torch.long, device=index.device)
+    crow[1:] = torch.bincount(rows, minlength=points).cumsum(0)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": matrix products with it are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, columns, values[columns], (points, values.numel()),
+                                       check_invariants=True)
 
 
 def _bias(valid: Tensor) -> Tensor:
