@@ -14,7 +14,8 @@ import torch
 
 from avxai import ClassLogit, Explanation, Spectrogram
 from avxai.methods import METHODS
-from avxai.methods.extremal import AreaConstraint, Extremal, ExtremalConfig, area_regulariser, extremal, ramp
+from avxai.methods.extremal import (AreaConstraint, Extremal, ExtremalConfig, _kth_smallest, area_regulariser, extremal,
+                                    ramp)
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.smooth_mask import SmoothMaskGenerator
 from avxai.metrics import mass_in_segments
@@ -131,6 +132,21 @@ def test_separable_smooth_mask_and_its_gradient_follow_the_formula(grid, step, s
     torch.testing.assert_close(grad, expected_grad, atol=1e-10, rtol=1e-8)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])  # a sparse product / index_add for the gradient
+def test_smooth_mask_gradient_in_lower_precision_follows_float64(dtype):
+    kw = dict(grid_shape=(20, 30), step=(2, 3), sigma=(4.0, 6.0))
+    low, exact = SmoothMaskGenerator(dtype=dtype, **kw), SmoothMaskGenerator(dtype=torch.float64, **kw)
+    params = torch.rand(2, *exact.param_shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    weights = torch.randn(2, *exact.out_shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    grads = []
+    for gen, p in ((low, params.to(dtype)), (exact, params)):
+        leaf = p.clone().requires_grad_(True)
+        (gen(leaf) * weights.to(dtype)).sum().backward()
+        grads.append(leaf.grad.double())
+    scale = grads[1].abs().max()
+    assert (grads[0] - grads[1]).abs().max() <= (1e-5 if dtype == torch.float32 else 0.02) * scale
+
+
 def test_separable_smooth_mask_gradient_passes_gradcheck():
     gen = SmoothMaskGenerator((12, 30), (2, 5), (3.0, 8.0), oversample=2, dtype=torch.float64)
     params = torch.rand(2, *gen.param_shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
@@ -179,6 +195,15 @@ def test_area_constraint_gradient_is_the_gradient_of_the_sorted_distance():
     torch.testing.assert_close(differentiable.grad, expected_grad)
     with pytest.raises(ValueError, match="masks"):
         AreaConstraint(ones, 63)(torch.rand(4, 63))
+
+
+def test_kth_smallest_through_numpy_equals_kthvalue():
+    x = torch.rand(5, 300, generator=torch.Generator().manual_seed(3))
+    x[2, :40] = 0.5  # ties
+    for k in (1, 17, 150, 300):
+        expected = x.kthvalue(k, dim=1, keepdim=True).values
+        assert torch.equal(_kth_smallest(x, k), expected)  # NumPy's introselect
+        assert torch.equal(_kth_smallest(x.clone().requires_grad_(True), k), expected)  # torch's kthvalue
 
 
 @pytest.mark.parametrize("kind", ["adam", "adam-unfused", "sgd", "sgd-momentum"])

@@ -143,7 +143,8 @@ class SmoothMaskGenerator:
                                           weight / self.temperature, torch.where(outside, -math.inf, 0.0).to(weight),
                                           torch.where(outside, -_OUTSIDE, 0.0).to(weight),
                                           outside.sum(dim=0).to(weight),
-                                          _kernel_transpose(self._axis_index_ko[a], weight, self.param_shape[a])))
+                                          _kernel_transpose(self._axis_index_ko[a], weight, self.param_shape[a])
+                                          if dtype in _SPARSE_DTYPES else None))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
         self.dtype, self.device = dtype, torch.device(device)
@@ -239,7 +240,8 @@ class _AxisPass(NamedTuple):
     bias: Tensor  # (k, o, 1): 0, or -inf outside the grid
     outside_bias: Tensor  # (k, o, 1): 0, or -_OUTSIDE outside the grid (with one shift for all cells)
     outside: Tensor  # (o, 1): how many of the cell's neighbours lie outside the grid (without a shift)
-    scatter: Tensor  # sparse (points, k * o): the kernel from each (neighbour, cell) back to its parameter point
+    scatter: Tensor | None  # sparse (points, k * o): the kernel from each (neighbour, cell) back to its parameter
+    # point; None for dtypes without sparse products (half precision), which take the kernel and an index_add
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
@@ -260,8 +262,8 @@ class _SeparableSmoothMax(torch.autograd.Function):
     * parameters spanning at most ``_SPAN`` temperatures (counting 0): one shift for every cell, ``c = max(p, 0) / T``
       (the kernel is at most 1); no weight falls below ``exp(-_SPAN)`` of another, and neighbours outside the
       grid get ``exp(-_OUTSIDE)`` of that, still a normal float.
-    * otherwise each cell's own maximum is the shift, neighbours outside get ``exp(-inf) = 0`` and exponents
-      are clamped at ``-_FLOOR``.
+    * otherwise, and always in half precision (whose range is too short for the two above), each cell's own
+      maximum is the shift, neighbours outside get ``exp(-inf) = 0`` and exponents are clamped at ``-_FLOOR``.
 
     The backward needs no graph of small ops.
     """
@@ -286,11 +288,12 @@ def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperatur
     ``value_range``: bounds of the parameters, when the caller knows them."""
     x = params
     low, high = (float(v) for v in (x.aminmax() if value_range is None else value_range))
-    if low >= 0.0 and high / temperature <= _SPAN:
+    wide = x.dtype in (torch.float32, torch.float64)  # exp(+-(_SPAN + _OUTSIDE)) is a normal float
+    if wide and low >= 0.0 and high / temperature <= _SPAN:
         shift = 0.0  # no shift, neighbours outside the grid counted off the sums
     else:
         low, high = min(low, 0.0), max(high, 0.0)
-        shift = high / temperature if (high - low) / temperature <= _SPAN else None  # None: per cell
+        shift = high / temperature if wide and (high - low) / temperature <= _SPAN else None  # None: per cell
     saved = []
     for axis in passes:
         x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
@@ -329,11 +332,16 @@ def _smooth_max_backward(saved: list[Tensor], passes: list, final: tuple[int, ..
         # cell) terms of each parameter point: the kernel and that sum are one sparse product
         terms = e * torch.rsub(out, 1.0, alpha=1.0 / temperature)
         terms.add_(weighted).mul_(grad.reshape(o, -1).div(total))
-        grad_x = torch.sparse.mm(axis.scatter, terms.view(k * o, -1))  # (points, rest)
+        if axis.scatter is not None:
+            grad_x = torch.sparse.mm(axis.scatter, terms.view(k * o, -1))  # (points, rest)
+        else:
+            grad_x = terms.new_zeros(axis.points, terms.shape[-1])
+            grad_x.index_add_(0, axis.index, terms.mul_(axis.weight).view(k * o, -1))
         grad = grad_x.view(axis.points, *rest).movedim(0, axis.source)  # the layout before this pass
     return grad.contiguous()
 
 
+_SPARSE_DTYPES = (torch.float32, torch.float64)  # sparse (CSR) matrix products exist for these
 _SPAN = 25.0  # parameters in [0, _SPAN T] need no exponent shift; spanning at most _SPAN T, they share one ...
 _OUTSIDE = 60.0  # ... and neighbours outside the grid sit this far below: exp(-85) is still a normal float
 _FLOOR = 60.0  # with a shift per cell, exponents below -_FLOOR are clamped there
