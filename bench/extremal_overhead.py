@@ -14,12 +14,21 @@ SpeakerNet on a synthetic utterance):
 * ``mel-image``: the model from its mel power spectrogram on (as in bench/extremal_vs_torchray.py); the bare
   model is that image model.
 
+Both loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default):
+with its default thresholds it returns large freed blocks to the system and faults them back in page by
+page, a few hundred to a few thousand page faults per iteration (1-3 ms) whose count changes from run to
+run, for the bare model as much as for extremal; that is most of the run-to-run spread. ``--allocator
+default`` measures with glibc's defaults. The page faults per iteration of each loop are printed.
+
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1
+    .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1 --allocator default
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import resource
 import statistics
 import sys
 import time
@@ -28,6 +37,23 @@ import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from extremal_vs_torchray import MelImageModel, load_model_and_audio  # noqa: E402
+
+
+def keep_freed_memory() -> bool:
+    """glibc: serve large blocks from the heap and never trim it (``mallopt`` M_MMAP_THRESHOLD, M_TRIM_THRESHOLD),
+    so that memory freed by one iteration is reused by the next without page faults. False without glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) or libc.mallopt(m_mmap_threshold, 32 << 20)) and \
+        bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def page_faults() -> int:
+    """Minor page faults of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def bare_passes(model, x, target, n):
@@ -46,8 +72,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--setups", nargs="+", default=["spectrogram", "mel-image"])
+    parser.add_argument("--allocator", choices=["steady", "default"], default="steady",
+                        help="steady: glibc keeps freed memory (no page-fault churn); default: glibc's thresholds")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.allocator == "steady" and not keep_freed_memory():
+        print("no glibc mallopt here: measuring with the allocator's defaults")
 
     from avxai import ClassLogit, ExtremalConfig, Spectrogram, TensorModality, extremal
 
@@ -56,8 +86,8 @@ def main(argv=None):
     for p in net.parameters():
         p.requires_grad_(False)
     k, n = len(args.areas), args.iterations
-    print(f"{what}; K = {k} areas, N = {n} iterations, {args.threads} thread(s); load average "
-          f"{open('/proc/loadavg').read().split()[0]} on a shared CPU (best of {args.repeats})")
+    print(f"{what}; K = {k} areas, N = {n} iterations, {args.threads} thread(s), allocator {args.allocator}; load "
+          f"average {open('/proc/loadavg').read().split()[0]} on a shared CPU (best of {args.repeats})")
     config = ExtremalConfig(areas=tuple(args.areas), iterations=n)
     for setup in args.setups:
         if setup == "spectrogram":
@@ -80,16 +110,21 @@ def main(argv=None):
             raise SystemExit(f"unknown setup {setup!r}; choose spectrogram or mel-image")
         extremal(model, modality(), ClassLogit(target), ExtremalConfig(areas=tuple(args.areas), iterations=3))  # warm
         bare_passes(model, x, target, 3)
-        bare, ext = [], []
+        bare, ext, faults = [], [], {"bare": 0, "extremal": 0}
         for _ in range(args.repeats):  # interleaved, so that both see the same (shared, noisy) machine
+            before = page_faults()
             bare.append(bare_passes(model, x, target, n))
-            start = time.perf_counter()
+            faults["bare"] += page_faults() - before
+            before, start = page_faults(), time.perf_counter()
             expl = extremal(model, modality(), ClassLogit(target), config)
             ext.append(time.perf_counter() - start)
+            faults["extremal"] += page_faults() - before
         ratio = min(ext) / min(bare)
         paired = statistics.median(e / b for e, b in zip(ext, bare))
+        per_it = {side: round(count / (args.repeats * n)) for side, count in faults.items()}
         print(f"{setup:12s} grid {tuple(expl.masks.shape[2:])}: extremal {min(ext):.2f} s, bare model {min(bare):.2f} s "
-              f"-> ratio {ratio:.3f} (best / best; median of the {args.repeats} paired ratios {paired:.3f})  "
+              f"-> ratio {ratio:.3f} (best / best; median of the {args.repeats} paired ratios {paired:.3f}); page faults "
+              f"per iteration: bare {per_it['bare']}, extremal {per_it['extremal']}  "
               f"(all extremal {[round(t, 2) for t in ext]}, bare {[round(t, 2) for t in bare]})", flush=True)
     return 0
 
