@@ -299,8 +299,9 @@ def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperatur
         x = x.movedim(axis.source, 0).contiguous()  # (p, rest...)
         rest = x.shape[1:]
         k, o = axis.weight.shape[:2]
-        # exponents g / T, g = kernel * parameter, from the neighbours' parameters (a product then a sum: addcmul
-        # with two broadcast operands is three times slower on CPU); in place, fewer large allocations
+        # exponents g / T, g = kernel * parameter, from the neighbours' parameters, in place (fewer large
+        # allocations); a bias, where there is one, is added after (addcmul with two broadcast operands is three
+        # times slower on CPU)
         scaled = x.view(axis.points, -1).index_select(0, axis.index).view(k, o, -1).mul_(axis.scaled_weight)
         if shift is None:
             e = scaled + axis.bias
