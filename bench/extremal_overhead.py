@@ -16,11 +16,11 @@ SpeakerNet on a synthetic utterance):
 * ``mel-image``: the model from its mel power spectrogram on (as in bench/extremal_vs_torchray.py); the bare
   model is that image model.
 
-Both loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default):
-with its default thresholds it returns large freed blocks to the system and faults them back in page by
-page, a few hundred to a few thousand page faults per iteration (1-3 ms) whose count changes from run to
-run, for the bare model as much as for extremal; that is most of the run-to-run spread. ``--allocator
-default`` measures with glibc's defaults. The page faults per iteration of each loop are printed.
+All loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default): with
+its default thresholds it returns large freed blocks to the system and faults them back in page by page, a
+few hundred to a few thousand page faults per iteration (1-3 ms) in the bare model's loop and in extremal's,
+by amounts that change from run to run. ``--allocator default`` measures with glibc's defaults. The page
+faults per iteration of each loop are printed.
 
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1 --allocator default
