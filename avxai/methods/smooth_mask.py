@@ -144,7 +144,8 @@ class SmoothMaskGenerator:
                                           torch.where(outside, -_OUTSIDE, 0.0).to(weight),
                                           outside.sum(dim=0).to(weight),
                                           _kernel_transpose(self._axis_index_ko[a], weight, self.param_shape[a])
-                                          if dtype in _SPARSE_DTYPES else None))
+                                          if dtype in _SPARSE_DTYPES and torch.device(device).type in ("cpu", "cuda")
+                                          else None))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
         self.dtype, self.device = dtype, torch.device(device)
@@ -241,7 +242,8 @@ class _AxisPass(NamedTuple):
     outside_bias: Tensor  # (k, o, 1): 0, or -_OUTSIDE outside the grid (with one shift for all cells)
     outside: Tensor  # (o, 1): how many of the cell's neighbours lie outside the grid (without a shift)
     scatter: Tensor | None  # sparse (points, k * o): the kernel from each (neighbour, cell) back to its parameter
-    # point; None for dtypes without sparse products (half precision), which take the kernel and an index_add
+    # point; None where sparse products are missing (half precision, devices other than CPU and CUDA), which take
+    # the kernel and an index_add
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
@@ -342,7 +344,7 @@ def _smooth_max_backward(saved: list[Tensor], passes: list, final: tuple[int, ..
     return grad.contiguous()
 
 
-_SPARSE_DTYPES = (torch.float32, torch.float64)  # sparse (CSR) matrix products exist for these
+_SPARSE_DTYPES = (torch.float32, torch.float64)  # sparse (CSR) matrix products exist for these on CPU and CUDA
 _SPAN = 25.0  # parameters in [0, _SPAN T] need no exponent shift; spanning at most _SPAN T, they share one ...
 _OUTSIDE = 60.0  # ... and neighbours outside the grid sit this far below: exp(-85) is still a normal float
 _FLOOR = 60.0  # with a shift per cell, exponents below -_FLOOR are clamped there
