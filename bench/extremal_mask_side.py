@@ -1,12 +1,14 @@
 """Benchmark: what one step of extremal perturbation costs besides the model, part by part.
 
-The steps of ``avxai.methods.extremal`` (smooth mask, upsampling, perturbation and score, area constraint,
-backward, optimiser) run on the mel-image set-up of ``bench/extremal_overhead.py`` with a linear model
-whose own passes cost about 0.1 ms, so what is timed is the mask side. Times are per step for K masks on
-one thread, averaged over N steps; they are lower bounds: next to a real model each part runs slower
-(its caches and the core's clock are left in another state by the model's passes).
+The steps of ``avxai.methods.extremal``, in its order (smooth mask and its upsampling, area constraint,
+perturbation and score, backward, optimiser), run on the mel-image set-up of ``bench/extremal_overhead.py``
+with a linear model whose own passes cost about 0.1 ms, so what is timed is the mask side. Times are per step
+for K masks on one thread, averaged over N steps; they are lower bounds: next to a real model each part runs
+two to four times slower (its code and data have left the caches during the model's passes).
+``--kernels torch`` times the tensor operations that stand in for the compiled CPU kernels elsewhere.
 
     .venv/bin/python bench/extremal_mask_side.py --steps 500 --threads 1
+    .venv/bin/python bench/extremal_mask_side.py --steps 500 --threads 1 --kernels torch
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main(argv=None):
     parser.add_argument("--areas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
     parser.add_argument("--grid", type=int, nargs=2, default=[40, 301], help="mel bands and frames")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--kernels", choices=["compiled", "torch"], default="compiled",
+                        help="compiled: avxai.methods.cpu_kernels (the default on a CPU); torch: tensor operations")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -53,11 +57,13 @@ def main(argv=None):
     model = LinearLogits(math.prod(grid))
     config = ExtremalConfig(areas=tuple(args.areas))
     step, sigma = config.resolve(grid)
+    compiled = args.kernels == "compiled"
     generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature, oversample=config.oversample,
-                                    radius=config.radius)
+                                    radius=config.radius, cpu_kernels=compiled)
     k = len(args.areas)
     cells = math.prod(generator.out_shape)
-    area = AreaConstraint(ones_of(torch.tensor(args.areas, dtype=torch.float64), cells).tolist(), cells)
+    area = AreaConstraint(ones_of(torch.tensor(args.areas, dtype=torch.float64), cells).tolist(), cells,
+                          cpu_kernels=compiled)
     params = generator.init_params(k, config.init, config.init_jitter)
     optimiser = Adam(params, lr=config.learning_rate, betas=config.betas)
     score_grad = -torch.ones(k)
@@ -73,28 +79,26 @@ def main(argv=None):
         if it == warm:
             times.clear()
         t = time.perf_counter()
-        smooth, state = generator.forward_with_state(params, value_range=(0.0, 1.0))
-        t = lap("smooth mask", t)
-        masks = generator.upsample(smooth).requires_grad_(True)
-        t = lap("upsample to the grid", t)
-        scores, _ = score_and_output(model, modality, scorer, masks)
-        t = lap("perturb, model*, score", t)
+        smooth, masks, state = generator.masks_with_state(params, value_range=(0.0, 1.0))
+        masks.requires_grad_(True)
+        t = lap("smooth mask, upsampling", t)
         regul, regul_grad = area(smooth, config.lambda_at(it))
         t = lap("area constraint", t)
-        scores.detach(), masks.detach().reshape(k, -1).mean(dim=1)
-        t = lap("history", t)
+        masks.detach().reshape(k, -1).mean(dim=1)
+        t = lap("areas (history)", t)
+        scores, _ = score_and_output(model, modality, scorer, masks)
+        t = lap("perturb, model*, score", t)
         (grad_masks,) = torch.autograd.grad(scores, masks, score_grad)
         t = lap("backward: model*, perturbation", t)
-        grad_smooth = generator.upsample_vjp(grad_masks).add_(regul_grad)
-        t = lap("backward: upsampling", t)
-        grad = generator.vjp(state, grad_smooth)
-        t = lap("backward: smooth mask", t)
+        grad = generator.masks_vjp(state, grad_masks, regul_grad)
+        t = lap("backward: upsampling, smooth mask", t)
         optimiser.step(grad)
         params.clamp_(0.0, 1.0)
         lap("Adam step, clamp", t)
     total = sum(times.values())
     print(f"grid {grid}, params {generator.param_shape}, smooth mask {generator.out_shape}, {k} masks, "
-          f"{args.threads} thread(s), mean of {args.steps} steps (* includes the linear model, ~0.1 ms)")
+          f"{args.threads} thread(s), {args.kernels} kernels, mean of {args.steps} steps (* includes the linear "
+          "model, ~0.1 ms)")
     for name, seconds in times.items():
         print(f"  {name:32s} {seconds / args.steps * 1e6:8.1f} us")
     print(f"  {'total':32s} {total / args.steps * 1e6:8.1f} us")

@@ -39,7 +39,7 @@ from avxai.explanation import Explanation
 from avxai.methods.base import Method, MethodConfig, mask_media, new_explanation, score_and_output, score_inputs
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.parts import PartsMaskGenerator, modality_parts
-from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, per_axis
+from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, load_cpu_kernels, per_axis
 from avxai.modalities.base import Modality
 from avxai.perturbations import parse_perturbation
 from avxai.scorers.base import Scorer, as_tensor_output
@@ -267,19 +267,23 @@ class AreaConstraint:
     Computed without a full sort: the ``k`` largest values face the ones and the rest the zeros, so with
     ``t`` the ``k``-th largest value, ``R = mean((m - o) ** 2 + o - o ** 2)`` where ``o`` is 1 above ``t``,
     0 below it, and the values tied at ``t`` share the ones left (exact, ties included); the gradient is
-    ``2 (m - o) / N``. Every row's ``t`` comes from one ``kthvalue``: row ``i`` is padded with
+    ``2 (m - o) / N``. Every row's ``t`` comes from one selection: row ``i`` is padded with
     ``max(k) - k_i`` values above any mask value (and the other rows with values below), so that its
-    ``max(k)``-th largest value is its own ``k_i``-th.
+    ``max(k)``-th largest value is its own ``k_i``-th. On the CPU in float32/64 one compiled call
+    (:func:`avxai.methods.cpu_kernels.area_constraint`, a quickselect per row) computes it all.
 
     Shape: masks ``(n, *grid)`` with ``N`` cells per row -> values ``(n,)`` and gradients ``(n, *grid)``.
     """
 
     def __init__(self, ones: "Tensor | Sequence[int]", cells: int, dtype: torch.dtype = torch.float32,
-                 device: "torch.device | str" = "cpu"):
+                 device: "torch.device | str" = "cpu", cpu_kernels: bool = True):
         ones = [int(v) for v in (ones if isinstance(ones, (tuple, list)) else torch.as_tensor(ones).reshape(-1).tolist())]
         if not ones or min(ones) < 0 or max(ones) > cells:
             raise ValueError(f"ones must give, for each mask, a count in [0, {cells}]; got {ones}")
         self.ones, self.cells = tuple(ones), int(cells)
+        # on the CPU in float32/64, one compiled call (avxai.methods.cpu_kernels.area_constraint) does it all
+        self._kernels = load_cpu_kernels() if cpu_kernels and torch.device(device).type == "cpu" else None
+        self._ones_array = np.asarray(ones, dtype=np.int64)
         self.total_ones = sum(ones)
         most = max(ones)
         self.rank = None if most == 0 else cells - min(ones) + 1  # kthvalue's k (ascending) in a padded row
@@ -292,6 +296,10 @@ class AreaConstraint:
         if x.shape != (len(self.ones), self.cells):
             raise ValueError(f"this area constraint is for {len(self.ones)} masks of {self.cells} cells, got masks "
                              f"of shape {tuple(masks.shape)}")
+        if self._kernels is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            values, grads = self._kernels.area_constraint(np.ascontiguousarray(x.numpy()), self._ones_array,
+                                                          float(weight))
+            return torch.from_numpy(values).to(x.dtype), torch.from_numpy(grads).view_as(masks)
         if self.rank is None:  # no ones anywhere: every value faces a zero
             return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
         padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x
@@ -304,7 +312,7 @@ class AreaConstraint:
         else:  # ties at the threshold: those values share the ones left
             tied = (x == threshold).to(x.dtype)
             excess = faces.sum(dim=1) - torch.tensor(self.ones, dtype=x.dtype, device=x.device)
-            faces = faces - tied * (excess / tied.sum(dim=1)).unsqueeze(1)
+            faces = faces - tied * (excess / tied.sum(dim=1).clamp_min(1.0)).unsqueeze(1)  # no ties: no share
             diff = x - faces
             value = (diff.square() + faces - faces.square()).mean(dim=1)
         return value, diff.mul_(2.0 * weight / self.cells).view_as(masks)
@@ -392,8 +400,8 @@ class Extremal(Method):
         def masks_of(p: Tensor) -> tuple[Tensor, Tensor, Any]:
             """(smooth masks at the generator's resolution, masks on the grid, state for by-hand gradients)."""
             if by_hand:
-                coarse, state = generator.forward_with_state(p, value_range=(0.0, 1.0))  # p is clamped to [0, 1]
-                return coarse, generator.upsample(coarse).requires_grad_(True), state
+                coarse, masks, state = generator.masks_with_state(p, value_range=(0.0, 1.0))  # p is in [0, 1]
+                return coarse, masks.requires_grad_(True), state
             coarse = generator(p)
             return coarse, generator.upsample(coarse) if fast_upsample else modality.upsample(coarse), None
 
@@ -401,7 +409,7 @@ class Extremal(Method):
             """d(loss)/d(params): the score's gradient (autograd through the model) plus lambda * dR/d(smooth)."""
             if by_hand:
                 (grad_masks,) = torch.autograd.grad(scores, masks, score_grad.to(scores.dtype))
-                return generator.vjp(state, generator.upsample_vjp(grad_masks).add_(regul_grad))
+                return generator.masks_vjp(state, grad_masks, regul_grad)
             return torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])[0]
 
         # One draw per area, shared by the inputs: row i (area i // B) starts the same whatever the batch size.
@@ -421,17 +429,18 @@ class Extremal(Method):
         with torch.enable_grad():
             for it in range(config.iterations):
                 smooth, masks, state = masks_of(params)
+                # R_a and its gradient are written out (only the score goes through autograd), and taken with the
+                # areas while the masks are fresh in the caches, before the model's pass
+                regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
+                hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
+                hist["regulariser"].append(regul)
                 if config.variant == "preserve":
                     rows = masks
                 else:
                     rows = 1.0 - masks if config.variant == "delete" else torch.cat([masks, 1.0 - masks])
                 scores, output = score_and_output(model, view, scorer, rows)
-                # R_a and its gradient are written out: only the score goes through autograd
-                regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
                 last = scores.detach()
                 hist["scores"].append(last)
-                hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
-                hist["regulariser"].append(regul)
                 bar.update(1)
                 converged = (config.patience is not None and it + 1 > config.patience
                              and self._converged(hist, score_grad, n, config))

@@ -18,11 +18,15 @@ axis (never finer than the target grid); a modality's ``upsample`` brings it to 
 
 from __future__ import annotations
 
+import functools
+import importlib
 import itertools
 import math
 import warnings
-from typing import NamedTuple, Sequence
+from types import ModuleType
+from typing import Any, NamedTuple, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -57,6 +61,10 @@ class SmoothMaskGenerator:
         it is a close variant of the paper's operator, whose value depends a little on the order of the
         axes (``pass_order``: the one with the least work). ``False``: the product neighbourhood, as in the
         paper.
+    cpu_kernels : on the CPU in float32, with parameters in [0, 1] (or up to ``25 T``), run the separable
+        smooth max, and its upsampling in :meth:`masks_with_state`, as one compiled call forward and one
+        backward (:mod:`avxai.methods.cpu_kernels`; the same values as the tensor operations to float
+        rounding). ``False``: tensor operations only.
 
     Attributes
     ----------
@@ -70,7 +78,7 @@ class SmoothMaskGenerator:
     def __init__(self, grid_shape: Sequence[int], step: "float | Sequence[float]",
                  sigma: "float | Sequence[float]", temperature: float = 0.05, oversample: int = 4,
                  radius: float = 2.0, separable: bool = True, dtype: torch.dtype = torch.float32,
-                 device: "torch.device | str" = "cpu"):
+                 device: "torch.device | str" = "cpu", cpu_kernels: bool = True):
         grid_shape = tuple(int(n) for n in grid_shape)
         nd = len(grid_shape)
         if not 1 <= nd <= 3:
@@ -152,6 +160,8 @@ class SmoothMaskGenerator:
         # Linear interpolation from out_shape to grid_shape, one matrix per axis (None where equal).
         self._interp = [None if o == n else _linear_matrix(o, n).to(device=device, dtype=dtype)
                         for o, n in zip(self.out_shape, grid_shape)]
+        self._compiled = (_CompiledPlan(self) if cpu_kernels and self.separable and dtype == torch.float32
+                          and self.device.type == "cpu" and load_cpu_kernels() is not None else None)
 
     @property
     def neighbours(self) -> int:
@@ -191,12 +201,41 @@ class SmoothMaskGenerator:
         """
         if not self.separable:
             raise ValueError("forward_with_state needs separable=True; call the generator under autograd instead")
-        return _smooth_max(params.detach(), self._passes, self._final_permutation, self.temperature, value_range)
+        params = params.detach()
+        if self._compiled is not None:
+            result = self._compiled.forward(params, upsample=False)
+            if result is not None:
+                return result[0], result[2]
+        masks, saved = _smooth_max(params, self._passes, self._final_permutation, self.temperature, value_range)
+        return masks, SmoothMaxState(False, saved)
 
-    def vjp(self, state: list[Tensor], grad: Tensor) -> Tensor:
+    def vjp(self, state: "SmoothMaxState", grad: Tensor) -> Tensor:
         """Gradient ``(n, *param_shape)`` of a loss with respect to the parameters, from its gradient with respect
         to the masks ``(n, *out_shape)`` of :meth:`forward_with_state` (``state``)."""
-        return _smooth_max_backward(state, self._passes, self._final_permutation, self.temperature, grad)
+        if state.compiled:
+            return self._compiled.backward(state, None, grad)
+        return _smooth_max_backward(state.saved, self._passes, self._final_permutation, self.temperature, grad)
+
+    def masks_with_state(self, params: Tensor, value_range: tuple[float, float] | None = None
+                         ) -> tuple[Tensor, Tensor, "SmoothMaxState"]:
+        """:meth:`forward_with_state` and :meth:`upsample` together: the masks ``(n, *out_shape)``, the masks on
+        the grid ``(n, *grid_shape)`` and the state for :meth:`masks_vjp` (one compiled call on the CPU)."""
+        if self._compiled is not None and self.separable:
+            result = self._compiled.forward(params.detach(), upsample=True)
+            if result is not None:
+                return result
+        masks, state = self.forward_with_state(params, value_range)
+        return masks, self.upsample(masks), state
+
+    def masks_vjp(self, state: "SmoothMaxState", grad_grid: Tensor, grad_masks: Tensor | None = None) -> Tensor:
+        """Gradient ``(n, *param_shape)`` w.r.t. the parameters of :meth:`masks_with_state`, from the gradients
+        w.r.t. its masks on the grid ``(n, *grid_shape)`` and, optionally, its masks ``(n, *out_shape)``."""
+        if state.compiled:
+            return self._compiled.backward(state, grad_grid, grad_masks)
+        grad = self.upsample_vjp(grad_grid)
+        if grad_masks is not None:  # in place into the upsampling's output, never into the caller's gradient
+            grad = grad + grad_masks if grad is grad_grid else grad.add_(grad_masks)
+        return self.vjp(state, grad)
 
     def upsample(self, masks: Tensor) -> Tensor:
         """Linear interpolation of masks ``(n, *out_shape)`` to ``(n, *grid_shape)``.
@@ -246,6 +285,102 @@ class _AxisPass(NamedTuple):
     # the kernel and an index_add
 
 
+class SmoothMaxState(NamedTuple):
+    """What :meth:`SmoothMaskGenerator.vjp` needs from :meth:`SmoothMaskGenerator.forward_with_state`."""
+
+    compiled: bool  # from the compiled CPU kernels: ``saved`` is their work array (each pass's input, output, total)
+    saved: Any  # a NumPy array (compiled), else tensors (four per pass, see _smooth_max)
+
+
+class _CompiledPlan:
+    """A generator's separable smooth max and upsampling as :mod:`avxai.methods.cpu_kernels` calls.
+
+    The kernels work on 4-D arrays: ``3 - nd`` axes of size 1, the masks, then the grid's ``nd`` axes (so that
+    the last axis of every array they permute has more than one cell), and move each pass's axis to the front
+    as :func:`_smooth_max` does; this holds the generator's tables in the kernels' flat form.
+    """
+
+    def __init__(self, generator: "SmoothMaskGenerator"):
+        self.kernels = load_cpu_kernels()
+        self.generator = generator
+        nd = len(generator.param_shape)
+        self.pad = (1,) * (3 - nd)
+        standard = [f"pad{i}" for i in range(3 - nd)] + ["masks", *range(nd)]
+        layout, passes, offset, outside_offset = list(standard), [], 0, 0
+        for a, axis in zip(generator.pass_order, generator._passes):
+            k, cells = axis.weight.shape[:2]
+            passes.append((layout.index(a), k, cells, offset, outside_offset))
+            offset, outside_offset = offset + k * cells, outside_offset + cells
+            layout = [a] + [d for d in layout if d != a]
+        self.layout = layout
+        self.passes = np.asarray(passes, dtype=np.int64)
+        self.index = np.concatenate([axis.index.numpy() for axis in generator._passes])
+        self.scaled_weight = np.concatenate([axis.scaled_weight.reshape(-1).numpy() for axis in generator._passes])
+        self.weight = np.concatenate([axis.weight.reshape(-1).numpy() for axis in generator._passes])
+        self.outside = np.concatenate([axis.outside.reshape(-1).numpy() for axis in generator._passes])
+        self.to_standard = np.asarray([layout.index(d) for d in standard], dtype=np.int64)
+        upsampling, taps, offset = np.zeros((3, 3), dtype=np.int64), [], 0
+        for a in range(nd):
+            if generator.out_shape[a] != generator.grid_shape[a]:
+                taps.append(_linear_taps(generator.out_shape[a], generator.grid_shape[a], torch.float32))
+                upsampling[a] = (offset, generator.grid_shape[a], layout.index(a))
+                offset += generator.grid_shape[a]
+        self.upsampling, self.no_upsampling = upsampling, np.zeros((3, 3), dtype=np.int64)
+        self.taps = tuple(np.concatenate([t[i].numpy() for t in taps]) if taps else
+                          np.zeros(0, dtype=np.float32 if i == 2 else np.int64) for i in range(3))
+        self.temperature = np.float32(generator.temperature)
+        self.limit = _SPAN * generator.temperature  # parameters in [0, limit]: exponents need no shift
+        self._work: dict[int, tuple[np.ndarray, tuple[int, ...]]] = {}
+
+    def work_layout(self, n: int) -> tuple[np.ndarray, tuple[int, ...]]:
+        """For ``n`` masks: the offsets of each pass's buffers in the work array (and its size, last), and the
+        smooth masks' 4-D shape in the working layout."""
+        if n not in self._work:
+            shape, offsets = [*self.pad, n, *self.generator.param_shape], [0]
+            for source, _, cells, *_ in self.passes:
+                rest = math.prod(shape) // shape[source]
+                offsets.append(offsets[-1] + (shape[source] + 2 * cells) * rest)
+                shape = [cells] + [d for i, d in enumerate(shape) if i != source]
+            self._work[n] = (np.asarray(offsets, dtype=np.int64), tuple(shape))
+        return self._work[n]
+
+    def forward(self, params: Tensor, upsample: bool) -> "tuple[Tensor, Tensor | None, SmoothMaxState] | None":
+        """(masks, masks on the grid or None, state), or None where the kernels do not apply (device, dtype,
+        parameters outside [0, limit])."""
+        if params.device.type != "cpu" or params.dtype != torch.float32:
+            return None
+        n = params.shape[0]
+        offsets, _ = self.work_layout(n)
+        work = np.empty(offsets[-1], dtype=np.float32)
+        ok, smooth, grid = self.kernels.smooth_masks(
+            _as_array(params, (*self.pad, n, *self.generator.param_shape)), self.limit, self.temperature,
+            self.passes, self.index, self.scaled_weight, self.weight, self.outside, work, offsets, self.to_standard,
+            self.upsampling if upsample else self.no_upsampling, *self.taps)
+        if not ok:
+            return None
+        masks = torch.from_numpy(smooth).view(n, *self.generator.out_shape)
+        on_grid = torch.from_numpy(grid).view(n, *self.generator.grid_shape) if upsample else None
+        return masks, on_grid, SmoothMaxState(True, work)
+
+    def backward(self, state: SmoothMaxState, grad_grid: Tensor | None, grad_masks: Tensor | None) -> Tensor:
+        """Gradient w.r.t. the parameters from gradients w.r.t. the masks on the grid and/or the masks."""
+        n = grad_grid.shape[0] if grad_grid is not None else grad_masks.shape[0]
+        offsets, smooth_shape = self.work_layout(n)
+        empty = np.zeros((0, 0, 0, 0), dtype=np.float32)
+        grad = self.kernels.smooth_masks_backward(
+            empty if grad_grid is None else _as_array(grad_grid, (*self.pad, n, *self.generator.grid_shape)),
+            empty if grad_masks is None else _as_array(grad_masks, (*self.pad, n, *self.generator.out_shape)),
+            self.temperature, self.passes, self.index, self.scaled_weight, self.weight, self.outside, state.saved,
+            offsets, self.to_standard, self.upsampling if grad_grid is not None else self.no_upsampling, *self.taps,
+            np.asarray(smooth_shape, dtype=np.int64))
+        return torch.from_numpy(grad).view(n, *self.generator.param_shape)
+
+
+def _as_array(t: Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 CPU tensor as a C-contiguous NumPy array of ``shape``."""
+    return np.ascontiguousarray(t.detach().to(device="cpu", dtype=torch.float32).numpy()).reshape(shape)
+
+
 class _SeparableSmoothMax(torch.autograd.Function):
     """The separable smooth max-convolution (:func:`_smooth_max`) with a hand-written backward.
 
@@ -274,13 +409,18 @@ class _SeparableSmoothMax(torch.autograd.Function):
     def forward(ctx, params: Tensor, generator: "SmoothMaskGenerator") -> Tensor:
         out, state = generator.forward_with_state(params)
         ctx.generator = generator
-        ctx.save_for_backward(*state)
+        if state.compiled:  # NumPy arrays, which no later operation can change in place
+            ctx.compiled_state = state
+        else:
+            ctx.compiled_state = None
+            ctx.save_for_backward(*state.saved)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        return ctx.generator.vjp(list(ctx.saved_tensors), grad), None
+        state = ctx.compiled_state or SmoothMaxState(False, list(ctx.saved_tensors))
+        return ctx.generator.vjp(state, grad), None
 
 
 def _smooth_max(params: Tensor, passes: list, final: tuple[int, ...], temperature: float,
@@ -372,13 +512,19 @@ def _pass_order(points: Sequence[int], cells: Sequence[int], neighbours: Sequenc
     return min(itertools.permutations(range(len(points))), key=cost)
 
 
-def _linear_matrix(size_in: int, size_out: int) -> Tensor:
-    """``(size_out, size_in)`` weights of 1-D linear interpolation with ``align_corners=False`` (as F.interpolate)."""
+def _linear_taps(size_in: int, size_out: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor, Tensor]:
+    """1-D linear interpolation with ``align_corners=False`` (as F.interpolate): output ``i`` is
+    ``(1 - frac[i]) x[low[i]] + frac[i] x[high[i]]``. Shapes: ``(size_out,)`` each, long, long, ``dtype``."""
     scale = size_in / size_out
     src = ((torch.arange(size_out, dtype=torch.float64) + 0.5) * scale - 0.5).clamp_min(0.0)
     i0 = src.floor().long().clamp(max=size_in - 1)
     i1 = (i0 + 1).clamp(max=size_in - 1)
-    frac = src - i0
+    return i0, i1, (src - i0).to(dtype)
+
+
+def _linear_matrix(size_in: int, size_out: int) -> Tensor:
+    """``(size_out, size_in)`` weights of :func:`_linear_taps` as a matrix."""
+    i0, i1, frac = _linear_taps(size_in, size_out)
     matrix = torch.zeros(size_out, size_in, dtype=torch.float64)
     rows = torch.arange(size_out)
     matrix.index_put_((rows, i0), 1.0 - frac, accumulate=True)
@@ -405,6 +551,15 @@ def _kernel_transpose(index: Tensor, weight: Tensor, points: int) -> Tensor:
                                        check_invariants=True)
 
 
+@functools.cache
+def load_cpu_kernels() -> ModuleType | None:
+    """:mod:`avxai.methods.cpu_kernels`, imported on first use (it imports numba); ``None`` without numba."""
+    try:
+        return importlib.import_module("avxai.methods.cpu_kernels")
+    except ImportError:
+        return None
+
+
 def _bias(valid: Tensor) -> Tensor:
     """0 where a neighbour exists, -inf where it falls outside the parameter grid (left out of the smooth max)."""
     return torch.where(valid, 0.0, float("-inf"))
@@ -415,4 +570,4 @@ def default_step(grid_shape: Sequence[int], cells: int = 32) -> tuple[int, ...]:
     return tuple(max(1, int(round(n / cells))) for n in grid_shape)
 
 
-__all__ = ["SmoothMaskGenerator", "default_step", "per_axis"]
+__all__ = ["SmoothMaskGenerator", "SmoothMaxState", "default_step", "load_cpu_kernels", "per_axis"]
