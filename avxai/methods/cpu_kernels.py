@@ -388,10 +388,10 @@ def area_constraint(masks, ones, weight):
     The ``ones[i]`` largest values of row ``i`` face the ramp's ones and the others its zeros; values tied with
     the ``ones[i]``-th largest share the ones left (exact, ties included); the gradient is ``2 (m - o) / N`` for
     what each value faces, ``o``. Shapes: masks ``(n, cells)`` (no NaN), ones ``(n,)`` int64 -> values ``(n,)``
-    float64 and gradients ``(n, cells)`` in the masks' dtype.
+    and gradients ``(n, cells)``, in the masks' dtype (sums in float64).
     """
     n, cells = masks.shape
-    values = np.empty(n, dtype=np.float64)
+    values = np.empty(n, dtype=masks.dtype)
     grads = np.empty_like(masks)
     scratch = np.empty(cells, dtype=masks.dtype)
     scale = 2.0 * weight / cells

@@ -18,8 +18,9 @@ removed cell becomes is the modality's perturbation, or ``config.perturbation`` 
 ``"pyramid-tf"``). All areas and all inputs are optimised as one batch of ``K * B`` masks, row ``i``
 for input ``i % B`` (area ``i // B``): one forward and one backward pass of the model per iteration, and
 no backward after the last forward pass, which scores the final masks. The mask side (smooth mask,
-area constraint, optimiser) is written out by hand, so that its cost stays small next to the model's
-passes even for a small model (``bench/extremal_overhead.py``).
+area constraint, optimiser) is written out by hand, and on the CPU the smooth mask with its upsampling and
+the area constraint are compiled loops (:mod:`avxai.methods.cpu_kernels`), so that its cost stays small
+next to the model's passes even for a small model (``bench/extremal_overhead.py``).
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ class AreaConstraint:
         if self._kernels is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
             values, grads = self._kernels.area_constraint(np.ascontiguousarray(x.numpy()), self._ones_array,
                                                           float(weight))
-            return torch.from_numpy(values).to(x.dtype), torch.from_numpy(grads).view_as(masks)
+            return torch.from_numpy(values), torch.from_numpy(grads).view_as(masks)
         if self.rank is None:  # no ones anywhere: every value faces a zero
             return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
         padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x

@@ -377,8 +377,11 @@ class _CompiledPlan:
 
 
 def _as_array(t: Tensor, shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 CPU tensor as a C-contiguous NumPy array of ``shape``."""
-    return np.ascontiguousarray(t.detach().to(device="cpu", dtype=torch.float32).numpy()).reshape(shape)
+    """A tensor as a C-contiguous float32 NumPy array of ``shape`` (a view of a contiguous float32 CPU tensor)."""
+    t = t.detach()
+    if t.dtype != torch.float32 or t.device.type != "cpu":
+        t = t.to(device="cpu", dtype=torch.float32)
+    return np.ascontiguousarray(t.numpy()).reshape(shape)
 
 
 class _SeparableSmoothMax(torch.autograd.Function):
