@@ -115,14 +115,6 @@ def test_compiled_area_constraint_equals_the_tensor_operations_and_the_sorted_di
     torch.testing.assert_close(value, (masks.sort(dim=1).values - ramps).pow(2).mean(dim=1))
 
 
-def test_quickselect_finds_the_kth_value_with_ties():
-    rng = np.random.default_rng(3)
-    for values in (rng.random(2801), np.round(rng.random(1000) * 3), np.zeros(17), np.arange(50.0)[::-1].copy()):
-        for k in (0, 1, len(values) // 2, len(values) - 1):
-            expected = np.sort(values)[k]
-            assert cpu_kernels._kth_smallest(values.copy(), k) == expected
-
-
 def test_extremal_takes_the_same_steps_with_and_without_the_compiled_kernels(monkeypatch):
     """Float rounding apart, the compiled mask side is the tensor one: after 8 steps the masks agree closely (over
     hundreds of steps such differences grow, as any float-level change does in this optimisation)."""

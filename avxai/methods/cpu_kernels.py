@@ -1,5 +1,5 @@
 """Compiled CPU kernels (numba) for the mask side of an optimisation: smooth masks with their upsampling, and
-the area constraint, each forward and backward in one call.
+the area constraint, each in one call.
 
 In PyTorch each of these is a chain of a dozen or more small tensor operations. Next to a model's passes the
 cost of such a chain is mostly per operation, not arithmetic: each operation's dispatch code and buffers have
@@ -349,66 +349,29 @@ def _insert(front_shape, axis):
 
 
 # -- area constraint -----------------------------------------------------------------------------------------------
-@numba.njit(**_INLINE)
-def _kth_smallest(values, k):
-    """The ``k``-th smallest (0-based) of a 1-D array by quickselect (median-of-three pivots); reorders it."""
-    lo = 0
-    hi = values.shape[0] - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        a, b, c = values[lo], values[mid], values[hi]
-        if a > b:
-            a, b = b, a
-        if b > c:
-            b = c
-        pivot = max(a, b)
-        i, j = lo, hi
-        while i <= j:
-            while values[i] < pivot:
-                i += 1
-            while values[j] > pivot:
-                j -= 1
-            if i <= j:
-                values[i], values[j] = values[j], values[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return values[k]
-    return values[k]
-
-
 @numba.njit(**_KERNEL)
-def area_constraint(masks, ones, weight):
+def area_constraint(masks, thresholds, ones, weight):
     """The area regulariser ``R_a(m) = mean((sort(m) - r_a) ** 2)`` per row and ``weight`` times its gradient.
 
-    The ``ones[i]`` largest values of row ``i`` face the ramp's ones and the others its zeros; values tied with
-    the ``ones[i]``-th largest share the ones left (exact, ties included); the gradient is ``2 (m - o) / N`` for
-    what each value faces, ``o``. Shapes: masks ``(n, cells)`` (no NaN), ones ``(n,)`` int64 -> values ``(n,)``
-    and gradients ``(n, cells)``, in the masks' dtype (sums in float64).
+    ``thresholds[i]`` is row ``i``'s ``ones[i]``-th largest value (NumPy's partition finds it faster than a
+    compiled quickselect): values above it face the ramp's ones and values below its zeros, and values tied
+    with it share the ones left (exact, ties included); the gradient is ``2 (m - o) / N`` for what each value
+    faces, ``o``. Shapes: masks ``(n, cells)``, thresholds and ones (int64) ``(n,)`` -> values ``(n,)`` and
+    gradients ``(n, cells)``, in the masks' dtype (sums in float64).
     """
     n, cells = masks.shape
     values = np.empty(n, dtype=masks.dtype)
     grads = np.empty_like(masks)
-    scratch = np.empty(cells, dtype=masks.dtype)
     scale = 2.0 * weight / cells
     for i in range(n):
         row = masks[i]
-        k = ones[i]
-        if k <= 0:
-            threshold = np.inf
-        else:
-            scratch[:] = row
-            threshold = _kth_smallest(scratch, cells - k)  # the k-th largest value
+        threshold = thresholds[i]
         above = 0
         tied = 0
         for v in row:
             above += v > threshold
             tied += v == threshold
-        share = (k - above) / tied if tied else 0.0  # what each value tied at the threshold faces
+        share = (ones[i] - above) / tied if tied else 0.0  # what each value tied at the threshold faces
         total = 0.0
         for c in range(cells):
             v = row[c]

@@ -270,8 +270,8 @@ class AreaConstraint:
     0 below it, and the values tied at ``t`` share the ones left (exact, ties included); the gradient is
     ``2 (m - o) / N``. Every row's ``t`` comes from one selection: row ``i`` is padded with
     ``max(k) - k_i`` values above any mask value (and the other rows with values below), so that its
-    ``max(k)``-th largest value is its own ``k_i``-th. On the CPU in float32/64 one compiled call
-    (:func:`avxai.methods.cpu_kernels.area_constraint`, a quickselect per row) computes it all.
+    ``max(k)``-th largest value is its own ``k_i``-th. On the CPU in float32/64 the rest is one compiled call
+    (:func:`avxai.methods.cpu_kernels.area_constraint`).
 
     Shape: masks ``(n, *grid)`` with ``N`` cells per row -> values ``(n,)`` and gradients ``(n, *grid)``.
     """
@@ -282,7 +282,7 @@ class AreaConstraint:
         if not ones or min(ones) < 0 or max(ones) > cells:
             raise ValueError(f"ones must give, for each mask, a count in [0, {cells}]; got {ones}")
         self.ones, self.cells = tuple(ones), int(cells)
-        # on the CPU in float32/64, one compiled call (avxai.methods.cpu_kernels.area_constraint) does it all
+        # on the CPU in float32/64, one compiled call (avxai.methods.cpu_kernels.area_constraint) after the threshold
         self._kernels = load_cpu_kernels() if cpu_kernels and torch.device(device).type == "cpu" else None
         self._ones_array = np.asarray(ones, dtype=np.int64)
         self.total_ones = sum(ones)
@@ -297,14 +297,15 @@ class AreaConstraint:
         if x.shape != (len(self.ones), self.cells):
             raise ValueError(f"this area constraint is for {len(self.ones)} masks of {self.cells} cells, got masks "
                              f"of shape {tuple(masks.shape)}")
-        if self._kernels is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-            values, grads = self._kernels.area_constraint(np.ascontiguousarray(x.numpy()), self._ones_array,
-                                                          float(weight))
-            return torch.from_numpy(values), torch.from_numpy(grads).view_as(masks)
         if self.rank is None:  # no ones anywhere: every value faces a zero
             return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
         padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x
         threshold = _kth_smallest(padded, self.rank)  # each row's k-th largest value
+        if self._kernels is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            values, grads = self._kernels.area_constraint(np.ascontiguousarray(x.numpy()),
+                                                          np.ascontiguousarray(threshold.numpy()[:, 0]),
+                                                          self._ones_array, float(weight))
+            return torch.from_numpy(values), torch.from_numpy(grads).view_as(masks)
         top = x >= threshold
         faces = top.to(x.dtype)  # o, when no other value ties with the k-th largest
         if int(top.count_nonzero()) == self.total_ones:

@@ -196,8 +196,9 @@ class SmoothMaskGenerator:
 
         For a loop that records only the model in autograd: the masks' gradient comes back through
         :meth:`upsample_vjp` and :meth:`vjp`, without the cost of an autograd node. ``value_range``: bounds
-        the caller guarantees for the parameters (e.g. ``(0, 1)`` after clamping), which spares a pass over
-        them; ``None``: taken from the parameters.
+        the caller guarantees for the parameters (e.g. ``(0, 1)`` after clamping), which spares the tensor
+        operations a pass over them; ``None``: taken from the parameters. (The compiled CPU kernels check the
+        range themselves in the same loop, and hand over to the tensor operations outside ``[0, 25 T]``.)
         """
         if not self.separable:
             raise ValueError("forward_with_state needs separable=True; call the generator under autograd instead")
@@ -220,7 +221,7 @@ class SmoothMaskGenerator:
                          ) -> tuple[Tensor, Tensor, "SmoothMaxState"]:
         """:meth:`forward_with_state` and :meth:`upsample` together: the masks ``(n, *out_shape)``, the masks on
         the grid ``(n, *grid_shape)`` and the state for :meth:`masks_vjp` (one compiled call on the CPU)."""
-        if self._compiled is not None and self.separable:
+        if self._compiled is not None:
             result = self._compiled.forward(params.detach(), upsample=True)
             if result is not None:
                 return result
@@ -312,7 +313,6 @@ class _CompiledPlan:
             passes.append((layout.index(a), k, cells, offset, outside_offset))
             offset, outside_offset = offset + k * cells, outside_offset + cells
             layout = [a] + [d for d in layout if d != a]
-        self.layout = layout
         self.passes = np.asarray(passes, dtype=np.int64)
         self.index = np.concatenate([axis.index.numpy() for axis in generator._passes])
         self.scaled_weight = np.concatenate([axis.scaled_weight.reshape(-1).numpy() for axis in generator._passes])
@@ -347,9 +347,9 @@ class _CompiledPlan:
     def forward(self, params: Tensor, upsample: bool) -> "tuple[Tensor, Tensor | None, SmoothMaxState] | None":
         """(masks, masks on the grid or None, state), or None where the kernels do not apply (device, dtype,
         parameters outside [0, limit])."""
-        if params.device.type != "cpu" or params.dtype != torch.float32:
-            return None
         n = params.shape[0]
+        if params.device.type != "cpu" or params.dtype != torch.float32 or n == 0:
+            return None
         offsets, _ = self.work_layout(n)
         work = np.empty(offsets[-1], dtype=np.float32)
         ok, smooth, grid = self.kernels.smooth_masks(
