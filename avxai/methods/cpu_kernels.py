@@ -6,10 +6,11 @@ cost of such a chain is mostly per operation, not arithmetic: each operation's d
 left the caches by the time the next step runs (``bench/extremal_overhead.py``). One compiled loop nest per
 step does the same arithmetic and reads each value once.
 
-Arrays are NumPy arrays (zero-copy views of CPU tensors), C-contiguous, float32 for the smooth masks. Grids
-of 1 to 3 axes are handled as 4-D arrays ``(n, axis0, axis1, axis2)``, missing axes of size 1. The callers
-(:class:`avxai.methods.smooth_mask.SmoothMaskGenerator`, :class:`avxai.methods.extremal.AreaConstraint`)
-check dtypes and devices and keep PyTorch operations for everything else. numba comes with librosa; this
+Arrays are NumPy arrays (zero-copy views of CPU tensors), C-contiguous, float32 for the smooth masks. Masks on
+grids of 1 to 3 axes are handled as 4-D arrays: ``3 - nd`` axes of size 1, the masks, then the grid's axes.
+The callers (:class:`avxai.methods.smooth_mask.SmoothMaskGenerator`,
+:class:`avxai.methods.extremal.AreaConstraint`) check dtypes and devices and keep PyTorch operations for
+everything else. numba comes with librosa; this
 module is imported only when a kernel is first needed, and compiled code is cached next to it.
 """
 
@@ -20,9 +21,9 @@ import numpy as np
 
 _FASTMATH = {"contract", "arcp", "reassoc"}  # vectorised loops; NaN and infinities keep IEEE semantics
 _KERNEL = {"fastmath": _FASTMATH, "cache": True, "nogil": True}
-_INLINE = {"fastmath": _FASTMATH, "cache": True}
+_HELPER = {"fastmath": _FASTMATH, "cache": True}
 
-# exp(x) for float32 x in [0, EXP_MAX]: Cody-Waite range reduction and Cephes' expf polynomial, about 1 ulp. A
+# exp(x) for float32 x in [0, EXP_MAX]: Cody-Waite range reduction and Cephes' expf polynomial, within 2 ulp. A
 # loop of it vectorises, where one calling the C library's expf would not.
 EXP_MAX = 40.0
 _LOG2E = np.float32(1.4426950408889634)
@@ -30,7 +31,7 @@ _LN2_HI = np.float32(0.693359375)
 _LN2_LO = np.float32(-2.12194440e-4)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _exp_nonnegative(x):
     """``exp(x)`` for float32 ``x``, clamped to [0, EXP_MAX] first."""
     x = min(max(x, np.float32(0.0)), np.float32(EXP_MAX))
@@ -47,7 +48,7 @@ def _exp_nonnegative(x):
 
 
 # -- layout ------------------------------------------------------------------------------------------------------
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _around(shape, axis):
     """Sizes before and after ``axis`` of a 4-D shape: ``(prod(shape[:axis]), prod(shape[axis + 1:]))``."""
     before = 1
@@ -60,7 +61,7 @@ def _around(shape, axis):
     return before, after
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _with_axis(shape, axis, size):
     """``shape`` (4 ints) with ``shape[axis]`` replaced by ``size``."""
     s = [shape[0], shape[1], shape[2], shape[3]]
@@ -68,41 +69,35 @@ def _with_axis(shape, axis, size):
     return (s[0], s[1], s[2], s[3])
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
+def _swap_outer(src, dst, first, second, inner):
+    """Flat C-contiguous ``src`` ``(first, second, inner)`` into ``dst`` as ``(second, first, inner)``."""
+    n = 0
+    for s in range(second):
+        for f in range(first):
+            start = (f * second + s) * inner
+            for a in range(inner):
+                dst[n] = src[start + a]
+                n += 1
+
+
+@numba.njit(**_HELPER)
 def _move_to_front(x, axis, out):
     """Axis ``axis`` of the 4-D C-contiguous ``x`` moved to the front, into ``out`` ``(x.shape[axis], rest)``."""
     before, after = _around(x.shape, axis)
-    points = x.shape[axis]
-    src = x.reshape(-1)
-    dst = out.reshape(-1)
-    n = 0
-    for p in range(points):
-        for b in range(before):
-            start = (b * points + p) * after
-            for a in range(after):
-                dst[n] = src[start + a]
-                n += 1
+    _swap_outer(x.reshape(-1), out.reshape(-1), before, x.shape[axis], after)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _move_from_front(x, shape, axis):
     """The inverse of :func:`_move_to_front`: ``x`` ``(shape[axis], rest)`` back to the 4-D ``shape``."""
     before, after = _around(shape, axis)
-    points = shape[axis]
-    src = x.reshape(-1)
     out = np.empty(shape, dtype=x.dtype)
-    dst = out.reshape(-1)
-    n = 0
-    for b in range(before):
-        for p in range(points):
-            start = (p * before + b) * after
-            for a in range(after):
-                dst[n] = src[start + a]
-                n += 1
+    _swap_outer(x.reshape(-1), out.reshape(-1), shape[axis], before, after)
     return out
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _permuted_copy(x, perm):
     """``x.transpose(perm)`` as a new C-contiguous 4-D array (fast when its last axis is not of size 1)."""
     d = x.shape
@@ -123,7 +118,7 @@ def _permuted_copy(x, perm):
     return out
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _inverse(perm):
     inv = [0, 0, 0, 0]
     for i in range(4):
@@ -131,7 +126,7 @@ def _inverse(perm):
     return (inv[0], inv[1], inv[2], inv[3])
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _outside(x, limit):
     """Whether any value of ``x`` lies outside [0, limit] or is NaN."""
     bad = False
@@ -141,7 +136,7 @@ def _outside(x, limit):
 
 
 # -- one smooth-max pass along the leading axis ------------------------------------------------------------------
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _pass_forward(x, index, scaled_weight, outside, temperature, out, total):
     """``out[o] = T sum_j s_j e_j / (sum_j e_j - outside[o])``, ``s_j = scaled_weight[j, o] x[index[j, o]]``,
     ``e_j = exp(s_j)``, exponents unshifted (``0 <= s <= EXP_MAX``). Neighbours outside the parameter grid have
@@ -168,7 +163,7 @@ def _pass_forward(x, index, scaled_weight, outside, temperature, out, total):
             acc[r] = acc[r] * temperature / tot[r]
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _pass_backward(x, index, scaled_weight, weight, temperature, out, total, grad, grad_x):
     """Gradient of :func:`_pass_forward` w.r.t. ``x`` into ``grad_x`` ``(points, rest)`` (zeroed here), from ``grad``
     ``(cells, rest)``: ``d out / d x_i = sum_j [index_j = i] kernel_j (e_j / total) (1 + s_j - out / T)``, with
@@ -194,7 +189,7 @@ def _pass_backward(x, index, scaled_weight, weight, temperature, out, total, gra
 
 
 # -- linear interpolation along one axis of a 4-D array ------------------------------------------------------------
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _interpolate(x, axis, low, high, frac):
     """``out[.., i, ..] = x[.., low[i], ..] + frac[i] (x[.., high[i], ..] - x[.., low[i], ..])`` along ``axis``."""
     before, after = _around(x.shape, axis)
@@ -212,7 +207,7 @@ def _interpolate(x, axis, low, high, frac):
     return out.reshape(_with_axis(x.shape, axis, size_out))
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _interpolate_transpose(grad, axis, low, high, frac, size_in):
     """The transpose of :func:`_interpolate`: ``size_out`` back to ``size_in`` along ``axis``."""
     before, after = _around(grad.shape, axis)
@@ -239,7 +234,7 @@ def _interpolate_transpose(grad, axis, low, high, frac, size_in):
 #   upsampling (3, 3) int64 per grid axis: offset in low / high / frac, grid cells (0: not upsampled), position
 #       of the axis in the working array after the passes;
 #   work: one float32 buffer per call for every pass's input (points, rest), output and total (cells, rest).
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _pass_tables(passes, i, index, scaled_weight, weight, outside):
     k, cells, offset, outside_offset = passes[i, 1], passes[i, 2], passes[i, 3], passes[i, 4]
     size = k * cells
@@ -247,7 +242,7 @@ def _pass_tables(passes, i, index, scaled_weight, weight, outside):
             weight[offset:offset + size].reshape((k, cells)), outside[outside_offset:outside_offset + cells])
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _pass_buffers(work, offsets, i, points, cells, rest):
     start = offsets[i]
     x = work[start:start + points * rest].reshape((points, rest))
@@ -257,7 +252,7 @@ def _pass_buffers(work, offsets, i, points, cells, rest):
     return x, out, work[start:start + cells * rest].reshape((cells, rest))
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _as_tuple(values):
     return (values[0], values[1], values[2], values[3])
 
@@ -297,7 +292,7 @@ def smooth_masks(params, limit, temperature, passes, index, scaled_weight, weigh
     return True, smooth, _permuted_copy(x, perm)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _others(shape, axis):
     """The 3 sizes of a 4-D ``shape`` other than ``shape[axis]``."""
     s = [shape[d] for d in range(4) if d != axis]
@@ -340,7 +335,7 @@ def smooth_masks_backward(grad_masks, grad_smooth, temperature, passes, index, s
     return g
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def _insert(front_shape, axis):
     """The 4-D shape with ``front_shape[0]`` moved from the front to position ``axis``."""
     s = [front_shape[1], front_shape[2], front_shape[3]]
