@@ -21,7 +21,7 @@ import numpy as np
 
 _FASTMATH = {"contract", "arcp", "reassoc"}  # vectorised loops; NaN and infinities keep IEEE semantics
 _KERNEL = {"fastmath": _FASTMATH, "cache": True, "nogil": True}
-_HELPER = {"fastmath": _FASTMATH, "cache": True}
+_HELPER = {"fastmath": _FASTMATH}
 
 # exp(x) for float32 x in [0, EXP_MAX]: Cody-Waite range reduction and Cephes' expf polynomial, within 2 ulp. A
 # loop of it vectorises, where one calling the C library's expf would not.
