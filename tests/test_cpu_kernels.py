@@ -131,3 +131,26 @@ def test_extremal_takes_the_same_steps_with_and_without_the_compiled_kernels(mon
     tensors = run()
     torch.testing.assert_close(compiled.masks, tensors.masks, atol=1e-4, rtol=0)
     torch.testing.assert_close(compiled.history["regulariser"], tensors.history["regulariser"], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fault", ["raises", "wrong"])
+def test_kernels_that_fail_to_compile_or_disagree_are_left_out_with_a_warning(monkeypatch, fault):
+    real = cpu_kernels.smooth_masks
+
+    def broken(*args):
+        if fault == "raises":
+            raise numba.core.errors.TypingError("no implementation for this platform")
+        ok, smooth, grid = real(*args)
+        return ok, smooth * 1.01, grid
+
+    monkeypatch.setattr(cpu_kernels, "smooth_masks", broken)
+    smooth_mask_module.load_cpu_kernels.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="compiled CPU kernels are unavailable"):
+            assert smooth_mask_module.load_cpu_kernels() is None
+        assert SmoothMaskGenerator((20, 30), (2, 3), (4.0, 6.0))._compiled is None  # the tensor operations run
+        assert AreaConstraint([3], 10)._kernels is None
+    finally:
+        smooth_mask_module.load_cpu_kernels.cache_clear()
+    monkeypatch.undo()
+    assert smooth_mask_module.load_cpu_kernels() is cpu_kernels

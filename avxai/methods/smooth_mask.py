@@ -160,8 +160,8 @@ class SmoothMaskGenerator:
         # Linear interpolation from out_shape to grid_shape, one matrix per axis (None where equal).
         self._interp = [None if o == n else _linear_matrix(o, n).to(device=device, dtype=dtype)
                         for o, n in zip(self.out_shape, grid_shape)]
-        self._compiled = (_CompiledPlan(self) if cpu_kernels and self.separable and dtype == torch.float32
-                          and self.device.type == "cpu" and load_cpu_kernels() is not None else None)
+        kernels = load_cpu_kernels() if cpu_kernels and self.separable and dtype == torch.float32 else None
+        self._compiled = _CompiledPlan(self, kernels) if kernels is not None and self.device.type == "cpu" else None
 
     @property
     def neighbours(self) -> int:
@@ -301,8 +301,8 @@ class _CompiledPlan:
     as :func:`_smooth_max` does; this holds the generator's tables in the kernels' flat form.
     """
 
-    def __init__(self, generator: "SmoothMaskGenerator"):
-        self.kernels = load_cpu_kernels()
+    def __init__(self, generator: "SmoothMaskGenerator", kernels: ModuleType):
+        self.kernels = kernels
         self.generator = generator
         nd = len(generator.param_shape)
         self.pad = (1,) * (3 - nd)
@@ -556,11 +556,47 @@ def _kernel_transpose(index: Tensor, weight: Tensor, points: int) -> Tensor:
 
 @functools.cache
 def load_cpu_kernels() -> ModuleType | None:
-    """:mod:`avxai.methods.cpu_kernels`, imported on first use (it imports numba); ``None`` without numba."""
+    """:mod:`avxai.methods.cpu_kernels`, imported and checked on first use; ``None`` without numba, or (with a
+    warning) where its kernels fail to compile or disagree with the tensor operations on a small problem."""
     try:
-        return importlib.import_module("avxai.methods.cpu_kernels")
+        kernels = importlib.import_module("avxai.methods.cpu_kernels")
     except ImportError:
         return None
+    try:
+        _check_cpu_kernels(kernels)
+    except Exception as err:  # numba cannot compile here, or compiles something wrong: the tensor operations stay
+        warnings.warn(f"avxai's compiled CPU kernels are unavailable ({type(err).__name__}: {err}); smooth masks and "
+                      "the area constraint run as tensor operations", RuntimeWarning, stacklevel=2)
+        return None
+    return kernels
+
+
+def _check_cpu_kernels(kernels: ModuleType) -> None:
+    """Run every kernel once (compiling it, or loading it from numba's cache) on a small problem and hold it to the
+    tensor operations and the area regulariser's formula; ``RuntimeError`` where they disagree."""
+    generator = SmoothMaskGenerator((5, 9), (1, 2), (2.0, 4.0), oversample=2, cpu_kernels=False)
+    plan = _CompiledPlan(generator, kernels)
+    params = torch.linspace(0.0, 1.0, 2 * math.prod(generator.param_shape)).view(2, *generator.param_shape)
+    grad = torch.linspace(-1.0, 1.0, 2 * math.prod(generator.grid_shape)).view(2, *generator.grid_shape)
+    smooth, masks, state = plan.forward(params, upsample=True)
+    expected_smooth, expected_masks, expected_state = generator.masks_with_state(params)
+    checks = {"smooth masks": (smooth, expected_smooth), "upsampled masks": (masks, expected_masks),
+              "gradient": (plan.backward(state, grad, smooth), generator.masks_vjp(expected_state, grad, smooth))}
+    rows = smooth.view(2, -1).double().requires_grad_(True)  # R_a by its formula, mean((sort(m) - r_a) ** 2)
+    ones = [3, 20]
+    ramps = torch.stack([(torch.arange(rows.shape[1]) >= rows.shape[1] - k).double() for k in ones])
+    value = (rows.sort(dim=1).values - ramps).pow(2).mean(dim=1)
+    (expected_grad,) = torch.autograd.grad(value.sum(), rows)
+    x = np.ascontiguousarray(smooth.view(2, -1).numpy())
+    thresholds = np.asarray([np.sort(row)[-k] for row, k in zip(x, ones)], dtype=np.float32)
+    values, grads = kernels.area_constraint(x, thresholds, np.asarray(ones, dtype=np.int64), 1.0)
+    checks["area constraint"] = (torch.from_numpy(values).double(), value.detach())
+    checks["area gradient"] = (torch.from_numpy(grads).double(), expected_grad)
+    for name, (got, reference) in checks.items():
+        if not torch.allclose(got.double(), reference.double(), rtol=1e-4,
+                              atol=1e-5 * max(1.0, float(reference.abs().max()))):
+            raise RuntimeError(f"the compiled {name} differ from the reference by "
+                               f"{float((got.double() - reference.double()).abs().max()):.3g}")
 
 
 def _bias(valid: Tensor) -> Tensor:
