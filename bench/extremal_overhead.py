@@ -16,6 +16,14 @@ SpeakerNet on a synthetic utterance):
 * ``mel-image``: the model from its mel power spectrogram on (as in bench/extremal_vs_torchray.py); the bare
   model is that image model.
 
+``--parts`` adds, for each set-up, extremal's loop with only part of its mask side, to show where the
+overhead comes from next to the model (each a ratio to the same baselines):
+
+* ``fixed masks``: the perturbation, the model's passes, the score and the gradient w.r.t. the masks, with
+  masks that never change (no mask side at all);
+* ``+ smooth masks``: the smooth masks, their upsampling and their gradient (the compiled CPU kernels);
+* ``+ area, history, Adam``: all of extremal's mask side, without its bookkeeping and one-off start and end.
+
 All loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default): with
 its default thresholds it returns large freed blocks to the system and faults them back in page by page, a
 few hundred to a few thousand page faults per iteration (1-3 ms) in the bare model's loop and in extremal's,
@@ -24,12 +32,14 @@ faults per iteration of each loop are printed.
 
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1 --allocator default
+    .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 9 --threads 2 --setups mel-image --parts
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import math
 import resource
 import statistics
 import sys
@@ -78,6 +88,47 @@ def bare_passes(model, x, target, n):
     return time.perf_counter() - start
 
 
+PARTS = ("fixed masks", "+ smooth masks", "+ area, history, Adam")
+
+
+def partial_mask_side(model, modality, scorer, config, n, parts):
+    """Seconds for ``n`` steps of extremal's loop with the first ``parts`` of :data:`PARTS` (``parts`` 0: fixed
+    masks; 1: smooth masks, their upsampling and gradient; 2: also the area constraint, the areas and the Adam
+    step), in extremal's order, for ``modality`` of one input."""
+    from avxai.methods.base import score_and_output
+    from avxai.methods.extremal import AreaConstraint, ones_of
+    from avxai.methods.optimisers import Adam
+    from avxai.methods.smooth_mask import SmoothMaskGenerator
+
+    grid, k = modality.grid_shape, len(config.areas)
+    step, sigma = config.resolve(grid)
+    generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature, oversample=config.oversample,
+                                    radius=config.radius)
+    cells = math.prod(generator.out_shape)
+    area = AreaConstraint(ones_of(torch.tensor(config.areas, dtype=torch.float64), cells).tolist(), cells)
+    params = generator.init_params(k, config.init, config.init_jitter, config.seed)
+    optimiser = Adam(params, lr=config.learning_rate, betas=config.betas)
+    fixed, score_grad, regul_grad = torch.full((k, *grid), config.init), -torch.ones(k), None
+    start = time.perf_counter()
+    for it in range(n):
+        if parts == 0:
+            masks = fixed.clone().requires_grad_(True)
+        else:
+            smooth, masks, state = generator.masks_with_state(params, value_range=(0.0, 1.0))
+            masks.requires_grad_(True)
+            if parts == 2:
+                _, regul_grad = area(smooth, weight=config.lambda_at(it))
+                masks.detach().reshape(k, -1).mean(dim=1)
+        scores, _ = score_and_output(model, modality, scorer, masks)
+        (grad_masks,) = torch.autograd.grad(scores, masks, score_grad)
+        if parts:
+            grad = generator.masks_vjp(state, grad_masks, regul_grad)
+            if parts == 2:
+                optimiser.step(grad)
+                params.clamp_(0.0, 1.0)
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--areas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
@@ -85,6 +136,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--setups", nargs="+", default=["spectrogram", "mel-image"])
+    parser.add_argument("--parts", action="store_true",
+                        help="also time extremal's loop with only part of its mask side (see the module docstring)")
     parser.add_argument("--allocator", choices=["steady", "default"], default="steady",
                         help="steady: glibc keeps freed memory (no page-fault churn); default: glibc's thresholds")
     args = parser.parse_args(argv)
@@ -125,29 +178,41 @@ def main(argv=None):
         if setup == "spectrogram":
             behind = modality()
             baselines["model behind the modality"] = lambda: passes_through(model, behind, k, target, n)
+        explained = {}
+
+        def run_extremal():
+            explained["masks"] = extremal(model, modality(), ClassLogit(target), config).masks
+
+        timed = {"extremal": run_extremal}
+        if args.parts:
+            part_view = modality()
+            for level, name in enumerate(PARTS):
+                timed[name] = (lambda level=level: partial_mask_side(model, part_view, ClassLogit(target), config, n,
+                                                                     level))
         extremal(model, modality(), ClassLogit(target), ExtremalConfig(areas=tuple(args.areas), iterations=3))  # warm
         bare_passes(model, x, target, 3)
-        times = {name: [] for name in ["extremal", *baselines]}
+        for name in PARTS if args.parts else ():
+            partial_mask_side(model, part_view, ClassLogit(target), ExtremalConfig(areas=tuple(args.areas)), 3,
+                              PARTS.index(name))
+        times = {name: [] for name in [*timed, *baselines]}
         faults = dict.fromkeys(times, 0)
         for _ in range(args.repeats):  # interleaved, so that all see the same (shared, noisy) machine
-            for name, run in [*baselines.items(), ("extremal", None)]:
+            for name, run in [*baselines.items(), *timed.items()]:
                 before, start = page_faults(), time.perf_counter()
-                if run is None:
-                    expl = extremal(model, modality(), ClassLogit(target), config)
-                else:
-                    run()
+                run()
                 times[name].append(time.perf_counter() - start)
                 faults[name] += page_faults() - before
-        ext = times["extremal"]
-        print(f"{setup:12s} grid {tuple(expl.masks.shape[2:])}: extremal {min(ext):.2f} s "
-              f"(all {[round(t, 2) for t in ext]}; {round(faults['extremal'] / (args.repeats * n))} page faults "
-              f"per iteration)", flush=True)
-        for name in baselines:
-            base = times[name]
-            paired = statistics.median(e / b for e, b in zip(ext, base))
-            print(f"    / {name}: {min(base):.2f} s -> ratio {min(ext) / min(base):.3f} (best / best; median of the "
-                  f"{args.repeats} paired ratios {paired:.3f})  (all {[round(t, 2) for t in base]}; "
+        print(f"{setup:12s} grid {tuple(explained['masks'].shape[2:])}", flush=True)
+        for name in timed:
+            loop = times[name]
+            print(f"  {name}: {min(loop):.2f} s (all {[round(t, 2) for t in loop]}; "
                   f"{round(faults[name] / (args.repeats * n))} page faults per iteration)", flush=True)
+            for base_name in baselines:
+                base = times[base_name]
+                paired = statistics.median(e / b for e, b in zip(loop, base))
+                print(f"    / {base_name}: {min(base):.2f} s -> ratio {min(loop) / min(base):.3f} (best / best; median "
+                      f"of the {args.repeats} paired ratios {paired:.3f})  (all {[round(t, 2) for t in base]}; "
+                      f"{round(faults[base_name] / (args.repeats * n))} page faults per iteration)", flush=True)
     return 0
 
 
