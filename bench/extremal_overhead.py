@@ -24,6 +24,8 @@ overhead comes from next to the model (each a ratio to the same baselines):
 * ``+ smooth masks``: the smooth masks, their upsampling and their gradient (the compiled CPU kernels);
 * ``+ area, history, Adam``: all of extremal's mask side, without its bookkeeping and one-off start and end.
 
+``--oversample 1`` adds extremal with that smooth-mask resolution (``ExtremalConfig.oversample``).
+
 All loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default): with
 its default thresholds it returns large freed blocks to the system and faults them back in page by page, a
 few hundred to a few thousand page faults per iteration (1-3 ms) in the bare model's loop and in extremal's,
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import math
 import resource
 import statistics
@@ -138,6 +141,9 @@ def main(argv=None):
     parser.add_argument("--setups", nargs="+", default=["spectrogram", "mel-image"])
     parser.add_argument("--parts", action="store_true",
                         help="also time extremal's loop with only part of its mask side (see the module docstring)")
+    parser.add_argument("--oversample", type=int, nargs="+", default=[],
+                        help="also time extremal with these ExtremalConfig.oversample values (smooth-mask cells "
+                             "per parameter step): what the smooth masks' resolution costs")
     parser.add_argument("--allocator", choices=["steady", "default"], default="steady",
                         help="steady: glibc keeps freed memory (no page-fault churn); default: glibc's thresholds")
     args = parser.parse_args(argv)
@@ -180,10 +186,13 @@ def main(argv=None):
             baselines["model behind the modality"] = lambda: passes_through(model, behind, k, target, n)
         explained = {}
 
-        def run_extremal():
+        def run_extremal(config):
             explained["masks"] = extremal(model, modality(), ClassLogit(target), config).masks
 
-        timed = {"extremal": run_extremal}
+        timed = {"extremal": lambda: run_extremal(config)}
+        for oversample in args.oversample or ():  # other smooth-mask resolutions, for comparison
+            other = dataclasses.replace(config, oversample=oversample)
+            timed[f"extremal, oversample {oversample}"] = lambda other=other: run_extremal(other)
         if args.parts:
             part_view = modality()
             for level, name in enumerate(PARTS):
