@@ -200,9 +200,8 @@ def main(argv=None):
                                                                      level))
         extremal(model, modality(), ClassLogit(target), ExtremalConfig(areas=tuple(args.areas), iterations=3))  # warm
         bare_passes(model, x, target, 3)
-        for name in PARTS if args.parts else ():
-            partial_mask_side(model, part_view, ClassLogit(target), ExtremalConfig(areas=tuple(args.areas)), 3,
-                              PARTS.index(name))
+        for level in range(len(PARTS) if args.parts else 0):
+            partial_mask_side(model, part_view, ClassLogit(target), config, 3, level)
         times = {name: [] for name in [*timed, *baselines]}
         faults = dict.fromkeys(times, 0)
         for _ in range(args.repeats):  # interleaved, so that all see the same (shared, noisy) machine
