@@ -179,22 +179,24 @@ def test_randomisation_check_separates_model_dependent_maps():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
     assert parameter_layers(model) == ["head", "conv"]
-    result = randomisation_check("saliency", model, modality, ClassLogit(0), seed=0)
+    result = randomisation_check(saliency, model, modality, ClassLogit(0), seed=0)
     assert result.layers == ["(none)", "head", "conv"]
     assert result.correlations.shape == (3, 2)
     np.testing.assert_allclose(result.correlations[0], 1.0)  # the unchanged copy gives the same map
     assert result.final() < 0.6, result.correlations
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
     assert torch.equal(rng, torch.get_rng_state())  # the global RNG is untouched
-    again = randomisation_check("saliency", model, modality, ClassLogit(0), seed=0)
+    again = randomisation_check(saliency, model, modality, ClassLogit(0), seed=0)
     np.testing.assert_array_equal(again.correlations, result.correlations)  # seeded
     blind = randomisation_check(InputMagnitude(), model, modality, ClassLogit(0), seed=0)
     np.testing.assert_allclose(blind.correlations, 1.0)  # a map that ignores the model fails the check
-    absolute = randomisation_check("saliency", model, modality, ClassLogit(0), layers=["head"], absolute=True,
+    absolute = randomisation_check(saliency, model, modality, ClassLogit(0), layers=["head"], absolute=True,
                                    include_unchanged=False)
     assert absolute.layers == ["head"] and absolute.absolute
     with pytest.raises(ValueError, match="no layer 'body'"):
-        randomisation_check("saliency", model, modality, ClassLogit(0), layers=["body"])
+        randomisation_check(saliency, model, modality, ClassLogit(0), layers=["body"])
+    with pytest.raises(TypeError, match="get_method"):
+        randomisation_check("saliency", model, modality, ClassLogit(0))
 
 
 def test_randomising_the_whole_model_at_once_reuses_a_reference():
@@ -202,12 +204,12 @@ def test_randomising_the_whole_model_at_once_reuses_a_reference():
     modality = TensorModality(x, ("freq", "time"))
     model = TwoLayer()
     reference = saliency(model, modality, ClassLogit(0)).attribution
-    full = randomisation_check("saliency", model, modality, ClassLogit(0), layers=[""], seed=1,
+    full = randomisation_check(saliency, model, modality, ClassLogit(0), layers=[""], seed=1,
                                include_unchanged=False, reference=reference, keep_attributions=True)
-    cascade = randomisation_check("saliency", model, modality, ClassLogit(0), seed=1, include_unchanged=False)
+    cascade = randomisation_check(saliency, model, modality, ClassLogit(0), seed=1, include_unchanged=False)
     assert full.layers == ["(all)"] and full.correlations.shape == (1, 1)
     assert full.final() < 0.6
     assert not torch.equal(full.attributions[0], reference)
     assert np.isfinite(cascade.final())
     with pytest.raises(ValueError, match="reference has shape"):
-        randomisation_check("saliency", model, modality, ClassLogit(0), layers=[""], reference=reference[:, :2])
+        randomisation_check(saliency, model, modality, ClassLogit(0), layers=[""], reference=reference[:, :2])

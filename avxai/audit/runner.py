@@ -441,7 +441,7 @@ def _run_trial(payload: TrialPayload, model, config: AuditConfig, start: tuple[f
                media: bool) -> TrialOutcome:
     from avxai.hygiene import evaluation_mode
     from avxai.methods import get_method
-    from avxai.methods.base import evaluate_masks, mask_media, top_fraction_mask
+    from avxai.engine import evaluate_masks, mask_media, top_fraction_mask
     from avxai.metrics.faithfulness import deletion_curve
     from avxai.metrics.localisation import frames_in_segments
     from avxai.modalities.spectrogram import Spectrogram

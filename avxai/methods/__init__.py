@@ -1,6 +1,7 @@
 """Explanation methods: ``method(model, modality, scorer, config) -> Explanation``."""
 
-from avxai.methods.base import Method, MethodConfig, evaluate_masks, score_inputs
+from avxai.engine import evaluate_masks, score_inputs
+from avxai.methods.base import Method, MethodConfig
 from avxai.methods.occlusion import Occlusion, OcclusionConfig, occlusion
 from avxai.methods.gradients import (
     IntegratedGradients, IntegratedGradientsConfig, Saliency, SaliencyConfig, SmoothGrad, SmoothGradConfig,

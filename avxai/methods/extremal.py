@@ -37,7 +37,8 @@ from torch.autograd.function import once_differentiable
 from tqdm.auto import tqdm
 
 from avxai.explanation import Explanation
-from avxai.methods.base import Method, MethodConfig, mask_media, new_explanation, score_and_output, score_inputs
+from avxai.engine import mask_media, score_and_output, score_inputs
+from avxai.methods.base import Method, MethodConfig, new_explanation
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.parts import PartsMaskGenerator, modality_parts
 from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, load_cpu_kernels, per_axis

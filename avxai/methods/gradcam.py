@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avxai.explanation import Explanation
-from avxai.methods.base import Method, MethodConfig, score_inputs
+from avxai.engine import score_inputs
+from avxai.methods.base import Method, MethodConfig
 from avxai.methods.gradients import _check_common, _finish, _no_gradient_error
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer

@@ -16,10 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from avxai.explanation import Explanation
-from avxai.methods.base import (
-    Method, MethodConfig, check_output, chunk_rows, evaluate_masks, mask_media, new_explanation, score_inputs,
-    top_fraction_mask,
-)
+from avxai.engine import check_output, chunk_rows, evaluate_masks, mask_media, score_inputs, top_fraction_mask
+from avxai.methods.base import Method, MethodConfig, new_explanation
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 

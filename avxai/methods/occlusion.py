@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from avxai.explanation import Explanation
-from avxai.methods.base import Method, MethodConfig, mask_media, new_explanation, score_inputs, top_fraction_mask
+from avxai.engine import mask_media, score_inputs, top_fraction_mask
+from avxai.methods.base import Method, MethodConfig, new_explanation
 from avxai.methods.parts import modality_parts, split_per_part
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avxai.explanation import Explanation
-from avxai.methods.base import Method, MethodConfig, mask_media, new_explanation
+from avxai.engine import mask_media
+from avxai.methods.base import Method, MethodConfig, new_explanation
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 

@@ -4,7 +4,7 @@ Cells are ordered by attribution, largest first. *Deletion* starts from the inpu
 top cells to the modality's baseline (mask 0) in ``steps`` steps: a faithful attribution makes the score
 fall fast (small area under the curve). *Insertion* starts from the baseline (mask 0) and restores the
 top cells: a faithful attribution makes the score rise fast (large area). All masks are scored in batches
-by the core engine :func:`avxai.methods.base.evaluate_masks`.
+by the engine :func:`avxai.engine.evaluate_masks`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from avxai.explanation import Explanation
 from avxai.hygiene import evaluation_mode
-from avxai.methods.base import check_output, check_sample_rate, evaluate_masks
+from avxai.engine import check_model_rate, evaluate_masks, prepare_scorer
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
@@ -129,10 +129,9 @@ def faithfulness_curve(model: nn.Module, modality: Modality, scorer: Scorer, att
     counts = [int(round(j / steps * cells)) for j in range(steps + 1)]
     masks = ranked_masks(attr, counts, kind).to(modality.representation.dtype)
     ends = torch.stack([torch.ones(b, *grid), torch.zeros(b, *grid)]).to(masks.dtype)
-    check_sample_rate(model, modality)
+    check_model_rate(model, modality)
     with evaluation_mode(model):
-        with torch.inference_mode():
-            scorer = scorer.prepare(check_output(model(modality.model_input())))
+        scorer, _ = prepare_scorer(model, modality, scorer)
         everything = torch.cat([masks, ends]).reshape(-1, *grid)
         raw_all = evaluate_masks(model, modality, scorer, everything, batch_size=batch_size).view(-1, b).T
     raw_all = raw_all.detach().to(torch.float64).clone()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from avxai.engine import check_model_rate, evaluate_masks, prepare_scorer
+from avxai.hygiene import evaluation_mode
+
 __all__ = ["ideal_binary_mask", "ibm_on_grid", "mask_iou", "energy_share", "chance_iou", "preserve_delete_scores",
            "map_at_area", "mask_scores", "compare_with_ibm"]
 
@@ -155,13 +158,10 @@ def preserve_delete_scores(model, modality, scorer, mask: Tensor, batch_size: in
 
     Shape: mask ``(batch, *grid)`` in [0, 1] -> ``{"unmasked", "preserved", "deleted"}`` each ``(batch,)``.
     """
-    from avxai.hygiene import evaluation_mode
-    from avxai.methods.base import check_output, check_sample_rate, evaluate_masks
-
-    check_sample_rate(model, modality)
+    check_model_rate(model, modality)
     with evaluation_mode(model):
+        prepared, _ = prepare_scorer(model, modality, scorer)
         with torch.inference_mode():
-            prepared = scorer.prepare(check_output(model(modality.model_input())))
             full = torch.ones(modality.batch_size, *modality.grid_shape, dtype=mask.dtype)
             scores = evaluate_masks(model, modality, prepared, torch.cat([full, mask, 1.0 - mask]), batch_size)
     b = modality.batch_size

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from scipy.stats import spearmanr
 from torch import Tensor, nn
 
 from avxai.hygiene import evaluation_mode
-from avxai.methods.base import Method, MethodConfig, check_output
+from avxai.engine import prepare_scorer
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
@@ -109,15 +110,16 @@ def _correlations(ref: Tensor, other: Tensor, absolute: bool) -> np.ndarray:
     return out
 
 
-def randomisation_check(method: "Method | str", model: nn.Module, modality: Modality, scorer: Scorer,
-                        config: MethodConfig | None = None, *, layers: list[str] | None = None, seed: int = 0,
+def randomisation_check(method: Any, model: nn.Module, modality: Modality, scorer: Scorer,
+                        config: Any = None, *, layers: list[str] | None = None, seed: int = 0,
                         absolute: bool = False, include_unchanged: bool = True, keep_attributions: bool = False,
                         reference: Tensor | None = None) -> RandomisationResult:
     """Cascading model-randomisation check of ``method`` on ``model``.
 
     Parameters
     ----------
-    method : a :class:`Method` or a registered name (``"saliency"``, ``"extremal"``, ...).
+    method : a :class:`avxai.methods.Method` (``avxai.methods.get_method("saliency")``); metrics sit beside
+        methods, so they take the method object, not its registered name.
     config : the method's config (its seed, if any, is reused for every explanation).
     layers : module names to re-initialise, in order from the output to the input; default
         :func:`parameter_layers` (every module owning parameters, reverse registration order). ``[""]``
@@ -136,12 +138,12 @@ def randomisation_check(method: "Method | str", model: nn.Module, modality: Moda
 
     Shape: correlations ``(steps, batch)``.
     """
-    from avxai.methods import get_method
-
     if isinstance(method, str):
-        method = get_method(method)
-    if not isinstance(method, Method):
-        raise TypeError(f"method must be an avxai Method or a registered name, got {type(method).__name__}")
+        raise TypeError(f"method must be a method object, not the name {method!r}; pass "
+                        f"avxai.methods.get_method({method!r})")
+    if not callable(method) or not isinstance(getattr(method, "name", None), str):
+        raise TypeError(f"method must be an avxai Method (e.g. avxai.methods.get_method('saliency')), got "
+                        f"{type(method).__name__}")
     if not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     layers = parameter_layers(model) if layers is None else list(layers)
@@ -153,8 +155,8 @@ def randomisation_check(method: "Method | str", model: nn.Module, modality: Moda
         except AttributeError:
             raise ValueError(f"{type(model).__name__} has no layer {name!r}; layers with parameters are "
                              f"{', '.join(parameter_layers(model)[:12])}") from None
-    with evaluation_mode(model), torch.inference_mode():
-        scorer = scorer.prepare(check_output(model(modality.model_input())))
+    with evaluation_mode(model):
+        scorer, _ = prepare_scorer(model, modality, scorer)
     if reference is None:
         reference = method(model, modality, scorer, config).attribution
     elif tuple(reference.shape) != (modality.batch_size, *modality.grid_shape):

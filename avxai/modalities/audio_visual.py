@@ -365,11 +365,11 @@ def modality_shares(model: nn.Module, av: AudioVisual, scorer, batch_size: int =
     """
     from avxai.explanation import to_jsonable
     from avxai.hygiene import evaluation_mode
-    from avxai.methods.base import check_output, check_sample_rate, evaluate_masks
+    from avxai.engine import check_model_rate, evaluate_masks, prepare_scorer
 
     if not isinstance(av, AudioVisual):
         raise TypeError(f"modality_shares needs an AudioVisual modality, got {type(av).__name__}")
-    check_sample_rate(model, av)
+    check_model_rate(model, av)
     b = av.batch_size
     n_audio = av._sizes[0]
     dtype = av.representation.dtype
@@ -378,8 +378,7 @@ def modality_shares(model: nn.Module, av: AudioVisual, scorer, batch_size: int =
     rows[2, :, n_audio:] = 0.0  # video masked
     rows[3] = 0.0  # both masked
     with evaluation_mode(model):
-        with torch.inference_mode():
-            prepared = scorer.prepare(check_output(model(av.model_input())))
+        prepared, _ = prepare_scorer(model, av, scorer)
         scores = evaluate_masks(model, av, prepared, rows.reshape(4 * b, -1), batch_size=max(b, batch_size))
     none, a_m, v_m, both = scores.view(4, b).to(torch.float64).unbind(0)
     audio = 0.5 * ((none - a_m) + (v_m - both))

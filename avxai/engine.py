@@ -1,0 +1,126 @@
+"""The batched engine: score a model on inputs perturbed by batches of masks.
+
+Every perturbation method and every metric hands its masks to :func:`evaluate_masks` (or, with
+gradients, :func:`score_inputs`); :func:`prepare_scorer` runs the model once on the unmasked input
+and prepares the scorer on its output, so that every masked score is read against the same result.
+
+Layer: above modalities, scorers and models; below explanation, methods and metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from avxai.modalities.base import Modality
+from avxai.scorers.base import Scorer
+
+__all__ = ["check_output", "check_model_rate", "score_inputs", "score_and_output", "chunk_rows", "evaluate_masks",
+           "prepare_scorer", "mask_media", "top_fraction_mask"]
+
+
+def check_model_rate(model: nn.Module, modality: Modality) -> None:
+    """Raise when the model declares a ``sample_rate`` (Hz) that the modality's audio does not have."""
+    expected = getattr(model, "sample_rate", None)
+    actual = modality.sample_rate
+    if expected is None or actual is None or int(expected) == int(actual):
+        return
+    raise ValueError(
+        f"the model expects audio at {int(expected)} Hz but the input is at {int(actual)} Hz; resample it "
+        f"explicitly (Spectrogram(..., resample_to={int(expected)}), or --resample on the command line)"
+    )
+
+
+def check_output(output: Any) -> Any:
+    """Raise when a model output (tensor, or tuple/list/dict of tensors) holds NaN or infinities."""
+    tensors = output if isinstance(output, (tuple, list)) else (output.values() if isinstance(output, dict) else [output])
+    for t in tensors:
+        if isinstance(t, Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(
+                "the model returned NaN or infinite values; check the model's weights and its input "
+                "(sample rate, level, length) before explaining it"
+            )
+    return output
+
+
+def prepare_scorer(model: nn.Module, modality: Modality, scorer: Scorer) -> tuple[Scorer, Tensor]:
+    """Run the model on the unmasked input, prepare ``scorer`` on its output and score that output.
+
+    The forward passes run under ``torch.inference_mode``; ``scorer.prepare`` runs outside it, so that
+    a gradient method can use the prepared scorer. The caller holds :func:`avxai.hygiene.evaluation_mode`.
+
+    Shape: returns the prepared scorer and the unmasked scores ``(batch,)``.
+    """
+    with torch.inference_mode():
+        unmasked_output = check_output(model(modality.model_input()))
+    prepared = scorer.prepare(unmasked_output)
+    with torch.inference_mode():
+        unmasked = prepared(unmasked_output).detach().clone()
+    return prepared, unmasked
+
+
+def score_inputs(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor) -> Tensor:
+    """Scores ``(n,)`` of the model on the inputs perturbed by masks ``(n, *grid)`` (differentiable)."""
+    return score_and_output(model, modality, scorer, masks)[0]
+
+
+def score_and_output(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor) -> tuple[Tensor, Any]:
+    """:func:`score_inputs` and the model output it scored."""
+    output = check_output(model(modality.perturb(masks)))
+    scores = scorer(output)
+    if scores.dim() != 1 or scores.shape[0] != masks.shape[0]:
+        raise ValueError(
+            f"the scorer returned shape {tuple(scores.shape)} for {masks.shape[0]} perturbed inputs; a scorer "
+            "must return one score per row of the model output"
+        )
+    return scores, output
+
+
+def chunk_rows(n: int, batch_size: int, multiple: int) -> Iterator[slice]:
+    """Slices over ``n`` rows, each at most ``batch_size`` rows and a multiple of ``multiple`` rows."""
+    step = max(multiple, (batch_size // multiple) * multiple)
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+@torch.inference_mode()
+def evaluate_masks(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor, batch_size: int = 32,
+                   progress: Any = None) -> Tensor:
+    """The shared engine: scores ``(n,)`` of masks ``(n, *grid)``, ``batch_size`` perturbed inputs per forward.
+
+    Runs under ``torch.inference_mode``. ``progress`` is an optional tqdm bar advanced by rows done.
+    """
+    out = []
+    for rows in chunk_rows(masks.shape[0], batch_size, modality.batch_size):
+        out.append(score_inputs(model, modality, scorer, masks[rows]))
+        if progress is not None:
+            progress.update(rows.stop - rows.start)
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def mask_media(modality: Modality, masks: dict[str, Tensor]) -> dict[str, tuple]:
+    """Media of the original input and of each named mask ``(batch, *grid)`` applied, for saving.
+
+    Keys are ``"original"`` and the mask names; a modality with several media kinds (audio and video)
+    gets ``"<name>_<kind>"`` keys.
+    """
+    media: dict[str, tuple] = {}
+    items = [("original", modality.representation)] + [(k, modality.apply_mask(m)) for k, m in masks.items()]
+    for label, representation in items:
+        renderings = modality.media(representation)
+        for kind, rendering in renderings.items():
+            key = label if len(renderings) == 1 else f"{label}_{kind}"
+            media[key] = (kind, *rendering)
+    return media
+
+
+def top_fraction_mask(attribution: Tensor, fraction: float) -> Tensor:
+    """Binary masks ``(batch, *grid)`` keeping the ``fraction`` of cells with the largest attribution."""
+    flat = attribution.reshape(attribution.shape[0], -1)
+    k = max(1, int(round(fraction * flat.shape[1])))
+    idx = flat.topk(k, dim=1).indices
+    mask = torch.zeros_like(flat).scatter_(1, idx, 1.0)
+    return mask.reshape(attribution.shape)
