@@ -15,6 +15,11 @@ SpeakerNet on a synthetic utterance):
   any gradient method differentiates here): the overhead of the method itself, without that of the modality.
 * ``mel-image``: the model from its mel power spectrogram on (as in bench/extremal_vs_torchray.py); the bare
   model is that image model.
+* ``ecapa``: a realistic model in place of the speaker model, the ``spectrogram`` set-up otherwise: SpeechBrain's
+  ECAPA-TDNN (C = 512, 192-dim embedding, random weights, seeded) behind a differentiable 80-band log-mel front end
+  (torchaudio) and a random linear head to 16 classes, on the first 3 s of the audio at 16 kHz. Needs
+  ``speechbrain`` (installed by ``make setup-test``). Run it with ``--areas 0.1 0.2 0.3 --threads 2`` for the
+  issue's set-up (K = 3 areas, two threads).
 
 ``--parts`` adds, for each set-up, extremal's loop with only part of its mask side, to show where the
 overhead comes from next to the model (each a ratio to the same baselines):
@@ -26,6 +31,9 @@ overhead comes from next to the model (each a ratio to the same baselines):
 
 ``--oversample 1`` adds extremal with that smooth-mask resolution (``ExtremalConfig.oversample``).
 
+``--kernels-ab`` adds extremal with the compiled CPU kernels turned off (the tensor operations), interleaved with
+the default run, and prints the median of the paired ratios of the two: what the kernels buy end to end.
+
 All loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default): with
 its default thresholds it returns large freed blocks to the system and faults them back in page by page, a
 few hundred to a few thousand page faults per iteration (1-3 ms) in the bare model's loop and in extremal's,
@@ -35,13 +43,17 @@ faults per iteration of each loop are printed.
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1 --allocator default
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 9 --threads 2 --setups mel-image --parts
+    .venv/bin/python bench/extremal_overhead.py --iterations 20 --repeats 6 --threads 2 --setups ecapa \
+        --areas 0.1 0.2 0.3 --kernels-ab
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import dataclasses
+import importlib
 import math
 import resource
 import statistics
@@ -49,6 +61,7 @@ import sys
 import time
 
 import torch
+from torch import nn
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from extremal_vs_torchray import MelImageModel, load_model_and_audio  # noqa: E402
@@ -89,6 +102,43 @@ def bare_passes(model, x, target, n):
         inp = x.detach().requires_grad_(True)
         model(inp)[:, target].sum().backward()
     return time.perf_counter() - start
+
+
+class EcapaSpeaker(nn.Module):
+    """A realistic speaker model, random weights: waveform ``(n, channels, time)`` at 16 kHz -> 80-band log-mel
+    (torchaudio, 25 ms window in a 512-point FFT, 10 ms hop, mean-normalised over time) -> SpeechBrain's ECAPA-TDNN
+    (``channels``, 192-dim embedding) -> a linear head -> logits ``(n, classes)``."""
+
+    sample_rate = 16000
+
+    def __init__(self, channels: int = 512, classes: int = 16, seed: int = 0):
+        super().__init__()
+        import torchaudio  # optional dependencies of this set-up only
+        from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+        torch.manual_seed(seed)
+        self.mel = torchaudio.transforms.MelSpectrogram(self.sample_rate, n_fft=512, win_length=400, hop_length=160,
+                                                        n_mels=80)
+        self.ecapa = ECAPA_TDNN(input_size=80, channels=[channels] * 4 + [3 * channels], lin_neurons=192)
+        self.head = nn.Linear(192, classes)
+
+    def forward(self, waveform):
+        logmel = torch.log(self.mel(waveform.mean(dim=1)) + 1e-6)  # (n, 80, frames)
+        logmel = logmel - logmel.mean(dim=-1, keepdim=True)
+        return self.head(self.ecapa(logmel.transpose(1, 2)).squeeze(1))
+
+
+@contextlib.contextmanager
+def compiled_kernels(on: bool):
+    """Extremal with (``on``) or without the compiled CPU kernels (then the tensor operations run)."""
+    smooth_mask, extremal_module = (importlib.import_module(f"avxai.methods.{m}") for m in ("smooth_mask", "extremal"))
+    saved = smooth_mask.load_cpu_kernels, extremal_module.load_cpu_kernels
+    if not on:
+        smooth_mask.load_cpu_kernels = extremal_module.load_cpu_kernels = lambda: None
+    try:
+        yield
+    finally:
+        smooth_mask.load_cpu_kernels, extremal_module.load_cpu_kernels = saved
 
 
 PARTS = ("fixed masks", "+ smooth masks", "+ area, history, Adam")
@@ -144,6 +194,8 @@ def main(argv=None):
     parser.add_argument("--oversample", type=int, nargs="+", default=[],
                         help="also time extremal with these ExtremalConfig.oversample values (smooth-mask cells "
                              "per parameter step): what the smooth masks' resolution costs")
+    parser.add_argument("--kernels-ab", action="store_true",
+                        help="also time extremal without the compiled CPU kernels, and print the paired ratio")
     parser.add_argument("--allocator", choices=["steady", "default"], default="steady",
                         help="steady: glibc keeps freed memory (no page-fault churn); default: glibc's thresholds")
     args = parser.parse_args(argv)
@@ -162,13 +214,21 @@ def main(argv=None):
           f"average {open('/proc/loadavg').read().split()[0]} on a shared CPU (best of {args.repeats})")
     config = ExtremalConfig(areas=tuple(args.areas), iterations=n)
     for setup in args.setups:
-        if setup == "spectrogram":
-            model = net
-
+        model, audio, goal = net, wav, target
+        if setup == "ecapa":
+            model = EcapaSpeaker().eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            audio = wav[..., :3 * model.sample_rate]
+            with torch.no_grad():
+                goal = int(model(audio).argmax())
+            print(f"ecapa: ECAPA-TDNN C=512 (random weights), {audio.shape[-1] / model.sample_rate:.1f} s, "
+                  f"target {goal}")
+        if setup in ("spectrogram", "ecapa"):
             def modality():
-                return Spectrogram(wav, net.sample_rate, n_fft=512, hop_length=160, n_mels=40)
+                return Spectrogram(audio, model.sample_rate, n_fft=512, hop_length=160, n_mels=40)
 
-            x = wav.repeat(k, 1, 1)
+            x = audio.repeat(k, 1, 1)
         elif setup == "mel-image":
             model = MelImageModel(net).eval()
             with torch.no_grad():
@@ -179,33 +239,43 @@ def main(argv=None):
 
             x = image.repeat(k, 1, 1, 1)
         else:
-            raise SystemExit(f"unknown setup {setup!r}; choose spectrogram or mel-image")
-        baselines = {"bare model": lambda: bare_passes(model, x, target, n)}
-        if setup == "spectrogram":
+            raise SystemExit(f"unknown setup {setup!r}; choose spectrogram, mel-image or ecapa")
+        baselines = {"bare model": lambda: bare_passes(model, x, goal, n)}
+        if setup in ("spectrogram", "ecapa"):
             behind = modality()
-            baselines["model behind the modality"] = lambda: passes_through(model, behind, k, target, n)
+            baselines["model behind the modality"] = lambda: passes_through(model, behind, k, goal, n)
         explained = {}
 
         def run_extremal(config):
-            explained["masks"] = extremal(model, modality(), ClassLogit(target), config).masks
+            explained["masks"] = extremal(model, modality(), ClassLogit(goal), config).masks
 
         timed = {"extremal": lambda: run_extremal(config)}
+        if args.kernels_ab:
+            def without_kernels():
+                with compiled_kernels(False):
+                    run_extremal(config)
+
+            timed["extremal, tensor operations"] = without_kernels
         for oversample in args.oversample or ():  # other smooth-mask resolutions, for comparison
             other = dataclasses.replace(config, oversample=oversample)
             timed[f"extremal, oversample {oversample}"] = lambda other=other: run_extremal(other)
         if args.parts:
             part_view = modality()
             for level, name in enumerate(PARTS):
-                timed[name] = (lambda level=level: partial_mask_side(model, part_view, ClassLogit(target), config, n,
+                timed[name] = (lambda level=level: partial_mask_side(model, part_view, ClassLogit(goal), config, n,
                                                                      level))
-        extremal(model, modality(), ClassLogit(target), ExtremalConfig(areas=tuple(args.areas), iterations=3))  # warm
-        bare_passes(model, x, target, 3)
+        extremal(model, modality(), ClassLogit(goal), ExtremalConfig(areas=tuple(args.areas), iterations=3))  # warm
+        if args.kernels_ab:
+            with compiled_kernels(False):
+                extremal(model, modality(), ClassLogit(goal), ExtremalConfig(areas=tuple(args.areas), iterations=3))
+        bare_passes(model, x, goal, 3)
         for level in range(len(PARTS) if args.parts else 0):
-            partial_mask_side(model, part_view, ClassLogit(target), config, 3, level)
+            partial_mask_side(model, part_view, ClassLogit(goal), config, 3, level)
         times = {name: [] for name in [*timed, *baselines]}
         faults = dict.fromkeys(times, 0)
-        for _ in range(args.repeats):  # interleaved, so that all see the same (shared, noisy) machine
-            for name, run in [*baselines.items(), *timed.items()]:
+        for repeat in range(args.repeats):  # interleaved, so that all see the same (shared, noisy) machine
+            runs = [*baselines.items(), *timed.items()]
+            for name, run in runs[::-1] if repeat % 2 else runs:  # every other repeat backwards: no arm always first
                 before, start = page_faults(), time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - start)
@@ -221,6 +291,11 @@ def main(argv=None):
                 print(f"    / {base_name}: {min(base):.2f} s -> ratio {min(loop) / min(base):.3f} (best / best; median "
                       f"of the {args.repeats} paired ratios {paired:.3f})  (all {[round(t, 2) for t in base]}; "
                       f"{round(faults[base_name] / (args.repeats * n))} page faults per iteration)", flush=True)
+        if args.kernels_ab:
+            pairs = [t / c for t, c in zip(times["extremal, tensor operations"], times["extremal"])]
+            print(f"  tensor operations / compiled kernels, end to end: median of {len(pairs)} paired ratios "
+                  f"{statistics.median(pairs):.3f} (all {[round(r, 3) for r in pairs]}); best / best "
+                  f"{min(times['extremal, tensor operations']) / min(times['extremal']):.3f}", flush=True)
     return 0
 
 
