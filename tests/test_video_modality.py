@@ -14,7 +14,8 @@ from avxai.methods.occlusion import OcclusionConfig, occlusion
 from avxai.modalities.audio_visual import (AudioVisual, FixedAudio, FixedVideo, PairInput, modality_shares,
                                            split_explanation)
 from avxai.modalities.spectrogram import Spectrogram
-from avxai.modalities.video import FaceVideo, box_masks, boxes_to_crop, check_video
+from avxai.checks import check_video
+from avxai.modalities.video import FaceVideo, box_masks, boxes_to_crop
 from avxai.scorers.classification import ClassLogit
 
 SR, FPS = 8000, 25.0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio
 from torch import Tensor
 
 
@@ -36,10 +37,15 @@ def load_audio(path: "str | Path", *, sample_rate: int | None = None, resample: 
                 f"{path} is sampled at {rate} Hz but {sample_rate} Hz is needed; resample the file or pass "
                 "resample=True (--resample on the command line)"
             )
-        from avxai.modalities.spectrogram import resample as _resample
-
-        wav, rate = _resample(wav, rate, sample_rate), sample_rate
+        wav, rate = resample(wav, rate, sample_rate), sample_rate
     return wav, int(rate)
+
+
+def resample(waveform: Tensor, from_rate: int, to_rate: int) -> Tensor:
+    """Resample ``(..., time)`` from ``from_rate`` to ``to_rate`` Hz (band-limited sinc, torchaudio)."""
+    if from_rate == to_rate:
+        return waveform
+    return torchaudio.functional.resample(waveform, from_rate, to_rate)
 
 
 def save_audio(path: "str | Path", waveform: Tensor, sample_rate: int) -> Path:

@@ -8,7 +8,6 @@ float in [0, 1].
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +15,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 from torch import Tensor
+
+from avxai.checks import check_av_alignment, check_fps, check_sample_rate
 
 __all__ = ["VideoClip", "read_video", "write_video", "check_av_alignment"]
 
@@ -53,8 +54,7 @@ class VideoClip:
             )
         if f.shape[0] == 0:
             raise ValueError("VideoClip.frames is empty (0 frames); a clip needs at least one frame.")
-        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
-            raise ValueError(f"VideoClip.fps must be a positive number, got {self.fps!r}.")
+        check_fps(self.fps, "VideoClip.fps")
         if (self.audio is None) != (self.sample_rate is None):
             raise ValueError(
                 "VideoClip.audio and VideoClip.sample_rate go together: set both (waveform and its rate in Hz) "
@@ -68,8 +68,7 @@ class VideoClip:
                     f"{type(a).__name__} {getattr(a, 'dtype', '')} {tuple(getattr(a, 'shape', ()))}; "
                     "a mono waveform of shape (samples,) becomes (1, samples) with wav[None]."
                 )
-            if int(self.sample_rate) <= 0:
-                raise ValueError(f"VideoClip.sample_rate must be a positive integer in Hz, got {self.sample_rate!r}.")
+            check_sample_rate(int(self.sample_rate), "VideoClip.sample_rate")
 
     @property
     def num_frames(self) -> int:
@@ -102,24 +101,6 @@ class VideoClip:
         Shape: ``(1, frames, 3, height, width)``.
         """
         return (self.frames.permute(0, 3, 1, 2).float() / 255.0).unsqueeze(0)
-
-
-def check_av_alignment(n_frames: int, fps: float, n_samples: int, sample_rate: int) -> None:
-    """Raise ``ValueError`` when audio and video durations differ by more than one video frame.
-
-    Durations are ``n_frames / fps`` and ``n_samples / sample_rate`` seconds.
-    """
-    if fps <= 0 or sample_rate <= 0:
-        raise ValueError(f"fps and sample_rate must be positive, got fps={fps!r}, sample_rate={sample_rate!r}.")
-    video_s = n_frames / float(fps)
-    audio_s = n_samples / float(sample_rate)
-    if abs(video_s - audio_s) > 1.0 / float(fps) + 1e-9:
-        raise ValueError(
-            f"audio and video are not aligned: video lasts {video_s:.3f} s ({n_frames} frames at {fps:g} fps) "
-            f"but audio lasts {audio_s:.3f} s ({n_samples} samples at {sample_rate} Hz), a difference of "
-            f"{abs(video_s - audio_s):.3f} s (more than one frame, {1.0 / fps:.3f} s); trim or pad the audio "
-            "to the video length, or check that both come from the same recording."
-        )
 
 
 def _av():

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.explanation import Explanation
+from avxai.checks import check_positive_int
 from avxai.engine import check_output, chunk_rows, evaluate_masks, mask_media, score_inputs, top_fraction_mask
 from avxai.methods.base import Method, MethodConfig, new_explanation
 from avxai.modalities.base import Modality
@@ -27,8 +28,7 @@ RULES = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 
 
 def _check_common(batch_size: int, listen_fraction: float) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int (perturbed inputs per backward pass), got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size", "perturbed inputs per backward pass")
     if not 0.0 < listen_fraction < 1.0:
         raise ValueError(f"listen_fraction must be in (0, 1) (fraction of cells kept in the saved media), "
                          f"got {listen_fraction}")
@@ -156,8 +156,7 @@ class SmoothGradConfig(MethodConfig):
 
     def __post_init__(self):
         _check_common(self.batch_size, self.listen_fraction)
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
-            raise ValueError(f"samples must be a positive int (noisy copies to average), got {self.samples!r}")
+        check_positive_int(self.samples, "samples", "noisy copies to average")
         if not self.noise >= 0.0:
             raise ValueError(f"noise must be >= 0 (std as a fraction of the range, e.g. 0.15), got {self.noise}")
         if self.noise_on not in ("mask", "representation"):
@@ -223,8 +222,7 @@ class IntegratedGradientsConfig(MethodConfig):
 
     def __post_init__(self):
         _check_common(self.batch_size, self.listen_fraction)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive int (intervals of the 0 -> 1 mask path), got {self.steps!r}")
+        check_positive_int(self.steps, "steps", "intervals of the 0 -> 1 mask path")
         if self.rule not in RULES:
             raise ValueError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
 

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from avxai.explanation import Explanation
 from avxai.hygiene import evaluation_mode
+from avxai.checks import check_positive_int
 from avxai.engine import check_model_rate, evaluate_masks, prepare_scorer
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
@@ -115,10 +116,8 @@ def faithfulness_curve(model: nn.Module, modality: Modality, scorer: Scorer, att
     """
     if kind not in ("deletion", "insertion"):
         raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int(steps, "steps")
+    check_positive_int(batch_size, "batch_size")
     if normalise not in NORMALISE:
         raise ValueError(f"normalise must be one of {', '.join(NORMALISE)}, got {normalise!r}")
     attr = _attribution(attribution, modality)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from avxai.checks import check_waveform
 from avxai.engine import check_model_rate, evaluate_masks, prepare_scorer
 from avxai.hygiene import evaluation_mode
 
@@ -27,13 +28,8 @@ def _stft_magnitude(wave: Tensor, n_fft: int, hop_length: int, win_length: int |
 
 
 def _check_wave(name: str, wave) -> Tensor:
-    if not isinstance(wave, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (..., time), got {type(wave).__name__}")
-    if wave.dim() < 1 or not wave.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point waveform (..., time), got {wave.dtype} {tuple(wave.shape)}")
-    if not torch.isfinite(wave).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return wave
+    """A float waveform ``(..., time)``, finite; it may be silent (one part of a mixture can be)."""
+    return check_waveform(wave, name=name, min_rms=None, batched=False)
 
 
 def ideal_binary_mask(target_wave: Tensor, interferer_wave: Tensor, n_fft: int, hop_length: int,

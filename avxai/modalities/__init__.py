@@ -1,7 +1,9 @@
 """Modalities: raw inputs as maskable grids, and back to the model's input."""
 
 from avxai.modalities.base import Modality
-from avxai.modalities.spectrogram import Spectrogram, check_waveform, resample
+from avxai.checks import check_waveform
+from avxai.io.audio import resample
+from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.tensor import TensorModality
 
 __all__ = ["Modality", "Spectrogram", "TensorModality", "check_waveform", "resample"]

@@ -132,9 +132,3 @@ class Modality(ABC):
         return {"kind": self.kind, "axes": list(self.axes), "grid_shape": list(self.grid_shape),
                 "batch_size": self.batch_size, "perturbation": repr(self.perturbation)}
 
-
-def check_finite(name: str, tensor: Tensor) -> None:
-    """Raise ``ValueError`` naming ``name`` when ``tensor`` holds NaN or infinite values."""
-    if not torch.isfinite(tensor).all():
-        bad = (~torch.isfinite(tensor)).sum().item()
-        raise ValueError(f"{name} contains {bad} NaN or infinite values; clean the input before explaining it")

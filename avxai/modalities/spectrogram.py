@@ -10,47 +10,13 @@ import torch.nn.functional as F
 import torchaudio
 from torch import Tensor
 
-from avxai.modalities.base import Modality, check_finite
+from avxai.checks import check_waveform
+from avxai.io.audio import resample
+from avxai.modalities.base import Modality
 from avxai.modalities.synthesis import WeightedSynthesis
 from avxai.perturbations import Perturbation
 
 ModelInput = Literal["waveform", "magnitude", "complex"]
-
-
-def check_waveform(waveform: Tensor, sample_rate: int, *, min_samples: int = 1, min_rms: float = 1e-5,
-                   name: str = "waveform") -> None:
-    """Validate a ``(batch, channels, time)`` float waveform; raise ``ValueError`` with the fix."""
-    if not isinstance(waveform, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (batch, channels, time), got {type(waveform).__name__}")
-    if waveform.dim() != 3:
-        raise ValueError(
-            f"{name} must be (batch, channels, time), got shape {tuple(waveform.shape)}; "
-            "for one mono signal use waveform.view(1, 1, -1)"
-        )
-    if not waveform.is_floating_point():
-        raise TypeError(f"{name} must be floating point in [-1, 1], got {waveform.dtype}")
-    if not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
-    check_finite(name, waveform)
-    if waveform.shape[-1] < min_samples:
-        raise ValueError(
-            f"{name} is too short: {waveform.shape[-1]} samples ({waveform.shape[-1] / sample_rate:.4f} s at "
-            f"{sample_rate} Hz); at least {min_samples} samples are needed (one STFT frame)"
-        )
-    rms = waveform.pow(2).mean(dim=(1, 2)).sqrt()
-    silent = (rms < min_rms).nonzero().flatten().tolist()
-    if silent:
-        raise ValueError(
-            f"{name} input(s) {silent} are silent (RMS {rms[silent[0]].item():.2e} < {min_rms:g}): there is "
-            "nothing to explain; check the file, its gain, or the segment you cut"
-        )
-
-
-def resample(waveform: Tensor, from_rate: int, to_rate: int) -> Tensor:
-    """Resample ``(..., time)`` from ``from_rate`` to ``to_rate`` Hz (band-limited sinc, torchaudio)."""
-    if from_rate == to_rate:
-        return waveform
-    return torchaudio.functional.resample(waveform, from_rate, to_rate)
 
 
 def _frames(z: Tensor, index: Tensor, frames: Tensor) -> Tensor:

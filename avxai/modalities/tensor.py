@@ -10,7 +10,8 @@ from typing import Any
 
 from torch import Tensor
 
-from avxai.modalities.base import Modality, check_finite
+from avxai.checks import check_finite
+from avxai.modalities.base import Modality
 from avxai.perturbations import Perturbation
 
 

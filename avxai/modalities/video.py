@@ -23,28 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from avxai.modalities.base import Modality, check_finite
+from avxai.checks import check_fps, check_video
+from avxai.modalities.base import Modality
 from avxai.perturbations import Perturbation
 
-__all__ = ["FaceVideo", "check_video", "boxes_to_crop", "box_masks"]
-
-
-def check_video(video: Tensor, name: str = "video") -> None:
-    """Validate a ``(batch, frames, 3, height, width)`` float video in [0, 1]; raise with the fix."""
-    if not isinstance(video, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (batch, frames, 3, height, width), got {type(video).__name__}")
-    if video.dim() != 5 or video.shape[2] != 3:
-        hint = " (one clip: add a batch axis with video[None])" if video.dim() == 4 and video.shape[1] == 3 else ""
-        raise ValueError(f"{name} must be (batch, frames, 3, height, width), got shape {tuple(video.shape)}{hint}")
-    if not video.is_floating_point():
-        raise TypeError(f"{name} must be float in [0, 1], got {video.dtype}; convert uint8 frames with x.float() / 255")
-    check_finite(name, video)
-    lo, hi = float(video.min()), float(video.max())
-    if lo < -1e-3 or hi > 1.0 + 1e-3:
-        raise ValueError(f"{name} must hold values in [0, 1], got [{lo:.3g}, {hi:.3g}]; uint8 frames divided by 255 "
-                         "are in range, normalised (mean/std) frames are not")
-    if video.shape[1] < 1:
-        raise ValueError(f"{name} has no frames")
+__all__ = ["FaceVideo", "boxes_to_crop", "box_masks"]
 
 
 def boxes_to_crop(boxes: Tensor, crop_boxes: Tensor, crop_size: int) -> Tensor:
@@ -107,8 +90,7 @@ class FaceVideo(Modality):
     def __init__(self, crops: Tensor, fps: float, *, perturbation: "str | Perturbation" = "spatial-blur",
                  track: Any = None, frames: Tensor | None = None, source: str | None = None):
         check_video(crops, "crops")
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
-            raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+        check_fps(fps)
         if track is not None:
             if crops.shape[0] != 1:
                 raise ValueError(f"a face track describes one clip; got a batch of {crops.shape[0]} crops with it "
