@@ -6,12 +6,22 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import yaml
+from avxai.audit.command import add_audit_parser, run_audit_command
+from avxai.config import build_config
+from avxai.demo import run_demo as demo
+from avxai.methods import METHODS, get_method
+from avxai.metrics.localisation import segment_mass
+from avxai.models.registry import describe_architectures, load_model
+from avxai.perturbations import PERTURBATION_NAMES
+from avxai.tasks import TASKS, Task, get_task
 
-TASK_OPTIONS = ("input", "reference", "enroll", "source", "target", "segments", "model_checkpoint", "score", "stream")
-SHORTCUTS = {"areas": float, "window": int, "stride": int, "iterations": int, "batch_size": int, "seed": int}
+#: flags of the "task inputs" and "audio" groups: each is passed to the task when its options class has the field
+TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "n_fft", "hop_length",
+              "n_mels", "perturbation", "resample", "mono")
+#: method-config fields with a flag of their own
+SHORTCUTS = ("areas", "window", "stride", "iterations", "batch_size", "seed")
 
 
 def _csv(kind):
@@ -24,10 +34,6 @@ def _csv(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from avxai.methods import METHODS
-    from avxai.perturbations import PERTURBATION_NAMES
-    from avxai.tasks import TASKS
-
     parser = argparse.ArgumentParser(
         prog="avxai", description="Explain audio-visual and speech models: which time-frequency regions of the "
                                   "spectrogram and which face regions carry a model's result.")
@@ -59,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label): drawn on figures, "
                                       "and the share of the evidence inside each label's segments is printed and "
                                       "saved (metadata segment_mass)")
-    g.add_argument("--model-checkpoint", help="local checkpoint of the model; default: the bundled reference model")
+    g.add_argument("--model", help="the model: a bundled name or a checkpoint (.pt with its .json beside it); "
+                                   "default: the task's bundled reference model")
+    g.add_argument("--architecture", help="the architecture of a --model checkpoint without its JSON: "
+                                          + describe_architectures())
     g.add_argument("--stream", choices=["av", "video", "audio"],
                    help="which input stream to explain (av-enhancement): av = spectrogram and face video on one "
                         "joint grid (default), video = the face crops with the sound kept, audio = the spectrogram "
@@ -91,69 +100,45 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, help="random seed")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    from avxai.audit.command import add_audit_parser
-
     add_audit_parser(sub)
     return parser
 
 
-def _convert(value: Any) -> Any:
-    """YAML values onto config fields: lists become tuples (configs are frozen)."""
-    return tuple(value) if isinstance(value, list) else value
+def task_options(task: Task, args: argparse.Namespace):
+    """The task's options from the parsed flags: every given task flag must be a field of its options class."""
+    fields = {f.name for f in dataclasses.fields(task.options_class)}
+    given = {k: getattr(args, k) for k in TASK_FLAGS if getattr(args, k, None) not in (None, False)}
+    extra = [k for k in given if k not in fields]
+    if extra:
+        flags = ", ".join("--" + o.replace("_", "-") for o in extra)
+        raise ValueError(f"{flags} do(es) not apply to --task {task.name}; it reads "
+                         + ", ".join("--" + o.replace("_", "-") for o in TASK_FLAGS if o in fields))
+    return task.options_class(**given)
 
 
-def build_config(method, *, config_file: str | None = None, sets: Sequence[str] = (), shortcuts: dict | None = None,
-                 progress: bool = False):
-    """The method's frozen config from a YAML file, ``FIELD=VALUE`` overrides and command-line shortcuts."""
-    cls = method.config_class
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    if config_file:
-        path = Path(config_file)
-        if not path.exists():
-            raise ValueError(f"config file {path} does not exist")
-        doc = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(doc, dict):
-            raise ValueError(f"config file {path} must hold a mapping of {cls.__name__} fields")
-        values.update(doc.get(method.name, doc) if isinstance(doc.get(method.name), dict) else doc)
-    for item in sets:
-        key, eq, text = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set takes FIELD=VALUE, got {item!r}")
-        values[key.strip().replace("-", "_")] = yaml.safe_load(text)
-    for key, value in (shortcuts or {}).items():
-        if value is not None:
-            if key not in fields:
-                raise ValueError(f"--{key.replace('_', '-')} does not apply to method {method.name!r} "
-                                 f"(its config has no field {key!r})")
-            values[key] = value
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; its fields are {sorted(fields)}")
-    if "progress" in fields and "progress" not in values:
-        values["progress"] = progress
-    return cls(**{k: _convert(v) for k, v in values.items()})
+def task_model(task: Task, args: argparse.Namespace):
+    """``--model`` (default: the task's bundled model) through the model registry."""
+    return load_model(args.model or task.default_model, architecture=args.architecture)
+
+
+def method_config(method, args: argparse.Namespace):
+    """The method's frozen config from ``--config`` (a mapping, or one under the method's name), ``--set`` and
+    the shortcut flags; ``progress`` follows ``--quiet``."""
+    fields = {f.name for f in dataclasses.fields(method.config_class)}
+    return build_config(method.config_class, file=args.config, section=method.name,
+                        values={"progress": not args.quiet} if "progress" in fields else None, sets=args.set,
+                        shortcuts={k: getattr(args, k) for k in SHORTCUTS})
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from avxai.methods import get_method
-    from avxai.tasks import get_task
-
     task = get_task(args.task)
-    given = [o for o in TASK_OPTIONS if getattr(args, o, None) is not None and o not in task.options and o != "input"]
-    if given:
-        flags = ", ".join("--" + o.replace("_", "-") for o in given)
-        raise ValueError(f"{flags} do(es) not apply to --task {task.name}; it reads "
-                         + ", ".join("--" + o.replace("_", "-") for o in sorted(task.options)))
+    options = task_options(task, args)
     method = get_method(args.method)
-    config = build_config(method, config_file=args.config, sets=args.set, progress=not args.quiet,
-                          shortcuts={k: getattr(args, k) for k in SHORTCUTS})
-    problem = task.prepare(args)
+    config = method_config(method, args)
+    problem = task.build(task_model(task, args), options)
     explanation = method(problem.model, problem.modality, problem.scorer, config)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
-    from avxai.metrics.localisation import segment_mass
-
     shares = segment_mass(explanation)  # with --segments: how much of the evidence lies in each label's turns
     if shares:
         explanation.metadata["segment_mass"] = shares
@@ -186,8 +171,6 @@ def report(explanation, out: Path) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from avxai.demo import run_demo as demo
-
     demo(out=Path(args.out), method=args.method, progress=not args.quiet)
     return 0
 
@@ -201,8 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             return run_explain(args)
         if args.command == "audit":
-            from avxai.audit.command import run_audit_command
-
             return run_audit_command(args)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"avxai {args.command}: error: {err}", file=sys.stderr)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from avxai.config import build_config
+from avxai.data.mixtures import load_segments
 from avxai.explanation import Explanation
-from avxai.io.audio import load_audio
 from avxai.methods import get_method
 from avxai.metrics.localisation import segment_mass
-from avxai.modalities.spectrogram import Spectrogram
-from avxai.scorers.classification import ClassLogProbability
-from avxai.tasks.base import read_segments
+from avxai.models.checkpoint import ASSETS_DIR
+from avxai.models.registry import load_model
+from avxai.tasks.speaker import SpeakerOptions, build
 
 #: the demo's occlusion: 32 frequency bins x 12 frames (1 kHz x 96 ms), half overlap
 DEMO_WINDOW = (32, 12)
@@ -19,8 +21,6 @@ DEMO_STRIDE = (16, 6)
 
 def speaker_assets() -> Path:
     """The folder of the bundled speaker model and utterances (``assets/speaker``)."""
-    from avxai.models.checkpoint import ASSETS_DIR
-
     return ASSETS_DIR / "speaker"
 
 
@@ -34,25 +34,23 @@ def run_demo(out: Path = Path("avxai-out"), method: str = "occlusion", progress:
     ``window`` / ``stride`` are the occlusion patch and step in (frequency bins, frames) of the 512-point
     STFT with hop 128 (31.25 Hz x 8 ms per cell); other methods use their default configs.
     """
-    from avxai.data.mixtures import load_segments
-    from avxai.models.checkpoint import load_speaker_model
-
     folder = speaker_assets()
-    model = load_speaker_model()
-    wav, rate = load_audio(folder / "aba.wav", sample_rate=model.sample_rate)
+    model = load_model("speakernet")
     _, info = load_segments(folder / "aba_segments.json", with_metadata=True)
     target = info.get("target_class")
     if target is None:
         raise ValueError(f"{folder / 'aba_segments.json'} names no 'target_class'; rerun recipes/speaker/train.py")
-    modality = Spectrogram(wav, rate, n_fft=512, hop_length=128)
+    problem = build(model, SpeakerOptions(input=folder / "aba.wav", target=int(target), score="log-probability",
+                                          segments=folder / "aba_segments.json", n_fft=512, hop_length=128))
     m = get_method(method)
-    fields = {"progress": progress}
+    fields = {f.name for f in dataclasses.fields(m.config_class)}
+    values = {"progress": progress}
     if method == "occlusion":
-        fields.update(window=tuple(window), stride=tuple(stride), batch_size=64)
-    config = m.config_class(**{k: v for k, v in fields.items() if k in m.config_class.__dataclass_fields__})
-    explanation = m(model, modality, ClassLogProbability(int(target)), config)
-    explanation.metadata.update(task="speaker", input=str(folder / "aba.wav"),
-                                segments=read_segments(folder / "aba_segments.json"), target_label="A")
+        values.update(window=tuple(window), stride=tuple(stride), batch_size=64)
+    config = build_config(m.config_class, values={k: v for k, v in values.items() if k in fields})
+    explanation = m(problem.model, problem.modality, problem.scorer, config)
+    explanation.metadata.update(task="speaker", input=problem.metadata["input"], segments=problem.metadata["segments"],
+                                target_label="A")
     shares = segment_mass(explanation)  # per label: share of the positive attribution (evidence for A) inside
     explanation.metadata["segment_mass"] = shares
     if "positive" in shares.get("A", {}):

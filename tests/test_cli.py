@@ -6,7 +6,8 @@ import pytest
 
 from avxai.models.checkpoint import ASSETS_DIR
 
-from avxai.cli import build_config, main
+from avxai.cli import main
+from avxai.config import build_config
 from avxai.methods import get_method
 
 ASSETS = ASSETS_DIR / "speaker"
@@ -17,21 +18,28 @@ def test_help_describes_every_explain_option(capsys):
         main(["explain", "--help"])
     text = capsys.readouterr().out
     for flag in ("--task", "--method", "--input", "--reference", "--enroll", "--source", "--target", "--segments",
-                 "--model-checkpoint", "--n-fft", "--hop-length", "--n-mels", "--resample", "--perturbation",
+                 "--model", "--architecture", "--n-fft", "--hop-length", "--n-mels", "--resample", "--perturbation",
                  "--config", "--set", "--areas", "--window", "--stride", "--iterations", "--batch-size", "--seed"):
         assert flag in text
 
 
-def test_config_from_yaml_sets_and_shortcuts(tmp_path):
+def test_method_config_from_yaml_sets_and_shortcuts(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("occlusion:\n  batch_size: 7\n  listen_fraction: 0.3\n")
-    cfg = build_config(get_method("occlusion"), config_file=str(path), sets=["window=[3, 4]"],
+    cls = get_method("occlusion").config_class
+    cfg = build_config(cls, file=path, section="occlusion", sets=["window=[3, 4]"],
                        shortcuts={"stride": (2, 2), "areas": None})
     assert (cfg.batch_size, cfg.listen_fraction, cfg.window, cfg.stride) == (7, 0.3, (3, 4), (2, 2))
-    with pytest.raises(ValueError, match="--areas does not apply to method 'occlusion'"):
-        build_config(get_method("occlusion"), shortcuts={"areas": (0.1,)})
-    with pytest.raises(ValueError, match="no field"):
-        build_config(get_method("occlusion"), sets=["windw=3"])
+    with pytest.raises(ValueError, match="--areas does not apply to OcclusionConfig"):
+        build_config(cls, shortcuts={"areas": (0.1,)})
+    with pytest.raises(ValueError, match="has no field windw .*did you mean window"):
+        build_config(cls, sets=["windw=3"])
+
+
+def test_a_bad_set_value_names_the_field_and_type(tmp_path, capsys):
+    code = main(["explain", "--task", "speaker", "--input", "x.wav", "--set", "window=2.5", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--set window=2.5: window expects a tuple of ints, an int or None, got 2.5" in capsys.readouterr().err
 
 
 def test_an_option_the_task_does_not_read_is_an_error(tmp_path, capsys):

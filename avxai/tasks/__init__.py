@@ -1,22 +1,33 @@
-"""Tasks for the command line: each builds (model, modality, scorer) from files for one kind of model."""
+"""Tasks: each kind of model as a frozen options dataclass plus ``build(model, options) -> Problem``.
 
+``TASKS`` maps the task names of ``avxai explain --task`` to task objects (options class, build, bundled
+model, own outputs). The modules are usable on their own from Python::
+
+    import avxai
+    problem = avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(input=wav, sample_rate=16000))
+"""
+
+from avxai.tasks import audio, av_enhancement, enhancement, separation, speaker
+from avxai.tasks.audio import AudioOptions, default_stft, stft_for
+from avxai.tasks.av_enhancement import AVEnhancementOptions, AVEnhancementTask
 from avxai.tasks.base import Problem, Task
-from avxai.tasks.speaker import SpeakerTask
-from avxai.tasks.enhancement import EnhancementTask
-from avxai.tasks.separation import SeparationTask
-from avxai.tasks.av_enhancement import AVEnhancementTask
+from avxai.tasks.enhancement import EnhancementOptions, EnhancementTask
+from avxai.tasks.separation import SeparationOptions, SeparationTask
+from avxai.tasks.speaker import SpeakerOptions, SpeakerTask
 
-#: name -> task; each task module adds itself here
-TASKS: dict[str, Task] = {"speaker": SpeakerTask()}
-TASKS.update({"enhancement": EnhancementTask(), "separation": SeparationTask()})
-TASKS["av-enhancement"] = AVEnhancementTask()
+#: name -> task
+TASKS: dict[str, Task] = {task.name: task for task in (SpeakerTask(), EnhancementTask(), SeparationTask(),
+                                                        AVEnhancementTask())}
 
 
 def get_task(name: str) -> Task:
+    """The task called ``name``; ``ValueError`` listing the names otherwise."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
     return TASKS[name]
 
 
-__all__ = ["Problem", "Task", "TASKS", "get_task", "SpeakerTask", "EnhancementTask", "SeparationTask",
-           "AVEnhancementTask"]
+__all__ = ["AVEnhancementOptions", "AVEnhancementTask", "AudioOptions", "EnhancementOptions", "EnhancementTask",
+           "Problem", "SeparationOptions", "SeparationTask", "SpeakerOptions", "SpeakerTask", "TASKS", "Task",
+           "audio", "av_enhancement", "default_stft", "enhancement", "get_task", "separation", "speaker",
+           "stft_for"]

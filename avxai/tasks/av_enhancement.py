@@ -1,24 +1,74 @@
-"""Audio-visual speech enhancement: which face regions, moments and T-F regions carry the SDR of the output."""
+"""Audio-visual speech enhancement: which face regions, moments and T-F regions carry the SDR of the output.
+
+    problem = avxai.tasks.av_enhancement.build(av_model, AVEnhancementOptions(input="clip.mp4", stream="video"))
+
+The input is a video with sound (the mixture): a file, or a decoded :class:`~avxai.io.video.VideoClip`
+(frames, fps, audio, sample rate). MTCNN tracks the face (or ``track`` gives the track) and the model sees
+the face crops. ``stream="av"`` (default) explains the spectrogram and the face video on one joint grid,
+``"video"`` the face video with the sound kept (:class:`~avxai.modalities.audio_visual.FixedAudio`),
+``"audio"`` the spectrogram with the face kept (:class:`~avxai.modalities.audio_visual.FixedVideo`).
+The spectrogram is on the model's own STFT unless ``n_fft`` / ``hop_length`` are given.
+"""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
+from torch import Tensor, nn
 
+from avxai.faces import FaceTracker
+from avxai.io.video import VideoClip, read_video
+from avxai.metrics.shares import modality_shares
+from avxai.modalities.audio_visual import AudioVisual, FixedAudio, FixedVideo
+from avxai.io.audio import resample as resample_audio
+from avxai.modalities.spectrogram import Spectrogram
+from avxai.modalities.video import FaceVideo
+from avxai.tasks.audio import describe_input, read_waveform, stft_for
 from avxai.tasks.base import Problem, Task
+from avxai.tasks.enhancement import reference_scorer
 
-__all__ = ["AVEnhancementTask", "STREAMS", "DEFAULT_PERTURBATIONS", "split_perturbation", "build_av_problem"]
+__all__ = ["AVEnhancementOptions", "AVEnhancementTask", "DEFAULT_PERTURBATIONS", "STREAMS", "build",
+           "split_perturbation"]
 
-#: what ``--stream`` explains: both streams on one joint grid, the face video alone, the spectrogram alone
+#: what ``stream`` explains: both streams on one joint grid, the face video alone, the spectrogram alone
 STREAMS = ("av", "video", "audio")
 #: baselines of masked cells: silence for the spectrogram, the clip's mean face (no motion) for the video
 DEFAULT_PERTURBATIONS = ("zero", "mean-time")
 
 
+@dataclass(frozen=True)
+class AVEnhancementOptions:
+    """Options of the audio-visual enhancement task.
+
+    input : a video file with sound, or a :class:`~avxai.io.video.VideoClip` with audio.
+    track : the clip's :class:`~avxai.faces.FaceTrack` (crops at the model's crop size); ``None``: MTCNN tracks it.
+    reference : the clean target (a file, or a tensor ``(1, time)`` / ``(1, 1, time)`` at the model's rate) as
+        long as the clip's audio; ``None``: score against the model's own output on the unmasked clip.
+    stream : ``"av"``, ``"video"`` or ``"audio"`` (see the module docstring).
+    score : ``"sdr"`` (default) or ``"si-sdr"``.
+    perturbation : ``None`` (:data:`DEFAULT_PERTURBATIONS`), ``"NAME"`` for both streams, or ``"AUDIO,VIDEO"``.
+    n_fft, hop_length : STFT of the explained spectrogram (default: the model's own).
+    resample, mono : resample the clip's audio to the model's rate / average its channels.
+    shares : also measure the audio-vs-video shares of the evidence (four model passes; metadata ``av_shares``).
+    """
+
+    input: "str | Path | VideoClip"
+    track: Any = None
+    reference: "str | Path | Tensor | None" = None
+    stream: str = "av"
+    score: str | None = None
+    perturbation: str | None = None
+    n_fft: int | None = None
+    hop_length: int | None = None
+    resample: bool = False
+    mono: bool = False
+    shares: bool = True
+
+
 def split_perturbation(spec: str | None) -> tuple[str, str]:
-    """``--perturbation`` of this task -> (audio, video) perturbation names.
+    """The task's ``perturbation`` -> (audio, video) perturbation names.
 
     ``None``: :data:`DEFAULT_PERTURBATIONS`; ``"NAME"``: the same name for both streams (``zero``, ``mean``,
     ``mean-time``, ``noise:SNR``); ``"AUDIO,VIDEO"``: one per stream, e.g. ``zero,spatial-blur:8``.
@@ -34,65 +84,87 @@ def split_perturbation(spec: str | None) -> tuple[str, str]:
                      f"zero,mean-time), got {spec!r}")
 
 
-def build_av_problem(path: "str | Path", model, *, reference: torch.Tensor | None = None, stream: str = "av",
-                     perturbation: str | None = None, n_fft: int | None = None, hop_length: int | None = None,
-                     resample: bool = False, mono: bool = False, score: str | None = None, tracker=None) -> Problem:
-    """Read a clip with sound, track its face and build (model, modality, scorer) for ``stream``.
+def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: str) -> tuple[FaceVideo, VideoClip]:
+    """The tracked face video of the clip and the decoded clip."""
+    name = describe_input(options.input) if not isinstance(options.input, VideoClip) else "the clip"
+    clip = options.input if isinstance(options.input, VideoClip) else read_video(options.input, need_audio=True)
+    if clip.audio is None:
+        raise ValueError(f"{name} has no audio track; the audio-visual enhancer needs the sound (the mixture)")
+    track = options.track
+    if track is None:
+        track = FaceTracker(crop_size=int(model.crop_size)).track(clip.frames, source=name)
+    video = FaceVideo(track.crops.unsqueeze(0), clip.fps, perturbation=perturbation, track=track,
+                      frames=clip.frames, source=None if isinstance(options.input, VideoClip) else name)
+    video.clip = clip
+    return video, clip
 
-    ``reference``: the clean target ``(1, 1, time)`` at the model's rate (``None``: the SDR is taken against
-    the model's own output on the unmasked clip). ``n_fft`` / ``hop_length``: STFT of the explained
-    spectrogram (default the model's). The problem's metadata holds the audio-vs-video shares
-    (:func:`avxai.modalities.audio_visual.modality_shares`) and the track's crop boxes; ``extras`` holds
-    the full frames and the face track (for heat maps pasted back onto the frames).
+
+def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
+    """The AV problem for ``options.stream``: its model (the AV model, or one stream held fixed), modality and
+    scorer. The metadata holds the audio-vs-video shares (``shares=True``) and the track's detection rate;
+    ``extras`` holds the full frames and the face track (for heat maps pasted back onto the frames).
+
+    Shape: clip frames ``(frames, H, W, 3)`` and audio ``(channels, time)`` -> grid ``(freq, frames)``,
+    ``(time, S, S)`` or both joined (``stream="av"``).
     """
-    from avxai.faces import FaceTracker
-    from avxai.modalities.audio_visual import AudioVisual, FixedAudio, FixedVideo, modality_shares
-    from avxai.modalities.spectrogram import Spectrogram, resample as resample_audio
-    from avxai.modalities.video import FaceVideo
-    from avxai.tasks.enhancement import reference_scorer
-
-    if stream not in STREAMS:
-        raise ValueError(f"--stream must be one of {', '.join(STREAMS)}, got {stream!r}")
-    audio_pert, video_pert = split_perturbation(perturbation)
-    path = str(path)
-    tracker = tracker if tracker is not None else FaceTracker(crop_size=int(model.crop_size))
-    video = FaceVideo.from_file(path, tracker, perturbation=video_pert, need_audio=True)
-    clip = video.clip
+    if not isinstance(options, AVEnhancementOptions):
+        raise TypeError(f"build takes AVEnhancementOptions, got {type(options).__name__}")
+    if options.stream not in STREAMS:
+        raise ValueError(f"--stream must be one of {', '.join(STREAMS)}, got {options.stream!r}")
+    audio_pert, video_pert = split_perturbation(options.perturbation)
+    name = describe_input(options.input) if not isinstance(options.input, VideoClip) else "the clip"
+    video, clip = _face_video(model, options, video_pert)
     if abs(video.fps - float(model.fps)) > 1e-3:
-        raise ValueError(f"{path} has {video.fps:g} frames per second but the model was trained at {model.fps:g} fps; "
-                         f"re-encode the clip at {model.fps:g} fps (ffmpeg -i in.mp4 -r {model.fps:g} out.mp4)")
+        raise ValueError(f"{name} has {video.fps:g} frames per second but the model was trained at {model.fps:g} "
+                         f"fps; re-encode the clip at {model.fps:g} fps (ffmpeg -i in.mp4 -r {model.fps:g} out.mp4)")
     wav = clip.audio
     if wav.shape[0] != 1:
-        if not mono:
-            raise ValueError(f"{path} has {wav.shape[0]} audio channels but the model takes mono audio; pass --mono to "
-                             "average them")
+        if not options.mono:
+            raise ValueError(f"{name} has {wav.shape[0]} audio channels but the model takes mono audio; pass --mono "
+                             "(mono=True) to average them")
         wav = wav.mean(dim=0, keepdim=True)
     rate = int(clip.sample_rate)
     if rate != int(model.sample_rate):
-        if not resample:
-            raise ValueError(f"{path} has audio at {rate} Hz but the model takes {int(model.sample_rate)} Hz; pass "
-                             "--resample to resample it, or re-encode the clip's audio")
+        if not options.resample:
+            raise ValueError(f"{name} has audio at {rate} Hz but the model takes {int(model.sample_rate)} Hz; pass "
+                             "--resample (resample=True) to resample it, or re-encode the clip's audio")
         wav, rate = resample_audio(wav, rate, int(model.sample_rate)), int(model.sample_rate)
     wav = wav.unsqueeze(0).contiguous()  # (1, 1, time)
-    if reference is not None and reference.shape[-1] != wav.shape[-1]:
-        raise ValueError(f"the reference has {reference.shape[-1]} samples but the audio of {path} has {wav.shape[-1]} "
-                         f"({wav.shape[-1] / rate:.3f} s); they must cover the same time (cut or pad the reference)")
-    spec = Spectrogram(wav, rate, n_fft=int(n_fft or model.n_fft), hop_length=int(hop_length or model.hop_length),
-                       perturbation=audio_pert)
-    av = AudioVisual(spec, video)  # checks that the streams are aligned within one video frame
-    scorer = reference_scorer(score, reference)
-    shares = modality_shares(model, av, scorer)
-    if stream == "av":
+    reference = None
+    if options.reference is not None:
+        if isinstance(options.reference, Tensor):
+            reference = options.reference.reshape(1, 1, -1)
+        else:
+            paths = [p.strip() for p in str(options.reference).split(",") if p.strip()]
+            if len(paths) != 1:
+                raise ValueError(f"--task av-enhancement takes one clean --reference (the target talker), got "
+                                 f"{len(paths)}: {paths}")
+            reference = read_waveform(paths[0], rate, resample=options.resample, mono=options.mono,
+                                      what="reference")
+        if reference.shape[-1] != wav.shape[-1]:
+            raise ValueError(f"the reference has {reference.shape[-1]} samples but the audio of {name} has "
+                             f"{wav.shape[-1]} ({wav.shape[-1] / rate:.3f} s); they must cover the same time (cut or "
+                             "pad the reference)")
+    scorer = reference_scorer(options.score, reference)
+    spec = av = shares = None
+    if options.stream != "video" or options.shares:
+        n_fft, hop = stft_for(model, rate, options.n_fft, options.hop_length)
+        spec = Spectrogram(wav, rate, n_fft=n_fft, hop_length=hop, perturbation=audio_pert)
+        av = AudioVisual(spec, video)  # checks that the streams are aligned within one video frame
+    if options.shares:
+        shares = modality_shares(model, av, scorer).as_dict()
+    if options.stream == "av":
         target_model, modality = model, av
-    elif stream == "video":
+    elif options.stream == "video":
         target_model, modality = FixedAudio(model, wav), video
     else:
         target_model, modality = FixedVideo(model, video.crops), spec
     track = video.track
     metadata = {
-        "input": path, "stream": stream, "perturbations": {"audio": audio_pert, "video": video_pert},
+        "input": name, "stream": options.stream, "perturbations": {"audio": audio_pert, "video": video_pert},
         "score_against": "reference" if reference is not None else "model output on the unmasked input",
-        "av_shares": shares.as_dict(), "face_detection_rate": track.detection_rate,
+        "av_shares": shares, "face_detection_rate": track.detection_rate,
+        "reference": None if options.reference is None else describe_input(options.reference),
     }
     return Problem(model=target_model, modality=modality, scorer=scorer, metadata=metadata,
                    extras={"frames": video.frames, "track": track, "video": video})
@@ -104,47 +176,26 @@ class AVEnhancementTask(Task):
     on the unmasked clip). The input is a video with sound (the mixture); MTCNN tracks the face and the model
     sees face crops. ``--stream av`` (default) explains the spectrogram and the face video on one joint grid,
     ``video`` the face video with the sound kept, ``audio`` the spectrogram with the face kept. Model:
-    ``--model-checkpoint`` (a :func:`avxai.models.av_enhancement.save_av_enhancer` checkpoint with its JSON),
-    default the bundled one. Besides the explanation it writes ``frames.png``: the heat map (or the PCA-RGB
-    colours) pasted back onto the full frames."""
+    ``--model`` (default the bundled one). Besides the explanation it writes ``frames.png``: the heat map (or
+    the PCA-RGB colours) pasted back onto the full frames."""
 
     name = "av-enhancement"
     help = ("audio-visual speech enhancement (video with sound): SDR/SI-SDR of the output against --reference, "
             "over the face video and the spectrogram (--stream)")
-    options = frozenset({"input", "reference", "model_checkpoint", "score", "stream"})
+    options_class = AVEnhancementOptions
+    default_model = "av-enhancer"
 
-    def prepare(self, args: argparse.Namespace) -> Problem:
-        from avxai.models.av_enhancement import load_av_enhancer
-        from avxai.tasks.enhancement import read_mono
-
-        if getattr(args, "n_mels", None):
-            raise ValueError("--n-mels does not apply to --task av-enhancement (its spectrogram is linear-frequency)")
-        if args.score not in (None, "sdr", "si-sdr"):
-            raise ValueError(f"--score {args.score} is not a signal score; --task av-enhancement takes sdr or si-sdr")
-        model = load_av_enhancer(args.model_checkpoint)
-        reference = None
-        if args.reference:
-            paths = [p.strip() for p in str(args.reference).split(",") if p.strip()]
-            if len(paths) != 1:
-                raise ValueError(f"--task av-enhancement takes one clean --reference (the target talker), got "
-                                 f"{len(paths)}: {paths}")
-            reference = read_mono(paths[0], int(model.sample_rate), args, "reference")
-        problem = build_av_problem(
-            args.input, model, reference=reference, stream=getattr(args, "stream", None) or "av",
-            perturbation=args.perturbation, n_fft=getattr(args, "n_fft", None),
-            hop_length=getattr(args, "hop_length", None), resample=bool(args.resample), mono=bool(args.mono),
-            score=args.score)
-        problem.metadata["reference"] = args.reference
-        return problem
+    def build(self, model: nn.Module, options: AVEnhancementOptions) -> Problem:
+        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``frames.png``: the explanation's video part pasted back onto the full frames (see
         :func:`avxai.viz.video.plot_frames_strip`); nothing for ``--stream audio`` (no video part)."""
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional plotting dependency, imported lazily
 
         if problem.metadata.get("stream") == "audio":
             return []
-        from avxai.viz.video import plot_frames_strip
+        from avxai.viz.video import plot_frames_strip  # viz sits beside the layers; figures only here
 
         fig = plot_frames_strip(explanation, frames=problem.extras["frames"], track=problem.extras["track"])
         fig.savefig(Path(out) / "frames.png", dpi=120, bbox_inches="tight")

@@ -1,17 +1,27 @@
-"""Tasks: how the command line turns files into (model, modality, scorer) for one kind of model."""
+"""Tasks: how a kind of model (speaker, enhancement, separation, audio-visual enhancement) and its inputs become
+a :class:`Problem` (model, modality, scorer) that any method explains.
+
+Each task module holds a frozen options dataclass, ``build(model, options) -> Problem`` and the task's own
+outputs (figures beside a saved explanation). No command-line parsing here: ``avxai.cli`` maps its flags onto
+the options, and Python code builds them directly::
+
+    import avxai
+    problem = avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(input=wav, sample_rate=16000))
+"""
 
 from __future__ import annotations
 
-import argparse
-from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from torch import nn
 
+from avxai.data.mixtures import load_segments
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
+
+__all__ = ["Problem", "Task", "read_segments"]
 
 
 @dataclass
@@ -26,20 +36,23 @@ class Problem:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class Task(ABC):
-    """One kind of model explained from the command line (``avxai explain --task NAME``).
+class Task:
+    """One kind of model: its options class, how to build a problem, its bundled model, its own outputs.
 
-    ``options`` names the ``explain`` options the task reads (``input``, ``reference``, ``enroll``, ...);
-    the command line refuses any other task option that was given, so no flag is silently ignored.
+    ``avxai explain --task NAME`` reads the flags whose names are fields of ``options_class``; any other
+    task flag that was given is an error, so no flag is silently ignored.
     """
 
     name: ClassVar[str]
     help: ClassVar[str]
-    options: ClassVar[frozenset[str]] = frozenset()
+    #: frozen dataclass of the task's inputs and settings
+    options_class: ClassVar[type]
+    #: the bundled reference model's name (``avxai.models.load_model(spec or default_model)``)
+    default_model: ClassVar[str]
 
-    @abstractmethod
-    def prepare(self, args: argparse.Namespace) -> Problem:
-        """Build the problem from parsed arguments; raise ``ValueError`` naming the bad input."""
+    def build(self, model: nn.Module, options) -> Problem:
+        """Build the problem for ``model`` from ``options``; raise ``ValueError`` naming the bad input."""
+        raise NotImplementedError
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """Write task-specific files beside the saved explanation in ``out`` (figures that need the task's
@@ -47,12 +60,13 @@ class Task(ABC):
         return []
 
 
-def read_segments(path: "str | Path | None") -> list[dict] | None:
-    """Labelled segments ``[{"start_s", "end_s", "label"}, ...]`` from a JSON file (see ``avxai.data.mixtures``)."""
-    if path is None:
+def read_segments(segments: "str | Path | list | tuple | None") -> list[dict] | None:
+    """Labelled segments ``[{"start_s", "end_s", "label"}, ...]`` from a JSON file (see
+    :func:`avxai.data.mixtures.load_segments`), or the given list of such dicts; ``None`` stays ``None``."""
+    if segments is None:
         return None
-    from avxai.data.mixtures import load_segments
-
-    if not Path(path).exists():
-        raise ValueError(f"segment file {path} does not exist")
-    return [asdict(s) for s in load_segments(path)]
+    if isinstance(segments, (list, tuple)):
+        return [dict(s) if isinstance(s, dict) else asdict(s) for s in segments]
+    if not Path(segments).exists():
+        raise ValueError(f"segment file {segments} does not exist")
+    return [asdict(s) for s in load_segments(segments)]

@@ -1,92 +1,130 @@
-"""Speech enhancement: which T-F regions of the noisy input the enhancer relies on for the SDR of its output."""
+"""Speech enhancement: which T-F regions of the noisy input the enhancer relies on for the SDR of its output.
+
+    problem = avxai.tasks.enhancement.build(enhancer, EnhancementOptions(input=noisy, sample_rate=8000,
+                                                                        reference=clean, score="si-sdr"))
+
+The score is the SDR (default) or SI-SDR of the enhanced output against the clean ``reference``, or,
+without one, against the model's own output on the unmasked input. The spectrogram is on the model's own
+STFT unless ``n_fft`` / ``hop_length`` are given (:func:`avxai.tasks.audio.stft_for`).
+"""
 
 from __future__ import annotations
 
-import argparse
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
-from avxai.io.audio import load_audio
-from avxai.modalities.spectrogram import Spectrogram
+from avxai.io.audio import resample as resample_audio
 from avxai.scorers.sdr import SDR, SISDR, ReferenceScorer
+from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
 from avxai.tasks.target_report import write_target_report
 
-__all__ = ["EnhancementTask", "build_spectrogram", "read_mono", "reference_scorer"]
+__all__ = ["EnhancementOptions", "EnhancementTask", "SCORES", "build", "check_same_length", "read_references",
+           "reference_scorer"]
 
 SCORES = ("sdr", "si-sdr")
 
 
-def read_mono(path: "str | Path", sample_rate: int, args: argparse.Namespace, what: str) -> Tensor:
-    """A mono ``(1, 1, time)`` waveform at ``sample_rate`` from ``path`` (``--resample`` / ``--mono`` as given)."""
-    wav, _ = load_audio(path, sample_rate=sample_rate, resample=bool(getattr(args, "resample", False)),
-                        mono=bool(getattr(args, "mono", False)))
-    if wav.shape[1] != 1:
-        raise ValueError(f"{what} {path} has {wav.shape[1]} channels but the model takes mono audio; pass --mono to "
-                         "average the channels")
-    return wav
+@dataclass(frozen=True)
+class EnhancementOptions(AudioOptions):
+    """Options of the enhancement task: :class:`~avxai.tasks.audio.AudioOptions` plus
 
+    reference : the clean speech (a file, or a tensor ``(1, time)`` / ``(batch, 1, time)`` at ``sample_rate``
+        Hz), as long as the input; ``None``: score against the model's own unmasked output.
+    score : ``"sdr"`` (default, BSS-eval v3) or ``"si-sdr"``.
+    """
 
-def build_spectrogram(wav: Tensor, sample_rate: int, model: nn.Module, args: argparse.Namespace) -> Spectrogram:
-    """The spectrogram modality of the input; STFT from the command line, else the model's own (``n_fft``,
-    ``hop_length``), else about 32 ms (the power of two nearest ``0.032 * sample_rate``) with a quarter hop."""
-    n_fft = getattr(args, "n_fft", None) or getattr(model, "n_fft", None) or 2 ** round(math.log2(0.032 * sample_rate))
-    hop = getattr(args, "hop_length", None) or getattr(model, "hop_length", None) or n_fft // 4
-    return Spectrogram(wav, sample_rate, n_fft=int(n_fft), hop_length=int(hop), n_mels=getattr(args, "n_mels", None),
-                       perturbation=getattr(args, "perturbation", None) or "zero")
+    reference: "str | Path | Tensor | None" = None
+    score: str | None = None
 
 
 def reference_scorer(score: str | None, reference: Tensor | None, source: int = 0) -> ReferenceScorer:
-    """``SDR`` (default) or ``SISDR`` against ``reference`` ``(1, sources, time)``, or the model's own output."""
+    """``SDR`` (default) or ``SISDR`` against ``reference`` ``(batch, sources, time)``, or the model's own output."""
     if score not in (None, *SCORES):
-        raise ValueError(f"--score {score} is not a signal score; use one of {', '.join(SCORES)}")
+        raise ValueError(f"score {score!r} is not a signal score; use one of {', '.join(SCORES)}")
     cls = SISDR if score == "si-sdr" else SDR
     return cls(reference, source=source)
 
 
-def check_same_length(reference: Tensor, wav: Tensor, ref_path: str, input_path: str) -> None:
+def check_same_length(reference: Tensor, wav: Tensor, ref_name: str, input_name: str) -> None:
     if reference.shape[-1] != wav.shape[-1]:
-        raise ValueError(f"the reference {ref_path} has {reference.shape[-1]} samples but the input {input_path} has "
+        raise ValueError(f"the reference {ref_name} has {reference.shape[-1]} samples but the input {input_name} has "
                          f"{wav.shape[-1]}; they must be the same recording length (cut or pad the reference)")
+
+
+def read_references(reference, wav: Tensor, rate: int, options: AudioOptions) -> Tensor:
+    """Clean references ``(batch, sources, time)`` at ``rate`` as long as ``wav`` ``(batch, 1, time)``.
+
+    ``reference``: one file, a comma-separated string or a list of files (one per source), or a tensor
+    ``(sources, time)`` / ``(batch, sources, time)`` at ``options.sample_rate`` Hz.
+    """
+    if isinstance(reference, Tensor):
+        ref = reference.unsqueeze(0) if reference.dim() == 2 else reference
+        if ref.dim() != 3:
+            raise ValueError(f"the reference tensor must be (sources, time) or (batch, sources, time), got shape "
+                             f"{tuple(reference.shape)}")
+        if options.sample_rate is not None and options.sample_rate != rate:
+            if not options.resample:
+                raise ValueError(f"the reference is at {options.sample_rate} Hz but the model takes {rate} Hz; "
+                                 "pass resample=True (--resample) to resample it")
+            ref = resample_audio(ref, options.sample_rate, rate)
+        check_same_length(ref, wav, "tensor", describe_input(options.input))
+        return ref
+    paths = [str(p).strip() for p in (reference.split(",") if isinstance(reference, str) else reference)]
+    paths = [p for p in paths if p]
+    refs = []
+    for p in paths:
+        r = read_waveform(p, rate, resample=options.resample, mono=options.mono, what="reference")
+        check_same_length(r, wav, p, describe_input(options.input))
+        refs.append(r[:, 0])
+    return refs[0].unsqueeze(1) if len(refs) == 1 else torch.stack(refs, dim=1)
+
+
+def build(model: nn.Module, options: EnhancementOptions) -> Problem:
+    """The enhancement problem: the input's spectrogram and the SDR / SI-SDR of the output.
+
+    Shape: input ``(1, time)`` / ``(batch, 1, time)``; reference the same -> grid ``(freq, frames)``.
+    """
+    if not isinstance(options, EnhancementOptions):
+        raise TypeError(f"build takes EnhancementOptions, got {type(options).__name__}")
+    rate = int(model.sample_rate)
+    wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
+                        mono=options.mono)
+    reference = None
+    if options.reference is not None:
+        if isinstance(options.reference, (str, Path)) and len([p for p in str(options.reference).split(",")
+                                                              if p.strip()]) != 1:
+            raise ValueError(f"the enhancement task takes one clean reference, got {options.reference!r}")
+        reference = read_references(options.reference, wav, rate, options)[:, 0:1]
+    modality = spectrogram_for(model, wav, rate, options)
+    scorer = reference_scorer(options.score, reference)
+    reference_name = None if options.reference is None else describe_input(options.reference)
+    return Problem(model=model, modality=modality, scorer=scorer, metadata={
+        "input": describe_input(options.input), "reference": reference_name,
+        "score_against": "reference" if reference is not None else "model output on the unmasked input",
+        "segments": read_segments(options.segments)},
+        extras={"target": None if reference is None else reference[0, 0]})
 
 
 class EnhancementTask(Task):
     """``--task enhancement``: the SDR (``--score sdr``, default) or SI-SDR (``--score si-sdr``) of the enhanced
     output against the clean ``--reference``, or, without one, against the model's own output on the
-    unmasked input. Model: ``--model-checkpoint`` (an :func:`avxai.models.enhancement.save_enhancer`
-    checkpoint with its JSON), default the bundled reference enhancer. Besides the explanation it writes
-    ``target.png`` / ``target.json`` (see :meth:`write_outputs`)."""
+    unmasked input. Model: ``--model`` (default the bundled reference enhancer). Besides the explanation it
+    writes ``target.png`` / ``target.json`` (see :meth:`write_outputs`)."""
 
     name = "enhancement"
     help = "speech enhancement: SDR/SI-SDR of the enhanced output against --reference (or the model's own output)"
-    options = frozenset({"input", "reference", "segments", "model_checkpoint", "score"})
+    options_class = EnhancementOptions
+    default_model = "enhancer"
 
-    def prepare(self, args: argparse.Namespace) -> Problem:
-        from avxai.models.enhancement import load_enhancer
-
-        model = load_enhancer(args.model_checkpoint)
-        rate = model.sample_rate
-        wav = read_mono(args.input, rate, args, "input")
-        reference = None
-        if args.reference:
-            paths = [p.strip() for p in str(args.reference).split(",") if p.strip()]
-            if len(paths) != 1:
-                raise ValueError(f"--task enhancement takes one clean --reference, got {len(paths)}: {paths}")
-            reference = read_mono(paths[0], rate, args, "reference")
-            check_same_length(reference, wav, paths[0], args.input)
-            reference = reference[:, 0:1]
-        modality = build_spectrogram(wav, rate, model, args)
-        scorer = reference_scorer(args.score, reference)
-        return Problem(model=model, modality=modality, scorer=scorer, metadata={
-            "input": str(args.input), "reference": args.reference,
-            "score_against": "reference" if reference is not None else "model output on the unmasked input",
-            "segments": read_segments(getattr(args, "segments", None))},
-            extras={"target": None if reference is None else reference[0, 0]})
+    def build(self, model: nn.Module, options: EnhancementOptions) -> Problem:
+        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
-        """``target.png`` / ``target.json``: mask vs the clean speech's ideal binary mask (with ``--reference``),
+        """``target.png`` / ``target.json``: mask vs the clean speech's ideal binary mask (with a reference),
         and the score of the preserved and deleted inputs (:mod:`avxai.tasks.target_report`)."""
         name = problem.scorer.describe()["scorer"]
         against = "the clean reference" if problem.extras.get("target") is not None else "its own unmasked output"

@@ -1,65 +1,97 @@
-"""Speech separation: per source k, which T-F regions of the mixture carry the SDR of separated source k."""
+"""Speech separation: per source k, which T-F regions of the mixture carry the SDR of separated source k.
+
+    problem = avxai.tasks.separation.build(separator, SeparationOptions(input=mixture, sample_rate=8000,
+                                                                       reference=sources, source=1))
+
+The score is the SDR (default) or SI-SDR of separated source ``source`` against reference ``source``; the
+output channel that carries it is matched once, on the unmasked mixture, and kept fixed under masking.
+Without references: channel ``source`` against the model's own output on the unmasked mixture.
+"""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-import torch
+from torch import Tensor, nn
 
+from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
+from avxai.tasks.enhancement import read_references, reference_scorer
 from avxai.tasks.target_report import write_target_report
-from avxai.tasks.enhancement import build_spectrogram, check_same_length, read_mono, reference_scorer
 
-__all__ = ["SeparationTask"]
+__all__ = ["SeparationOptions", "SeparationTask", "build"]
+
+
+@dataclass(frozen=True)
+class SeparationOptions(AudioOptions):
+    """Options of the separation task: :class:`~avxai.tasks.audio.AudioOptions` plus
+
+    reference : the clean sources: files (a list, or one comma-separated string) or a tensor
+        ``(sources, time)`` / ``(batch, sources, time)`` at ``sample_rate`` Hz; ``None``: the model's own output.
+    source : which source to explain, 0-based.
+    score : ``"sdr"`` (default) or ``"si-sdr"``.
+    """
+
+    reference: "str | Path | Sequence[str | Path] | Tensor | None" = None
+    source: int = 0
+    score: str | None = None
+
+
+def build(model: nn.Module, options: SeparationOptions) -> Problem:
+    """The separation problem: the mixture's spectrogram and the SDR / SI-SDR of source ``options.source``.
+
+    Shape: input ``(1, time)`` / ``(batch, 1, time)``, reference ``(batch, sources, time)`` -> grid
+    ``(freq, frames)``.
+    """
+    if not isinstance(options, SeparationOptions):
+        raise TypeError(f"build takes SeparationOptions, got {type(options).__name__}")
+    rate = int(model.sample_rate)
+    wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
+                        mono=options.mono)
+    source = int(options.source)
+    if source < 0:
+        raise ValueError(f"source must be >= 0 (0-based), got {source}")
+    reference = None
+    if options.reference is not None:
+        reference = read_references(options.reference, wav, rate, options)  # (batch, sources, time)
+        if source >= reference.shape[1]:
+            raise ValueError(f"--source {source} does not exist: {reference.shape[1]} reference(s) were given "
+                             f"({describe_input(options.reference)}); sources are 0-based")
+    elif source >= model.num_sources:
+        raise ValueError(f"--source {source} does not exist: the model separates {model.num_sources} sources "
+                         "(0-based)")
+    modality = spectrogram_for(model, wav, rate, options)
+    scorer = reference_scorer(options.score, reference, source=source)
+    reference_name = None if options.reference is None else (
+        options.reference if isinstance(options.reference, str) else
+        describe_input(options.reference) if isinstance(options.reference, (Tensor, Path)) else
+        ",".join(str(p) for p in options.reference))
+    return Problem(model=model, modality=modality, scorer=scorer, metadata={
+        "input": describe_input(options.input), "reference": reference_name, "source": source,
+        "score_against": "reference" if reference is not None else "model output on the unmasked input",
+        "segments": read_segments(options.segments)},
+        extras={"target": None if reference is None else reference[0, source]})
 
 
 class SeparationTask(Task):
     """``--task separation``: the SDR (``--score sdr``, default) or SI-SDR of separated source ``--source k``
     (default 0) against reference k of ``--reference s1.wav,s2.wav``; the output channel that carries source k
     is matched once, on the unmasked mixture, and kept fixed under masking. Without references: channel k
-    against the model's own output on the unmasked mixture. Model: ``--model-checkpoint`` (an
-    :func:`avxai.models.separation.save_separator` checkpoint with its JSON), default the bundled ConvTasNet.
-    Besides the explanation it writes ``target.png`` / ``target.json`` (see :meth:`write_outputs`)."""
+    against the model's own output on the unmasked mixture. Model: ``--model`` (default the bundled
+    ConvTasNet). Besides the explanation it writes ``target.png`` / ``target.json`` (see :meth:`write_outputs`)."""
 
     name = "separation"
     help = "speech separation: SDR/SI-SDR of source --source against --reference s1.wav,s2.wav (or own output)"
-    options = frozenset({"input", "reference", "source", "segments", "model_checkpoint", "score"})
+    options_class = SeparationOptions
+    default_model = "separator"
 
-    def prepare(self, args: argparse.Namespace) -> Problem:
-        from avxai.models.separation import load_separator
-
-        model = load_separator(args.model_checkpoint)
-        rate = model.sample_rate
-        wav = read_mono(args.input, rate, args, "input")
-        source = 0 if args.source is None else int(args.source)
-        if source < 0:
-            raise ValueError(f"--source must be >= 0 (0-based), got {source}")
-        reference = None
-        if args.reference:
-            paths = [p.strip() for p in str(args.reference).split(",") if p.strip()]
-            refs = []
-            for p in paths:
-                r = read_mono(p, rate, args, "reference")
-                check_same_length(r, wav, p, args.input)
-                refs.append(r[:, 0])
-            reference = torch.stack(refs, dim=1)  # (1, sources, time)
-            if source >= len(paths):
-                raise ValueError(f"--source {source} does not exist: {len(paths)} reference(s) were given "
-                                 f"({', '.join(paths)}); sources are 0-based")
-        elif source >= model.num_sources:
-            raise ValueError(f"--source {source} does not exist: the model separates {model.num_sources} sources "
-                             "(0-based)")
-        modality = build_spectrogram(wav, rate, model, args)
-        scorer = reference_scorer(args.score, reference, source=source)
-        return Problem(model=model, modality=modality, scorer=scorer, metadata={
-            "input": str(args.input), "reference": args.reference, "source": source,
-            "score_against": "reference" if reference is not None else "model output on the unmasked input",
-            "segments": read_segments(getattr(args, "segments", None))},
-            extras={"target": None if reference is None else reference[0, source]})
+    def build(self, model: nn.Module, options: SeparationOptions) -> Problem:
+        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
-        """``target.png`` / ``target.json``: mask vs source k's ideal binary mask (with ``--reference``), and the
+        """``target.png`` / ``target.json``: mask vs source k's ideal binary mask (with references), and the
         score of the preserved and deleted inputs (:mod:`avxai.tasks.target_report`)."""
         name = problem.scorer.describe()["scorer"]
         k = problem.metadata["source"]

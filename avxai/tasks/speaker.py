@@ -1,53 +1,95 @@
-"""Speaker recognition: explain a speaker's class logit (identification) or a verification score."""
+"""Speaker recognition: explain a speaker's class score (identification) or a verification cosine.
+
+    import avxai
+    model = avxai.models.checkpoint.load_speaker_model()
+    problem = avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(input=wav, sample_rate=16000))
+    explanation = avxai.occlusion(problem.model, problem.modality, problem.scorer)
+
+Identification explains the logit (``score="logit"``, default), probability or log-probability of
+``target`` (a class index, one per input, or ``None``: the class predicted on the input). Verification
+(``enroll`` given) explains the cosine between the embeddings of the input and the enrollment: the explained
+model is then the speaker model's ``embedder()``. The spectrogram's STFT follows
+:func:`avxai.tasks.audio.stft_for` (the speaker model has its own log-mel front end, so the default is
+about 32 ms with a quarter hop: 512 / 128 at 16 kHz).
+"""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
-from avxai.io.audio import load_audio
-from avxai.modalities.spectrogram import Spectrogram
+from torch import Tensor, nn
+
+from avxai.hygiene import evaluation_mode
 from avxai.scorers.classification import ClassLogit, ClassLogProbability, ClassProbability
 from avxai.scorers.speaker import SpeakerCosine
+from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
+
+__all__ = ["SCORES", "SpeakerOptions", "SpeakerTask", "build"]
+
+#: identification scores (``score=``) -> scorer class
+SCORES = {"logit": ClassLogit, "probability": ClassProbability, "log-probability": ClassLogProbability}
+
+
+@dataclass(frozen=True)
+class SpeakerOptions(AudioOptions):
+    """Options of the speaker task: :class:`~avxai.tasks.audio.AudioOptions` plus
+
+    enroll : an enrollment file or waveform tensor (at ``sample_rate`` Hz, averaged to mono): explain the
+        verification cosine instead of a class score.
+    target : the class index (or one per input) for identification; ``None``: the predicted class.
+    score : ``"logit"`` (default), ``"probability"`` or ``"log-probability"`` (identification);
+        ``"cosine"`` or ``None`` with ``enroll``.
+    """
+
+    enroll: "str | Path | Tensor | None" = None
+    target: "int | Sequence[int] | None" = None
+    score: str | None = None
+
+
+def build(model: nn.Module, options: SpeakerOptions) -> Problem:
+    """The speaker problem: the input's spectrogram, and the class scorer or the verification cosine.
+
+    Shape: input ``(channels, time)`` / ``(batch, channels, time)`` -> grid ``(freq or mel, frames)``.
+    """
+    if not isinstance(options, SpeakerOptions):
+        raise TypeError(f"build takes SpeakerOptions, got {type(options).__name__}")
+    rate = int(model.sample_rate)
+    wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
+                        mono=options.mono)
+    modality = spectrogram_for(model, wav, rate, options)
+    if options.enroll is not None:
+        if options.target is not None:
+            raise ValueError("target picks a class for identification; with enroll the score is the verification "
+                             "cosine: give one or the other (--target or --enroll)")
+        if options.score not in (None, "cosine"):
+            raise ValueError(f"score {options.score!r} does not apply with enroll (the score is the cosine)")
+        enroll = read_waveform(options.enroll, rate, sample_rate=options.sample_rate, resample=options.resample,
+                               mono=True, what="enrollment")
+        embedder = model.embedder()
+        with evaluation_mode(embedder):  # the enrollment embedding as the explanation will see the model
+            scorer = SpeakerCosine(embedder, enroll)
+        model = embedder
+    else:
+        if options.score not in (None, *SCORES):
+            raise ValueError(f"score {options.score!r} is not a speaker-identification score: use "
+                             f"{', '.join(SCORES)} (or cosine with an enrollment)")
+        scorer = SCORES[options.score or "logit"](options.target)
+    return Problem(model=model, modality=modality, scorer=scorer,
+                   metadata={"input": describe_input(options.input), "segments": read_segments(options.segments)})
 
 
 class SpeakerTask(Task):
     """``--task speaker``: identification (``--target K`` or the predicted class;
-    ``--score logit|probability|log-probability``)
-    or verification (``--enroll E.wav``: cosine between the embeddings of the input and the enrollment)."""
+    ``--score logit|probability|log-probability``) or verification (``--enroll E.wav``: cosine between the
+    embeddings of the input and the enrollment)."""
 
     name = "speaker"
     help = "speaker identification (class logit) or verification (cosine to --enroll)"
-    options = frozenset({"input", "enroll", "target", "segments", "model_checkpoint", "score"})
+    options_class = SpeakerOptions
+    default_model = "speakernet"
 
-    def prepare(self, args: argparse.Namespace) -> Problem:
-        from avxai.models.checkpoint import load_speaker_model
-
-        model = load_speaker_model(args.model_checkpoint)
-        rate = model.sample_rate
-        wav, sr = load_audio(args.input, sample_rate=rate, resample=args.resample, mono=args.mono)
-        if wav.shape[1] != 1:
-            raise ValueError(f"{args.input} has {wav.shape[1]} channels but the speaker model takes mono audio; "
-                             "pass --mono to average the channels")
-        n_fft = args.n_fft or 512  # the speaker model has its own log-mel front end: any STFT can feed it
-        modality = Spectrogram(wav, sr, n_fft=n_fft, hop_length=args.hop_length or n_fft // 4, n_mels=args.n_mels,
-                               perturbation=args.perturbation or "zero")
-        if args.enroll:
-            if args.target is not None:
-                raise ValueError("--target picks a class for identification; with --enroll the score is the "
-                                 "verification cosine: give one or the other")
-            if args.score not in (None, "cosine"):
-                raise ValueError(f"--score {args.score} does not apply with --enroll (the score is the cosine)")
-            enroll, _ = load_audio(args.enroll, sample_rate=rate, resample=args.resample, mono=True)
-            embedder = model.embedder()
-            scorer = SpeakerCosine(embedder, enroll)
-            model = embedder
-        else:
-            scorers = {None: ClassLogit, "logit": ClassLogit, "probability": ClassProbability,
-                       "log-probability": ClassLogProbability}
-            if args.score not in scorers:
-                raise ValueError(f"--score {args.score} is not a speaker-identification score: use logit, probability "
-                                 "or log-probability")
-            scorer = scorers[args.score](args.target)
-        return Problem(model=model, modality=modality, scorer=scorer,
-                       metadata={"input": str(args.input), "segments": read_segments(args.segments)})
+    def build(self, model: nn.Module, options: SpeakerOptions) -> Problem:
+        return build(model, options)
