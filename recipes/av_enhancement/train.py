@@ -14,6 +14,7 @@ mixtures use speakers, utterances and head motions never seen in training.
 The script reports the SDR (BSS-eval v3, fast_bss_eval, 512 taps) and SI-SDR of the mixture and of the
 output against the clean target, with the real face video and with the video blanked (the mean face of
 the clip repeated: no motion; and black frames). The model must gain clearly more with the video.
+The loop, its schedule, the loss and the BatchNorm re-estimation are :mod:`avxai.training`'s.
 
 Outputs
 -------
@@ -26,9 +27,7 @@ Outputs
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -41,54 +40,41 @@ from avxai.data.av_mixtures import AVMixtureConfig, AVMixtures, crop_faces
 from avxai.io.audio import save_audio
 from avxai.io.video import write_video
 from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig, load_av_enhancer, save_av_enhancer
-from avxai.scorers.sdr import bss_sdr, si_sdr
-from avxai.recipe_config import add_train_arguments, config_from_dict, train_config
+from avxai.training import (TrainingConfig, count_parameters, neg_snr, parse_train_args, recalibrate_batch_norm,
+                            run_batched, sdr_rows, start_run, sub_config, summarise, train_steps, write_metrics)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every hyper-parameter of the recipe (see config.yaml for what each one does)."""
+class TrainConfig(TrainingConfig, AVEnhancerConfig):
+    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`AVEnhancerConfig`) and the
+    data's below, flat as in config.yaml (which sets this recipe's values and says what each one does)."""
 
-    seed: int = 0
-    sample_rate: int = 8000
-    fps: float = 25.0
     speaker_seed: int = 0
-    train_speakers: int = 40
+    train_speakers: int = 40  # SyntheticSpeaker ids 0..n-1
     clips_per_speaker: int = 3
     clip_s: float = 3.0
-    crop_s: float = 1.0
-    sir_db: tuple[float, float] = (-3.0, 3.0)
+    crop_s: float = 1.0  # training example, a whole number of frames
+    sir_db: tuple[float, float] = (-3.0, 3.0)  # target over interferer
     noise_prob: float = 0.3
-    snr_db: tuple[float, float] = (10.0, 30.0)
-    jitter_px: float = 3.0
+    snr_db: tuple[float, float] = (10.0, 30.0)  # target over noise
+    jitter_px: float = 3.0  # face-crop box shift (frame pixels) per training clip
     jitter_scale: float = 0.05
     frame_jitter_px: float = 0.8
-    eval_speakers: tuple[int, int] = (100, 112)
+    eval_speakers: tuple[int, int] = (100, 112)  # [first, stop)
     eval_mixtures: int = 24
     eval_s: float = 2.0
     eval_sir_db: float = 0.0
     example_s: float = 2.0
-    frame_size: tuple[int, int] = (112, 112)
-    crop_size: int = 64
-    n_fft: int = 256
-    hop_length: int = 80
-    visual_backbone: str = "mobilenet_v3_small"
-    visual_blocks: int = 4
-    visual_dim: int = 64
-    audio_channels: int = 8
-    audio_dim: int = 128
-    hidden: int = 128
-    steps: int = 500
-    batch_size: int = 8
-    lr: float = 0.002
-    max_train_s: float = 1500.0
-    bn_batches: int = 50
+    frame_size: tuple[int, int] = (112, 112)  # (height, width) pixels
+    bn_batches: int = 50  # batches that re-estimate the BatchNorm statistics
 
     def __post_init__(self):
-        for name in ("train_speakers", "clips_per_speaker", "eval_mixtures", "steps", "batch_size", "bn_batches"):
+        TrainingConfig.__post_init__(self)
+        AVEnhancerConfig.__post_init__(self)
+        for name in ("train_speakers", "clips_per_speaker", "eval_mixtures", "bn_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.train_speakers < 2:
@@ -103,19 +89,6 @@ class TrainConfig:
                              f"0..{self.train_speakers - 1}")
         if not 0 <= self.noise_prob <= 1:
             raise ValueError(f"noise_prob must be in [0, 1], got {self.noise_prob}")
-        if self.lr <= 0 or self.max_train_s <= 0:
-            raise ValueError(f"lr and max_train_s must be > 0, got {self.lr}, {self.max_train_s}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return config_from_dict(cls, d)
-
-    def model_config(self) -> AVEnhancerConfig:
-        return AVEnhancerConfig(sample_rate=self.sample_rate, fps=self.fps, n_fft=self.n_fft,
-                                hop_length=self.hop_length, crop_size=self.crop_size,
-                                visual_backbone=self.visual_backbone, visual_blocks=self.visual_blocks,
-                                visual_dim=self.visual_dim, audio_channels=self.audio_channels,
-                                audio_dim=self.audio_dim, hidden=self.hidden)
 
     def mixture_config(self, duration_s: float, sir_db, snr_db=None) -> AVMixtureConfig:
         return AVMixtureConfig(sample_rate=self.sample_rate, fps=self.fps, duration_s=duration_s, sir_db=sir_db,
@@ -126,20 +99,6 @@ DEBUG_OVERRIDES = dict(train_speakers=3, clips_per_speaker=1, clip_s=1.0, eval_s
                        eval_s=1.0, steps=2, batch_size=2, audio_dim=16, hidden=16, visual_dim=8, bn_batches=2)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(p, config=HERE / "config.yaml", out=REPO / "avxai-out" / "av_enhancement_train",
-                        assets="assets/av_enhancement", length="steps")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a busy machine)")
-    args = p.parse_args(argv)
-    cfg = train_config(p, args, TrainConfig, debug_overrides=DEBUG_OVERRIDES, assets=REPO / "assets" / "av_enhancement",
-                       length="steps")
-    return cfg, args
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------
 class Pool:
     """Target utterances with their face crops (uint8), rendered once; batches are mixed from them."""
 
@@ -212,57 +171,19 @@ def evaluate(model: AVEnhancer, items: list[dict]) -> dict:
     """Mean SDR / SI-SDR (dB) of the mixture and of the output with the video, the mean face and black frames."""
     model.eval()
     mix = torch.stack([it["mixture"] for it in items])
-    clean = torch.stack([it["target"] for it in items])[:, 0].double()
+    clean = torch.stack([it["target"] for it in items])[:, 0]
     video = torch.stack([it["video"] for it in items])
-    rows = {"sdr_in": bss_sdr(mix[:, 0].double(), clean), "si_sdr_in": si_sdr(mix[:, 0].double(), clean)}
+    rows = dict(zip(("sdr_in", "si_sdr_in"), sdr_rows(mix[:, 0], clean)))
     for name, v in (("video", video), ("mean_face", blank(video, "mean")), ("black", blank(video, "black"))):
-        out = torch.cat([model(mix[i:i + 8], v[i:i + 8]) for i in range(0, len(items), 8)])[:, 0].double()
-        rows[f"sdr_{name}"] = bss_sdr(out, clean)
-        rows[f"si_sdr_{name}"] = si_sdr(out, clean)
+        rows[f"sdr_{name}"], rows[f"si_sdr_{name}"] = sdr_rows(run_batched(model, mix, v, batch=8)[:, 0], clean)
         rows[f"sdri_{name}"] = rows[f"sdr_{name}"] - rows["sdr_in"]
         rows[f"si_sdri_{name}"] = rows[f"si_sdr_{name}"] - rows["si_sdr_in"]
-    faces = np.array([it["face"] for it in items])
-
-    def summary(sel: np.ndarray) -> dict:
-        return {k: round(float(v[torch.from_numpy(sel)].mean()), 2) for k, v in rows.items()}
-
-    out = {"overall": summary(np.ones(len(items), bool)), "n_mixtures": len(items)}
-    out["per_face"] = {f: summary(faces == f) for f in sorted(set(faces.tolist()))}
+    faces = [it["face"] for it in items]
+    out = {"overall": summarise(rows), "n_mixtures": len(items), "per_face": dict(sorted(summarise(rows, faces).items()))}
     gain = rows["sdri_video"] - rows["sdri_mean_face"]
     out["video_gain_db"] = {"mean": round(float(gain.mean()), 2), "min": round(float(gain.min()), 2),
                             "fraction_positive": round(float((gain > 0).double().mean()), 3)}
     return out
-
-
-@torch.no_grad()
-def recalibrate_batch_norm(model: AVEnhancer, pool: Pool, cfg: TrainConfig, rng: np.random.Generator) -> int:
-    """Re-estimate the BatchNorm statistics of the visual trunk on ``cfg.bn_batches`` training batches.
-
-    The frames of a clip are strongly correlated and the weights move fast, so the running averages
-    kept during training (torchvision's MobileNetV3 uses momentum 0.01) lag behind the batch statistics
-    the model was trained with; in evaluation mode the model then loses most of what it learned from the
-    video. Here the statistics are reset and averaged over whole batches (cumulative average), the
-    weights untouched. Returns the number of BatchNorm layers updated.
-    """
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average over the batches below
-    model.train()
-    for _ in range(cfg.bn_batches):
-        mix, video, _target = pool.batch(cfg, rng)
-        model(mix, video)
-    for m, momentum in zip(layers, momenta):
-        m.momentum = momentum
-    model.eval()
-    return len(layers)
-
-
-def neg_snr(estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Training loss: minus the SNR (dB) of the estimate, mean over the batch. Shape: ``(b, 1, t)`` x 2 -> ()."""
-    err = (estimate - clean).pow(2).sum(-1)
-    return -(10 * torch.log10((clean.pow(2).sum(-1) + 1e-8) / (err + 1e-8))).mean()
 
 
 def write_example(cfg: TrainConfig, assets: Path) -> dict:
@@ -284,16 +205,13 @@ def write_example(cfg: TrainConfig, assets: Path) -> dict:
     return doc
 
 
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
-    cfg, args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(cfg.seed)  # parameter initialisation
-    rng = np.random.default_rng([cfg.seed, 0])
-    args.out.mkdir(parents=True, exist_ok=True)
-
+    cfg, args = parse_train_args(
+        TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", debug=DEBUG_OVERRIDES,
+        out=REPO / "avxai-out" / "av_enhancement_train", assets=REPO / "assets" / "av_enhancement",
+        extra=lambda p: p.add_argument("--threads", type=int, default=1,
+                                       help="torch intra-op threads (1 is fastest on a busy machine)"))
+    rng = start_run(cfg.seed, args.threads)
     t0 = time.perf_counter()
     pool = Pool(cfg)
     heldout = heldout_set(cfg)
@@ -301,43 +219,20 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"rendered {len(pool)} training clips ({cfg.clip_s} s, with faces) and {len(heldout)} held-out mixtures "
           f"in {t_data:.1f} s", flush=True)
 
-    model = AVEnhancer(cfg.model_config())
-    n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    history, losses = [], []
-    t1, c1 = time.perf_counter(), time.process_time()
-    step = 0
-    while step < cfg.steps:
-        elapsed = time.perf_counter() - t1
-        progress = max(step / cfg.steps, elapsed / cfg.max_train_s)
-        if progress >= 1.0:
-            print(f"time budget max_train_s={cfg.max_train_s} reached after {step} steps", flush=True)
-            break
-        for group in opt.param_groups:  # warm-up, then cosine decay over steps or time, whichever ends first
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * progress))
-        model.train()
-        mix, video, target = pool.batch(cfg, rng)
-        loss = neg_snr(model(mix, video), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        losses.append(loss.item())
-        step += 1
-        if step % 25 == 0 or step == cfg.steps:
-            history.append({"step": step, "loss": round(float(np.mean(losses)), 3),
-                            "seconds": round(time.perf_counter() - t1, 1)})
-            print(f"step {step}/{cfg.steps} loss (-SNR dB) {np.mean(losses):.2f} "
-                  f"({time.perf_counter() - t1:.0f} s)", flush=True)
-            losses = []
-    n_bn = recalibrate_batch_norm(model, pool, cfg, np.random.default_rng([cfg.seed, 0xB7]))
-    t_train, c_train = time.perf_counter() - t1, time.process_time() - c1
+    model = AVEnhancer(sub_config(AVEnhancerConfig, cfg))
+    run = train_steps(model, cfg.optimizer(model), lambda: pool.batch(cfg, rng), neg_snr, cfg.budget(),
+                      lr_at=cfg.warmup_cosine, clip_grad_norm=cfg.clip_grad_norm, log_every=cfg.log_every,
+                      loss_label="-SNR dB")
+    bn_rng = np.random.default_rng([cfg.seed, 0xB7])
+    t2, c2 = time.perf_counter(), time.process_time()
+    n_bn = recalibrate_batch_norm(model, lambda: pool.batch(cfg, bn_rng), cfg.bn_batches)
+    t_train, c_train = run.wall_s + time.perf_counter() - t2, run.cpu_s + time.process_time() - c2  # training + BN
     print(f"re-estimated the statistics of {n_bn} BatchNorm layers on {cfg.bn_batches} batches", flush=True)
 
-    args.assets.mkdir(parents=True, exist_ok=True)
-    metrics = {"heldout": evaluate(model, heldout), "n_parameters": n_params, "steps_done": step,
+    metrics = {"heldout": evaluate(model, heldout), "n_parameters": count_parameters(model), "steps_done": run.steps,
                "train_seconds": round(t_train, 1), "train_cpu_seconds": round(c_train, 1),
                "torch_threads": torch.get_num_threads(), "data_seconds": round(t_data, 1)}
+    args.assets.mkdir(parents=True, exist_ok=True)
     example = write_example(cfg, args.assets)
     ckpt = save_av_enhancer(model, args.assets / "av_enhancer.pt",
                             speakers={"generator": "avxai.data.synthetic.SyntheticSpeaker",
@@ -348,10 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
     reloaded = evaluate(load_av_enhancer(ckpt), heldout)["overall"]  # the saved file, as a user loads it
     if abs(reloaded["sdr_video"] - metrics["heldout"]["overall"]["sdr_video"]) > 1e-2:
         raise RuntimeError("the reloaded checkpoint does not reproduce the trained model's scores")
-    metrics["checkpoint_bytes"] = ckpt.stat().st_size
-    metrics["history"] = history
-    metrics["config"] = asdict(cfg)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
+    write_metrics(args.out / "metrics.json", metrics)
     o = metrics["heldout"]["overall"]
     print(f"\nheld-out ({metrics['heldout']['n_mixtures']} mixtures of {cfg.eval_s} s, SIR {cfg.eval_sir_db} dB, "
           "new speakers)")
@@ -361,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     g = metrics["heldout"]["video_gain_db"]
     print(f"video vs mean face: {g['mean']:+.2f} dB on average, positive on {100 * g['fraction_positive']:.0f} % "
           "of the mixtures")
-    print(f"\n{n_params} parameters, {step} steps in {t_train:.0f} s wall ({c_train:.0f} CPU-s, "
+    print(f"\n{metrics['n_parameters']} parameters, {run.steps} steps in {t_train:.0f} s wall ({c_train:.0f} CPU-s, "
           f"{torch.get_num_threads()} thread(s)) + {t_data:.0f} s data; checkpoint "
           f"{metrics['checkpoint_bytes'] / 2**20:.2f} MiB at {ckpt}; metrics in {args.out / 'metrics.json'}")
     return metrics

@@ -16,7 +16,6 @@ Outputs
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 
 from avxai.data import SyntheticSpeaker, add_noise, build_aba, save_segments
 from avxai.models import SpeakerNet, load_speaker_model, load_state_dict_checked, save_checkpoint
-from avxai.recipe_config import add_train_arguments, config_from_dict, train_config
+from avxai.training import Budget, count_parameters, parse_train_args, start_run, train_steps, write_metrics
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -97,10 +96,6 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return config_from_dict(cls, d)
-
     def model_kwargs(self) -> dict:
         return dict(n_speakers=self.n_speakers, sample_rate=self.sample_rate, n_mels=self.n_mels, n_fft=self.n_fft,
                     hop_length=self.hop_length, channels=self.channels, embedding_dim=self.embedding_dim,
@@ -109,18 +104,6 @@ class TrainConfig:
 
 DEBUG_OVERRIDES = dict(n_speakers=4, train_utterances=4, eval_utterances=2, epochs=1, steps_per_epoch=3,
                        batch_size=8, channels=32, embedding_dim=32)
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(p, config=HERE / "config.yaml", out=REPO / "avxai-out" / "speaker_train",
-                        assets="assets/speaker", length="epochs")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (1 is faster on a busy machine)")
-    p.add_argument("--init", type=Path, help="start from this checkpoint (same architecture) instead of scratch")
-    args = p.parse_args(argv)
-    cfg = train_config(p, args, TrainConfig, debug_overrides=DEBUG_OVERRIDES, assets=REPO / "assets" / "speaker",
-                       length="epochs")
-    return cfg, args
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,12 +251,14 @@ def probe_aba(model: SpeakerNet, wav: torch.Tensor, segments, target: int, sr: i
 # main
 # ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
-    cfg, args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(cfg.seed)  # parameter initialisation
-    rng = np.random.default_rng([cfg.seed, 0])
+    def extra(p):
+        p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (1 is faster on a busy machine)")
+        p.add_argument("--init", type=Path, help="start from this checkpoint (same architecture) instead of scratch")
+    cfg, args = parse_train_args(TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", debug=DEBUG_OVERRIDES,
+                                 out=REPO / "avxai-out" / "speaker_train", assets=REPO / "assets" / "speaker",
+                                 length="epochs", extra=extra)
+    rng = start_run(cfg.seed, args.threads)
     sr = cfg.sample_rate
-    args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
     speakers = [SyntheticSpeaker(i, cfg.speaker_seed) for i in range(cfg.n_speakers)]
@@ -288,28 +273,17 @@ def main(argv: list[str] | None = None) -> dict:
     model = SpeakerNet(**cfg.model_kwargs())
     if args.init is not None:
         load_state_dict_checked(model, args.init)
-    n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * cfg.steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.15)
-    history = []
-    t1 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        model.train()
-        losses = []
-        for _ in range(cfg.steps_per_epoch):
-            x, y = make_batch(train, cfg, rng)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        acc = accuracy(model, held)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "heldout_accuracy": acc})
-        print(f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.3f} held-out acc {acc:.3f} "
-              f"({time.perf_counter() - t1:.0f} s)", flush=True)
-    t_train = time.perf_counter() - t1
+
+    def log_epoch(step: int, loss: float, seconds: float) -> dict:
+        epoch, acc = step // cfg.steps_per_epoch, accuracy(model, held)
+        print(f"epoch {epoch}/{cfg.epochs} loss {loss:.3f} held-out acc {acc:.3f} ({seconds:.0f} s)", flush=True)
+        return {"epoch": epoch, "loss": loss, "heldout_accuracy": acc}
+
+    run = train_steps(model, opt, lambda: make_batch(train, cfg, rng), F.cross_entropy, Budget(total_steps),
+                      scheduler=sched, log_every=cfg.steps_per_epoch, on_log=log_epoch)
     model.eval()
 
     # demo audio: A-B-A with two training speakers, and an enrollment utterance of A
@@ -329,10 +303,10 @@ def main(argv: list[str] | None = None) -> dict:
         "heldout_accuracy_pink15dB": accuracy(model, held_noisy),
         "heldout_utterances": int(held.shape[0] * held.shape[1]),
         "heldout_utterance_s": cfg.eval_utterance_s,
-        "n_parameters": n_params,
-        "train_seconds": round(t_train, 1),
+        "n_parameters": count_parameters(model),
+        "train_seconds": round(run.wall_s, 1),
         "data_seconds": round(t_data, 1),
-        "history": history,
+        "history": run.history,
     }
     ckpt = save_checkpoint(model, args.assets / "speaker_net.pt", {
         "model": model.config,
@@ -348,7 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
     metrics["probe"] = probe_aba(reloaded, torch.from_numpy(wav), segments, a, file_sr)
     metrics["checkpoint_bytes"] = ckpt.stat().st_size
     metrics["config"] = asdict(cfg)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(args.out / "metrics.json", metrics)
     summary = {k: metrics[k] for k in ("heldout_accuracy", "heldout_accuracy_pink15dB", "n_parameters",
                                        "train_seconds", "checkpoint_bytes")}
     summary["probe_logit_A"] = {k: round(metrics["probe"][k]["logit_A"], 3) for k in ("full", "A_zeroed", "B_zeroed")}
