@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from avxai.audit import AuditConfig, run_audit
+from avxai.audit import AuditConfig, ResultStore, run_audit
 from avxai.audit.generate import build_trial_list
 from avxai.models.checkpoint import DEFAULT_SPEAKER_CHECKPOINT
 
@@ -54,8 +54,6 @@ class Stamps:
     """Wall-clock time at which the driver wrote each trial (wraps ResultStore.write)."""
 
     def __init__(self):
-        from avxai.audit.runner import ResultStore
-
         self.times: list[float] = []
         self._cls, self._write = ResultStore, ResultStore.write
         stamps = self

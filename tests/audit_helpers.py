@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,16 +14,18 @@ from torch import Tensor, nn
 
 from avxai.io.audio import save_audio
 from avxai.models import SpeakerNet
-from avxai.models.checkpoint import save_checkpoint
+from avxai.models.registry import ModelBlob, save_model
 
 RATE = 16000
+#: occlusion windows of 64 bins x 20 frames without overlap: few forward passes per trial
+WINDOW_64 = {"window": (64, 20), "stride": (64, 20)}
 
 
 def tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """A randomly initialised SpeakerNet small enough for tests (no training needed)."""
+    """A randomly initialised SpeakerNet small enough for tests (no training needed), saved through the registry."""
     torch.manual_seed(seed)
-    net = SpeakerNet(n_speakers=4, channels=16, embedding_dim=16, n_mels=20)
-    return save_checkpoint(net, Path(folder) / "tiny_speaker.pt")
+    kwargs = dict(n_speakers=4, channels=16, embedding_dim=16, n_mels=20)
+    return save_model(SpeakerNet(**kwargs), Path(folder) / "tiny_speaker.pt", architecture="speakernet", kwargs=kwargs)
 
 
 def small_trial_list(folder: Path, per_condition: "int | dict[str, int]" = 2) -> Path:
@@ -72,7 +76,7 @@ class WindowEmbedder(nn.Module):
 
 
 class WindowSpeakerModel:
-    """What the audit's trial runner needs of a model: ``sample_rate`` and ``embedder()``."""
+    """What the audit's trial runner needs of a model (the contract): ``sample_rate`` and ``embedder()``."""
 
     def __init__(self, start_s: float, end_s: float, sample_rate: int = RATE):
         self.sample_rate = sample_rate
@@ -100,27 +104,20 @@ def write_voiced(path: Path, seconds: float, speech: tuple[float, float], seed: 
 
 
 # ------------------------------------------------------------------------------------------------
-# a model spec whose first build kills its worker process (a crash in native code, say)
+# a model blob whose first build kills its worker process (a crash in native code, say)
 # ------------------------------------------------------------------------------------------------
-def dying_spec(spec, marker: Path):
-    """A copy of ``spec`` whose worker process exits the first time it builds the model anywhere
+def dying_blob(blob: ModelBlob, marker: Path) -> "DyingModelBlob":
+    """A copy of ``blob`` whose worker process exits the first time it builds the model anywhere
     (``marker`` records that it happened); later builds work."""
-    return DyingModelSpec(path=spec.path, config=spec.config, state=spec.state, digest=spec.digest,
-                          marker=str(marker))
-
-
-from dataclasses import dataclass  # noqa: E402
-
-from avxai.audit.runner import ModelSpec  # noqa: E402
+    return DyingModelBlob(path=blob.path, config=blob.config, state=blob.state, digest=blob.digest,
+                          config_file=blob.config_file, marker=str(marker))
 
 
 @dataclass(frozen=True)
-class DyingModelSpec(ModelSpec):
+class DyingModelBlob(ModelBlob):
     marker: str = ""
 
     def build(self):
-        import os
-
         try:
             fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:

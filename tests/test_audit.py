@@ -13,14 +13,15 @@ import soundfile as sf
 import torch
 
 from audit_helpers import (
-    RATE, WindowSpeakerModel, read_results, small_trial_list, tiny_checkpoint, voiced, write_voiced,
+    RATE, WINDOW_64, WindowSpeakerModel, read_results, small_trial_list, tiny_checkpoint, voiced, write_voiced,
 )
 from avxai.audit import AuditConfig, ReportOptions, read_trials, run_audit, run_trial, summarise, write_trials
-from avxai.audit.runner import ResultStore, prepare_payload, voice_activity
+from avxai.audit import ResultStore, prepare_payload, voice_activity
 from avxai.cli import main
 
 # small enough for tests: 4 generated trials (2 target, 2 non-target) + 3 that must fail
-CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), window=(64, 20), curve_steps=5, min_duration_s=0.3)
+CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), method_options=WINDOW_64, curve_steps=5,
+                     min_duration_s=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,9 @@ def test_statistics_find_the_window_the_model_listens_to(tmp_path):
     vad = voice_activity(voiced(2.0, (0.5, 1.5)), RATE)
     assert vad[:25].sum() == 0 and vad[25:75].all() and vad[75:].sum() == 0  # 20 ms frames
     model = WindowSpeakerModel(0.1, 0.4)
-    config = AuditConfig(areas=(0.05, 0.1), window=(32, 10))
+    # 10 ms hop (the thresholds below were set on this STFT): 32 bins x 10 frames = 100 ms windows
+    config = AuditConfig(areas=(0.05, 0.1), method_options={"window": (32, 10), "stride": (32, 10)}, n_fft=512,
+                         hop_length=160)
     records = {}
     for trial in trials:
         record = run_trial(prepare_payload(trial), model, config, media=False).record
@@ -122,6 +125,33 @@ def test_statistics_find_the_window_the_model_listens_to(tmp_path):
     summary = summarise(trials, records, ReportOptions())
     assert [s["id"] for s in summary["suspicious"]] == ["late", "early"]
     assert summary["statistics"]["nonspeech_mass"]["target"]["mean"] >= 0.95
+
+
+def test_saliency_masks_find_the_window_too(tmp_path):
+    """A method that returns only an attribution is audited through the masks of its top-area cells."""
+    write_voiced(tmp_path / "late.wav", 2.0, (0.5, 1.5))
+    (trial,) = read_trials(write_trials(tmp_path / "trials.csv", [
+        {"id": "late", "enroll": "late.wav", "test": "late.wav", "label": 1, "target_segments": [(0.0, 0.45)]}]))
+    config = AuditConfig(method="saliency", areas=(0.05, 0.1), curve_steps=4)
+    record = run_trial(prepare_payload(trial), WindowSpeakerModel(0.1, 0.4), config, media=False).record
+    assert record["status"] == "ok", record["error"]
+    # the gradient is zero outside 0.1-0.4 s, so the top 5 % and 10 % of cells lie in the window (non-speech)
+    assert min(record["speech"]["nonspeech_mass"]) >= 0.95 and min(record["target"]["mass"]) >= 0.95
+    assert len(record["preserved"]) == len(record["deleted"]) == 2
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam"])
+def test_any_registered_method_is_audited(tmp_path, method):
+    ckpt = tiny_checkpoint(tmp_path / "model")
+    trials_csv = small_trial_list(tmp_path / "data", {"single": 1, "aba": 1})
+    config = AuditConfig(method=method, areas=(0.1, 0.3), curve_steps=3, min_duration_s=0.3)
+    summary = run_audit(trials_csv, tmp_path / "out", config, model=ckpt, progress=False, media=False)
+    assert summary["counts"]["ok"] == 2, summary["failed"]
+    for r in read_results(tmp_path / "out").values():
+        assert r["areas"] == [0.1, 0.3] and len(r["preserved"]) == len(r["deleted"]) == 2
+        assert all(0.0 <= m <= 1.0 for m in r["speech"]["mass"])
+    arguments = json.loads((tmp_path / "out" / "audit.json").read_text())["arguments"]
+    assert arguments["config"]["method"] == method and arguments["method_config"]["listen_fraction"] == 0.2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,7 +215,8 @@ def test_interrupted_run_resumes_to_the_same_report(audit_inputs, uninterrupted,
 def test_other_arguments_cannot_continue_a_folder(audit_inputs, uninterrupted):
     root, trials_csv, ckpt = audit_inputs
     out, _ = uninterrupted
-    other = AuditConfig(method="occlusion", areas=(0.1, 0.3), window=(64, 20), curve_steps=5, min_duration_s=0.3)
+    other = AuditConfig(method="occlusion", areas=(0.1, 0.3), method_options=WINDOW_64, curve_steps=5,
+                        min_duration_s=0.3)
     with pytest.raises(ValueError, match=r"different arguments.*config\.areas"):
         run_audit(trials_csv, out, other, model=ckpt, progress=False)
     with pytest.raises(ValueError, match="--workers is for --engine local"):
@@ -227,9 +258,10 @@ def test_cli_audit_with_extremal(tmp_path, capsys):
     assert "report: " in printed and (out / "report.html").exists()
     assert "EER n/a" in printed  # both trials are targets: no error rate, said so
     for argv, message in (
-        (["--method", "extremal", "--window", "8,8"], "--window and --stride are occlusion options"),
-        (["--iterations", "5"], "--iterations is an extremal-perturbation option"),
-        (["--set", "no_such_field=1"], "has no field 'no_such_field'"),
+        (["--method", "extremal", "--window", "8,8"], "--window does not apply to ExtremalConfig"),
+        (["--iterations", "5"], "--iterations does not apply to OcclusionConfig"),
+        (["--set", "window=2.5"], "--set window=2.5: window expects"),
+        (["--set", "no_such_field=1"], "has no field no_such_field"),
         (["--areas", "0.1,1.5"], "strictly between 0 and 1"),
     ):
         rc = main(["audit", str(trials_csv), "--model", str(ckpt), "--out", str(tmp_path / "bad"), "--quiet"] + argv)

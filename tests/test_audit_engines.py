@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from audit_helpers import dying_spec, read_results, small_trial_list, tiny_checkpoint
+from audit_helpers import WINDOW_64, dying_blob, read_results, small_trial_list, tiny_checkpoint
 from avxai.audit import AuditConfig, read_trials, run_audit
 from avxai.audit.engines import run_processes
-from avxai.audit.runner import load_model_spec, prepare_payload
+from avxai.audit import load_audit_model, prepare_payload
 
-CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), window=(64, 20), curve_steps=4, min_duration_s=0.3)
+CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), method_options=WINDOW_64, curve_steps=4,
+                     min_duration_s=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,9 @@ def test_worker_processes_match_in_process(inputs):
 @pytest.mark.parametrize("max_retries", [1, 0])
 def test_a_dying_worker_is_retried_or_recorded(inputs, tmp_path, max_retries):
     root, trials_csv, ckpt = inputs
-    spec = dying_spec(load_model_spec(ckpt), tmp_path / "died-once")
+    blob = dying_blob(load_audit_model(ckpt), tmp_path / "died-once")
     batches = [[prepare_payload(t)] for t in read_trials(trials_csv)[:3]]
-    outcomes = [o for batch in run_processes(iter(batches), spec, CONFIG, workers=2, media=False,
+    outcomes = [o for batch in run_processes(iter(batches), blob, CONFIG, workers=2, media=False,
                                              max_retries=max_retries) for o in batch]
     assert (tmp_path / "died-once").exists()  # a worker did die
     assert sorted(o.record["id"] for o in outcomes) == sorted(b[0].trial.id for b in batches)  # nothing lost

@@ -10,12 +10,13 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip install -e '.[ray]'")
 
-from audit_helpers import dying_spec, read_results, small_trial_list, tiny_checkpoint  # noqa: E402
+from audit_helpers import WINDOW_64, dying_blob, read_results, small_trial_list, tiny_checkpoint  # noqa: E402
 from avxai.audit import AuditConfig, read_trials, run_audit  # noqa: E402
 from avxai.audit.engines import run_ray  # noqa: E402
-from avxai.audit.runner import load_model_spec, prepare_payload  # noqa: E402
+from avxai.audit import load_audit_model, prepare_payload  # noqa: E402
 
-CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), window=(64, 20), curve_steps=4, min_duration_s=0.3)
+CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), method_options=WINDOW_64, curve_steps=4,
+                     min_duration_s=0.3)
 TESTS = str(Path(__file__).resolve().parent)
 
 
@@ -59,13 +60,13 @@ def test_ray_engine_matches_local_engine(cluster, inputs):
 
 def test_ray_task_whose_worker_dies_is_retried(cluster, inputs, tmp_path):
     root, trials_csv, ckpt = inputs
-    spec = dying_spec(load_model_spec(ckpt), tmp_path / "died-once")
+    blob = dying_blob(load_audit_model(ckpt), tmp_path / "died-once")
     batches = [[prepare_payload(t)] for t in read_trials(trials_csv)[:2]]
-    outcomes = [o for batch in run_ray(iter(batches), spec, CONFIG, max_retries=2, media=False) for o in batch]
+    outcomes = [o for batch in run_ray(iter(batches), blob, CONFIG, max_retries=2, media=False) for o in batch]
     assert (tmp_path / "died-once").exists()
     assert sorted(o.record["id"] for o in outcomes) == sorted(b[0].trial.id for b in batches)
     assert all(o.record["status"] == "ok" for o in outcomes), [o.record.get("error") for o in outcomes]
-    failed = [o for batch in run_ray(iter(batches), dying_spec(spec, tmp_path / "dies-again"), CONFIG,
+    failed = [o for batch in run_ray(iter(batches), dying_blob(blob, tmp_path / "dies-again"), CONFIG,
                                      max_retries=0, media=False) for o in batch]
     assert sum(o.record["status"] != "ok" for o in failed) >= 1
     assert all("Ray task failed" in o.record["error"]["message"] for o in failed if o.record["status"] != "ok")

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("websocket", reason="the browser test needs websocket-client (dev extra: pip install -e '.[dev]')")
 
-from audit_helpers import small_trial_list, tiny_checkpoint  # noqa: E402
+from audit_helpers import WINDOW_64, small_trial_list, tiny_checkpoint  # noqa: E402
 from avxai.audit import AuditConfig, run_audit  # noqa: E402
 from headless_chromium import HeadlessChromium, find_chromium  # noqa: E402
 
@@ -41,7 +41,8 @@ def test_report_renders_with_every_image_and_audio_loaded(tmp_path):
     with open(trials_csv, "a", newline="") as f:  # a failed trial is part of the page too
         csv.writer(f).writerow(["enroll/spk000.wav", "test/gone.wav", "0", "gone", "odd <&> text", "", ""])
     out = tmp_path / "audit"
-    config = AuditConfig(method="occlusion", areas=(0.1, 0.2), window=(64, 20), curve_steps=4, min_duration_s=0.3)
+    config = AuditConfig(method="occlusion", areas=(0.1, 0.2), method_options=WINDOW_64, curve_steps=4,
+                         min_duration_s=0.3)
     summary = run_audit(trials_csv, out, config, model=ckpt, progress=False)
     assert summary["counts"]["ok"] == 3 and summary["counts"]["failed"] == 1
 

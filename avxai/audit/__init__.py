@@ -7,14 +7,20 @@ and ``out/report.html`` with the summary (EER, minDCF, statistics), the trials t
 non-speech, and per trial the spectrogram with the mask and audio players.
 """
 
+from avxai.audit.config import AuditConfig
+from avxai.audit.decode import TrialPayload, prepare_payload
 from avxai.audit.driver import run_audit
 from avxai.audit.engines import ENGINES, ray_available, run_in_process, run_processes, run_ray
-from avxai.audit.report import ReportOptions, build_report, summarise
-from avxai.audit.runner import AuditConfig, ModelSpec, ResultStore, load_model_spec, run_trial, voice_activity
+from avxai.audit.model import load_audit_model
+from avxai.audit.report import build_report
+from avxai.audit.speech import voice_activity
+from avxai.audit.store import ResultStore
+from avxai.audit.summary import ReportOptions, summarise
+from avxai.audit.trial import run_trial
 from avxai.audit.trials import Trial, parse_segments, read_trials, write_trials
 
 __all__ = [
-    "run_audit", "AuditConfig", "ReportOptions", "ModelSpec", "ResultStore", "Trial", "ENGINES",
-    "build_report", "load_model_spec", "parse_segments", "ray_available", "read_trials", "run_in_process",
-    "run_processes", "run_ray", "run_trial", "summarise", "voice_activity", "write_trials",
+    "run_audit", "AuditConfig", "ReportOptions", "ResultStore", "Trial", "TrialPayload", "ENGINES",
+    "build_report", "load_audit_model", "parse_segments", "prepare_payload", "ray_available", "read_trials",
+    "run_in_process", "run_processes", "run_ray", "run_trial", "summarise", "voice_activity", "write_trials",
 ]

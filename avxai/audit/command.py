@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
-import yaml
+from avxai.audit.config import AuditConfig
+from avxai.audit.driver import run_audit
+from avxai.audit.summary import ReportOptions
+from avxai.config import build_config, parse_sets
+from avxai.methods import METHODS, get_method
+from avxai.models.registry import describe_architectures
 
 __all__ = ["add_audit_parser", "run_audit_command"]
 
@@ -40,14 +46,16 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                         "speaker) and optional id, condition, target_segments, interferer_segments ('0.0-1.2;2.0-2.8' "
                         "seconds); lines whose first field starts with # are comments")
     p.add_argument("--out", required=True, help="output folder (rerun with the same folder to continue an audit)")
-    p.add_argument("--model", help="speaker checkpoint (.pt with its .json beside it); default: the bundled model "
-                                   "assets/speaker/speaker_net.pt")
-    p.add_argument("--architecture", choices=["speakernet", "ecapa-tdnn"],
-                   help="what --model is when no .json lies beside it: ecapa-tdnn = SpeechBrain's ECAPA-TDNN state dict "
-                        "(e.g. embedding_model.ckpt of spkrec-ecapa-voxceleb: 16 kHz, 80 mel bands; needs the "
-                        "speechbrain extra). A .json beside the checkpoint, {\"architecture\": \"ecapa-tdnn\", "
-                        "\"model\": {...}}, sets other arguments")
-    p.add_argument("--method", default="occlusion", choices=["occlusion", "extremal"], help="explanation method")
+    p.add_argument("--model", metavar="SPEC",
+                   help="the speaker model: a bundled name (speakernet), or a checkpoint (.pt with its .json beside "
+                        "it, or with --architecture); default: the bundled speakernet")
+    p.add_argument("--architecture", metavar="NAME",
+                   help="what --model is when no .json lies beside it (a .json, {\"architecture\": NAME, \"model\": "
+                        "{...}}, sets other arguments). Any registered architecture with an embedder: "
+                        + describe_architectures())
+    p.add_argument("--method", default="occlusion", choices=sorted(METHODS),
+                   help="explanation method: any registered method that returns masks (their statistics at --areas) "
+                        "or an attribution (the masks of its top --areas cells)")
     e = p.add_argument_group("where the trials run")
     e.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="local: in this process, or in --workers processes; ray: one Ray task per batch of trials")
@@ -70,17 +78,20 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     x.add_argument("--areas", type=_csv(float), default=(0.05, 0.1, 0.2, 0.4),
                    help="mask areas (fractions of the spectrogram) for the preserved/deleted scores and mask statistics")
     x.add_argument("--media-area", type=float, help="area whose mask the report draws and plays (default: the middle one)")
-    x.add_argument("--window", type=_csv(int), help="occlusion window in cells (freq bins,frames); default 32,20")
-    x.add_argument("--stride", type=_csv(int), help="occlusion stride in cells (default: the window, no overlap)")
-    x.add_argument("--iterations", type=int, help="extremal: optimisation steps (method default: 300)")
-    x.add_argument("--seed", type=int, help="extremal: random seed of the mask initialisation")
+    x.add_argument("--window", type=_csv(int),
+                   help="the method's window in cells (freq bins,frames), e.g. occlusion's; audit default 32,20")
+    x.add_argument("--stride", type=_csv(int), help="the method's stride in cells (default: the window, no overlap)")
+    x.add_argument("--iterations", type=int, help="the method's optimisation steps, e.g. extremal's (its default: 300)")
+    x.add_argument("--seed", type=int, help="the method's random seed, e.g. of extremal's mask initialisation")
     x.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other field of the method's config (YAML value), repeatable, e.g. --set variant=dual")
     x.add_argument("--batch-size", type=int, default=32, help="perturbed inputs per forward pass")
     x.add_argument("--curve-steps", type=int, default=10, help="steps of the deletion (score-drop) curve")
     a = p.add_argument_group("audio")
-    a.add_argument("--n-fft", type=int, default=512, help="STFT size of the explained spectrogram (samples)")
-    a.add_argument("--hop-length", type=int, default=160, help="STFT hop (samples)")
+    a.add_argument("--n-fft", type=int,
+                   help="STFT size of the explained spectrogram (samples); default as avxai explain: the model's own "
+                        "STFT, else about 32 ms (512 at 16 kHz)")
+    a.add_argument("--hop-length", type=int, help="STFT hop (samples); default: the model's own, else n_fft / 4")
     a.add_argument("--n-mels", type=int, help="mask on this many mel bands instead of linear bins")
     a.add_argument("--perturbation", default="zero", help="what removed cells become: zero, mean, noise:SNR_DB, ...")
     a.add_argument("--resample", action="store_true", help="resample audio to the model's rate (otherwise an error)")
@@ -99,34 +110,32 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+#: command-line flags that set a field of the method's config: flag -> field
+SHORTCUTS = {"window": "window", "stride": "stride", "iterations": "iterations", "seed": "seed"}
+
+
 def _method_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in args.set:
-        key, eq, text = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"--set takes FIELD=VALUE, got {item!r}")
-        value = yaml.safe_load(text)
-        options[key.strip().replace("-", "_")] = tuple(value) if isinstance(value, list) else value
-    for name in ("iterations", "seed"):
-        value = getattr(args, name)
-        if value is not None:
-            if args.method != "extremal":
-                raise ValueError(f"--{name} is an extremal-perturbation option; it does not apply to --method "
-                                 f"{args.method}")
-            options[name] = value
+    """The method's config fields the command line sets: ``--set FIELD=VALUE`` and the shortcut flags.
+
+    Checked by the config loader against the method's config (an unknown field, a flag the method does not
+    take or a value of the wrong type raises ``ValueError`` naming the flag, the field and the expected type).
+    """
+    cls = get_method(args.method).config_class
+    names = {f.name for f in fields(cls)}
+    shortcuts = {field: getattr(args, flag) for flag, field in SHORTCUTS.items()}
+    if args.window is not None and args.stride is None and "stride" in names:
+        shortcuts["stride"] = args.window  # the audit's windows do not overlap unless --stride says so
+    build_config(cls, sets=args.set, shortcuts=shortcuts)
+    options = {key: value for key, (value, _) in parse_sets(args.set).items()}
+    options.update({key: value for key, value in shortcuts.items() if value is not None})
     return options
 
 
-def build_audit_config(args: argparse.Namespace):
+def build_audit_config(args: argparse.Namespace) -> AuditConfig:
     """The :class:`~avxai.audit.AuditConfig` the parsed arguments describe."""
-    from avxai.audit.runner import AuditConfig
-
-    if args.method != "occlusion" and (args.stride is not None or args.window is not None):
-        raise ValueError("--window and --stride are occlusion options; they do not apply to --method extremal")
-    window = {} if args.window is None else {"window": args.window}
     return AuditConfig(
         method=args.method, method_options=_method_options(args), areas=args.areas, media_area=args.media_area,
-        stride=args.stride, **window, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
+        n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
         perturbation=args.perturbation, resample=args.resample, mono=args.mono, min_duration_s=args.min_duration,
         vad_frame_s=args.vad_frame, vad_threshold_db=args.vad_threshold_db,
         vad_floor_margin_db=args.vad_floor_margin_db, curve_steps=args.curve_steps, batch_size=args.batch_size)
@@ -140,9 +149,6 @@ def _fmt(value, pct: bool = False) -> str:
 
 def run_audit_command(args: argparse.Namespace) -> int:
     """Run the audit the arguments describe and print the summary; 0 when the audit ran (failed trials included)."""
-    from avxai.audit.driver import run_audit
-    from avxai.audit.report import ReportOptions
-
     config = build_audit_config(args)
     report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, top_suspicious=args.top)
     try:

@@ -7,12 +7,18 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from tqdm.auto import tqdm
+
+from avxai.audit.config import AuditConfig, check_window
+from avxai.audit.decode import TrialPayload, prepare_payload
 from avxai.audit.engines import ENGINES, run_in_process, run_processes, run_ray
-from avxai.audit.report import ReportOptions, build_report
-from avxai.audit.runner import (
-    AuditConfig, ResultStore, TrialPayload, load_model_spec, make_fingerprint, prepare_payload,
-)
+from avxai.audit.model import load_audit_model
+from avxai.audit.report import build_report
+from avxai.audit.store import ResultStore, make_fingerprint
+from avxai.audit.summary import ReportOptions
 from avxai.audit.trials import Trial, read_trials
+from avxai.models.contract import sample_rate_of
+from avxai.tasks.audio import stft_for
 
 __all__ = ["run_audit"]
 
@@ -36,9 +42,11 @@ def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig =
     out : output folder: ``audit.json``, ``results.jsonl``, ``trials/<id>/``, ``figures/``, ``report.html``,
         ``summary.json``, ``runs.jsonl``. A folder written with other arguments is refused.
     config : what is computed per trial (hashed with the trial list and the model into ``audit.json``).
-    model : speaker checkpoint (``.pt`` with its ``.json``); default the bundled model.
-    architecture : what ``model`` is when no JSON lies beside it (``"ecapa-tdnn"``: SpeechBrain's ECAPA-TDNN
-        state dict, e.g. ``embedding_model.ckpt``); see :func:`avxai.audit.runner.load_model_spec`.
+    model : the speaker model: a bundled name, a checkpoint (``.pt`` with its ``.json``) or a checkpoint
+        without JSON plus ``architecture``; default the bundled ``speakernet``.
+    architecture : a registered architecture (:data:`avxai.models.registry.ARCHITECTURES`), what ``model`` is
+        when no JSON lies beside it (``"ecapa-tdnn"``: SpeechBrain's ECAPA-TDNN state dict, e.g.
+        ``embedding_model.ckpt``); see :func:`avxai.audit.model.load_audit_model`.
     engine : ``"local"`` (``workers=0``: in this process; ``workers=N``: ``N`` spawned processes, so a script
         that calls this must guard it with ``if __name__ == "__main__":``) or ``"ray"`` (``address``,
         ``ray_runtime_env``; one Ray task per batch of ``batch_trials`` trials).
@@ -61,12 +69,14 @@ def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig =
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be an int >= 0, got {limit!r}")
     trials = read_trials(trials_csv)
-    spec = load_model_spec(model, architecture)
+    blob = load_audit_model(model, architecture)
+    built = blob.build()
+    check_window(config, stft_for(built, sample_rate_of(built), config.n_fft, config.hop_length)[0])
     if batch_trials is None:
         batch_trials = 1 if engine == "local" else 2
     if isinstance(batch_trials, bool) or not isinstance(batch_trials, int) or batch_trials < 1:
         raise ValueError(f"batch_trials must be an int >= 1, got {batch_trials!r}")
-    fingerprint = make_fingerprint(trials_csv, spec, config, media)
+    fingerprint = make_fingerprint(trials_csv, blob.digest, config, media)
     with ResultStore(out, fingerprint) as store:
         records = store.records()
         known = {t.id for t in trials}
@@ -79,14 +89,12 @@ def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig =
             todo = todo[:limit]
         batches = _batches(todo, batch_trials)
         if engine == "ray":
-            results = run_ray(batches, spec, config, address=address, max_retries=max_retries,
+            results = run_ray(batches, blob, config, address=address, max_retries=max_retries,
                               runtime_env=ray_runtime_env, media=media)
         elif workers:
-            results = run_processes(batches, spec, config, workers, media=media, max_retries=max_retries)
+            results = run_processes(batches, blob, config, workers, media=media, max_retries=max_retries)
         else:
-            results = run_in_process(batches, spec, config, media=media)
-        from tqdm.auto import tqdm
-
+            results = run_in_process(batches, blob, config, media=media)
         # rate_noinv_fmt: always "trials/s" (tqdm's default flips to "s/trial" below one trial per second)
         bar = tqdm(total=len(todo), unit="trial", desc="audit", disable=not progress, dynamic_ncols=True,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
@@ -113,11 +121,11 @@ def run_audit(trials_csv: "str | Path", out: "str | Path", config: AuditConfig =
                "trials_per_s": round(done / seconds, 4) if seconds > 0 and done else None}
         with open(store.dir / "runs.jsonl", "a") as f:
             f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **run}) + "\n")
-        summary = build_report(store.dir, trials, records, _info(trials_csv, spec, config), report)
+        summary = build_report(store.dir, trials, records, _info(trials_csv, blob, config), report)
     summary["run"] = run
     return summary
 
 
-def _info(trials_csv: "str | Path", spec, config: AuditConfig) -> dict:
-    return {"trials": Path(trials_csv).name, "model": Path(spec.path).name, "model_sha256": spec.digest,
+def _info(trials_csv: "str | Path", blob, config: AuditConfig) -> dict:
+    return {"trials": Path(trials_csv).name, "model": Path(blob.path).name, "model_sha256": blob.digest,
             "method": config.method, "areas": list(config.areas), "display_area": config.display_area}

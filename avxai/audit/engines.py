@@ -1,9 +1,9 @@
 """Where the trials run: in this process, in a pool of worker processes, or as Ray tasks.
 
 Every engine takes an iterator of trial batches and yields, batch by batch as they finish, the
-:class:`~avxai.audit.runner.TrialOutcome` of every trial; the caller (the driver) writes them, so nothing
+:class:`~avxai.audit.outcome.TrialOutcome` of every trial; the caller (the driver) writes them, so nothing
 is written twice even when a Ray task is retried. Workers build the model once per process from the
-checkpoint bytes (:class:`~avxai.audit.runner.ModelSpec`) and run with one torch thread each, so
+checkpoint bytes (:class:`~avxai.models.registry.ModelBlob`) and run with one torch thread each, so
 ``N`` workers use ``N`` cores. A batch whose worker dies (or whose Ray task fails after its retries) comes
 back as failed trials with the error, and the audit goes on.
 """
@@ -15,30 +15,35 @@ import multiprocessing
 from collections import deque
 from typing import Any, Iterable, Iterator
 
-from avxai.audit.runner import AuditConfig, ModelSpec, TrialOutcome, TrialPayload, failed_outcome, run_batch
+import torch
+
+from avxai.audit.config import AuditConfig
+from avxai.audit.decode import TrialPayload
+from avxai.audit.outcome import TrialOutcome, failed_outcome
+from avxai.audit.trial import run_batch
 
 __all__ = ["ENGINES", "run_in_process", "run_processes", "run_ray", "ray_available"]
 
 ENGINES = ("local", "ray")
 
 Batch = list[TrialPayload]
+#: what builds the model in a worker: anything with ``build()`` cached per process (a ``ModelBlob``), picklable
+ModelSource = Any
 
 
-def run_in_process(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig,
+def run_in_process(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig,
                    media: bool = True) -> Iterator[list[TrialOutcome]]:
     """Run every batch here, one after the other, on one torch thread (restored afterwards).
 
     One thread, as in every worker: a trial's forward passes are small, so extra intra-op threads buy
     little and cost much on a shared machine, and every engine computes with the same thread count.
     """
-    import torch
-
     threads = torch.get_num_threads()
     try:
         for batch in batches:
             torch.set_num_threads(1)
             try:
-                outcomes = run_batch(batch, spec, config, media)
+                outcomes = run_batch(batch, blob, config, media)
             finally:
                 torch.set_num_threads(threads)
             yield outcomes
@@ -53,22 +58,20 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(config: AuditConfig, media: bool, started) -> None:
-    import torch
-
     torch.set_num_threads(1)
     _WORKER.update(config=config, media=media)
     with started.get_lock():
         started.value += 1
 
 
-def _worker_batch(spec: ModelSpec, batch: Batch) -> list[TrialOutcome]:
-    # The model travels with each task (about a megabyte, built once per process: ModelSpec.build caches it)
+def _worker_batch(blob: ModelSource, batch: Batch) -> list[TrialOutcome]:
+    # The model travels with each task (about a megabyte, built once per process: build() caches it)
     # rather than in the pool's initargs: initargs are written into each new worker's start-up pipe, and a
     # worker that dies while starting would leave that write, and the audit, blocked.
-    return run_batch(batch, spec, _WORKER["config"], _WORKER["media"])
+    return run_batch(batch, blob, _WORKER["config"], _WORKER["media"])
 
 
-def run_processes(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, workers: int,
+def run_processes(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, workers: int,
                   media: bool = True, max_retries: int = 1) -> Iterator[list[TrialOutcome]]:
     """Run batches on ``workers`` processes (spawned, one torch thread each), at most ``2 * workers`` queued.
 
@@ -97,14 +100,14 @@ def run_processes(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig
                 if suspects:
                     if not pending:
                         batch, deaths = suspects.popleft()
-                        pending[pool.submit(_worker_batch, spec, batch)] = (batch, deaths)
+                        pending[pool.submit(_worker_batch, blob, batch)] = (batch, deaths)
                 else:
                     while not exhausted and len(pending) < 2 * workers:
                         batch = next(source, None)
                         if batch is None:
                             exhausted = True
                             break
-                        pending[pool.submit(_worker_batch, spec, batch)] = (batch, 0)
+                        pending[pool.submit(_worker_batch, blob, batch)] = (batch, 0)
                 if not pending:
                     return
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -146,20 +149,18 @@ def run_processes(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig
 # ---------------------------------------------------------------------------------------------
 def ray_available() -> bool:
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401  (optional dependency, imported lazily: the ray extra)
     except ImportError:
         return False
     return True
 
 
-def _ray_batch(spec: ModelSpec, config: AuditConfig, media: bool, batch: Batch) -> list[TrialOutcome]:
-    import torch
-
+def _ray_batch(blob: ModelSource, config: AuditConfig, media: bool, batch: Batch) -> list[TrialOutcome]:
     torch.set_num_threads(1)
-    return run_batch(batch, spec, config, media)
+    return run_batch(batch, blob, config, media)
 
 
-def run_ray(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, *, address: str | None = None,
+def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *, address: str | None = None,
             max_retries: int = 3, runtime_env: dict | None = None, media: bool = True,
             in_flight: int | None = None) -> Iterator[list[TrialOutcome]]:
     """Run each batch as one Ray task (``num_cpus=1``, retried up to ``max_retries`` times if its worker dies).
@@ -172,7 +173,7 @@ def run_ray(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, *, a
     (default: twice the cluster's CPUs) are queued at a time.
     """
     try:
-        import ray
+        import ray  # optional dependency, imported lazily: the ray extra
     except ImportError:
         raise ValueError("--engine ray needs Ray: pip install 'avxai[ray]' (or pip install ray)") from None
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -190,7 +191,7 @@ def run_ray(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, *, a
         started = True
     try:
         task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_batch)
-        spec_ref, config_ref = ray.put(spec), ray.put(config)
+        blob_ref, config_ref = ray.put(blob), ray.put(config)
         limit = in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         source = iter(batches)
         pending: dict[Any, Batch] = {}
@@ -201,7 +202,7 @@ def run_ray(batches: Iterable[Batch], spec: ModelSpec, config: AuditConfig, *, a
                 if batch is None:
                     exhausted = True
                     break
-                pending[task.remote(spec_ref, config_ref, media, batch)] = batch
+                pending[task.remote(blob_ref, config_ref, media, batch)] = batch
             if not pending:
                 return
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -19,6 +19,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from avxai.audit.trials import write_trials
+from avxai.data.mixtures import build_aba, build_noisy_with_silence, pad_with_silence
+from avxai.data.synthetic import SyntheticSpeaker
+from avxai.io.audio import save_audio
 
 __all__ = ["CONDITIONS", "build_trial_list"]
 
@@ -37,10 +40,6 @@ def build_trial_list(out_dir: "str | Path", trials_per_condition: Mapping[str, i
     ``i`` in ``speaker_ids``; target and interferer speakers rotate through them. Utterance seeds are drawn
     from ``seed`` and never repeat within the list.
     """
-    from avxai.data.mixtures import build_aba, build_noisy_with_silence, pad_with_silence
-    from avxai.data.synthetic import SyntheticSpeaker
-    from avxai.io.audio import save_audio
-
     counts = {c: int(trials_per_condition) for c in CONDITIONS} if isinstance(trials_per_condition, int) \
         else {c: int(n) for c, n in trials_per_condition.items()}
     unknown = sorted(set(counts) - set(CONDITIONS))
