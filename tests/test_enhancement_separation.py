@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 
@@ -382,8 +383,10 @@ def test_checkpoints_of_both_models_round_trip(tmp_path):
     assert loaded.sample_rate == SR and torch.equal(loaded(x), sep(x))
     # a checkpoint of another size lists the mismatching keys
     other = tmp_path / "other"
-    save_separator(Separator(small_convtasnet(SeparatorConfig(enc_num_feats=32)), SR, 2), TINY_SEP,
-                   other / "convtasnet.pt")
+    bigger = dataclasses.replace(TINY_SEP, enc_num_feats=32)
+    save_separator(Separator(small_convtasnet(bigger), SR, 2), bigger, other / "convtasnet.pt")
+    doc = json.loads((other / "convtasnet.json").read_text())
+    (other / "convtasnet.json").write_text(json.dumps({**doc, "model": dataclasses.asdict(TINY_SEP)}))
     with pytest.raises(ValueError, match="shape mismatches: encoder.weight"):
         load_separator(other / "convtasnet.pt")
 

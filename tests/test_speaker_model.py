@@ -133,7 +133,7 @@ def test_checkpoint_path_and_config_errors(tmp_path):
     with pytest.raises(ValueError, match=".pt"):
         save_checkpoint(tiny(), tmp_path / "net.pth")
     torch.save(tiny().state_dict(), tmp_path / "lonely.pt")
-    with pytest.raises(FileNotFoundError, match="no config"):
+    with pytest.raises(ValueError, match="no JSON beside it"):
         load_speaker_model(tmp_path / "lonely.pt")
 
 

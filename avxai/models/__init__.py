@@ -1,20 +1,37 @@
-"""Reference models and their loaders."""
+"""Models: the contract avxai asks of a model, one registry of architectures, the reference models.
 
-from avxai.models.checkpoint import (
-    load_checkpoint_config,
-    load_speaker_model,
-    load_state_dict_checked,
-    save_checkpoint,
+``load_model("speakernet")`` / ``load_model("path/model.pt")`` load a model; ``save_model`` writes one;
+:data:`ARCHITECTURES` lists what can be built (each family module registers its row on import, below).
+"""
+
+from avxai.models.contract import (
+    ModelContract, crop_size_of, embedder_of, fps_of, num_sources_of, pca_layers_of, sample_rate_of, stft_of,
 )
+from avxai.models.registry import (
+    ARCHITECTURES, Architecture, ModelBlob, describe_architectures, get_architecture, load_model, register, save_model,
+)
+from avxai.models.state import load_state_dict_checked
+# the model families: importing each registers its architecture
 from avxai.models.speaker import SpeakerEmbedder, SpeakerNet
 from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer, save_enhancer
 from avxai.models.separation import Separator, SeparatorConfig, load_separator, save_separator, small_convtasnet
-from avxai.models.loaders import load_checkpoint, load_convtasnet, load_ecapa_tdnn, load_hdemucs, load_module
+from avxai.models.hdemucs import HDemucsSeparator
+from avxai.models.ecapa import EcapaEmbedder
+from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig
+# older names, kept until every caller uses load_model / save_model
+from avxai.models.checkpoint import load_checkpoint_config, load_speaker_model, save_checkpoint
+from avxai.models.loaders import (
+    SampleRateWrapper, load_checkpoint, load_convtasnet, load_ecapa_tdnn, load_hdemucs, load_module, with_sample_rate,
+)
 
 __all__ = [
-    "SpeakerEmbedder", "SpeakerNet", "load_checkpoint_config", "load_speaker_model", "load_state_dict_checked",
-    "save_checkpoint",
-    "EnhancerConfig", "MaskingEnhancer", "load_enhancer", "save_enhancer",
-    "Separator", "SeparatorConfig", "load_separator", "save_separator", "small_convtasnet",
-    "load_checkpoint", "load_convtasnet", "load_ecapa_tdnn", "load_hdemucs", "load_module",
+    "ModelContract", "sample_rate_of", "stft_of", "fps_of", "crop_size_of", "num_sources_of", "embedder_of",
+    "pca_layers_of",
+    "ARCHITECTURES", "Architecture", "ModelBlob", "register", "get_architecture", "describe_architectures",
+    "load_model", "save_model", "load_state_dict_checked",
+    "SpeakerEmbedder", "SpeakerNet", "EnhancerConfig", "MaskingEnhancer", "Separator", "SeparatorConfig",
+    "small_convtasnet", "HDemucsSeparator", "EcapaEmbedder", "AVEnhancer", "AVEnhancerConfig",
+    "SampleRateWrapper", "load_module", "load_checkpoint", "with_sample_rate",
+    "load_speaker_model", "load_checkpoint_config", "save_checkpoint", "load_enhancer", "save_enhancer",
+    "load_separator", "save_separator", "load_convtasnet", "load_ecapa_tdnn", "load_hdemucs",
 ]

@@ -13,16 +13,17 @@ Layers by name (for hooks, e.g. :mod:`avxai.methods.pca_rgb`): ``audio.front`` g
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["AVEnhancerConfig", "AVEnhancer", "DEFAULT_AV_ENHANCER_CHECKPOINT", "save_av_enhancer",
-           "load_av_enhancer", "BACKBONES"]
+from avxai.models.registry import Architecture, load_model, register, save_model
+
+__all__ = ["AVEnhancerConfig", "AVEnhancer", "build_av_enhancer", "ARCHITECTURE", "DEFAULT_AV_ENHANCER_CHECKPOINT",
+           "save_av_enhancer", "load_av_enhancer", "BACKBONES"]
 
 BACKBONES = ("mobilenet_v3_small", "resnet18")
 _MAX_BLOCKS = {"mobilenet_v3_small": 13, "resnet18": 4}
@@ -80,7 +81,7 @@ class AVEnhancerConfig:
 
 
 def _trunk(backbone: str, blocks: int) -> nn.Sequential:
-    import torchvision
+    import torchvision  # noqa: PLC0415  (a heavy import, about a second: only AV models need it)
 
     if backbone == "mobilenet_v3_small":
         return torchvision.models.mobilenet_v3_small(weights=None).features[:blocks]
@@ -239,30 +240,24 @@ class AVEnhancer(nn.Module):
         return out.unsqueeze(1)
 
 
-#: the bundled AV enhancer (written by ``recipes/av_enhancement/train.py``)
-DEFAULT_AV_ENHANCER_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "av_enhancement" / "av_enhancer.pt"
+def build_av_enhancer(**kwargs) -> AVEnhancer:
+    """``AVEnhancer(AVEnhancerConfig(**kwargs))`` (random weights): the registry's builder."""
+    return AVEnhancer(AVEnhancerConfig(**kwargs))
+
+
+#: the registry row: ``load_model("av-enhancer")`` is the bundled audio-visual enhancer
+ARCHITECTURE = register(Architecture(
+    "av-enhancer", build_av_enhancer, "avxai's reference audio-visual enhancer (8 kHz audio + 25 fps face crops)",
+    bundled="av_enhancement/av_enhancer.pt", recipe="recipes/av_enhancement/train.py",
+))
+DEFAULT_AV_ENHANCER_CHECKPOINT = ARCHITECTURE.bundled_path()
 
 
 def save_av_enhancer(model: AVEnhancer, path: "str | Path", **extra) -> Path:
-    """Write the state dict to ``path`` (``.pt``) and ``{"model": AVEnhancerConfig fields, **extra}`` beside it (``.json``)."""
-    from avxai.models.checkpoint import save_checkpoint
-
-    return save_checkpoint(model, path, {"model": asdict(model.config), **extra})
+    """``save_model(model, path, architecture="av-enhancer", kwargs=model.config, extra=extra)`` (kept for old callers)."""
+    return save_model(model, path, architecture="av-enhancer", kwargs=model.config, extra=extra)
 
 
 def load_av_enhancer(path: "str | Path | None" = None) -> AVEnhancer:
-    """The AV enhancer at checkpoint ``path`` (default: the bundled one), rebuilt from the JSON beside it, in eval mode."""
-    from avxai.models.checkpoint import load_checkpoint_config, load_state_dict_checked
-
-    path = Path(path) if path is not None else DEFAULT_AV_ENHANCER_CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"AV enhancer checkpoint {path} is missing; create it with "
-                                "`python recipes/av_enhancement/train.py` or pass the path of yours")
-    raw = load_checkpoint_config(path)["model"]
-    known = {f.name for f in fields(AVEnhancerConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"the config beside {path} has fields {unknown} that AVEnhancerConfig does not know")
-    model = AVEnhancer(AVEnhancerConfig(**raw))
-    load_state_dict_checked(model, path)
-    return model.eval()
+    """``load_model(path, architecture="av-enhancer")``: default the bundled model (kept for old callers)."""
+    return load_model(path, architecture="av-enhancer")

@@ -7,13 +7,16 @@ noisy waveform -> STFT -> log power (gain-normalised) -> dilated 1-D convolution
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EnhancerConfig", "MaskingEnhancer", "DEFAULT_ENHANCER_CHECKPOINT", "save_enhancer", "load_enhancer"]
+from avxai.models.registry import Architecture, load_model, register, save_model
+
+__all__ = ["EnhancerConfig", "MaskingEnhancer", "build_enhancer", "ARCHITECTURE", "DEFAULT_ENHANCER_CHECKPOINT",
+           "save_enhancer", "load_enhancer"]
 
 
 @dataclass(frozen=True)
@@ -111,30 +114,24 @@ class MaskingEnhancer(nn.Module):
         return out.unsqueeze(1)
 
 
-#: the bundled reference enhancer (written by ``recipes/enhancement/train.py``)
-DEFAULT_ENHANCER_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "enhancement" / "enhancer.pt"
+def build_enhancer(**kwargs) -> MaskingEnhancer:
+    """``MaskingEnhancer(EnhancerConfig(**kwargs))`` (random weights): the registry's builder."""
+    return MaskingEnhancer(EnhancerConfig(**kwargs))
+
+
+#: the registry row: ``load_model("enhancer")`` is the bundled enhancer
+ARCHITECTURE = register(Architecture(
+    "enhancer", build_enhancer, "avxai's reference speech enhancer (T-F masking, 8 kHz)",
+    bundled="enhancement/enhancer.pt", recipe="recipes/enhancement/train.py",
+))
+DEFAULT_ENHANCER_CHECKPOINT = ARCHITECTURE.bundled_path()
 
 
 def save_enhancer(model: MaskingEnhancer, path: "str | Path", **extra) -> Path:
-    """Write the state dict to ``path`` (``.pt``) and ``{"model": EnhancerConfig fields, **extra}`` beside it (``.json``)."""
-    from avxai.models.checkpoint import save_checkpoint
-
-    return save_checkpoint(model, path, {"model": asdict(model.config), **extra})
+    """``save_model(model, path, architecture="enhancer", kwargs=model.config, extra=extra)`` (kept for old callers)."""
+    return save_model(model, path, architecture="enhancer", kwargs=model.config, extra=extra)
 
 
 def load_enhancer(path: "str | Path | None" = None) -> MaskingEnhancer:
-    """The enhancer at checkpoint ``path`` (default: the bundled one), rebuilt from the JSON beside it, in eval mode."""
-    from avxai.models.checkpoint import load_checkpoint_config, load_state_dict_checked
-
-    path = Path(path) if path is not None else DEFAULT_ENHANCER_CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"enhancer checkpoint {path} is missing; create it with "
-                                "`python recipes/enhancement/train.py` or pass the path of yours")
-    raw = load_checkpoint_config(path)["model"]
-    known = {f.name for f in fields(EnhancerConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"the config beside {path} has fields {unknown} that EnhancerConfig does not know")
-    model = MaskingEnhancer(EnhancerConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}))
-    load_state_dict_checked(model, path)
-    return model.eval()
+    """``load_model(path, architecture="enhancer")``: default the bundled enhancer (kept for old callers)."""
+    return load_model(path, architecture="enhancer")

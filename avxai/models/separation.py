@@ -1,18 +1,24 @@
-"""Speech separation: a small torchaudio ConvTasNet and a wrapper that states its sample rate and shapes."""
+"""Speech separation with torchaudio's ConvTasNet, behind a wrapper that states its sample rate and shapes.
+
+Two registry rows: ``"convtasnet"`` (``ConvTasNet(**kwargs)`` with torchaudio's defaults, e.g. for weights you
+trained elsewhere) and ``"separator"`` (avxai's small reference ConvTasNet, :class:`SeparatorConfig`). Both
+checkpoints hold ConvTasNet's own keys (``encoder.weight``, ``mask_generator...``), not the wrapper's.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
-import torch
 from torch import Tensor, nn
+from torchaudio.models import ConvTasNet
 
-__all__ = ["SeparatorConfig", "Separator", "small_convtasnet", "DEFAULT_SEPARATOR_CHECKPOINT", "save_separator",
-           "load_separator"]
+from avxai.models.registry import Architecture, load_model, register, save_model
 
-#: the bundled reference separator (written by ``recipes/separation/train.py``)
-DEFAULT_SEPARATOR_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "separation" / "convtasnet.pt"
+__all__ = ["SeparatorConfig", "Separator", "small_convtasnet", "build_convtasnet", "build_separator", "ARCHITECTURE",
+           "DEFAULT_SEPARATOR_CHECKPOINT", "save_separator", "load_separator"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +60,6 @@ class SeparatorConfig:
         return {k: v for k, v in asdict(self).items() if k != "sample_rate"}
 
 
-def small_convtasnet(config: SeparatorConfig | None = None) -> nn.Module:
-    """A :class:`torchaudio.models.ConvTasNet` built from ``config`` (random weights)."""
-    from torchaudio.models import ConvTasNet
-
-    return ConvTasNet(**(config or SeparatorConfig()).convtasnet_kwargs())
-
-
 class Separator(nn.Module):
     """A separation network with a known sample rate and a checked ``(batch, 1, time)`` input.
 
@@ -77,9 +76,12 @@ class Separator(nn.Module):
         super().__init__()
         if not isinstance(network, nn.Module):
             raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}")
+        for name, value in (("sample_rate", sample_rate), ("num_sources", num_sources)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.network = network
-        self.sample_rate = int(sample_rate)
-        self.num_sources = int(num_sources)
+        self.sample_rate = sample_rate
+        self.num_sources = num_sources
 
     def forward(self, mixture: Tensor) -> Tensor:
         if not isinstance(mixture, Tensor) or mixture.dim() != 3 or mixture.shape[1] != 1:
@@ -92,27 +94,42 @@ class Separator(nn.Module):
         return out[..., :mixture.shape[-1]]
 
 
-def save_separator(model: Separator, config: SeparatorConfig, path: "str | Path", **extra) -> Path:
-    """Write the ConvTasNet state dict (torchaudio keys) to ``path`` and ``{"model": config, **extra}`` beside it."""
-    from avxai.models.checkpoint import save_checkpoint
+def build_convtasnet(sample_rate: int = 8000, **convtasnet_kwargs: Any) -> Separator:
+    """``ConvTasNet(**convtasnet_kwargs)`` (random weights) behind a :class:`Separator` at ``sample_rate`` Hz.
 
-    return save_checkpoint(model.network, path, {"model": asdict(config), **extra})
+    Shape: mixture ``(batch, 1, time)`` -> sources ``(batch, num_sources, time)``.
+    """
+    network = ConvTasNet(**convtasnet_kwargs)
+    return Separator(network, sample_rate, int(convtasnet_kwargs.get("num_sources", 2)))
+
+
+def small_convtasnet(config: SeparatorConfig | None = None) -> nn.Module:
+    """A :class:`torchaudio.models.ConvTasNet` built from ``config`` (random weights)."""
+    return ConvTasNet(**(config or SeparatorConfig()).convtasnet_kwargs())
+
+
+def build_separator(**kwargs: Any) -> Separator:
+    """avxai's small ConvTasNet, ``SeparatorConfig(**kwargs)`` (random weights): the registry's builder."""
+    return build_convtasnet(**asdict(SeparatorConfig(**kwargs)))
+
+
+register(Architecture(
+    "convtasnet", build_convtasnet, "torchaudio's ConvTasNet (its keyword arguments plus sample_rate, default 8000)",
+    weights=attrgetter("network"),
+))
+#: the registry row: ``load_model("separator")`` is the bundled separator
+ARCHITECTURE = register(Architecture(
+    "separator", build_separator, "avxai's reference two-speaker separator (a small ConvTasNet, 8 kHz)",
+    bundled="separation/convtasnet.pt", recipe="recipes/separation/train.py", weights=attrgetter("network"),
+))
+DEFAULT_SEPARATOR_CHECKPOINT = ARCHITECTURE.bundled_path()
+
+
+def save_separator(model: Separator, config: SeparatorConfig, path: "str | Path", **extra) -> Path:
+    """``save_model(model, path, architecture="separator", kwargs=config, extra=extra)`` (kept for old callers)."""
+    return save_model(model, path, architecture="separator", kwargs=config, extra=extra)
 
 
 def load_separator(path: "str | Path | None" = None) -> Separator:
-    """The separator at checkpoint ``path`` (default: the bundled one), rebuilt from the JSON beside it, in eval mode."""
-    from avxai.models.checkpoint import load_checkpoint_config, load_state_dict_checked
-
-    path = Path(path) if path is not None else DEFAULT_SEPARATOR_CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"separator checkpoint {path} is missing; create it with "
-                                "`python recipes/separation/train.py` or pass the path of yours")
-    raw = load_checkpoint_config(path)["model"]
-    known = {f.name for f in fields(SeparatorConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"the config beside {path} has fields {unknown} that SeparatorConfig does not know")
-    config = SeparatorConfig(**raw)
-    network = small_convtasnet(config)
-    load_state_dict_checked(network, path)
-    return Separator(network, config.sample_rate, config.num_sources).eval()
+    """``load_model(path, architecture="separator")``: default the bundled separator (kept for old callers)."""
+    return load_model(path, architecture="separator")

@@ -15,7 +15,9 @@ import torch
 import torchaudio
 from torch import Tensor, nn
 
-__all__ = ["SpeakerNet", "SpeakerEmbedder", "check_waveform"]
+from avxai.models.registry import Architecture, register
+
+__all__ = ["SpeakerNet", "SpeakerEmbedder", "check_waveform", "ARCHITECTURE"]
 
 
 def check_waveform(waveform: Any, min_samples: int, name: str = "waveform") -> Tensor:
@@ -131,7 +133,7 @@ class SpeakerNet(nn.Module):
             channels=channels, embedding_dim=embedding_dim, pooling=pooling, log_floor=float(log_floor),
         )
         self.sample_rate = sample_rate
-        self.n_fft = n_fft
+        self.n_fft, self.hop_length = n_fft, hop_length
         self.n_speakers = n_speakers
         self.embedding_dim = embedding_dim
         self.log_floor = float(log_floor)
@@ -188,3 +190,10 @@ class SpeakerEmbedder(nn.Module):
 
     def forward(self, waveform: Tensor) -> Tensor:
         return self.net.embed(waveform)
+
+
+#: the registry row: ``load_model("speakernet")`` is the bundled model
+ARCHITECTURE = register(Architecture(
+    "speakernet", SpeakerNet, "avxai's reference speaker model (closed-set identification; embedder())",
+    bundled="speaker/speaker_net.pt", recipe="recipes/speaker/train.py",
+))
