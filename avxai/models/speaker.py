@@ -133,7 +133,9 @@ class SpeakerNet(nn.Module):
             channels=channels, embedding_dim=embedding_dim, pooling=pooling, log_floor=float(log_floor),
         )
         self.sample_rate = sample_rate
-        self.n_fft, self.hop_length = n_fft, hop_length
+        # private: the front end's STFT is not stated under the model contract (avxai.models.contract.stft_of), so
+        # explanations keep the task's own spectrogram (512/128 at 16 kHz), not the model's 512/160
+        self._n_fft = n_fft
         self.n_speakers = n_speakers
         self.embedding_dim = embedding_dim
         self.log_floor = float(log_floor)
@@ -156,7 +158,7 @@ class SpeakerNet(nn.Module):
     # -- stages -----------------------------------------------------------------------------
     def features(self, waveform: Tensor) -> Tensor:
         """Mean-normalised log-mel features. Shape: ``(batch, 1, time) -> (batch, n_mels, frames)``."""
-        x = check_waveform(waveform, self.n_fft)
+        x = check_waveform(waveform, self._n_fft)
         logmel = torch.log(self.mel(x[:, 0]) + self.log_floor)
         return logmel - logmel.mean(dim=-1, keepdim=True)
 
