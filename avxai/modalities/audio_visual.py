@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from avxai.modalities.base import Modality
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.video import FaceVideo
+from avxai.models.contract import crop_size_of, fps_of, pca_layers_of, sample_rate_of
 
 __all__ = ["AudioVisual", "AVRepresentation", "PairInput", "FixedAudio", "FixedVideo", "ModalityShares", "modality_shares",
            "split_explanation", "PART_NAMES"]
@@ -76,9 +77,7 @@ class PairInput(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        for name in ("sample_rate", "fps"):
-            if hasattr(model, name):
-                setattr(self, name, getattr(model, name))
+        self.sample_rate, self.fps = sample_rate_of(model), fps_of(model)  # the wrapped model's contract
 
     def forward(self, pair):
         return self.model(*pair)
@@ -93,11 +92,9 @@ class _OneStreamFixed(nn.Module):
             raise TypeError(f"the fixed {what} must be a float tensor, got {type(fixed).__name__}")
         self.model = model
         self.fixed = fixed.detach()
-        for name in ("sample_rate", "fps", "crop_size"):
-            if hasattr(model, name):
-                setattr(self, name, getattr(model, name))
-        layers = getattr(model, "pca_layers", None)
-        if isinstance(layers, dict):  # the wrapped model's layers live under "model."
+        self.sample_rate, self.fps, self.crop_size = sample_rate_of(model), fps_of(model), crop_size_of(model)
+        layers = pca_layers_of(model)
+        if layers:  # the wrapped model's layers live under "model."
             self.pca_layers = {k: f"model.{v}" for k, v in layers.items()}
 
     def _rows(self, n: int) -> Tensor:
