@@ -13,7 +13,10 @@ Tolerance: model inputs are compared to ``ATOL`` times the largest magnitude of 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,12 +24,14 @@ import pytest
 import torch
 from torch import Tensor
 
-from avxai import Spectrogram, TensorModality
+import avxai.modalities
+from avxai import Modality, Spectrogram, TensorModality
 from avxai.modalities.audio_visual import AudioVisual
 from avxai.modalities.video import FaceVideo
 
-from toys_problems import FPS, HOP, N_FFT, SR, toy_crops, toy_waveform
+from toys_problems import FPS, HOP, N_FFT, SR, one_thread, toy_crops, toy_waveform
 
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)  # the fixture is imported above
 ATOL = 1e-5  # relative to the input's largest magnitude
 BATCH = 2
 
@@ -197,15 +202,34 @@ def test_row_i_of_the_masks_belongs_to_input_i_mod_batch(kind):
     row = MODALITIES[kind]
     inputs = row.inputs(BATCH)
     modality = row.build(inputs, None)
-    n = 3 * BATCH
-    masks = torch.rand(n, *modality.grid_shape, generator=torch.Generator().manual_seed(1))
-    masks[: n // 2] = (masks[: n // 2] > 0.5).float()  # hard masks and soft ones
-    together = _tensors(modality.perturb(masks))
     alone = [row.build(_take(inputs, j), None) for j in range(BATCH)]
     scale = _scale(modality)
-    for i in range(n):
-        want = alone[i % BATCH].perturb(masks[i:i + 1])
-        _assert_close([t[i:i + 1] for t in together], want, scale, f"mask row {i} (input {i % BATCH})")
+    gen = torch.Generator().manual_seed(1)
+    shapes = [p.grid_shape for p in modality.parts()] if row.composite else [modality.grid_shape]
+    blocks = zip(*[_mask_blocks(shape, gen) for shape in shapes])  # per block: one mask tensor per part
+    for kind_of_masks, parts in zip(("hard", "soft", "local"), blocks):
+        masks = modality.join_masks(list(parts)) if row.composite else parts[0]
+        together = _tensors(modality.perturb(masks))
+        for i in range(masks.shape[0]):
+            want = alone[i % BATCH].perturb(masks[i:i + 1])
+            _assert_close([t[i:i + 1] for t in together], want, scale,
+                          f"{kind_of_masks} mask row {i} (input {i % BATCH})")
+
+
+def _mask_blocks(shape: tuple[int, ...], gen: torch.Generator) -> list[Tensor]:
+    """Three blocks of ``3 * BATCH`` masks ``(n, *shape)``: hard random, soft random, and local (ones with one
+    small box removed, the last ``BATCH`` rows all ones: a spectrogram then re-synthesises only the frames
+    touched)."""
+    n = 3 * BATCH
+    local = torch.ones(n, *shape)
+    for i in range(n - BATCH):
+        box = []
+        for size in shape:
+            side = max(1, size // 4)
+            start = int(torch.randint(0, size - side + 1, (1,), generator=gen))
+            box.append(slice(start, start + side))
+        local[(i, *box)] = 0.0
+    return [(torch.rand(n, *shape, generator=gen) > 0.5).float(), torch.rand(n, *shape, generator=gen), local]
 
 
 def _take(inputs, j: int):
@@ -213,3 +237,20 @@ def _take(inputs, j: int):
     if isinstance(inputs, tuple):
         return tuple(x[j:j + 1] for x in inputs)
     return inputs[j:j + 1]
+
+
+def test_every_modality_class_has_a_row():
+    """A new modality in ``avxai.modalities`` gets this table's checks only once it has a row."""
+    for info in pkgutil.walk_packages(avxai.modalities.__path__, "avxai.modalities."):
+        importlib.import_module(info.name)
+    covered = {type(row.make()) for row in MODALITIES.values()}
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    missing = sorted(f"{c.__module__}.{c.__qualname__}" for c in set(subclasses(Modality))
+                     if c.__module__.startswith("avxai.modalities.") and not inspect.isabstract(c)
+                     and c not in covered and not any(issubclass(k, c) for k in covered))  # bases of covered: fine
+    assert not missing, f"modalities without a row in MODALITIES: {missing}; add one"

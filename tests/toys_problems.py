@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -22,8 +23,21 @@ FRAMES, CROP = 6, 16                              # video frames, crop side (pix
 SAMPLES = int(FRAMES / FPS * SR)                  # 1920 samples: the clip's duration in audio
 N_FFT, HOP = 64, 32                               # STFT: 33 bins of 125 Hz, 61 frames
 TONE_HZ = 1500.0                                  # bin 12, inside the spectrogram region
-SPEC_REGION = (slice(9, 15), slice(20, 40))       # bins 9-14 (1125-1750 Hz) x STFT frames 20-39
-VIDEO_REGION = (slice(2, 5), slice(9, 15), slice(4, 12))  # frames 2-4 x a "mouth" box low in the crop
+# The regions are off-centre on every axis, so that a map flipped or transposed along any axis misses them.
+SPEC_REGION = (slice(9, 15), slice(36, 56))       # bins 9-14 (1125-1750 Hz) x STFT frames 36-55
+VIDEO_REGION = (slice(3, 6), slice(9, 15), slice(1, 8))  # frames 3-5 x a "mouth" box low and left in the crop
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module (restored after): these tiny problems run fastest on one thread, and
+    several threads on a shared 2-core CPU spin-wait (measured: extremal on the audio-visual toy, 0.4 s on one
+    thread, 8-16 s on the default threads under load). Use it with ``pytestmark = pytest.mark.usefixtures(...)``
+    after importing it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # -- inputs --------------------------------------------------------------------------------------------------
