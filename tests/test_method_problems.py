@@ -12,7 +12,6 @@ cells (the uniform share), per input and, on the audio-visual grid, per part (ea
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -89,13 +88,13 @@ class Fast:
     localises: bool = True
     why: str = ""
 
+    def __post_init__(self):
+        if not self.localises and not self.why:
+            raise ValueError("a method whose map is not checked against the known region must say why (why=...)")
+
 
 def _extremal(problem: Problem, _name: str):
-    from avxai.methods.extremal import ExtremalConfig
-
-    wanted = {"iterations": 80, "seed": 0, "progress": False, **problem.extremal}
-    fields = {f.name for f in dataclasses.fields(ExtremalConfig)}
-    return ExtremalConfig(**{k: v for k, v in wanted.items() if k in fields})
+    return METHODS["extremal"].config_class(iterations=80, seed=0, progress=False, **problem.extremal)
 
 
 #: method name -> its fast config per problem (factories, so that a half-written method only fails its rows)
@@ -115,7 +114,8 @@ FAST_CONFIGS = {
                         "the score, so only its shape and finiteness are checked"),
 }
 
-#: (method, problem) rows that fail today, with the reason (strict: they must start failing to pass)
+#: (method, problem) rows that fail today, with the reason; strict xfails: a row that starts passing fails the
+#: suite, so that its entry is removed here
 KNOWN_FAILURES = {
     ("gradcam", "audio-visual"): "Grad-CAM maps a layer's activation axes onto the grid's axes, and the audio-visual "
                                  "grid has one joint axis: it raises ValueError instead of explaining each stream "
@@ -124,10 +124,9 @@ KNOWN_FAILURES = {
 
 
 def _rows():
-    from avxai.methods import METHODS as registered  # at collection time: includes methods added later
-
+    """Every registered method (read at collection time, so methods added later are included) x every problem."""
     out = []
-    for name in sorted(registered):
+    for name in sorted(METHODS):
         for problem in sorted(PROBLEMS):
             reason = KNOWN_FAILURES.get((name, problem))
             marks = [pytest.mark.xfail(strict=True, raises=ValueError, reason=reason)] if reason else []

@@ -192,7 +192,7 @@ def test_media_give_the_expected_kinds_and_rates(kind):
 def test_metadata_round_trips_through_json(kind):
     modality = MODALITIES[kind].make()
     meta = modality.metadata()
-    assert json.loads(json.dumps(meta)) == meta
+    assert json.loads(json.dumps(meta, allow_nan=False)) == meta  # strict JSON: no NaN or infinity
     assert meta["kind"] == modality.kind and meta["grid_shape"] == list(modality.grid_shape)
     assert meta["batch_size"] == BATCH
 
