@@ -30,13 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from avxai.config import build_config
+from avxai.models.registry import load_model, save_model
 from avxai.scorers.sdr import bss_sdr, si_sdr
 
 __all__ = [
-    "Budget", "LoopResult", "TrainingConfig", "add_train_arguments", "best_permutation", "count_parameters",
-    "neg_si_sdr", "neg_snr", "parse_train_args", "pit_neg_si_sdr", "recalibrate_batch_norm", "run_batched",
-    "sdr_rows", "start_run", "sub_config", "summarise", "train_config", "train_steps", "warmup_cosine",
-    "write_metrics",
+    "Budget", "LoopResult", "TrainingConfig", "add_train_arguments", "best_permutation", "check_reproduced",
+    "count_parameters", "neg_si_sdr", "neg_snr", "parse_train_args", "pit_neg_si_sdr", "recalibrate_batch_norm",
+    "run_batched", "save_and_reload", "sdr_rows", "start_run", "sub_config", "summarise", "train_config",
+    "train_steps", "warmup_cosine", "write_metrics",
 ]
 
 T = TypeVar("T")
@@ -286,6 +287,14 @@ def summarise(rows: Mapping[str, Tensor], groups: Sequence | None = None) -> dic
     return {str(g): mean(labels == g) for g in dict.fromkeys(labels.tolist())}
 
 
+def check_reproduced(name: str, reloaded: float, trained: float, tolerance: float) -> None:
+    """Raise ``RuntimeError`` when the reloaded checkpoint's score ``name`` is more than ``tolerance`` from the
+    trained model's (the checkpoint would not be the model that was measured)."""
+    if abs(reloaded - trained) > tolerance:
+        raise RuntimeError(f"the reloaded checkpoint scores {name} = {reloaded}, the trained model {trained} "
+                           f"(tolerance {tolerance}): the saved file does not reproduce the trained model")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -350,6 +359,15 @@ def start_run(seed: int, threads: int) -> np.random.Generator:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     return np.random.default_rng([seed, 0])
+
+
+def save_and_reload(model: nn.Module, path: Path, *, architecture: str, kwargs: Any,
+                    extra: Mapping[str, Any]) -> tuple[Path, nn.Module]:
+    """Save ``model`` through the registry (:func:`avxai.models.registry.save_model`: ``path`` and its JSON with
+    ``"architecture"``, ``"model": kwargs`` and ``extra``) and load the written file back as a user will
+    (:func:`~avxai.models.registry.load_model`, eval mode). Returns the checkpoint path and the reloaded model."""
+    ckpt = save_model(model, path, architecture=architecture, kwargs=kwargs, extra=extra)
+    return ckpt, load_model(ckpt)
 
 
 def write_metrics(path: Path, metrics: Mapping[str, Any]) -> Path:

@@ -25,7 +25,7 @@ from avxai.data.synthetic import SyntheticSpeaker
 
 __all__ = [
     "NOISE_KINDS", "NoisyMixture", "SpeakerMixture", "UtterancePool", "band_limited_noise", "babble_noise",
-    "white_noise", "make_noise", "noisy_utterance", "two_speaker_mixture", "enhancement_batch",
+    "white_noise", "make_noise", "noisy_utterance", "two_speaker_mixture", "SpeechDataConfig", "enhancement_batch",
     "separation_batch",
 ]
 
@@ -251,6 +251,47 @@ class UtterancePool:
             if piece.pow(2).mean().sqrt() >= min_rms:
                 break
         return piece
+
+
+@dataclass(frozen=True)
+class SpeechDataConfig:
+    """The synthetic speakers a training recipe learns from and is measured on (fields of its ``TrainConfig``).
+
+    Training speakers are ids ``0 .. train_speakers - 1``, each with ``train_utterances`` utterances of
+    ``utterance_s`` seconds rendered once (:meth:`training_pool`); examples are ``crop_s``-second crops of
+    them. Held-out speakers are the ids ``eval_speakers = [first, stop)`` above the training ids, their
+    mixtures ``eval_s`` seconds long.
+    """
+
+    speaker_seed: int = 0  # SyntheticSpeaker population
+    train_speakers: int = 40  # >= 2: an interferer or babble talker is another training speaker
+    train_utterances: int = 6
+    utterance_s: float = 4.0
+    crop_s: float = 1.0
+    eval_speakers: tuple[int, int] = (100, 110)
+    eval_s: float = 2.0
+
+    def __post_init__(self):
+        if self.train_speakers < 2 or self.train_utterances < 1:
+            raise ValueError(f"need train_speakers >= 2 (the other voices of a mixture are training speakers too) "
+                             f"and train_utterances >= 1, got {self.train_speakers}, {self.train_utterances}")
+        if not 0 < self.crop_s <= self.utterance_s:
+            raise ValueError(f"crop_s must be in (0, utterance_s={self.utterance_s}], got {self.crop_s}")
+        self.check_heldout_ids("eval_speakers", self.eval_speakers)
+        if self.eval_s <= 0:
+            raise ValueError(f"eval_s must be > 0 seconds, got {self.eval_s}")
+
+    def check_heldout_ids(self, name: str, ids: tuple[int, int], at_least: int = 1) -> None:
+        """Raise unless ``ids = [first, stop)`` holds ``at_least`` ids, all above the training ids."""
+        lo, hi = ids
+        if not (self.train_speakers <= lo and hi - lo >= at_least):
+            raise ValueError(f"{name} [{lo}, {hi}) must hold >= {at_least} ids above the training ids "
+                             f"0..{self.train_speakers - 1}")
+
+    def training_pool(self, sample_rate: int, seed: int) -> UtterancePool:
+        """The training speakers' utterances, rendered once (utterance texts from ``seed``)."""
+        return UtterancePool(range(self.train_speakers), sample_rate, utterances=self.train_utterances,
+                             utterance_s=self.utterance_s, seed=seed, speaker_seed=self.speaker_seed)
 
 
 def _levels(rng: np.random.Generator, batch: int, level_db: tuple[float, float]) -> Tensor:

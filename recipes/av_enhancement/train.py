@@ -37,56 +37,45 @@ import numpy as np
 import torch
 
 from avxai.data.av_mixtures import AVMixtureConfig, AVMixtures, crop_faces
+from avxai.data.speech_mixtures import SpeechDataConfig
 from avxai.io.audio import save_audio
 from avxai.io.video import write_video
-from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig, load_av_enhancer, save_av_enhancer
-from avxai.training import (TrainingConfig, count_parameters, neg_snr, parse_train_args, recalibrate_batch_norm,
-                            run_batched, sdr_rows, start_run, sub_config, summarise, train_steps, write_metrics)
+from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig
+from avxai.training import (TrainingConfig, check_reproduced, count_parameters, neg_snr, parse_train_args,
+                            recalibrate_batch_norm, run_batched, save_and_reload, sdr_rows, start_run, sub_config,
+                            summarise, train_steps, write_metrics)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
-class TrainConfig(TrainingConfig, AVEnhancerConfig):
-    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`AVEnhancerConfig`) and the
-    data's below, flat as in config.yaml (which sets this recipe's values and says what each one does)."""
+class TrainConfig(TrainingConfig, AVEnhancerConfig, SpeechDataConfig):
+    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`AVEnhancerConfig`), the
+    speakers' (:class:`SpeechDataConfig`: a training utterance is a target clip with its talking face) and the
+    mixtures' and faces' below, flat as in config.yaml (which sets this recipe's values and says what each one
+    does)."""
 
-    speaker_seed: int = 0
-    train_speakers: int = 40  # SyntheticSpeaker ids 0..n-1
-    clips_per_speaker: int = 3
-    clip_s: float = 3.0
-    crop_s: float = 1.0  # training example, a whole number of frames
-    sir_db: tuple[float, float] = (-3.0, 3.0)  # target over interferer
+    sir_db: tuple[float, float] = (-3.0, 3.0)  # target over interferer, dB
     noise_prob: float = 0.3
-    snr_db: tuple[float, float] = (10.0, 30.0)  # target over noise
+    snr_db: tuple[float, float] = (10.0, 30.0)  # target over noise, dB
     jitter_px: float = 3.0  # face-crop box shift (frame pixels) per training clip
     jitter_scale: float = 0.05
     frame_jitter_px: float = 0.8
-    eval_speakers: tuple[int, int] = (100, 112)  # [first, stop)
     eval_mixtures: int = 24
-    eval_s: float = 2.0
     eval_sir_db: float = 0.0
     example_s: float = 2.0
     frame_size: tuple[int, int] = (112, 112)  # (height, width) pixels
     bn_batches: int = 50  # batches that re-estimate the BatchNorm statistics
 
     def __post_init__(self):
-        TrainingConfig.__post_init__(self)
-        AVEnhancerConfig.__post_init__(self)
-        for name in ("train_speakers", "clips_per_speaker", "eval_mixtures", "bn_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.train_speakers < 2:
-            raise ValueError("train_speakers must be >= 2 (the interferer is another speaker)")
-        if not 0 < self.crop_s <= self.clip_s:
-            raise ValueError(f"crop_s must be in (0, clip_s={self.clip_s}], got {self.crop_s}")
+        for part in (TrainingConfig, AVEnhancerConfig, SpeechDataConfig):
+            part.__post_init__(self)
+        if self.eval_mixtures < 1 or self.bn_batches < 1:
+            raise ValueError(f"eval_mixtures and bn_batches must be >= 1, got {self.eval_mixtures}, {self.bn_batches}")
         if abs(self.crop_s * self.fps - round(self.crop_s * self.fps)) > 1e-6:
             raise ValueError(f"crop_s * fps must be a whole number of frames, got {self.crop_s * self.fps}")
-        lo, hi = self.eval_speakers
-        if not self.train_speakers <= lo < hi - 1:
-            raise ValueError(f"eval_speakers [{lo}, {hi}) must hold >= 2 ids above the training ids "
-                             f"0..{self.train_speakers - 1}")
+        self.check_heldout_ids("eval_speakers", self.eval_speakers, at_least=2)
         if not 0 <= self.noise_prob <= 1:
             raise ValueError(f"noise_prob must be in [0, 1], got {self.noise_prob}")
 
@@ -95,7 +84,7 @@ class TrainConfig(TrainingConfig, AVEnhancerConfig):
                                snr_db=snr_db, frame_size=self.frame_size)
 
 
-DEBUG_OVERRIDES = dict(train_speakers=3, clips_per_speaker=1, clip_s=1.0, eval_speakers=[100, 102], eval_mixtures=2,
+DEBUG_OVERRIDES = dict(train_speakers=3, train_utterances=1, utterance_s=1.0, eval_speakers=[100, 102], eval_mixtures=2,
                        eval_s=1.0, steps=2, batch_size=2, audio_dim=16, hidden=16, visual_dim=8, bn_batches=2)
 
 
@@ -103,11 +92,11 @@ class Pool:
     """Target utterances with their face crops (uint8), rendered once; batches are mixed from them."""
 
     def __init__(self, cfg: TrainConfig):
-        gen = AVMixtures(range(cfg.train_speakers), config=cfg.mixture_config(cfg.clip_s, sir_db=0.0),
+        gen = AVMixtures(range(cfg.train_speakers), config=cfg.mixture_config(cfg.utterance_s, sir_db=0.0),
                          seed=cfg.seed, speaker_seed=cfg.speaker_seed)
         rng = np.random.default_rng([cfg.seed, 0xC80])
         self.speech, self.crops, self.speaker = [], [], []
-        for i in range(cfg.train_speakers * cfg.clips_per_speaker):
+        for i in range(cfg.train_speakers * cfg.train_utterances):
             ex = gen.example(i)
             crops, _ = crop_faces(ex, cfg.crop_size, jitter_px=cfg.jitter_px, jitter_scale=cfg.jitter_scale,
                                   frame_jitter_px=cfg.frame_jitter_px, rng=rng)
@@ -216,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     pool = Pool(cfg)
     heldout = heldout_set(cfg)
     t_data = time.perf_counter() - t0
-    print(f"rendered {len(pool)} training clips ({cfg.clip_s} s, with faces) and {len(heldout)} held-out mixtures "
+    print(f"rendered {len(pool)} training clips ({cfg.utterance_s} s, with faces) and {len(heldout)} held-out mixtures "
           f"in {t_data:.1f} s", flush=True)
 
     model = AVEnhancer(sub_config(AVEnhancerConfig, cfg))
@@ -234,15 +223,14 @@ def main(argv: list[str] | None = None) -> dict:
                "torch_threads": torch.get_num_threads(), "data_seconds": round(t_data, 1)}
     args.assets.mkdir(parents=True, exist_ok=True)
     example = write_example(cfg, args.assets)
-    ckpt = save_av_enhancer(model, args.assets / "av_enhancer.pt",
-                            speakers={"generator": "avxai.data.synthetic.SyntheticSpeaker",
-                                      "speaker_seed": cfg.speaker_seed, "train_ids": [0, cfg.train_speakers],
-                                      "heldout_ids": list(cfg.eval_speakers)},
-                            example={k: example[k] for k in ("target_speaker", "interferer_speaker", "sir_db", "face")},
-                            train=asdict(cfg), metrics=metrics)
-    reloaded = evaluate(load_av_enhancer(ckpt), heldout)["overall"]  # the saved file, as a user loads it
-    if abs(reloaded["sdr_video"] - metrics["heldout"]["overall"]["sdr_video"]) > 1e-2:
-        raise RuntimeError("the reloaded checkpoint does not reproduce the trained model's scores")
+    ckpt, reloaded = save_and_reload(
+        model, args.assets / "av_enhancer.pt", architecture="av-enhancer", kwargs=model.config,
+        extra={"speakers": {"generator": "avxai.data.synthetic.SyntheticSpeaker", "speaker_seed": cfg.speaker_seed,
+                            "train_ids": [0, cfg.train_speakers], "heldout_ids": list(cfg.eval_speakers)},
+               "example": {k: example[k] for k in ("target_speaker", "interferer_speaker", "sir_db", "face")},
+               "train": asdict(cfg), "metrics": metrics})
+    check_reproduced("sdr_video", evaluate(reloaded, heldout)["overall"]["sdr_video"],
+                     metrics["heldout"]["overall"]["sdr_video"], 1e-2)
     metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
     write_metrics(args.out / "metrics.json", metrics)
     o = metrics["heldout"]["overall"]

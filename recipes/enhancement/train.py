@@ -27,51 +27,37 @@ from pathlib import Path
 
 import torch
 
-from avxai.data.speech_mixtures import UtterancePool, enhancement_batch, noisy_utterance
+from avxai.data.speech_mixtures import SpeechDataConfig, UtterancePool, enhancement_batch, noisy_utterance
 from avxai.data.synthetic import SyntheticSpeaker
 from avxai.io.audio import save_audio
-from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer, save_enhancer
-from avxai.training import (TrainingConfig, count_parameters, neg_snr, parse_train_args, run_batched, sdr_rows,
-                            start_run, sub_config, summarise, train_steps, write_metrics)
+from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer
+from avxai.training import (TrainingConfig, check_reproduced, count_parameters, neg_snr, parse_train_args,
+                            run_batched, save_and_reload, sdr_rows, start_run, sub_config, summarise, train_steps,
+                            write_metrics)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
-class TrainConfig(TrainingConfig, EnhancerConfig):
-    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`EnhancerConfig`) and the
-    data's below, flat as in config.yaml (which sets this recipe's values and says what each one does)."""
+class TrainConfig(TrainingConfig, EnhancerConfig, SpeechDataConfig):
+    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`EnhancerConfig`), the
+    speakers' (:class:`SpeechDataConfig`) and the noise's below, flat as in config.yaml (which sets this
+    recipe's values and says what each one does)."""
 
-    speaker_seed: int = 0
-    train_speakers: int = 40  # SyntheticSpeaker ids 0..n-1
-    train_utterances: int = 6  # per speaker
-    utterance_s: float = 4.0
-    crop_s: float = 1.0  # training example, seconds
-    snr_db: tuple[float, float] = (-5.0, 10.0)
+    snr_db: tuple[float, float] = (-5.0, 10.0)  # training SNR range, dB
     noise_kinds: tuple[str, ...] = ("white", "babble", "band")
-    eval_speakers: tuple[int, int] = (100, 110)  # [first, stop)
-    babble_speakers: tuple[int, int] = (200, 220)  # [first, stop)
+    babble_speakers: tuple[int, int] = (200, 220)  # held-out babble talkers [first, stop)
     eval_snr_db: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0)
-    eval_per_cell: int = 8  # mixtures per (kind, SNR)
-    eval_s: float = 2.0
+    eval_per_cell: int = 8  # held-out mixtures per (noise kind, SNR)
     threads: int = 1  # torch threads
 
     def __post_init__(self):
-        TrainingConfig.__post_init__(self)
-        EnhancerConfig.__post_init__(self)
-        for name in ("train_speakers", "train_utterances", "eval_per_cell", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.train_speakers < 2:
-            raise ValueError("train_speakers must be >= 2 (babble needs talkers other than the target)")
-        if not 0 < self.crop_s <= self.utterance_s:
-            raise ValueError(f"crop_s must be in (0, utterance_s={self.utterance_s}], got {self.crop_s}")
-        for name in ("eval_speakers", "babble_speakers"):
-            lo, hi = getattr(self, name)
-            if not (self.train_speakers <= lo < hi):
-                raise ValueError(f"{name} [{lo}, {hi}) must be a non-empty id range above the training ids "
-                                 f"0..{self.train_speakers - 1}")
+        for part in (TrainingConfig, EnhancerConfig, SpeechDataConfig):
+            part.__post_init__(self)
+        self.check_heldout_ids("babble_speakers", self.babble_speakers)
+        if self.eval_per_cell < 1 or self.threads < 1:
+            raise ValueError(f"eval_per_cell and threads must be >= 1, got {self.eval_per_cell}, {self.threads}")
         unknown = set(self.noise_kinds) - {"white", "babble", "band"}
         if unknown or not self.noise_kinds:
             raise ValueError(f"noise_kinds must be a non-empty subset of white, babble, band; got {self.noise_kinds}")
@@ -121,8 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = start_run(cfg.seed, cfg.threads)
     sr = cfg.sample_rate
     t0 = time.perf_counter()
-    pool = UtterancePool(range(cfg.train_speakers), sr, utterances=cfg.train_utterances, utterance_s=cfg.utterance_s,
-                         seed=cfg.seed, speaker_seed=cfg.speaker_seed)
+    pool = cfg.training_pool(sr, cfg.seed)
     heldout = heldout_set(cfg)
     t_data = time.perf_counter() - t0
     print(f"rendered {cfg.train_speakers * cfg.train_utterances} training utterances and {len(heldout)} held-out "
@@ -141,18 +126,19 @@ def main(argv: list[str] | None = None) -> dict:
                "steps_done": run.steps, "train_seconds": round(run.wall_s, 1), "train_cpu_seconds": round(run.cpu_s, 1),
                "torch_threads": torch.get_num_threads(), "data_seconds": round(t_data, 1), "sample_rate": sr}
     args.assets.mkdir(parents=True, exist_ok=True)
-    ckpt = save_enhancer(model, args.assets / "enhancer.pt",
-                         speakers={"generator": "avxai.data.synthetic.SyntheticSpeaker",
-                                   "speaker_seed": cfg.speaker_seed, "train_ids": [0, cfg.train_speakers],
-                                   "heldout_ids": list(cfg.eval_speakers), "babble_ids": list(cfg.babble_speakers)},
-                         train=asdict(cfg), metrics=dict(metrics))
+    ckpt, reloaded = save_and_reload(model, args.assets / "enhancer.pt", architecture="enhancer", kwargs=model.config,
+                                     extra={"speakers": {"generator": "avxai.data.synthetic.SyntheticSpeaker",
+                                                         "speaker_seed": cfg.speaker_seed,
+                                                         "train_ids": [0, cfg.train_speakers],
+                                                         "heldout_ids": list(cfg.eval_speakers),
+                                                         "babble_ids": list(cfg.babble_speakers)},
+                                            "train": asdict(cfg), "metrics": dict(metrics)})
+    check_reproduced("sdr_out", evaluate(reloaded, heldout)["overall"]["sdr_out"],
+                     metrics["heldout"]["overall"]["sdr_out"], 1e-3)
     # demo audio: a held-out babble mixture at 0 dB
     demo = next((it for it in heldout if it["kind"] == "babble" and it["snr_db"] == 0.0), heldout[0])
     save_audio(args.assets / "noisy.wav", demo["noisy"], sr)
     save_audio(args.assets / "clean.wav", demo["clean"], sr)
-    reloaded = evaluate(load_enhancer(ckpt), heldout)["overall"]  # the saved file, as a user loads it
-    if abs(reloaded["sdr_out"] - metrics["heldout"]["overall"]["sdr_out"]) > 1e-3:
-        raise RuntimeError("the reloaded checkpoint does not reproduce the trained model's scores")
     metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
     write_metrics(args.out / "metrics.json", metrics)
     print(f"\nheld-out ({metrics['heldout']['n_mixtures']} mixtures, {cfg.eval_s} s, SNR {list(cfg.eval_snr_db)} dB)")

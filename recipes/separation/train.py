@@ -29,49 +29,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avxai.data.speech_mixtures import UtterancePool, separation_batch, two_speaker_mixture
+from avxai.data.speech_mixtures import SpeechDataConfig, separation_batch, two_speaker_mixture
 from avxai.data.synthetic import SyntheticSpeaker
 from avxai.io.audio import save_audio
-from avxai.models.separation import SeparatorConfig, Separator, load_separator, save_separator, small_convtasnet
-from avxai.training import (TrainingConfig, best_permutation, count_parameters, parse_train_args, pit_neg_si_sdr,
-                            run_batched, sdr_rows, start_run, sub_config, summarise, train_steps, write_metrics)
+from avxai.models.separation import SeparatorConfig, Separator, small_convtasnet
+from avxai.training import (TrainingConfig, best_permutation, check_reproduced, count_parameters, parse_train_args,
+                            pit_neg_si_sdr, run_batched, save_and_reload, sdr_rows, start_run, sub_config, summarise,
+                            train_steps, write_metrics)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
-class TrainConfig(TrainingConfig, SeparatorConfig):
-    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`SeparatorConfig`) and the
-    data's below, flat as in config.yaml (which sets this recipe's values and says what each one does)."""
+class TrainConfig(TrainingConfig, SeparatorConfig, SpeechDataConfig):
+    """The loop's fields (:class:`~avxai.training.TrainingConfig`), the model's (:class:`SeparatorConfig`), the
+    speakers' (:class:`SpeechDataConfig`) and the mixtures' below, flat as in config.yaml (which sets this
+    recipe's values and says what each one does)."""
 
-    speaker_seed: int = 0
-    train_speakers: int = 80  # SyntheticSpeaker ids 0..n-1
-    train_utterances: int = 4  # per speaker
-    utterance_s: float = 4.0
-    crop_s: float = 1.0  # training example, seconds
-    sir_db: tuple[float, float] = (-2.5, 2.5)  # speaker A over speaker B
-    eval_speakers: tuple[int, int] = (100, 110)  # [first, stop)
+    sir_db: tuple[float, float] = (-2.5, 2.5)  # speaker A over speaker B, dB
     eval_mixtures: int = 60
-    eval_s: float = 2.0
     threads: int = 1  # torch threads
 
     def __post_init__(self):
-        TrainingConfig.__post_init__(self)
-        SeparatorConfig.__post_init__(self)
-        for name in ("train_speakers", "train_utterances", "eval_mixtures", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.train_speakers < 2:
-            raise ValueError("train_speakers must be >= 2: a mixture needs two different speakers")
+        for part in (TrainingConfig, SeparatorConfig, SpeechDataConfig):
+            part.__post_init__(self)
         if self.num_sources != 2:
             raise ValueError(f"this recipe mixes two speakers; num_sources must be 2, got {self.num_sources}")
-        if not 0 < self.crop_s <= self.utterance_s:
-            raise ValueError(f"crop_s must be in (0, utterance_s={self.utterance_s}], got {self.crop_s}")
-        lo, hi = self.eval_speakers
-        if not (self.train_speakers <= lo and hi - lo >= 2):
-            raise ValueError(f"eval_speakers [{lo}, {hi}) must hold >= 2 ids above the training ids "
-                             f"0..{self.train_speakers - 1}")
+        self.check_heldout_ids("eval_speakers", self.eval_speakers, at_least=2)
+        if self.eval_mixtures < 1 or self.threads < 1:
+            raise ValueError(f"eval_mixtures and threads must be >= 1, got {self.eval_mixtures}, {self.threads}")
 
 
 DEBUG_OVERRIDES = dict(train_speakers=4, train_utterances=2, eval_speakers=[100, 103], eval_mixtures=2, steps=3,
@@ -120,8 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = start_run(cfg.seed, cfg.threads)
     sr = cfg.sample_rate
     t0 = time.perf_counter()
-    pool = UtterancePool(range(cfg.train_speakers), sr, utterances=cfg.train_utterances, utterance_s=cfg.utterance_s,
-                         seed=cfg.seed, speaker_seed=cfg.speaker_seed)
+    pool = cfg.training_pool(sr, cfg.seed)
     heldout = heldout_set(cfg)
     t_data = time.perf_counter() - t0
     print(f"rendered {cfg.train_speakers * cfg.train_utterances} training utterances and {len(heldout)} held-out "
@@ -139,18 +125,18 @@ def main(argv: list[str] | None = None) -> dict:
                "train_seconds": round(run.wall_s, 1), "train_cpu_seconds": round(run.cpu_s, 1),
                "torch_threads": torch.get_num_threads(), "data_seconds": round(t_data, 1), "sample_rate": sr}
     args.assets.mkdir(parents=True, exist_ok=True)
-    ckpt = save_separator(model, mcfg, args.assets / "convtasnet.pt",
-                          speakers={"generator": "avxai.data.synthetic.SyntheticSpeaker",
-                                    "speaker_seed": cfg.speaker_seed, "train_ids": [0, cfg.train_speakers],
-                                    "heldout_ids": list(cfg.eval_speakers)},
-                          train=asdict(cfg), metrics=dict(metrics))
+    ckpt, reloaded = save_and_reload(model, args.assets / "convtasnet.pt", architecture="separator", kwargs=mcfg,
+                                     extra={"speakers": {"generator": "avxai.data.synthetic.SyntheticSpeaker",
+                                                         "speaker_seed": cfg.speaker_seed,
+                                                         "train_ids": [0, cfg.train_speakers],
+                                                         "heldout_ids": list(cfg.eval_speakers)},
+                                            "train": asdict(cfg), "metrics": dict(metrics)})
+    check_reproduced("si_sdr_out", evaluate(reloaded, heldout)["overall"]["si_sdr_out"],
+                     metrics["heldout"]["overall"]["si_sdr_out"], 1e-3)
     demo = min(heldout, key=lambda it: abs(it["sir_db"]))  # the held-out mixture closest to 0 dB SIR
     save_audio(args.assets / "mixture.wav", demo["mixture"], sr)
     for k in range(demo["sources"].shape[0]):
         save_audio(args.assets / f"s{k + 1}.wav", demo["sources"][k:k + 1], sr)
-    reloaded = evaluate(load_separator(ckpt), heldout)["overall"]  # the saved file, as a user loads it
-    if abs(reloaded["si_sdr_out"] - metrics["heldout"]["overall"]["si_sdr_out"]) > 1e-3:
-        raise RuntimeError("the reloaded checkpoint does not reproduce the trained model's scores")
     metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
     write_metrics(args.out / "metrics.json", metrics)
     o = metrics["heldout"]["overall"]

@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from avxai.data import SyntheticSpeaker, add_noise, build_aba, save_segments
-from avxai.models import SpeakerNet, load_speaker_model, load_state_dict_checked, save_checkpoint
-from avxai.training import Budget, count_parameters, parse_train_args, start_run, train_steps, write_metrics
+from avxai.models import SpeakerNet, load_state_dict_checked
+from avxai.training import (Budget, count_parameters, parse_train_args, save_and_reload, start_run, train_steps,
+                            write_metrics)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -37,39 +38,44 @@ REPO = HERE.parents[1]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every hyper-parameter of the recipe (see config.yaml for what each one does)."""
+    """Every hyper-parameter of the recipe; config.yaml sets them (and says more about each)."""
 
-    seed: int = 0
-    n_speakers: int = 16
+    seed: int = 0  # utterance seeds, batch draws and parameter initialisation
+    # data: SyntheticSpeaker ids 0..n_speakers-1 of population speaker_seed
+    n_speakers: int = 16  # classes
     speaker_seed: int = 0
-    sample_rate: int = 16000
-    train_utterances: int = 40
+    sample_rate: int = 16000  # Hz
+    train_utterances: int = 40  # per speaker, train_utterance_s seconds each; crops are cut from them
     train_utterance_s: float = 2.5
-    crop_s: tuple[float, float] = (1.0, 2.0)
-    eval_utterances: int = 12
+    crop_s: tuple[float, float] = (1.0, 2.0)  # training crop length range, seconds (one length per batch)
+    eval_utterances: int = 12  # held-out utterances per speaker (other seeds)
     eval_utterance_s: float = 1.5
-    p_mix: float = 0.4
-    mix_fraction: tuple[float, float] = (0.15, 0.45)
-    p_drop: float = 0.3
-    p_tfmask: float = 0.5
-    p_noise: float = 0.5
+    # augmentation: probabilities per training example
+    p_mix: float = 0.4  # another speaker over a span; soft label by time fraction
+    mix_fraction: tuple[float, float] = (0.15, 0.45)  # that span's share of the crop (< 0.5)
+    p_drop: float = 0.3  # silences: 1-3 zeroed chunks
+    p_tfmask: float = 0.5  # time-frequency masking as an explainer's perturbation (see tf_mask)
+    p_noise: float = 0.5  # white or pink noise at snr_db
     snr_db: tuple[float, float] = (10.0, 35.0)
+    # model: SpeakerNet's keyword arguments (with n_speakers and sample_rate)
     n_mels: int = 40
-    n_fft: int = 512
-    hop_length: int = 160
+    n_fft: int = 512  # samples
+    hop_length: int = 160  # samples
     channels: int = 128
     embedding_dim: int = 128
     pooling: str = "attentive"
-    log_floor: float = 0.1
-    epochs: int = 12
+    log_floor: float = 0.1  # added to mel power before the log
+    # optimisation: AdamW with a one-cycle schedule (torch's OneCycleLR, 15 % warm-up)
+    epochs: int = 12  # an epoch = steps_per_epoch batches, then a held-out accuracy
     steps_per_epoch: int = 50
     batch_size: int = 32
-    lr: float = 0.003
+    lr: float = 0.003  # peak learning rate
     weight_decay: float = 0.0001
-    aba_speakers: tuple[int, int] = (0, 1)
-    aba_durations: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # bundled demo audio
+    aba_speakers: tuple[int, int] = (0, 1)  # class indices of speakers A and B
+    aba_durations: tuple[float, float, float] = (1.0, 1.0, 1.0)  # seconds of A, B, A
     aba_seed: int = 0
-    enroll_s: float = 3.0
+    enroll_s: float = 3.0  # another utterance of A (verification), seconds
 
     def __post_init__(self):
         for name in ("n_speakers", "train_utterances", "eval_utterances", "epochs", "steps_per_epoch", "batch_size"):
@@ -308,16 +314,15 @@ def main(argv: list[str] | None = None) -> dict:
         "data_seconds": round(t_data, 1),
         "history": run.history,
     }
-    ckpt = save_checkpoint(model, args.assets / "speaker_net.pt", {
-        "model": model.config,
+    # the saved files are probed exactly as a user will load them
+    ckpt, reloaded = save_and_reload(model, args.assets / "speaker_net.pt", architecture="speakernet",
+                                     kwargs=model.config, extra={
         "speakers": {"generator": "avxai.data.synthetic.SyntheticSpeaker", "speaker_seed": cfg.speaker_seed,
                      "speaker_ids": list(range(cfg.n_speakers))},
         "heldout_utterance_seeds": held_seeds,
         "train": asdict(cfg),
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
     })
-    # probe the saved files exactly as a user will load them
-    reloaded = load_speaker_model(ckpt)
     wav, file_sr = sf.read(args.assets / "aba.wav", dtype="float32")
     metrics["probe"] = probe_aba(reloaded, torch.from_numpy(wav), segments, a, file_sr)
     metrics["checkpoint_bytes"] = ckpt.stat().st_size
