@@ -5,8 +5,7 @@ Four interfaces carry everything: a :class:`Modality` turns raw inputs into a ma
 :class:`Explanation` holds the result and saves and plots itself.
 """
 
-__version__ = "0.1.0"
-
+from avxai.version import __version__
 from avxai.explanation import Explanation
 from avxai.hygiene import evaluation_mode
 from avxai.methods import METHODS, Method, MethodConfig, Occlusion, OcclusionConfig, get_method, occlusion
@@ -22,6 +21,7 @@ from avxai.methods import (
 from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
 
 __all__ = [
+    "__version__",
     "Explanation", "evaluation_mode",
     "METHODS", "Method", "MethodConfig", "Occlusion", "OcclusionConfig", "get_method", "occlusion",
     "Modality", "Spectrogram", "TensorModality",

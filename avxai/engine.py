@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.modalities.base import Modality
+from avxai.models.contract import sample_rate_of
 from avxai.scorers.base import Scorer
 
 __all__ = ["check_output", "check_model_rate", "score_inputs", "score_and_output", "chunk_rows", "evaluate_masks",
@@ -23,7 +24,7 @@ __all__ = ["check_output", "check_model_rate", "score_inputs", "score_and_output
 
 def check_model_rate(model: nn.Module, modality: Modality) -> None:
     """Raise when the model declares a ``sample_rate`` (Hz) that the modality's audio does not have."""
-    expected = getattr(model, "sample_rate", None)
+    expected = sample_rate_of(model)
     actual = modality.sample_rate
     if expected is None or actual is None or int(expected) == int(actual):
         return

@@ -1,7 +1,11 @@
-"""The explanation: attribution or masks, scores and their history, metadata; saves and plots itself."""
+"""The explanation: attribution or masks, scores and their history, metadata; saves and plots itself.
+
+:func:`split_explanation` cuts an explanation of a composite input into one explanation per part.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import platform
@@ -13,14 +17,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avxai.io.video import VideoClip, write_video
+from avxai.version import __version__
+
 FORMAT_VERSION = 1
 
 
 def versions() -> dict[str, str]:
     """Versions of the software that produced an explanation."""
-    import avxai
-
-    return {"avxai": getattr(avxai, "__version__", "unknown"), "torch": torch.__version__,
+    return {"avxai": __version__, "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version()}
 
 
@@ -140,8 +145,6 @@ class Explanation:
                         wav = wav / peak * 0.99
                     sf.write(str(path), wav.numpy().T, int(rate), subtype="FLOAT")
                 elif kind == "video":
-                    from avxai.io.video import VideoClip, write_video
-
                     path = out / f"{name}{suffix}.mp4"
                     frames = (data[i].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
                     write_video(path, VideoClip(frames=frames, fps=float(rate)))
@@ -201,6 +204,58 @@ class Explanation:
             metadata=doc.get("metadata", {}),
             arrays={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("arrays/")},
         )
+
+
+
+def split_explanation(explanation: Explanation) -> dict[str, Explanation]:
+    """Cut an explanation of a composite input (:class:`avxai.modalities.composite.CompositeModality`, e.g.
+    audio-visual) into one explanation per part, ``{"audio": ..., "video": ...}``, over each part's grid
+    (attribution, grid, masks, coordinates, units, the part's media and arrays, e.g. ``rgb_video``; scores
+    shared). Reads the saved metadata alone, so it also works on a loaded explanation.
+
+    Shape: attribution ``(batch, N)`` -> ``(batch, *part_grid)`` per part; masks ``(batch, k, N)`` ->
+    ``(batch, k, *part_grid)``.
+    """
+    meta = explanation.metadata.get("modality", {})
+    if "part_names" not in meta:
+        raise ValueError(f"split_explanation needs an explanation of a composite (e.g. audio-visual) input, got "
+                         f"modality kind {meta.get('kind')!r}")
+    sizes = meta["part_sizes"]
+    out = {}
+    start = 0
+    for name, size in zip(meta["part_names"], sizes):
+        pmeta = meta["parts"][name]
+        shape = tuple(pmeta["grid_shape"])
+        sl = slice(start, start + size)
+        start += size
+
+        def cut(t: Tensor | None, lead: int) -> Tensor | None:
+            if t is None:
+                return None
+            return t[..., sl].reshape(*t.shape[:lead], *shape)
+
+        prefix = f"{name}/"
+        media = {k[: -len(name) - 1]: v for k, v in explanation.media.items() if k.endswith(f"_{name}")}
+        media.update({k: v for k, v in explanation.media.items() if v[0] == name})  # single-kind media
+        metadata = copy.deepcopy(explanation.metadata)
+        metadata["modality"] = pmeta
+        metadata["part"] = name
+        out[name] = Explanation(
+            method=explanation.method,
+            attribution=cut(explanation.attribution, 1),
+            grid=cut(explanation.grid, 1),
+            axes=tuple(pmeta["axes"]),
+            coordinates={k[len(prefix):]: v for k, v in explanation.coordinates.items() if k.startswith(prefix)},
+            units={k[len(prefix):]: v for k, v in explanation.units.items() if k.startswith(prefix)},
+            masks=cut(explanation.masks, 2),
+            areas=explanation.areas,
+            scores=dict(explanation.scores),
+            history=dict(explanation.history),
+            media=media,
+            metadata=metadata,
+            arrays={k: v for k, v in explanation.arrays.items() if k.endswith(f"_{name}")},  # e.g. rgb_video
+        )
+    return out
 
 
 def _numpy(t: Any) -> np.ndarray:

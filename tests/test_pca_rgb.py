@@ -7,7 +7,8 @@ from torch import nn
 
 from avxai.explanation import Explanation
 from avxai.methods.pca_rgb import PCAEmbedding, PCARGBConfig, fit_dataset_embedding, get_layer, layer_features, pca_rgb
-from avxai.modalities.audio_visual import AudioVisual, FixedAudio, split_explanation
+from avxai.explanation import split_explanation
+from avxai.modalities.audio_visual import AudioVisual, FixedAudio
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.video import FaceVideo
 from avxai.scorers.classification import ClassLogit

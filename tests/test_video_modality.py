@@ -11,8 +11,9 @@ from torch import nn
 from avxai.faces import FaceTrack
 from avxai.methods.extremal import ExtremalConfig, extremal
 from avxai.methods.occlusion import OcclusionConfig, occlusion
-from avxai.modalities.audio_visual import (AudioVisual, FixedAudio, FixedVideo, PairInput, modality_shares,
-                                           split_explanation)
+from avxai.explanation import split_explanation
+from avxai.metrics.shares import modality_shares
+from avxai.modalities.audio_visual import AudioVisual, FixedAudio, FixedVideo, PairInput
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.checks import check_video
 from avxai.modalities.video import FaceVideo, box_masks, boxes_to_crop

@@ -30,6 +30,7 @@ from avxai.data.mixtures import mix_at_snr
 from avxai.data.speech_mixtures import make_noise
 from avxai.data.synthetic import SyntheticSpeaker
 from avxai.data.talking_face import FACES, TalkingFace
+from avxai.faces import FaceTracker, crop_boxes
 from avxai.io.video import VideoClip
 
 __all__ = ["AVMixtureConfig", "AVExample", "AVMixtures", "crop_faces", "crop_geometry"]
@@ -262,7 +263,6 @@ def crop_geometry(face: str, frame_size: tuple[int, int], context: float, margin
     """Where :class:`avxai.faces.FaceTracker` (``margin``, other settings default) puts its crop box
     relative to the generator's face box of ``face``: ``(dx, dy, side)`` in face-box sides
     (box centre offset, box side). Measured once per setting by tracking a short generated clip."""
-    from avxai.faces import FaceTracker
 
     sr = 8000
     t = torch.arange(int(1.2 * sr)) / sr
@@ -292,7 +292,6 @@ def crop_faces(example: AVExample, crop_size: int = 64, *, margin: float = 0.25,
 
     Shape: crops ``(T, 3, crop_size, crop_size)`` float in [0, 1]; crop boxes ``(T, 4)`` in frame pixels.
     """
-    from avxai.faces import crop_boxes
 
     if tracker is not None:
         track = tracker.track(example.frames, "generated clip")

@@ -10,6 +10,16 @@ import torchaudio
 from torch import Tensor
 
 
+def resample(waveform: Tensor, from_rate: int, to_rate: int) -> Tensor:
+    """Resample ``(..., time)`` from ``from_rate`` to ``to_rate`` Hz (band-limited sinc, torchaudio)."""
+    if from_rate == to_rate:
+        return waveform
+    return torchaudio.functional.resample(waveform, from_rate, to_rate)
+
+
+_resample = resample  # load_audio's argument `resample` hides the function's name there
+
+
 def load_audio(path: "str | Path", *, sample_rate: int | None = None, resample: bool = False,
                mono: bool = False) -> tuple[Tensor, int]:
     """Read an audio file as ``(1, channels, time)`` float32 in [-1, 1] and its sample rate (Hz).
@@ -37,15 +47,8 @@ def load_audio(path: "str | Path", *, sample_rate: int | None = None, resample: 
                 f"{path} is sampled at {rate} Hz but {sample_rate} Hz is needed; resample the file or pass "
                 "resample=True (--resample on the command line)"
             )
-        wav, rate = resample(wav, rate, sample_rate), sample_rate
+        wav, rate = _resample(wav, rate, sample_rate), sample_rate
     return wav, int(rate)
-
-
-def resample(waveform: Tensor, from_rate: int, to_rate: int) -> Tensor:
-    """Resample ``(..., time)`` from ``from_rate`` to ``to_rate`` Hz (band-limited sinc, torchaudio)."""
-    if from_rate == to_rate:
-        return waveform
-    return torchaudio.functional.resample(waveform, from_rate, to_rate)
 
 
 def save_audio(path: "str | Path", waveform: Tensor, sample_rate: int) -> Path:

@@ -1,7 +1,7 @@
 """Masks over a modality made of parts (audio-visual): one grid per part, joined into one flat grid.
 
-A *composite* modality (e.g. :class:`avxai.modalities.audio_visual.AudioVisual`) has a 1-D grid, the
-concatenation of its parts' flattened grids, and offers the optional hook
+A :class:`~avxai.modalities.composite.CompositeModality` (e.g. :class:`avxai.modalities.audio_visual.AudioVisual`)
+has a 1-D grid, the concatenation of its parts' flattened grids, and offers
 
 * ``parts() -> tuple[Modality, ...]``: the sub-modalities, each with its own 1-3-D grid,
 * ``join_masks([mask_p (n, *grid_p), ...]) -> (n, *grid_shape)`` and ``split_mask`` (the inverse),
@@ -25,14 +25,15 @@ import torch
 from torch import Tensor
 
 from avxai.methods.smooth_mask import SmoothMaskGenerator
+from avxai.modalities.base import Modality
+from avxai.modalities.composite import CompositeModality
 
 __all__ = ["modality_parts", "split_per_part", "PartsMaskGenerator"]
 
 
-def modality_parts(modality: Any) -> tuple | None:
-    """The parts of a composite modality (its ``parts()`` hook), or ``None`` for a plain one."""
-    parts = getattr(modality, "parts", None)
-    return tuple(parts()) if callable(parts) else None
+def modality_parts(modality: Modality) -> tuple | None:
+    """The parts of a :class:`CompositeModality`, or ``None`` for a plain modality."""
+    return tuple(modality.parts()) if isinstance(modality, CompositeModality) else None
 
 
 def split_per_part(value: Any, parts: Sequence[Any], name: str) -> list[Any]:
@@ -69,11 +70,11 @@ class PartsMaskGenerator:
     ``upsample`` -> ``(n, *modality.grid_shape)``.
     """
 
-    def __init__(self, modality: Any, config: Any, dtype: torch.dtype = torch.float32, device="cpu"):
+    def __init__(self, modality: CompositeModality, config: Any, dtype: torch.dtype = torch.float32, device="cpu"):
         self.modality = modality
         self.parts = modality_parts(modality)
         if not self.parts:
-            raise ValueError(f"{type(modality).__name__} has no parts() hook; use SmoothMaskGenerator")
+            raise ValueError(f"{type(modality).__name__} is not a CompositeModality; use SmoothMaskGenerator")
         steps = split_per_part(config.step, self.parts, "step")
         sigmas = split_per_part(config.sigma, self.parts, "sigma")
         self.generators: list[SmoothMaskGenerator] = []
@@ -84,11 +85,11 @@ class PartsMaskGenerator:
             sigma_all += sigma
             self.generators.append(SmoothMaskGenerator(
                 part.grid_shape, step, sigma, temperature=config.temperature, oversample=config.oversample,
-                radius=config.radius, separable=config.separable, dtype=dtype, device=device))
+                radius=config.radius, dtype=dtype, device=device))
         self.step, self.sigma = tuple(step_all), tuple(sigma_all)
         self.param_sizes = [math.prod(g.param_shape) for g in self.generators]
         self.out_sizes = [math.prod(g.out_shape) for g in self.generators]
-        weights = [float(w) for w in getattr(modality, "part_weights", None) or [1.0] * len(self.parts)]
+        weights = [float(w) for w in modality.part_weights]
         if len(weights) != len(self.parts) or any(not w > 0 for w in weights):
             raise ValueError(f"part_weights must hold one positive weight per part ({len(self.parts)}), got {weights}")
         self.repeats = part_repeats(self.out_sizes, weights)
@@ -123,7 +124,7 @@ class PartsMaskGenerator:
         per_part = []
         for g, part, piece, c in zip(self.generators, self.parts, pieces, self.out_sizes):
             coarse = piece[:, :c].reshape(n, *g.out_shape)
-            own = type(part).upsample is not _default_upsample()
+            own = type(part).upsample is not Modality.upsample
             per_part.append(part.upsample(coarse) if own else g.upsample(coarse))
         return self.modality.join_masks(per_part)
 
@@ -154,8 +155,3 @@ def part_repeats(cells: Sequence[int], weights: Sequence[float], tolerance: floa
             break
     return best
 
-
-def _default_upsample():
-    from avxai.modalities.base import Modality
-
-    return Modality.upsample

@@ -28,8 +28,13 @@ from torch import Tensor, nn
 
 from avxai.explanation import Explanation
 from avxai.engine import mask_media
+from avxai.hygiene import evaluation_mode
 from avxai.methods.base import Method, MethodConfig, new_explanation
 from avxai.modalities.base import Modality
+from avxai.modalities.composite import CompositeModality
+from avxai.modalities.spectrogram import Spectrogram
+from avxai.modalities.video import FaceVideo
+from avxai.models.contract import pca_layers_of
 from avxai.scorers.base import Scorer
 
 __all__ = ["PCAEmbedding", "PCARGBConfig", "PCARGB", "pca_rgb", "layer_features", "get_layer", "fit_dataset_embedding",
@@ -210,30 +215,24 @@ def arrange_features(features: Tensor, modality: Modality) -> tuple[str, Tensor]
     *spatial))`` for maps with as many axes as a plain modality's grid.
     """
     b = modality.batch_size
-    video = _part(modality, "face-video")
+    video = _part(modality, FaceVideo)
     if video is not None and features.dim() == 4 and features.shape[0] == b * video.num_frames:
         return "video", features.reshape(b, video.num_frames, *features.shape[1:])
     if video is not None and features.dim() == 5 and tuple(features.shape[:2]) == (b, video.num_frames):
         return "video", features
-    if features.dim() in (3, 4) and features.shape[0] == b and _part(modality, "spectrogram") is not None:
+    if features.dim() in (3, 4) and features.shape[0] == b and _part(modality, Spectrogram) is not None:
         return "audio", features  # (batch, C, freq, frames), or (batch, C, frames) of a 1-D (TDNN) layer
-    if _part(modality, "face-video") is None and getattr(modality, "parts", None) is None \
-            and features.shape[0] == b and features.dim() == 2 + len(modality.grid_shape):
+    if video is None and not isinstance(modality, CompositeModality) and features.shape[0] == b and features.dim() == 2 + len(modality.grid_shape):
         return "grid", features
     raise ValueError(f"cannot place features of shape {tuple(features.shape)} on this {modality.kind} input: "
                      "expected per-frame maps (batch * frames, C, h, w) of a face video, time-frequency maps "
                      "(batch, C, freq, frames) of a spectrogram, or (batch, C, *grid) maps; pick such a layer")
 
 
-def _part(modality: Modality, kind: str):
-    if modality.kind == kind:
-        return modality
-    parts = getattr(modality, "parts", None)
-    if callable(parts):
-        for p in parts():
-            if p.kind == kind:
-                return p
-    return None
+def _part(modality: Modality, cls: type) -> Modality | None:
+    """The modality itself, or its first part, when it is a ``cls``; else ``None``."""
+    parts = modality.parts() if isinstance(modality, CompositeModality) else (modality,)
+    return next((p for p in parts if isinstance(p, cls)), None)
 
 
 def default_layers(model: nn.Module, modality: Modality, layer: str | None) -> list[str]:
@@ -241,8 +240,8 @@ def default_layers(model: nn.Module, modality: Modality, layer: str | None) -> l
     streams ``"audio"``, ``"video"``, or ``"grid"`` for any other modality) for the modality's streams."""
     if layer is not None:
         return [layer]
-    defaults = getattr(model, "pca_layers", None) or {}
-    keys = [k for k, kind in (("audio", "spectrogram"), ("video", "face-video")) if _part(modality, kind) is not None]
+    defaults = pca_layers_of(model) or {}
+    keys = [k for k, cls in (("audio", Spectrogram), ("video", FaceVideo)) if _part(modality, cls) is not None]
     keys = keys or ["grid"]  # any other modality: the stream arrange_features calls "grid"
     if any(k not in defaults for k in keys):
         raise ValueError(f"no layer given and {type(model).__name__} names no default for the "
@@ -262,8 +261,6 @@ def fit_dataset_embedding(model: nn.Module, layer: str, modalities: Sequence[Mod
     """One :class:`PCAEmbedding` of ``layer`` fitted on the features of every input of ``modalities`` (a data
     set), for consistent colours across clips (``PCARGBConfig(embedding=...)``). The model runs in
     evaluation mode on the unperturbed inputs."""
-    from avxai.hygiene import evaluation_mode
-
     feats = []
     with evaluation_mode(model):
         for modality in modalities:
@@ -309,7 +306,7 @@ class PCARGB(Method):
             rgb = torch.stack([e.transform(x) if stream == "video" else e.transform(x)[0]
                                for e, x in zip(embeddings, items)])  # video (b, frames, 3, h, w); else (b, 3, *spatial)
             if stream == "video":
-                part = _part(modality, "face-video")
+                part = _part(modality, FaceVideo)
                 _, height, width = part.grid_shape
                 on_part = F.interpolate(rgb[:, :, 0], size=(height, width), mode="bilinear", align_corners=False)
                 rgb_video = F.interpolate(rgb.flatten(0, 1), size=part.crop_size, mode="nearest").view(
@@ -317,7 +314,7 @@ class PCARGB(Method):
                 media["pca_rgb"] = ("video", rgb_video, part.fps)
             else:
                 # the layer's axes resampled onto the grid (a mel grid: by band index, approximately)
-                part = _part(modality, "spectrogram") if stream == "audio" else modality
+                part = _part(modality, Spectrogram) if stream == "audio" else modality
                 if stream == "audio" and rgb.dim() == 3:  # a 1-D layer: frames only, the same for every band
                     on_part = F.interpolate(rgb[:, :1], size=part.grid_shape[-1], mode="linear",
                                             align_corners=False)[:, 0]
@@ -329,11 +326,10 @@ class PCARGB(Method):
             arrays[f"rgb_{stream}"] = rgb
             layers[stream] = layer
             fitted[stream] = [e.to_dict() for e in (embeddings[:1] if given is not None else embeddings)]
-        parts = getattr(modality, "parts", None)
-        if callable(parts):  # a composite modality: a part without embedded features gets 0
+        if isinstance(modality, CompositeModality):  # a part without embedded features gets 0
             dtype = next(iter(on_parts.values())).dtype
             attribution = modality.join_masks([on_parts.get(id(p), torch.zeros(b, *p.grid_shape, dtype=dtype))
-                                               for p in parts()])
+                                               for p in modality.parts()])
         else:
             attribution = on_parts[id(modality)]
         return new_explanation(

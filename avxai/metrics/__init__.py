@@ -1,4 +1,5 @@
-"""How good is an explanation: faithfulness curves, localisation against a known truth, sanity checks."""
+"""How good is an explanation: faithfulness curves, localisation against a known truth, sanity checks,
+and how much each stream of an audio-visual input carries."""
 
 from avxai.metrics.faithfulness import (
     FaithfulnessCurve, deletion_curve, faithfulness_curve, insertion_curve, ranked_masks, trapezoid_auc,
@@ -10,4 +11,5 @@ from avxai.metrics.masks import (
     preserve_delete_scores,
 )
 from avxai.metrics.localisation import frames_in_segments, mass_in_segments
+from avxai.metrics.shares import ModalityShares, modality_shares
 from avxai.metrics.verification import det_curve, eer, min_dcf

@@ -83,28 +83,30 @@ def segment_mass(explanation, segments: Sequence[Any] | None = None) -> dict[str
 
     For each label: ``"positive"``, the share of the positive attribution (evidence *for* the result) per
     input, and, when the explanation has masks (extremal perturbation), ``"masks"``, the share of each mask's
-    mass per input and area. ``segments``: default ``explanation.metadata["segments"]``. Needs a grid whose
-    last axis is ``time`` with coordinates in seconds; returns ``{}`` when there is nothing to measure.
+    mass per input and area. ``segments``: default ``explanation.metadata["segments"]``. Needs a grid with an
+    axis named ``time`` (anywhere) with coordinates in seconds; returns ``{}`` when there is nothing to measure.
 
-    Shape: attribution ``(batch, ..., time)``, masks ``(batch, areas, ..., time)`` -> lists of ``(batch,)`` /
-    ``(batch, areas)`` fractions in [0, 1].
+    Shape: attribution ``(batch, *grid)``, masks ``(batch, areas, *grid)`` with a ``time`` grid axis -> lists of
+    ``(batch,)`` / ``(batch, areas)`` fractions in [0, 1].
     """
     segments = explanation.metadata.get("segments") if segments is None else segments
     axes = tuple(explanation.axes)
-    if not segments or not axes or axes[-1] != "time" or "time" not in explanation.coordinates:
+    if not segments or "time" not in axes or "time" not in explanation.coordinates:
         return {}
     times = explanation.coordinates["time"]
     grid_dims = len(axes)
+    t = axes.index("time")  # moved last: mass_in_segments reads time on the last axis
     out: dict[str, dict[str, list[float]]] = {}
     for label in sorted({_interval(seg)[2] for seg in segments}):
         if not frames_in_segments(times, segments, label).any():
             continue
         entry: dict[str, list[float]] = {}
-        positive = explanation.attribution.detach().clamp_min(0)
+        positive = explanation.attribution.detach().clamp_min(0).movedim(1 + t, -1)
         if bool((positive.flatten(1).sum(1) > 0).all()):
             entry["positive"] = mass_in_segments(positive, times, segments, label, grid_dims=grid_dims).tolist()
         if explanation.masks is not None:
-            entry["masks"] = mass_in_segments(explanation.masks, times, segments, label, grid_dims=grid_dims).tolist()
+            masks = explanation.masks.movedim(2 + t, -1)
+            entry["masks"] = mass_in_segments(masks, times, segments, label, grid_dims=grid_dims).tolist()
         out[label] = entry
     return out
 

@@ -26,6 +26,7 @@ class Modality(ABC):
 
     Subclasses set ``axes`` and implement :meth:`to_model_input`; they may override
     :meth:`grid`, :meth:`expand_mask`, :meth:`coordinates`, :meth:`media` and :meth:`metadata`.
+    A modality made of several parts derives from :class:`avxai.modalities.composite.CompositeModality`.
     """
 
     #: names of the grid axes, e.g. ``("freq", "time")``
@@ -33,8 +34,14 @@ class Modality(ABC):
     #: short name used in saved explanations
     kind: str = "modality"
 
-    def __init__(self, representation: Tensor, perturbation: "str | Perturbation", *, nonnegative: bool,
+    def __init__(self, representation: Any, perturbation: "str | Perturbation | None", *, nonnegative: bool = False,
                  rep_axes: tuple[str, ...] | None = None):
+        """``perturbation=None``: the modality has no perturbation of its own (a composite, whose parts
+        each apply theirs); its representation is then the parts' representations."""
+        if perturbation is None:
+            self.representation = representation
+            self.perturbation = None
+            return
         if representation.dim() != 2 + len(rep_axes or self.axes):
             raise ValueError(
                 f"{type(self).__name__} representation must be (batch, channels, *grid) with grid axes "

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from avxai.checks import check_fps, check_video
+from avxai.faces import FaceTracker, paste_back as paste_on_frames
+from avxai.io.video import read_video
 from avxai.modalities.base import Modality
 from avxai.perturbations import Perturbation
 
@@ -119,9 +121,6 @@ class FaceVideo(Modality):
 
         The decoded :class:`~avxai.io.video.VideoClip` is kept as ``.clip`` (its audio, if any, included).
         """
-        from avxai.faces import FaceTracker
-        from avxai.io.video import read_video
-
         clip = read_video(path, need_audio=need_audio)
         tracker = tracker if tracker is not None else FaceTracker()
         track = tracker.track(clip.frames, source=os.fspath(path))
@@ -158,9 +157,7 @@ class FaceVideo(Modality):
         (zeros outside the face box); needs ``track=``."""
         if self.track is None:
             raise ValueError("paste_back needs the face track: build the FaceVideo with track= (from_file does)")
-        from avxai.faces import paste_back
-
-        return paste_back(heatmap, self.track, self.frames)
+        return paste_on_frames(heatmap, self.track, self.frames)
 
     def region_in_crop(self, boxes: Tensor, grow: float = 0.0) -> Tensor:
         """Masks ``(frames, S, S)`` of per-frame boxes ``(frames, 4)`` given in frame pixels (e.g. a generator's

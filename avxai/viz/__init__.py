@@ -1,4 +1,5 @@
-"""Figures of explanations. ``plot_explanation`` picks a layout by method, then by the grid's axes."""
+"""Figures of explanations. ``plot_explanation`` picks a layout by what the explanation holds and by its grid's
+axis names and units (:func:`avxai.viz.layout.layout_of`), never by the method's name."""
 
 from __future__ import annotations
 
@@ -6,28 +7,24 @@ from typing import Callable
 
 from avxai.viz.attribution import plot_attribution
 from avxai.viz.extremal import plot_extremal
+from avxai.viz.layout import layout_of
 from avxai.viz.video import plot_pca_rgb, plot_video_explanation
 
-#: method name -> plotting function ``f(explanation, index, **kwargs) -> Figure``; methods with masks
-#: (extremal perturbation) register their own per-area layout here.
-PLOTTERS: dict[str, Callable] = {}
-PLOTTERS["extremal"] = plot_extremal
-PLOTTERS["pca-rgb"] = plot_pca_rgb
-
-#: modality kind (``metadata["modality"]["kind"]``) -> plotting function, used before ``PLOTTERS``: the layout
-#: of a face video or an audio-visual input (frames, heat maps, shares) serves every method on it.
-MODALITY_PLOTTERS: dict[str, Callable] = {"face-video": plot_video_explanation,
-                                          "audio-visual": plot_video_explanation}
+#: layout (:func:`layout_of`) -> plotting function ``f(explanation, index, **kwargs) -> Figure``
+PLOTTERS: dict[str, Callable] = {
+    "pca-rgb": plot_pca_rgb,  # PCA-RGB images beside their inputs
+    "video": plot_video_explanation,  # face video or audio-visual: frames, heat maps, shares
+    "masks": plot_extremal,  # one mask per area (extremal perturbation): one row per area
+    "attribution": plot_attribution,  # an attribution over a 1-D, 2-D or 3-D grid
+}
 
 
 def plot_explanation(explanation, index: int = 0, **kwargs):
     """A matplotlib figure for input ``index`` of ``explanation``."""
     if not 0 <= index < explanation.batch_size:
         raise ValueError(f"index {index} is out of range for an explanation of {explanation.batch_size} inputs")
-    kind = explanation.metadata.get("modality", {}).get("kind")
-    plotter = MODALITY_PLOTTERS.get(kind) or PLOTTERS.get(explanation.method, plot_attribution)
-    return plotter(explanation, index=index, **kwargs)
+    return PLOTTERS[layout_of(explanation)](explanation, index=index, **kwargs)
 
 
-__all__ = ["PLOTTERS", "MODALITY_PLOTTERS", "plot_explanation", "plot_attribution", "plot_extremal",
+__all__ = ["PLOTTERS", "plot_explanation", "layout_of", "plot_attribution", "plot_extremal",
            "plot_video_explanation", "plot_pca_rgb"]

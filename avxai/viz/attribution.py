@@ -1,4 +1,5 @@
-"""Attribution maps over 1-D (time), 2-D (frequency x time) and 3-D (frames x height x width) grids."""
+"""Attribution maps over 1-D (time), 2-D (frequency x time) and 3-D grids (frames x height x width, or planes
+such as (delta, mel, time)); the layout follows the grid's axis names (:func:`avxai.viz.layout.grid_layout`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from avxai.viz.layout import grid_layout, is_spectral  # noqa: E402
 
 SEGMENT_COLOURS = {"A": "tab:green", "B": "tab:orange"}
 
@@ -33,9 +36,9 @@ def draw_segments(ax, segments) -> None:
             ax.axvline(x, color="k", lw=0.8, ls="--", alpha=0.7)
 
 
-def extent_2d(explanation) -> tuple[list[float], str, str]:
-    """imshow extent and axis labels of a (freq|mel, time) explanation."""
-    f_axis, t_axis = explanation.axes
+def extent_2d(explanation, axes: "tuple[str, str] | None" = None) -> tuple[list[float], str, str]:
+    """imshow extent and axis labels of a (freq|mel, time) plane: the explanation's last two axes, or ``axes``."""
+    f_axis, t_axis = tuple(explanation.axes[-2:]) if axes is None else axes
     t = np.asarray(explanation.coordinates.get(t_axis, np.arange(explanation.grid.shape[-1])))
     f = np.asarray(explanation.coordinates.get(f_axis, np.arange(explanation.grid.shape[-2])))
     dt = (t[1] - t[0]) if len(t) > 1 else 1.0
@@ -55,14 +58,16 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
 
     2-D grids: spectrogram in dB, the attribution as a diverging heat map (score units; red = the
     region supports the result), and the attribution summed over frequency against time with the
-    labelled segments. 1-D grids: the two curves. 3-D grids: a strip of frames with the heat map.
+    labelled segments. 1-D grids: the two curves. ``(time, height, width)`` grids: a strip of frames with
+    the heat map. Other 3-D grids (e.g. a mel + delta grid ``(delta, mel, time)``): one row per plane.
     """
     attr = explanation.attribution[index].detach().cpu().numpy()
     grid = explanation.grid[index].detach().cpu().numpy()
     units = explanation.metadata.get("scorer", {}).get("units", "")
     segments = explanation.metadata.get("segments")
     title = title or f"{explanation.method}: {explanation.metadata.get('scorer', {}).get('scorer', '')}"
-    if attr.ndim == 2:
+    layout = grid_layout(explanation.axes)
+    if layout == "plane":
         extent, f_label, t_label = extent_2d(explanation)
         fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True,
                                  gridspec_kw={"height_ratios": [3, 3, 1.4]}, constrained_layout=True)
@@ -89,7 +94,7 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
                 axes[0].text((seg["start_s"] + seg["end_s"]) / 2, ymax, seg["label"], ha="center", va="top",
                              fontsize=10, fontweight="bold", color=SEGMENT_COLOURS.get(seg["label"], "w"))  # inside
         return fig
-    if attr.ndim == 1:
+    if layout == "curve":
         t_axis = explanation.axes[0]
         t = np.asarray(explanation.coordinates.get(t_axis, np.arange(attr.shape[0])))
         fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True, constrained_layout=True)
@@ -102,7 +107,9 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         for ax in axes:
             draw_segments(ax, segments)
         return fig
-    if attr.ndim == 3:
+    if layout == "planes":
+        return _plot_planes(explanation, attr, grid, title, units)
+    if layout == "frames":
         n = min(8, attr.shape[0])
         frames = np.linspace(0, attr.shape[0] - 1, n).round().astype(int)
         fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), constrained_layout=True, squeeze=False)
@@ -116,4 +123,25 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         fig.colorbar(im, ax=axes[1, :].tolist(), label=f"attribution ({units})" if units else "attribution")
         fig.suptitle(title)
         return fig
-    raise ValueError(f"cannot plot an attribution with {attr.ndim} grid axes; expected 1, 2 or 3")
+    raise ValueError(f"cannot plot an attribution over axes {tuple(explanation.axes)}")
+
+
+def _plot_planes(explanation, attr: np.ndarray, grid: np.ndarray, title: str, units: str):
+    """One row per index of the first axis: the plane (dB for a frequency axis) and its attribution."""
+    plane_axes = tuple(explanation.axes[1:])
+    extent, f_label, t_label = extent_2d(explanation, plane_axes)
+    spectral = is_spectral(plane_axes[0], explanation.units)
+    n = attr.shape[0]
+    fig, axes = plt.subplots(n, 2, figsize=(11, 2.4 * n + 0.6), sharex=True, constrained_layout=True, squeeze=False)
+    norm = diverging_norm(attr)
+    for k in range(n):
+        shown = to_db(grid[k]) if spectral else grid[k]
+        im = axes[k, 0].imshow(shown, origin="lower", aspect="auto", extent=extent, cmap="magma")
+        fig.colorbar(im, ax=axes[k, 0], label="dB re max" if spectral else "input value")
+        axes[k, 0].set_ylabel(f"{explanation.axes[0]} {k}\n{f_label}")
+        im = axes[k, 1].imshow(attr[k], origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", norm=norm)
+        fig.colorbar(im, ax=axes[k, 1], label=f"attribution ({units})" if units else "attribution")
+    for ax in axes[-1]:
+        ax.set_xlabel(t_label)
+    fig.suptitle(title)
+    return fig

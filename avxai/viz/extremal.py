@@ -9,6 +9,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 
 from avxai.viz.attribution import SEGMENT_COLOURS, draw_segments, extent_2d, to_db  # noqa: E402
+from avxai.viz.layout import grid_layout, is_spectral  # noqa: E402
 
 
 def _model_line(explanation, index: int, k: int) -> str:
@@ -26,10 +27,6 @@ def _model_line(explanation, index: int, k: int) -> str:
 
 def _mask_line(mask: np.ndarray, area: float) -> str:
     return f"min {mask.min():.2f} / max {mask.max():.2f}\narea {mask.mean():.3f} (asked {area:g})"
-
-
-def _is_spectral(explanation) -> bool:
-    return explanation.axes[0] in ("freq", "mel")
 
 
 def _label_segments(ax, segments) -> None:
@@ -57,8 +54,9 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
     """Per area one row: input, mask, input x mask; titled with the mask's min / max / area and the model's
     top class / score and target / target score on the preserved input; then the area-growth curve.
 
-    2-D grids (frequency x time) in dB; 1-D grids as curves; 3-D grids (time x height x width) at the frame
-    where the mask keeps the most. Labelled segments (``metadata["segments"]``) are shaded on time axes.
+    2-D grids (frequency x time) in dB; 1-D grids as curves; ``(time, height, width)`` grids at the frame
+    where the mask keeps the most; other 3-D grids (planes such as ``(delta, mel, time)``) at the plane where
+    the masks keep the most, drawn as a 2-D grid. Labelled segments (``metadata["segments"]``) are shaded on time axes.
     Images carry colour bars (dB re the input's maximum; mask value, 1 = keep). ``width`` in inches (7 for a
     two-column paper's page width); the height follows.
     """
@@ -72,14 +70,19 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
     meta = explanation.metadata
     title = title or (f"extremal ({meta.get('variant', '')}, {meta.get('perturbation', '')}): "
                       f"{meta.get('scorer', {}).get('scorer', '')}")
-    nd = grid.ndim
+    layout = grid_layout(explanation.axes)
+    plane_axes = tuple(explanation.axes[-2:])
+    if layout == "planes":  # the plane where the masks keep the most, as a 2-D grid
+        plane = int(masks.sum(axis=(0, 2, 3)).argmax())
+        grid, masks, layout = grid[plane], masks[:, plane], "plane"
+        title = f"{title} ({explanation.axes[0]} {plane})"
     if not width > 0:
         raise ValueError(f"width must be > 0 inches, got {width}")
     fig = plt.figure(figsize=(width, (2.6 * k + 2.8) * width / 13.0), constrained_layout=True)
     spec = fig.add_gridspec(k + 1, 3, height_ratios=[1] * k + [0.9])
-    if nd == 2:
-        extent, f_label, t_label = extent_2d(explanation)
-        spectral = _is_spectral(explanation)
+    if layout == "plane":
+        extent, f_label, t_label = extent_2d(explanation, plane_axes)
+        spectral = is_spectral(plane_axes[0], explanation.units)
         shown = to_db(grid) if spectral else grid
         vmin, vmax = float(shown.min()), float(shown.max())
         for i in range(k):
@@ -100,7 +103,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
                 draw_segments(ax, segments)
                 if i == 0 and j == 0:
                     _label_segments(ax, segments)
-    elif nd == 1:
+    elif layout == "curve":
         t_axis = explanation.axes[0]
         t = np.asarray(explanation.coordinates.get(t_axis, np.arange(grid.shape[0])))
         for i in range(k):
@@ -113,7 +116,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
                 ax.set_title(text, fontsize=8)
                 ax.set_xlabel(f"{t_axis} ({explanation.units.get(t_axis, 'cell')})" if i == k - 1 else "")
                 draw_segments(ax, segments)
-    elif nd == 3:
+    elif layout == "frames":
         for i in range(k):
             frame = int(masks[i].reshape(masks[i].shape[0], -1).sum(axis=1).argmax())
             for j, (img, cmap, text, lim) in enumerate([
@@ -129,7 +132,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
                                  fraction=0.05)
     else:
         plt.close(fig)
-        raise ValueError(f"cannot plot masks with {nd} grid axes; expected 1, 2 or 3")
+        raise ValueError(f"cannot plot masks over axes {tuple(explanation.axes)}")
     _growth_panel(fig.add_subplot(spec[k, :]), explanation, index)
     fig.suptitle(title, fontsize=10)
     return fig

@@ -9,6 +9,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+import torch  # noqa: E402
 
 from avxai.viz.attribution import diverging_norm, extent_2d, to_db  # noqa: E402
 
@@ -69,9 +70,6 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
     The title line gives the scores of the unmasked, preserved and deleted inputs (scorer's units) and the
     IoU panel the overlap of the top-``area`` cells with the IBM. Returns a matplotlib figure.
     """
-    from avxai.metrics.masks import mask_iou
-    import torch
-
     if len(explanation.axes) != 2:
         raise ValueError(f"plot_mask_vs_ibm needs a (freq, time) explanation, got axes {explanation.axes}")
     if not 0 <= index < explanation.batch_size:
@@ -113,10 +111,11 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
         fig.colorbar(im, ax=axes[1], label=f"score drop ({units})" if units else "attribution")
     axes[1].set_title(f"{explanation.method}: {label}")
     if truth is not None:
-        iou = float(mask_iou(torch.as_tensor(mask), truth, area=compare_area))
         cells = mask.size
         top = np.zeros(cells, dtype=bool)
         top[np.argsort(-mask.reshape(-1), kind="stable")[:max(1, int(round(compare_area * cells)))]] = True
+        top_t = torch.from_numpy(top.reshape(mask.shape))  # the top cells, as avxai.metrics.masks.mask_iou takes them
+        iou = float((top_t & truth).sum() / (top_t | truth).sum())
         overlap = top.reshape(mask.shape).astype(int) + 2 * truth.numpy().astype(int)  # 0 none, 1 mask, 2 IBM, 3 both
         im = axes[2].imshow(truth.numpy().astype(float), origin="lower", aspect="auto", extent=extent, cmap="Greys",
                             vmin=0, vmax=1)

@@ -20,7 +20,12 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 
+import torch  # noqa: E402
+
+from avxai.explanation import split_explanation  # noqa: E402
+from avxai.faces import paste_back  # noqa: E402
 from avxai.viz.attribution import diverging_norm, extent_2d, to_db  # noqa: E402
+from avxai.viz.layout import is_composite, is_spectral, is_video  # noqa: E402
 
 __all__ = ["plot_video_explanation", "plot_frames_strip", "plot_pca_rgb", "plot_shares", "video_heat",
            "strip_frames", "heat_norm", "heat_overlay", "HEAT_CMAP"]
@@ -30,18 +35,17 @@ HEAT_CMAP = "jet"
 
 
 def _parts(explanation) -> dict[str, Any]:
-    """``{"video": explanation, "audio": explanation}`` parts of an explanation (one part for a plain video)."""
-    kind = explanation.metadata.get("modality", {}).get("kind")
-    if kind == "audio-visual":
-        from avxai.modalities.audio_visual import split_explanation
-
+    """``{"video": explanation, "audio": explanation}`` parts of an explanation (one part for a plain video),
+    by the axes of its grid (a composite input is cut into its parts first)."""
+    if is_composite(explanation):
         return split_explanation(explanation)
-    if kind == "face-video" or (explanation.attribution.dim() == 4 and tuple(explanation.axes) ==
-                                ("time", "height", "width")):
+    if is_video(explanation.axes):
         return {"video": explanation}
-    if kind == "spectrogram":
+    if len(explanation.axes) == 2 and is_spectral(explanation.axes[0], explanation.units):
         return {"audio": explanation}
-    raise ValueError(f"expected an explanation of a face video or an audio-visual input, got modality {kind!r}")
+    kind = explanation.metadata.get("modality", {}).get("kind")
+    raise ValueError(f"expected an explanation of a face video or an audio-visual input, got axes "
+                     f"{tuple(explanation.axes)} (modality {kind!r})")
 
 
 def video_heat(explanation, index: int = 0, area: float | None = None) -> tuple[np.ndarray, str]:
@@ -159,7 +163,7 @@ def plot_video_explanation(explanation, index: int = 0, title: str | None = None
     frame against time, and for an audio-visual explanation the spectrogram, its heat map and the
     audio-vs-video shares (``metadata["av_shares"]``, when present). PCA-RGB explanations go to
     :func:`plot_pca_rgb`."""
-    if explanation.method == "pca-rgb":
+    if any(name.startswith("rgb_") for name in explanation.arrays):
         return plot_pca_rgb(explanation, index=index, title=title, count=count)
     parts = _parts(explanation)
     video, audio = parts["video"], parts.get("audio")
@@ -209,14 +213,11 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
 
     ``frames``: the full frames ``(T, H, W, 3)`` uint8 the ``track`` (:class:`avxai.faces.FaceTrack`) was made on.
     """
-    from avxai.faces import paste_back
-    import torch
-
     frames = frames.detach().cpu() if hasattr(frames, "detach") else torch.as_tensor(np.asarray(frames))
     if frames.dim() != 4 or frames.shape[-1] != 3 or frames.shape[0] != track.num_frames:
         raise ValueError(f"frames must be (T, H, W, 3) with the track's {track.num_frames} frames, got "
                          f"{tuple(frames.shape)}")
-    if explanation.method == "pca-rgb":
+    if any(name.startswith("rgb_") for name in explanation.arrays):
         rgb = explanation.arrays.get("rgb_video")
         if rgb is None:
             raise ValueError("this PCA-RGB explanation holds no video colours (arrays['rgb_video'])")
@@ -257,15 +258,12 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
 def plot_pca_rgb(explanation, index: int = 0, title: str | None = None, count: int = 8):
     """PCA-RGB images beside their inputs: face crops over their per-pixel colours (``rgb_video``), and the
     spectrogram beside its per-T-F-bin colours (``rgb_audio``) or any 2-D grid beside ``rgb_grid``."""
-    if explanation.method != "pca-rgb":
-        raise ValueError(f"plot_pca_rgb needs a pca-rgb explanation, got {explanation.method!r}")
     arrays = explanation.arrays
     streams = [s for s in ("video", "audio", "grid") if f"rgb_{s}" in arrays]
     if not streams:
         raise ValueError("this pca-rgb explanation holds no RGB arrays (rgb_video / rgb_audio / rgb_grid)")
-    kind = explanation.metadata.get("modality", {}).get("kind")
-    parts = _parts(explanation) if kind in ("audio-visual", "face-video") else {"audio": explanation,
-                                                                                 "grid": explanation}
+    parts = _parts(explanation) if is_composite(explanation) or is_video(explanation.axes) else \
+        {"audio": explanation, "grid": explanation}
     layers = explanation.metadata.get("layers", {})
     planes = [s for s in ("audio", "grid") if s in streams]
     n = len(strip_frames(arrays["rgb_video"].shape[1], count)) if "video" in streams else 0
@@ -296,7 +294,7 @@ def plot_pca_rgb(explanation, index: int = 0, title: str | None = None, count: i
         if grid.ndim != 2 or rgb.ndim != 3:
             plt.close(fig)
             raise ValueError(f"plot_pca_rgb draws 2-D {stream} grids, got grid {grid.shape} and RGB {rgb.shape}")
-        spectral = tuple(part.axes)[:1] in (("freq",), ("mel",))
+        spectral = is_spectral(part.axes[0], part.units)
         extent, f_label, t_label = extent_2d(part) if spectral else (None, part.axes[0], part.axes[1])
         left, right = rows[row].subplots(1, 2, sharey=True)
         left.imshow(to_db(grid) if spectral else grid, origin="lower", aspect="auto", extent=extent, cmap="magma")

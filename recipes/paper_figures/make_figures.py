@@ -282,7 +282,7 @@ def split_parts(expl: Explanation) -> dict[str, Explanation]:
     """An audio-visual explanation cut into its parts (``{"audio": ..., "video": ...}``); others as they are."""
     meta = expl.metadata.get("modality")
     if isinstance(meta, dict) and meta.get("kind") == "audio-visual":
-        from avxai.modalities.audio_visual import split_explanation
+        from avxai.explanation import split_explanation
 
         return split_explanation(expl)
     return {"": expl}
