@@ -25,6 +25,7 @@ from avxai.modalities.audio_visual import AudioVisual, FixedAudio, FixedVideo
 from avxai.io.audio import resample as resample_audio
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.video import FaceVideo
+from avxai.models.contract import crop_size_of, fps_of, sample_rate_of
 from avxai.tasks.audio import describe_input, read_waveform, stft_for
 from avxai.tasks.base import Problem, Task
 from avxai.tasks.enhancement import reference_scorer
@@ -92,7 +93,7 @@ def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: s
         raise ValueError(f"{name} has no audio track; the audio-visual enhancer needs the sound (the mixture)")
     track = options.track
     if track is None:
-        track = FaceTracker(crop_size=int(model.crop_size)).track(clip.frames, source=name)
+        track = FaceTracker(crop_size=crop_size_of(model, required=True)).track(clip.frames, source=name)
     video = FaceVideo(track.crops.unsqueeze(0), clip.fps, perturbation=perturbation, track=track,
                       frames=clip.frames, source=None if isinstance(options.input, VideoClip) else name)
     video.clip = clip
@@ -114,9 +115,10 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
     audio_pert, video_pert = split_perturbation(options.perturbation)
     name = describe_input(options.input) if not isinstance(options.input, VideoClip) else "the clip"
     video, clip = _face_video(model, options, video_pert)
-    if abs(video.fps - float(model.fps)) > 1e-3:
-        raise ValueError(f"{name} has {video.fps:g} frames per second but the model was trained at {model.fps:g} "
-                         f"fps; re-encode the clip at {model.fps:g} fps (ffmpeg -i in.mp4 -r {model.fps:g} out.mp4)")
+    fps, model_rate = fps_of(model, required=True), sample_rate_of(model, required=True)
+    if abs(video.fps - fps) > 1e-3:
+        raise ValueError(f"{name} has {video.fps:g} frames per second but the model was trained at {fps:g} "
+                         f"fps; re-encode the clip at {fps:g} fps (ffmpeg -i in.mp4 -r {fps:g} out.mp4)")
     wav = clip.audio
     if wav.shape[0] != 1:
         if not options.mono:
@@ -124,11 +126,11 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
                              "(mono=True) to average them")
         wav = wav.mean(dim=0, keepdim=True)
     rate = int(clip.sample_rate)
-    if rate != int(model.sample_rate):
+    if rate != model_rate:
         if not options.resample:
-            raise ValueError(f"{name} has audio at {rate} Hz but the model takes {int(model.sample_rate)} Hz; pass "
+            raise ValueError(f"{name} has audio at {rate} Hz but the model takes {model_rate} Hz; pass "
                              "--resample (resample=True) to resample it, or re-encode the clip's audio")
-        wav, rate = resample_audio(wav, rate, int(model.sample_rate)), int(model.sample_rate)
+        wav, rate = resample_audio(wav, rate, model_rate), model_rate
     wav = wav.unsqueeze(0).contiguous()  # (1, 1, time)
     reference = None
     if options.reference is not None:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.io.audio import resample as resample_audio
+from avxai.models.contract import sample_rate_of
 from avxai.scorers.sdr import SDR, SISDR, ReferenceScorer
 from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
@@ -90,7 +91,7 @@ def build(model: nn.Module, options: EnhancementOptions) -> Problem:
     """
     if not isinstance(options, EnhancementOptions):
         raise TypeError(f"build takes EnhancementOptions, got {type(options).__name__}")
-    rate = int(model.sample_rate)
+    rate = sample_rate_of(model, required=True)
     wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
                         mono=options.mono)
     reference = None

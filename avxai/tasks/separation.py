@@ -16,6 +16,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from avxai.models.contract import num_sources_of, sample_rate_of
 from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
 from avxai.tasks.enhancement import read_references, reference_scorer
@@ -47,7 +48,7 @@ def build(model: nn.Module, options: SeparationOptions) -> Problem:
     """
     if not isinstance(options, SeparationOptions):
         raise TypeError(f"build takes SeparationOptions, got {type(options).__name__}")
-    rate = int(model.sample_rate)
+    rate = sample_rate_of(model, required=True)
     wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
                         mono=options.mono)
     source = int(options.source)
@@ -59,8 +60,8 @@ def build(model: nn.Module, options: SeparationOptions) -> Problem:
         if source >= reference.shape[1]:
             raise ValueError(f"--source {source} does not exist: {reference.shape[1]} reference(s) were given "
                              f"({describe_input(options.reference)}); sources are 0-based")
-    elif source >= model.num_sources:
-        raise ValueError(f"--source {source} does not exist: the model separates {model.num_sources} sources "
+    elif source >= num_sources_of(model, required=True):
+        raise ValueError(f"--source {source} does not exist: the model separates {num_sources_of(model)} sources "
                          "(0-based)")
     modality = spectrogram_for(model, wav, rate, options)
     scorer = reference_scorer(options.score, reference, source=source)

@@ -22,6 +22,7 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from avxai.hygiene import evaluation_mode
+from avxai.models.contract import embedder_of, sample_rate_of
 from avxai.scorers.classification import ClassLogit, ClassLogProbability, ClassProbability
 from avxai.scorers.speaker import SpeakerCosine
 from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
@@ -56,7 +57,7 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
     """
     if not isinstance(options, SpeakerOptions):
         raise TypeError(f"build takes SpeakerOptions, got {type(options).__name__}")
-    rate = int(model.sample_rate)
+    rate = sample_rate_of(model, required=True)
     wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
                         mono=options.mono)
     modality = spectrogram_for(model, wav, rate, options)
@@ -68,7 +69,7 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
             raise ValueError(f"score {options.score!r} does not apply with enroll (the score is the cosine)")
         enroll = read_waveform(options.enroll, rate, sample_rate=options.sample_rate, resample=options.resample,
                                mono=True, what="enrollment")
-        embedder = model.embedder()
+        embedder = embedder_of(model, required=True)
         with evaluation_mode(embedder):  # the enrollment embedding as the explanation will see the model
             scorer = SpeakerCosine(embedder, enroll)
         model = embedder
