@@ -96,8 +96,7 @@ def figure_method_panel(expl: Explanation, index: int = 0):
     """The method's own figure at the page width (the extremal per-area panel, avxai.viz.extremal)."""
     import avxai.viz as viz
 
-    kind = (expl.metadata.get("modality") or {}).get("kind")
-    if expl.method == "extremal" and kind not in getattr(viz, "MODALITY_PLOTTERS", {}):
+    if expl.method == "extremal" and viz.layout_of(expl) == "masks":  # not a video / audio-visual layout
         return plot_explanation(expl, index=index, width=PAGE_WIDTH)
     return plot_explanation(expl, index=index)
 
