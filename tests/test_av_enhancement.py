@@ -132,11 +132,11 @@ def write_clip(path, frames, fps=25.0, audio_seconds=None, sample_rate=8000):
 @pytest.fixture(scope="module")
 def problem():
     from avxai.io.audio import load_audio
-    from avxai.tasks.av_enhancement import build_av_problem
+    from avxai.tasks.av_enhancement import AVEnhancementOptions, build
 
     model = load_av_enhancer()
     reference, _ = load_audio(CLEAN, sample_rate=model.sample_rate)
-    return build_av_problem(CLIP, model, reference=reference, stream="video")
+    return build(model, AVEnhancementOptions(input=CLIP, reference=reference, stream="video"))
 
 
 def test_problem_on_the_bundled_clip(problem):
@@ -177,8 +177,7 @@ def test_cli_occlusion_on_the_bundled_clip_finds_the_lower_face(tmp_path):
     doc = json.loads((out / "explanation.json").read_text())
     assert doc["metadata"]["task"] == "av-enhancement" and doc["metadata"]["stream"] == "av"
     assert doc["metadata"]["modality"]["kind"] == "audio-visual"
-    from avxai.explanation import Explanation
-    from avxai.modalities.audio_visual import split_explanation
+    from avxai.explanation import Explanation, split_explanation
 
     video = split_explanation(Explanation.load(out))["video"].attribution[0]  # SDR drop (dB) per crop pixel
     top, bottom = float(video[:, :32].mean()), float(video[:, 32:].mean())

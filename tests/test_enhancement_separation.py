@@ -408,10 +408,19 @@ def _task_files(tmp_path):
 
 def _args(tmp_path, **kw):
     base = dict(input=str(tmp_path / "mix.wav"), reference=None, source=None, segments=None, score=None,
-                model_checkpoint=None, resample=False, mono=False, n_fft=N_FFT, hop_length=HOP, n_mels=None,
+                model=None, architecture=None, resample=False, mono=False, n_fft=N_FFT, hop_length=HOP, n_mels=None,
                 perturbation=None)
     base.update(kw)
     return argparse.Namespace(**base)
+
+
+def _prepare(name, args):
+    """The problem ``avxai explain --task name`` builds from the parsed flags."""
+    from avxai.cli import task_model, task_options
+    from avxai.tasks import TASKS
+
+    task = TASKS[name]
+    return task.build(task_model(task, args), task_options(task, args))
 
 
 def test_tasks_build_model_modality_and_scorer(tmp_path):
@@ -419,27 +428,27 @@ def test_tasks_build_model_modality_and_scorer(tmp_path):
     from avxai.tasks import TASKS
 
     mixture, sources = _task_files(tmp_path)
-    enh = TASKS["enhancement"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "enhancer.pt"),
+    enh = _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enhancer.pt"),
                                              reference=str(tmp_path / "s1.wav"), score="si-sdr"))
     assert isinstance(enh.scorer, SISDR) and enh.scorer.reference.shape == (1, 1, mixture.shape[-1])
     assert enh.modality.grid_shape[0] == N_FFT // 2 + 1
-    own = TASKS["enhancement"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "enhancer.pt")))
+    own = _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enhancer.pt")))
     assert isinstance(own.scorer, SDRClass) and own.scorer.reference is None
-    sep = TASKS["separation"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "convtasnet.pt"), source=1,
+    sep = _prepare("separation", _args(tmp_path, model=str(tmp_path / "convtasnet.pt"), source=1,
                                             reference=f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}"))
     assert sep.scorer.reference.shape == (1, 2, mixture.shape[-1]) and sep.scorer.source == 1
     with pytest.raises(ValueError, match="--source 2 does not exist"):
-        TASKS["separation"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "convtasnet.pt"), source=2,
+        _prepare("separation", _args(tmp_path, model=str(tmp_path / "convtasnet.pt"), source=2,
                                           reference=f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}"))
     with pytest.raises(ValueError, match="same recording length"):
-        TASKS["enhancement"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "enhancer.pt"),
+        _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enhancer.pt"),
                                            reference=str(tmp_path / "short.wav")))
     # an 8 kHz file for a 16 kHz model: refused unless --resample
     cfg = EnhancerConfig(sample_rate=16000, n_fft=N_FFT, hop_length=HOP, hidden=8, dilations=(1,))
     save_enhancer(MaskingEnhancer(cfg), tmp_path / "enh16.pt")
     with pytest.raises(ValueError, match="is sampled at 8000 Hz but 16000 Hz"):
-        TASKS["enhancement"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "enh16.pt")))
-    resampled = TASKS["enhancement"].prepare(_args(tmp_path, model_checkpoint=str(tmp_path / "enh16.pt"),
+        _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enh16.pt")))
+    resampled = _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enh16.pt"),
                                                    resample=True))
     assert resampled.modality.sample_rate == 16000
 
@@ -451,7 +460,7 @@ def test_cli_explains_a_separated_source(tmp_path):
     out = tmp_path / "out"
     code = main(["explain", "--task", "separation", "--method", "occlusion", "--input", str(tmp_path / "mix.wav"),
                  "--reference", f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}", "--source", "1",
-                 "--model-checkpoint", str(tmp_path / "convtasnet.pt"), "--score", "si-sdr",
+                 "--model", str(tmp_path / "convtasnet.pt"), "--score", "si-sdr",
                  "--n-fft", str(N_FFT), "--hop-length", str(HOP), "--window", "43,16", "--stride", "43,16",
                  "--out", str(out), "--quiet"])
     assert code == 0
@@ -477,7 +486,7 @@ def test_cli_explains_an_enhancer_against_its_own_output(tmp_path, capsys):
     _task_files(tmp_path)
     out = tmp_path / "own"
     code = main(["explain", "--task", "enhancement", "--method", "extremal", "--input", str(tmp_path / "mix.wav"),
-                 "--model-checkpoint", str(tmp_path / "enhancer.pt"), "--n-fft", str(N_FFT), "--hop-length",
+                 "--model", str(tmp_path / "enhancer.pt"), "--n-fft", str(N_FFT), "--hop-length",
                  str(HOP), "--areas", "0.1,0.3", "--iterations", "5", "--out", str(out), "--quiet"])
     assert code == 0
     doc = json.loads((out / "explanation.json").read_text())
@@ -491,7 +500,7 @@ def test_cli_explains_an_enhancer_against_its_own_output(tmp_path, capsys):
         main(["explain", "--task", "enhancement", "--input", str(tmp_path / "mix.wav"), "--score", "snr",
               "--out", str(out)])
     assert main(["explain", "--task", "enhancement", "--input", str(tmp_path / "mix.wav"), "--source", "1",
-                 "--model-checkpoint", str(tmp_path / "enhancer.pt"), "--out", str(out)]) == 2
+                 "--model", str(tmp_path / "enhancer.pt"), "--out", str(out)]) == 2
     assert "--source do(es) not apply to --task enhancement" in capsys.readouterr().err
 
 

@@ -28,4 +28,4 @@ def test_speaker_extremal_recipe_debug(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "recipes" / "speaker_extremal" / "run.py"), "--debug",
                           "--out", str(tmp_path), "--set", "n_mel=64"], capture_output=True, text=True, timeout=60,
                          cwd=REPO)
-    assert bad.returncode == 2 and "--set n_mel: no such key" in bad.stderr
+    assert bad.returncode == 2 and "RecipeConfig has no field n_mel (from --set n_mel=64)" in bad.stderr

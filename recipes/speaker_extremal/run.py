@@ -28,25 +28,50 @@ import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-from avxai import ClassLogit, ExtremalConfig, Spectrogram, SpeakerCosine, extremal  # noqa: E402
+from avxai import ExtremalConfig, extremal  # noqa: E402
+from avxai.config import build_config  # noqa: E402
 from avxai.data.mixtures import build_noisy_with_silence, load_segments  # noqa: E402
 from avxai.data.synthetic import SyntheticSpeaker  # noqa: E402
-from avxai.io.audio import load_audio  # noqa: E402
 from avxai.metrics.localisation import mass_in_segments  # noqa: E402
-from avxai.models.checkpoint import load_checkpoint_config, load_speaker_model  # noqa: E402
+from avxai.models.checkpoint import load_checkpoint_config  # noqa: E402
+from avxai.models.registry import load_model  # noqa: E402
+from avxai.tasks.speaker import SpeakerOptions, build  # noqa: E402
 
 EXPERIMENTS = ("single", "verification", "aba", "noise")
 
 
-def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
+@dataclass(frozen=True)
+class RecipeConfig:
+    """The recipe's keys in config.yaml (``extremal:`` holds the fields of :class:`avxai.ExtremalConfig`)."""
+
+    assets: str = "assets/speaker"
+    out: str = "avxai-out/speaker_extremal"
+    threads: int = 2
+    experiments: tuple[str, ...] = EXPERIMENTS
+    grid: str = "mel"
+    n_mels: int = 40
+    n_fft: int = 512
+    hop_length: int = 160
+    single_utterance_s: float = 3.0
+    single_seed: int = 11
+    noise_layout: tuple[float, ...] = (0.5, 1.0, 0.6, 1.0, 0.5)
+    noise_snr_db: float = 10.0
+    noise_kind: str = "white"
+    noise_seed: int = 0
+    aba_area: float = 0.2
+    aba_min_fraction: float = 0.8
+    extremal: dict = field(default_factory=dict)
+
+
+def parse_args(argv=None) -> tuple[RecipeConfig, ExtremalConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=HERE / "config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -54,44 +79,28 @@ def parse_args(argv=None) -> tuple[dict, argparse.Namespace]:
     p.add_argument("--out", help="output folder (default: the config's out, avxai-out/speaker_extremal)")
     p.add_argument("--debug", action="store_true", help="5 iterations per experiment: checks the plumbing only")
     args = p.parse_args(argv)
-    cfg = yaml.safe_load(args.config.read_text()) or {}
-    if args.out:
-        cfg["out"] = args.out
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--set expects KEY=VALUE, got {item!r}")
-        target, key = (cfg.setdefault("extremal", {}), key[len("extremal."):]) if key.startswith("extremal.") \
-            else (cfg, key)
-        if target is cfg and key.strip() not in cfg:  # extremal.* keys are checked against ExtremalConfig below
-            p.error(f"--set {key.strip()}: no such key in {args.config.name}; keys: {', '.join(sorted(cfg))}")
-        target[key.strip()] = yaml.safe_load(value)
+    method_sets = [s[len("extremal."):] for s in args.set if s.startswith("extremal.")]
+    recipe_sets = [s for s in args.set if not s.startswith("extremal.")]
+    try:
+        cfg = build_config(RecipeConfig, file=args.config, sets=recipe_sets, shortcuts={"out": args.out})
+        method = build_config(ExtremalConfig, values=cfg.extremal, sets=method_sets,
+                              shortcuts={"iterations": 5 if args.debug else None})
+    except ValueError as err:
+        p.error(str(err))
     if args.debug:
-        cfg["extremal"]["iterations"] = 5
-        cfg["out"] = str(Path(cfg["out"]) / "debug")
-    unknown = set(cfg.get("experiments", [])) - set(EXPERIMENTS)
+        cfg = dataclasses.replace(cfg, out=str(Path(cfg.out) / "debug"))
+    unknown = set(cfg.experiments) - set(EXPERIMENTS)
     if unknown:
         p.error(f"unknown experiments {sorted(unknown)}; choose from {EXPERIMENTS}")
-    if cfg.get("grid") not in ("mel", "linear"):
-        p.error(f"grid must be 'mel' or 'linear', got {cfg.get('grid')!r}")
-    fields = {f.name for f in dataclasses.fields(ExtremalConfig)}
-    bad = set(cfg["extremal"]) - fields
-    if bad:
-        p.error(f"unknown extremal keys {sorted(bad)}; ExtremalConfig fields are {sorted(fields)}")
-    return cfg, args
+    if cfg.grid not in ("mel", "linear"):
+        p.error(f"grid must be 'mel' or 'linear', got {cfg.grid!r}")
+    return cfg, method, args
 
 
-def extremal_config(cfg: dict) -> ExtremalConfig:
-    kw = dict(cfg["extremal"])
-    for key in ("areas", "step", "sigma", "growth_areas", "betas"):
-        if isinstance(kw.get(key), list):
-            kw[key] = tuple(kw[key])
-    return ExtremalConfig(**kw)
-
-
-def modality(cfg: dict, wav: torch.Tensor, sample_rate: int) -> Spectrogram:
-    return Spectrogram(wav, sample_rate, n_fft=cfg["n_fft"], hop_length=cfg["hop_length"],
-                       n_mels=cfg["n_mels"] if cfg["grid"] == "mel" else None)
+def options(cfg: RecipeConfig, wav, sample_rate: int | None = None, **kw) -> SpeakerOptions:
+    """The speaker task's options for an input (a file, or a tensor at ``sample_rate``) on the recipe's grid."""
+    return SpeakerOptions(input=wav, sample_rate=sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                          n_mels=cfg.n_mels if cfg.grid == "mel" else None, **kw)
 
 
 def describe(expl, segments=None, label=None) -> dict:
@@ -141,29 +150,29 @@ def plot_area_growth(summary: dict, path_stem: Path) -> list[Path]:
 
 
 def main(argv=None) -> dict:
-    cfg, args = parse_args(argv)
-    torch.set_num_threads(int(cfg.get("threads", 2)))
-    assets = (REPO / cfg["assets"]) if not Path(cfg["assets"]).is_absolute() else Path(cfg["assets"])
-    out = (REPO / cfg["out"]) if not Path(cfg["out"]).is_absolute() else Path(cfg["out"])
+    cfg, config, args = parse_args(argv)
+    torch.set_num_threads(cfg.threads)
+    assets = (REPO / cfg.assets) if not Path(cfg.assets).is_absolute() else Path(cfg.assets)
+    out = (REPO / cfg.out) if not Path(cfg.out).is_absolute() else Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = assets / "speaker_net.pt"
     if not ckpt.is_file():
         raise SystemExit(f"no speaker model at {ckpt}; train it with recipes/speaker/train.py or set assets=")
-    model = load_speaker_model(ckpt)
+    model = load_model(ckpt)
     sr = model.sample_rate
     segments, seg_meta = load_segments(assets / "aba_segments.json", with_metadata=True)
     target = int(seg_meta["target_class"])
     speaker_seed = int(load_checkpoint_config(ckpt)["speakers"]["speaker_seed"])
     speaker_a = SyntheticSpeaker(int(seg_meta["A"]["speaker_id"]), seed=speaker_seed)
-    config = extremal_config(cfg)
-    summary = {"config": cfg, "extremal": dataclasses.asdict(config), "target_class": target, "debug": args.debug,
-               "experiments": {}}
-    print(f"speaker model {ckpt} ({sr} Hz), target class A = {target}; grid {cfg['grid']}; "
+    summary = {"config": dataclasses.asdict(cfg) | {"extremal": dataclasses.asdict(config)},
+               "extremal": dataclasses.asdict(config), "target_class": target, "debug": args.debug, "experiments": {}}
+    print(f"speaker model {ckpt} ({sr} Hz), target class A = {target}; grid {cfg.grid}; "
           f"{config.iterations} iterations, areas {config.areas}, perturbation {config.perturbation or 'zero'}")
 
-    def run(name, model_, wav, scorer, segments_=None, label=None):
+    def run(name, opts: SpeakerOptions, segments_=None, label=None):
         start = time.perf_counter()
-        expl = extremal(model_, modality(cfg, wav, sr), scorer, config)
+        problem = build(model, opts)
+        expl = extremal(problem.model, problem.modality, problem.scorer, config)
         if segments_ is not None:
             expl.metadata["segments"] = [dataclasses.asdict(s) for s in segments_]
         expl.save(out / name)
@@ -177,30 +186,26 @@ def main(argv=None) -> dict:
         print(line + f"  [{numbers['wall_seconds']} s]", flush=True)
         return expl
 
-    single = speaker_a.utterance(cfg["single_utterance_s"], sample_rate=sr, seed=cfg["single_seed"]).reshape(1, 1, -1)
-    if "single" in cfg["experiments"]:
-        run("single", model, single, ClassLogit(target))
-    if "verification" in cfg["experiments"]:
-        enroll, _ = load_audio(assets / "enroll_A.wav", sample_rate=sr)
-        embedder = model.embedder().eval()
-        run("verification", embedder, single, SpeakerCosine(embedder, enroll))
-    if "aba" in cfg["experiments"]:
-        aba, _ = load_audio(assets / "aba.wav", sample_rate=sr)
-        run("aba", model, aba, ClassLogit(target), segments, "A")
+    single = speaker_a.utterance(cfg.single_utterance_s, sample_rate=sr, seed=cfg.single_seed).reshape(1, 1, -1)
+    if "single" in cfg.experiments:
+        run("single", options(cfg, single, sr, target=target))
+    if "verification" in cfg.experiments:
+        run("verification", options(cfg, single, sr, enroll=assets / "enroll_A.wav"))
+    if "aba" in cfg.experiments:
+        run("aba", options(cfg, assets / "aba.wav", target=target), segments, "A")
         frac = summary["experiments"]["aba"]["fraction_in_segments"]
-        if cfg["aba_area"] in config.areas:
-            value = frac[config.areas.index(cfg["aba_area"])]
-            summary["aba_acceptance"] = {"area": cfg["aba_area"], "fraction_in_A": value,
-                                         "required": cfg["aba_min_fraction"],
-                                         "passed": value >= cfg["aba_min_fraction"]}
+        if cfg.aba_area in config.areas:
+            value = frac[config.areas.index(cfg.aba_area)]
+            summary["aba_acceptance"] = {"area": cfg.aba_area, "fraction_in_A": value,
+                                         "required": cfg.aba_min_fraction,
+                                         "passed": value >= cfg.aba_min_fraction}
         else:
-            print(f"A-B-A: aba_area {cfg['aba_area']} is not among the optimised areas {config.areas}: no acceptance "
+            print(f"A-B-A: aba_area {cfg.aba_area} is not among the optimised areas {config.areas}: no acceptance "
                   "check (add it to extremal.areas)")
-    if "noise" in cfg["experiments"]:
-        noisy, speech = build_noisy_with_silence(speaker_a, sr, seed=cfg["noise_seed"],
-                                                 layout=tuple(cfg["noise_layout"]), snr_db=cfg["noise_snr_db"],
-                                                 kind=cfg["noise_kind"])
-        run("noise", model, noisy.reshape(1, 1, -1), ClassLogit(target), speech, "speech")
+    if "noise" in cfg.experiments:
+        noisy, speech = build_noisy_with_silence(speaker_a, sr, seed=cfg.noise_seed, layout=tuple(cfg.noise_layout),
+                                                 snr_db=cfg.noise_snr_db, kind=cfg.noise_kind)
+        run("noise", options(cfg, noisy.reshape(1, 1, -1), sr, target=target), speech, "speech")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if summary["experiments"]:
         plot_area_growth(summary, out / "area_growth")
