@@ -30,24 +30,26 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
+
+import torch
 
 from avxai.audit import AuditConfig, ResultStore, run_audit
 from avxai.audit.generate import build_trial_list
-from avxai.models.checkpoint import DEFAULT_SPEAKER_CHECKPOINT
+from avxai.methods import METHODS, get_method
+from avxai.models import SpeakerNet
+from avxai.models.registry import get_architecture, save_model
 
 
 def model_path(folder: Path) -> Path:
-    if DEFAULT_SPEAKER_CHECKPOINT.is_file():
-        return DEFAULT_SPEAKER_CHECKPOINT
-    import torch
-
-    from avxai.models import SpeakerNet
-    from avxai.models.checkpoint import save_checkpoint
-
+    bundled = get_architecture("speakernet").bundled_path()
+    if bundled.is_file():
+        return bundled
     torch.manual_seed(0)
-    print(f"{DEFAULT_SPEAKER_CHECKPOINT} missing: timing an untrained SpeakerNet of the default size")
-    return save_checkpoint(SpeakerNet(n_speakers=16), folder / "untrained.pt")
+    print(f"{bundled} missing: timing an untrained SpeakerNet of the default size")
+    return save_model(SpeakerNet(n_speakers=16), folder / "untrained.pt", architecture="speakernet",
+                      kwargs={"n_speakers": 16})
 
 
 class Stamps:
@@ -105,8 +107,8 @@ def one_run(trials_csv: Path, out: Path, model: Path, config: AuditConfig, engin
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trials-per-condition", type=int, default=6, help="x 4 conditions")
-    p.add_argument("--method", default="occlusion", choices=["occlusion", "extremal"])
-    p.add_argument("--iterations", type=int, default=30, help="extremal iterations")
+    p.add_argument("--method", default="occlusion", choices=sorted(METHODS))
+    p.add_argument("--iterations", type=int, default=30, help="iterations of a method that has them (extremal)")
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--workers", default="1,2", help="worker counts to compare (comma-separated)")
     p.add_argument("--no-media", action="store_true", help="skip per-trial figures and WAVs")
@@ -121,7 +123,8 @@ def main(argv=None) -> int:
     try:
         trials_csv = build_trial_list(folder / "data", args.trials_per_condition, speaker_ids=tuple(range(16, 24)))
         model = model_path(folder)
-        options = {"iterations": args.iterations} if args.method == "extremal" else {}
+        takes_iterations = "iterations" in {f.name for f in fields(get_method(args.method).config_class)}
+        options = {"iterations": args.iterations} if takes_iterations else {}
         config = AuditConfig(method=args.method, method_options=options)
         load = os.getloadavg()
         print(f"{args.trials_per_condition * 4} trials, {args.method}"

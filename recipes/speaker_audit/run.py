@@ -30,6 +30,7 @@ REPO = HERE.parents[1]
 
 from avxai.audit import AuditConfig, run_audit  # noqa: E402
 from avxai.audit.generate import build_trial_list  # noqa: E402
+from avxai.config import build_config  # noqa: E402
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -102,15 +103,16 @@ def build_data(folder: Path, data: dict) -> Path:
 
 
 def audit_config(cfg: dict) -> AuditConfig:
-    """The ``audit:`` section as an :class:`AuditConfig`. ``method_options`` holds one entry per method and the
-    chosen method's is used, so ``--set audit.method=occlusion`` does not hand extremal's fields to occlusion."""
+    """The ``audit:`` section as an :class:`AuditConfig` (through the config loader: a wrong field or type names
+    itself). ``method_options`` holds one entry per method and the chosen method's is used, so
+    ``--set audit.method=occlusion`` does not hand extremal's fields to occlusion."""
     audit = dict(cfg["audit"])
     options = audit.get("method_options") or {}
     if not isinstance(options, dict) or not all(isinstance(v, dict) or v is None for v in options.values()):
         raise ValueError(f"config: audit.method_options must map a method name to the fields of its config, e.g. "
                          f"{{extremal: {{iterations: 100}}}}; got {options!r}")
-    audit["method_options"] = options.get(audit.get("method", "occlusion")) or {}
-    return AuditConfig.from_dict(audit)
+    audit["method_options"] = tuple((options.get(audit.get("method", "occlusion")) or {}).items())
+    return build_config(AuditConfig, values=audit)
 
 
 def _pct(value) -> str:
@@ -125,8 +127,7 @@ def main(argv=None) -> int:
     cfg, args = parse_args(argv)
     out = Path(cfg["out"])
     try:
-        config = audit_config(cfg)
-        config.method_config()  # a field the method does not have fails here, before any data is built
+        config = audit_config(cfg)  # a field the method does not have fails here, before any data is built
     except ValueError as err:
         print(f"speaker_audit: error: {err}", file=sys.stderr)
         return 2
@@ -134,8 +135,9 @@ def main(argv=None) -> int:
     trials_csv = build_data(out / "data", cfg["data"])
     built = time.perf_counter() - start
     model = cfg.get("model")
-    summary = run_audit(trials_csv, out / "audit", config, model=model, engine=cfg["engine"],
-                        workers=int(cfg["workers"]), address=cfg.get("address"), progress=not args.quiet)
+    summary = run_audit(trials_csv, out / "audit", config, model=model, architecture=cfg.get("architecture"),
+                        engine=cfg["engine"], workers=int(cfg["workers"]), address=cfg.get("address"),
+                        progress=not args.quiet)
     c, run = summary["counts"], summary["run"]
     print(f"data: {trials_csv} ({c['trials']} trials, built in {built:.1f} s)")
     print(f"audit: {run['trials_run']} trials run now in {run['seconds']:.1f} s ({c['ok']} ok, {c['failed']} failed) "
