@@ -29,6 +29,7 @@ from avxai.models.contract import crop_size_of, fps_of, sample_rate_of
 from avxai.tasks.audio import describe_input, read_waveform, stft_for
 from avxai.tasks.base import Problem, Task
 from avxai.tasks.enhancement import reference_scorer
+from avxai.viz.video import plot_frames_strip
 
 __all__ = ["AVEnhancementOptions", "AVEnhancementTask", "DEFAULT_PERTURBATIONS", "STREAMS", "build",
            "split_perturbation"]
@@ -197,8 +198,6 @@ class AVEnhancementTask(Task):
 
         if problem.metadata.get("stream") == "audio":
             return []
-        from avxai.viz.video import plot_frames_strip  # viz sits beside the layers; figures only here
-
         fig = plot_frames_strip(explanation, frames=problem.extras["frames"], track=problem.extras["track"])
         fig.savefig(Path(out) / "frames.png", dpi=120, bbox_inches="tight")
         plt.close(fig)

@@ -14,6 +14,7 @@ from pathlib import Path
 from avxai.explanation import to_jsonable
 from avxai.metrics.masks import compare_with_ibm, energy_share, ibm_on_grid, mask_scores, preserve_delete_scores
 from avxai.tasks.base import Problem
+from avxai.viz.separation import plot_mask_vs_ibm
 
 __all__ = ["write_target_report"]
 
@@ -33,8 +34,6 @@ def write_target_report(problem: Problem, explanation, out: Path, title: str) ->
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from avxai.viz.separation import plot_mask_vs_ibm
 
     if explanation.batch_size != 1:
         raise ValueError(f"the target report covers one input; this explanation holds {explanation.batch_size}")
