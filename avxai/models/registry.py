@@ -261,7 +261,10 @@ class ModelBlob:
             raise ValueError(f"{how}: {err}") from None
         if self.state:
             state = read_state(self.state, where=self.path, **options)
-            load_state_dict_checked(arch.weights_of(model), state, where=self.path)
+            fix = None if self.config_file else (
+                f"{Path(self.path).name} has no JSON beside it, so {arch.name}'s default arguments were used: write "
+                f'{config_path(self.path).name} beside it, {{"architecture": "{arch.name}", "model": {{...}}}}')
+            load_state_dict_checked(arch.weights_of(model), state, where=self.path, fix=fix)
         return model.eval()
 
     def build(self) -> nn.Module:

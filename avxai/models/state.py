@@ -115,10 +115,11 @@ def state_mismatch(module: nn.Module, state: Mapping[str, Tensor]) -> str | None
 
 
 def load_state_dict_checked(model: nn.Module, path_or_state: "str | Path | bytes | Mapping[str, Any]", *,
-                            where: str | None = None) -> nn.Module:
+                            where: str | None = None, fix: str | None = None) -> nn.Module:
     """Load a state dict into ``model`` strictly; on any mismatch raise ``ValueError`` listing the keys.
 
-    ``path_or_state``: anything :func:`read_state` reads. Returns ``model``.
+    ``path_or_state``: anything :func:`read_state` reads; ``where`` names it and ``fix`` says what to do in the
+    error (default: build the model with the config saved beside the checkpoint). Returns ``model``.
     """
     if isinstance(path_or_state, (str, Path)):
         where = where or str(path_or_state)
@@ -126,7 +127,7 @@ def load_state_dict_checked(model: nn.Module, path_or_state: "str | Path | bytes
     problem = state_mismatch(model, state)
     if problem:
         raise ValueError(f"checkpoint {where or 'the given state dict'} does not match {type(model).__name__}: "
-                         f"{problem}. Build the model with the config saved beside the checkpoint.")
+                         f"{problem}. {fix or 'Build the model with the config saved beside the checkpoint.'}")
     model.load_state_dict(state, strict=True)
     return model
 
