@@ -5,6 +5,13 @@ whether the model decides on the speaker's voice or on silence, noise, channel o
 one JSON line per finished trial in ``out/results.jsonl``, a hash of the arguments in ``out/audit.json``,
 and ``out/report.html`` with the summary (EER, minDCF, statistics), the trials that rely most on
 non-speech, and per trial the spectrogram with the mask and audio players.
+
+One idea per module, imports going down this list: ``trials`` (the CSV) and ``generate`` (a generated
+list); ``config`` (:class:`AuditConfig`, the method's config); ``model`` (the checkpoint from the
+registry); ``decode`` (audio bytes), ``speech`` (voice activity), ``outcome``; ``summary`` and ``figures``;
+``trial`` (one trial: the speaker task's problem, any registered method, the statistics); ``store`` (the
+resumable ``results.jsonl``); ``engines`` (in process, worker processes, Ray); ``report`` (HTML);
+``driver`` (:func:`run_audit`); ``command`` (``avxai audit``).
 """
 
 from avxai.audit.config import AuditConfig
