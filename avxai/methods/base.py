@@ -12,10 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from avxai.engine import (  # noqa: F401  (re-exported: the engine's names were importable from here)
-    check_model_rate, check_output, chunk_rows, evaluate_masks, mask_media, prepare_scorer, score_and_output,
-    score_inputs, top_fraction_mask,
-)
+from avxai.engine import check_model_rate, prepare_scorer
 from avxai.explanation import Explanation, to_jsonable, versions
 from avxai.hygiene import evaluation_mode
 from avxai.modalities.base import Modality

@@ -21,7 +21,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
