@@ -51,3 +51,5 @@ def test_explain_recipes_refuse_training_speakers_and_unknown_methods(name, tmp_
         recipe.main(["--debug", "--out", str(tmp_path), "--speakers", "0", "4"])
     with pytest.raises(SystemExit, match="unknown method"):
         recipe.main(["--debug", "--out", str(tmp_path), "--methods", "occlusion,extremel"])
+    with pytest.raises(SystemExit, match="configures occlusion and extremal only; --methods named 'saliency'"):
+        recipe.main(["--debug", "--out", str(tmp_path), "--methods", "occlusion,saliency"])

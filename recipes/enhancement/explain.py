@@ -6,8 +6,8 @@
 
 For each noisy utterance the enhancer is explained for two scores (``--score sdr`` BSS-eval v3, or
 ``si-sdr``): against the clean reference, and against its own output on the unmasked input (no clean
-reference needed: ``SDR(None)``). Each method runs through the same path,
-``get_method(name)(model, Spectrogram(noisy), scorer, config)``; the extremal mask is optimised at area =
+reference needed). Each problem is built by the enhancement task (:func:`avxai.tasks.enhancement.build`) and
+each method runs through the same path, ``get_method(name)(model, modality, scorer, config)``; the extremal mask is optimised at area =
 the speech's energy share of the noisy input, and compared with the speech's ideal binary mask (IBM, speech
 vs noise, 0 dB threshold, same STFT) by IoU (:func:`avxai.metrics.masks.compare_with_ibm`).
 
@@ -23,17 +23,20 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from avxai.config import build_config
 from avxai.data.speech_mixtures import UtterancePool, noisy_utterance
-from avxai.data.synthetic import heldout_speakers
+from avxai.data.speech_mixtures import heldout_speakers
 from avxai.methods import get_method, method_names
 from avxai.metrics.masks import compare_with_ibm, energy_share, ideal_binary_mask, preserve_delete_scores
-from avxai.modalities import Spectrogram
 from avxai.models.checkpoint import load_checkpoint_config
-from avxai.models.enhancement import DEFAULT_ENHANCER_CHECKPOINT, load_enhancer
-from avxai.scorers import SDR, SISDR
+from avxai.models.enhancement import DEFAULT_ENHANCER_CHECKPOINT
+from avxai.models.registry import load_model
+from avxai.tasks.enhancement import EnhancementOptions, build
+from avxai.viz.separation import plot_mask_vs_ibm
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -41,7 +44,7 @@ REPO = HERE.parents[1]
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, help="enhancer checkpoint (default: assets/enhancement/enhancer.pt)")
+    p.add_argument("--model", type=Path, help="enhancer checkpoint (default: assets/enhancement/enhancer.pt)")
     p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "enhancement_explain")
     p.add_argument("--methods", default="occlusion,extremal", help="comma-separated registered methods")
     p.add_argument("--noises", default="white,babble,band", help="noise kinds, one utterance each")
@@ -72,12 +75,15 @@ def parse_args(argv):
 
 
 def method_config(name: str, args, area: float):
-    """The config of method ``name``, built from the registry's config class (one path for every method)."""
+    """The config of method ``name`` (:func:`avxai.config.build_config` on the registry's config class): the
+    recipe's flags for occlusion and extremal; another method is an error."""
     method = get_method(name)
-    fields = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
+    values = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
               "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed,
-                               variant=args.variant, step=tuple(args.step), sigma=tuple(args.sigma))}.get(name, {})
-    return method, method.config_class(**fields)
+                               variant=args.variant, step=tuple(args.step), sigma=tuple(args.sigma))}
+    if name not in values:
+        raise SystemExit(f"this recipe configures {' and '.join(values)} only; --methods named {name!r}")
+    return method, build_config(method.config_class, values=values[name])
 
 
 def main(argv=None) -> dict:
@@ -86,21 +92,19 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    model = load_enhancer(args.checkpoint)
+    model = load_model(args.model or "enhancer")
     sr = model.sample_rate
     try:
         methods = method_names(args.methods)
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    trained = load_checkpoint_config(args.checkpoint or DEFAULT_ENHANCER_CHECKPOINT)
+    for name in methods:
+        method_config(name, args, 0.5)  # a method this recipe does not configure fails now, not after the first one
+    trained = load_checkpoint_config(args.model or DEFAULT_ENHANCER_CHECKPOINT)
     speakers = heldout_speakers(range(*args.speakers), trained)
     heldout_speakers(range(*args.babble_speakers), trained)  # babble talkers must not be training speakers either
     babble = UtterancePool(range(*args.babble_speakers), sr, utterances=1, utterance_s=args.seconds + 1.0,
                            seed=args.seed + 11, speaker_seed=speakers[0].seed)
-    score_cls = SDR if args.score == "sdr" else SISDR
-    from avxai.viz.separation import plot_mask_vs_ibm
-    import matplotlib.pyplot as plt
-
     items, j = [], 0
     for kind in args.noises.split(","):
         for u in range(args.utterances):
@@ -108,10 +112,13 @@ def main(argv=None) -> dict:
                                 pool=babble)
             j += 1
             noisy, clean = m.noisy.view(1, 1, -1), m.clean.view(1, 1, -1)
-            modality = Spectrogram(noisy, sr, n_fft=args.n_fft, hop_length=args.hop_length)
             ibm = ideal_binary_mask(clean[0, 0], m.noise[0], args.n_fft, args.hop_length)
             share = energy_share(clean[0, 0], m.noise[0])
-            for against, scorer in (("reference", score_cls(clean)), ("own", score_cls(None))):
+            for against, reference in (("reference", clean), ("own", None)):
+                problem = build(model, EnhancementOptions(input=noisy, sample_rate=sr, reference=reference,
+                                                          score=args.score, n_fft=args.n_fft,
+                                                          hop_length=args.hop_length))
+                modality, scorer = problem.modality, problem.scorer
                 oracle = preserve_delete_scores(model, modality, scorer, ibm.unsqueeze(0))
                 oracle_scores = {"preserved": float(oracle["preserved"]), "deleted": float(oracle["deleted"])}
                 item = {"noise": kind, "utterance": u, "against": against, "energy_share": round(share, 4),

@@ -6,8 +6,8 @@
 
 For every mixture and source k the score is the SDR (``--score sdr``, BSS-eval v3) or SI-SDR of separated
 source k against reference k; the output channel of source k is fixed on the unmasked mixture. Each
-method (occlusion, and extremal perturbation when it is registered) runs through the same path:
-``get_method(name)(model, Spectrogram(mixture), scorer, config)``. The extremal mask is optimised at
+method (occlusion and extremal perturbation) runs on the problem the separation task builds
+(:func:`avxai.tasks.separation.build`): ``get_method(name)(model, modality, scorer, config)``. The extremal mask is optimised at
 area = source k's energy share of the mixture; the IoU of its top-area cells with source k's ideal
 binary mask (IBM, 0 dB threshold, same STFT) is the localisation measure
 (:func:`avxai.metrics.masks.compare_with_ibm`). Occlusion's attribution is binarised at the same area.
@@ -25,17 +25,20 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from avxai.config import build_config
 from avxai.data.speech_mixtures import two_speaker_mixture
-from avxai.data.synthetic import heldout_speakers
+from avxai.data.speech_mixtures import heldout_speakers
 from avxai.methods import get_method, method_names
 from avxai.metrics.masks import compare_with_ibm, energy_share, ideal_binary_mask, preserve_delete_scores
-from avxai.modalities import Spectrogram
 from avxai.models.checkpoint import load_checkpoint_config
-from avxai.models.separation import DEFAULT_SEPARATOR_CHECKPOINT, load_separator
-from avxai.scorers import SDR, SISDR
+from avxai.models.registry import load_model
+from avxai.models.separation import DEFAULT_SEPARATOR_CHECKPOINT
+from avxai.tasks.separation import SeparationOptions, build
+from avxai.viz.separation import plot_mask_vs_ibm
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -43,7 +46,7 @@ REPO = HERE.parents[1]
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, help="separator checkpoint (default: assets/separation/convtasnet.pt)")
+    p.add_argument("--model", type=Path, help="separator checkpoint (default: assets/separation/convtasnet.pt)")
     p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "separation_explain")
     p.add_argument("--methods", default="occlusion,extremal", help="comma-separated registered methods")
     p.add_argument("--mixtures", type=int, default=4, help="held-out mixtures to explain (each: 2 sources)")
@@ -73,12 +76,15 @@ def parse_args(argv):
 
 
 def method_config(name: str, args, area: float):
-    """The config of method ``name`` for this recipe; built from the registry's config class (one path for all)."""
+    """The config of method ``name`` (:func:`avxai.config.build_config` on the registry's config class): the
+    recipe's flags for occlusion and extremal; another method is an error."""
     method = get_method(name)
-    fields = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
+    values = {"occlusion": dict(window=tuple(args.window), stride=tuple(args.stride), batch_size=16),
               "extremal": dict(areas=(min(max(round(area, 3), 0.01), 0.99),), iterations=args.iterations, seed=args.seed,
-                               variant=args.variant, step=tuple(args.step), sigma=tuple(args.sigma))}.get(name, {})
-    return method, method.config_class(**fields)
+                               variant=args.variant, step=tuple(args.step), sigma=tuple(args.sigma))}
+    if name not in values:
+        raise SystemExit(f"this recipe configures {' and '.join(values)} only; --methods named {name!r}")
+    return method, build_config(method.config_class, values=values[name])
 
 
 def summarise(items: list[dict], methods: list[str]) -> dict:
@@ -108,26 +114,26 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    model = load_separator(args.checkpoint)
+    model = load_model(args.model or "separator")
     sr = model.sample_rate
     try:
         methods = method_names(args.methods)
     except ValueError as err:
         raise SystemExit(str(err)) from None
+    for name in methods:
+        method_config(name, args, 0.5)  # a method this recipe does not configure fails now, not after the first one
     speakers = heldout_speakers(range(*args.speakers),
-                                load_checkpoint_config(args.checkpoint or DEFAULT_SEPARATOR_CHECKPOINT))
+                                load_checkpoint_config(args.model or DEFAULT_SEPARATOR_CHECKPOINT))
     rng = np.random.default_rng(args.seed)
     results = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "items": []}
-    from avxai.viz.separation import plot_mask_vs_ibm
-    import matplotlib.pyplot as plt
-
     for i in range(args.mixtures):
         a, b = rng.choice(len(speakers), size=2, replace=False)
         mix = two_speaker_mixture(speakers[a], speakers[b], args.seconds, sr, args.sir_db, seed=30_000 + i)
         x, sources = mix.mixture.view(1, 1, -1), mix.sources.unsqueeze(0)
-        modality = Spectrogram(x, sr, n_fft=args.n_fft, hop_length=args.hop_length)
         for k in range(sources.shape[1]):
-            scorer = (SDR if args.score == "sdr" else SISDR)(sources, source=k)
+            problem = build(model, SeparationOptions(input=x, sample_rate=sr, reference=sources, source=k,
+                                                     score=args.score, n_fft=args.n_fft, hop_length=args.hop_length))
+            modality, scorer = problem.modality, problem.scorer
             ibm = ideal_binary_mask(sources[0, k], x[0, 0] - sources[0, k], args.n_fft, args.hop_length)
             share = energy_share(sources[0, k], x[0, 0] - sources[0, k])
             oracle = preserve_delete_scores(model, modality, scorer, ibm.unsqueeze(0))
