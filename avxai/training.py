@@ -1,13 +1,15 @@
 """Training loops for the reference models: a budgeted step loop, its learning-rate schedule, losses,
 held-out scoring and the recipe plumbing (options, seeds, metrics file) shared by ``recipes/*/train.py``.
 
-A recipe keeps what is its own (data, model, loss choice, its ``TrainConfig`` fields) and calls::
+A recipe keeps what is its own (data, model, loss choice, its ``TrainConfig``: this module's
+:class:`TrainingConfig` plus the model's and the data's fields) and calls::
 
-    cfg, args = parse_train_args(TrainConfig, argv, doc=__doc__, config=..., out=..., assets=...,
+    cfg, args = parse_train_args(TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", out=..., assets=...,
                                  debug=DEBUG_OVERRIDES)
-    rng = start_run(cfg.seed, threads)
-    result = train_steps(model, optimizer, lambda: make_batch(rng), neg_snr, cfg.budget(),
-                         lr_at=cfg.warmup_cosine, clip_grad_norm=cfg.clip_grad_norm, log_every=cfg.log_every)
+    rng = start_run(cfg.seed, cfg.threads)
+    run = train_steps(model, cfg.optimizer(model), lambda: make_batch(rng), neg_snr, cfg.budget(),
+                      lr_at=cfg.warmup_cosine, clip_grad_norm=cfg.clip_grad_norm, log_every=cfg.log_every)
+    ckpt, reloaded = save_and_reload(model, path, architecture="enhancer", kwargs=model.config, extra={...})
 
 The loop's budget is in optimiser steps, CPU seconds of this process and wall seconds, whichever ends first;
 ``progress`` in [0, 1] is how much of it is spent, and the warm-up cosine schedule decays over it, so a run
@@ -181,8 +183,10 @@ class LoopResult:
 
 
 def _log_step(label: str, steps: int) -> Callable[[int, float, float], dict]:
+    name = f"loss ({label})" if label else "loss"
+
     def log(step: int, loss: float, seconds: float) -> dict:
-        print(f"step {step}/{steps} loss ({label}) {loss:.2f} ({seconds:.0f} s)", flush=True)
+        print(f"step {step}/{steps} {name} {loss:.2f} ({seconds:.0f} s)", flush=True)
         return {"step": step, "loss": round(loss, 3), "seconds": round(seconds, 1)}
     return log
 
@@ -191,7 +195,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: 
                 loss_fn: Callable[[Tensor, Tensor], Tensor], budget: Budget, *,
                 lr_at: Callable[[int, float], float] | None = None,
                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, clip_grad_norm: float = 0.0,
-                log_every: int = 50, loss_label: str = "loss",
+                log_every: int = 50, loss_label: str = "",
                 on_log: Callable[[int, float, float], dict] | None = None) -> LoopResult:
     """Train ``model`` until ``budget`` is spent; returns the steps done, the seconds and the logged rows.
 
@@ -200,7 +204,8 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: 
     ``loss_fn(model(*inputs), target)``, gradients are clipped to ``clip_grad_norm`` (0 = not), the optimiser
     steps, then ``scheduler`` (a torch scheduler, for a schedule that does not follow the budget). Every
     ``log_every`` steps and at the last one, ``on_log(step, mean loss since the last row, wall seconds)``
-    returns the history row (default: prints ``step N/M loss (<loss_label>) ...``).
+    returns the history row (default: prints ``step N/M loss (<loss_label>) <mean> (<seconds> s)`` and returns
+    ``{"step", "loss", "seconds"}``).
     """
     if log_every < 1:
         raise ValueError(f"log_every must be >= 1 step, got {log_every}")

@@ -13,7 +13,8 @@ from avxai.data.mixtures import (
     save_segments,
     segments_to_mask,
 )
-from avxai.data.synthetic import SpeakerParams, SyntheticSpeaker, heldout_speakers, make_speakers
+from avxai.data.speech_mixtures import heldout_speakers
+from avxai.data.synthetic import SpeakerParams, SyntheticSpeaker, make_speakers
 from avxai.data.tts import available_engines, synthesize
 
 __all__ = [

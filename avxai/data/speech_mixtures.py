@@ -7,7 +7,8 @@ arguments. Waveforms are float32; a single signal is ``(1, time)``, a batch ``(b
 
 For training, :class:`UtterancePool` renders utterances of a set of speakers once and cuts random
 crops from them, so that batches cost no synthesis; :func:`enhancement_batch` and
-:func:`separation_batch` draw mixtures from pools.
+:func:`separation_batch` draw mixtures from pools. :class:`SpeechDataConfig` says which speakers a
+recipe trains and measures on, and :func:`heldout_speakers` refuses a checkpoint's training speakers.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from avxai.data.synthetic import SyntheticSpeaker
 
 __all__ = [
     "NOISE_KINDS", "NoisyMixture", "SpeakerMixture", "UtterancePool", "band_limited_noise", "babble_noise",
-    "white_noise", "make_noise", "noisy_utterance", "two_speaker_mixture", "SpeechDataConfig", "enhancement_batch",
-    "separation_batch",
+    "white_noise", "make_noise", "noisy_utterance", "two_speaker_mixture", "SpeechDataConfig", "heldout_speakers",
+    "enhancement_batch", "separation_batch",
 ]
 
 #: noise kinds understood by :func:`make_noise`
@@ -292,6 +293,25 @@ class SpeechDataConfig:
         """The training speakers' utterances, rendered once (utterance texts from ``seed``)."""
         return UtterancePool(range(self.train_speakers), sample_rate, utterances=self.train_utterances,
                              utterance_s=self.utterance_s, seed=seed, speaker_seed=self.speaker_seed)
+
+
+def heldout_speakers(ids: "range | list[int]", checkpoint_config: dict) -> list[SyntheticSpeaker]:
+    """The synthetic speakers ``ids`` of the population a checkpoint was trained on, none of them seen in training.
+
+    ``checkpoint_config``: the JSON beside a reference checkpoint (:func:`avxai.models.checkpoint.load_checkpoint_config`);
+    its ``speakers`` entry names the population seed (``speaker_seed``) and the id range ``[first, stop)`` of the
+    training speakers (``train_ids``). An id inside it raises ``ValueError``: an explanation on a training
+    speaker says nothing about held-out behaviour.
+    """
+    info = checkpoint_config.get("speakers", {}) or {}
+    ids = list(ids)
+    if info.get("train_ids"):
+        lo, hi = info["train_ids"]
+        seen = sorted(i for i in ids if lo <= i < hi)
+        if seen:
+            raise ValueError(f"speaker ids {seen[:5]}{'...' if len(seen) > 5 else ''} were used in training "
+                             f"(train_ids [{lo}, {hi}) of the checkpoint); choose ids outside that range")
+    return [SyntheticSpeaker(i, int(info.get("speaker_seed", 0))) for i in ids]
 
 
 def _levels(rng: np.random.Generator, batch: int, level_db: tuple[float, float]) -> Tensor:

@@ -384,21 +384,3 @@ def make_speakers(n: int, seed: int = 0) -> list[SyntheticSpeaker]:
         raise ValueError(f"n must be a positive int (number of speakers), got {n!r}")
     return [SyntheticSpeaker(i, seed) for i in range(int(n))]
 
-
-def heldout_speakers(ids: "range | list[int]", checkpoint_config: dict) -> list[SyntheticSpeaker]:
-    """The synthetic speakers ``ids`` of the population a checkpoint was trained on, none of them seen in training.
-
-    ``checkpoint_config``: the JSON beside a reference checkpoint (:func:`avxai.models.checkpoint.load_checkpoint_config`);
-    its ``speakers`` entry names the population seed (``speaker_seed``) and the id range ``[first, stop)`` of the
-    training speakers (``train_ids``). An id inside it raises ``ValueError``: an explanation on a training
-    speaker says nothing about held-out behaviour.
-    """
-    info = checkpoint_config.get("speakers", {}) or {}
-    ids = list(ids)
-    if info.get("train_ids"):
-        lo, hi = info["train_ids"]
-        seen = sorted(i for i in ids if lo <= i < hi)
-        if seen:
-            raise ValueError(f"speaker ids {seen[:5]}{'...' if len(seen) > 5 else ''} were used in training "
-                             f"(train_ids [{lo}, {hi}) of the checkpoint); choose ids outside that range")
-    return [SyntheticSpeaker(i, int(info.get("speaker_seed", 0))) for i in ids]
