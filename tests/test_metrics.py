@@ -213,3 +213,23 @@ def test_randomising_the_whole_model_at_once_reuses_a_reference():
     assert np.isfinite(cascade.final())
     with pytest.raises(ValueError, match="reference has shape"):
         randomisation_check(saliency, model, modality, ClassLogit(0), layers=[""], reference=reference[:, :2])
+
+
+def test_segment_mass_finds_the_time_axis_by_name():
+    """The same evidence on a (freq, time) grid and on its (time, freq) transpose gives the same shares."""
+    from avxai.explanation import Explanation
+    from avxai.metrics.localisation import segment_mass
+
+    times = np.arange(10) * 0.1
+    attr = torch.zeros(1, 3, 10)
+    attr[0, :, 2:5] = 1.0  # evidence in frames 0.2-0.4 s
+    segments = [{"start_s": 0.15, "end_s": 0.45, "label": "A"}, {"start_s": 0.5, "end_s": 1.0, "label": "B"}]
+
+    def explanation(a, axes):
+        return Explanation(method="toy", attribution=a, grid=a.clone(), axes=axes, coordinates={"time": times},
+                           metadata={"segments": segments})
+
+    last = segment_mass(explanation(attr, ("freq", "time")))
+    first = segment_mass(explanation(attr.transpose(1, 2).contiguous(), ("time", "freq")))
+    assert last == first and last["A"]["positive"] == [1.0] and last["B"]["positive"] == [0.0]
+    assert segment_mass(explanation(attr, ("freq", "band"))) == {}  # no time axis: nothing to measure

@@ -163,3 +163,24 @@ def test_masks_under_autograd_give_the_inverse_stft_of_the_blend_and_its_gradien
     grad, = torch.autograd.grad((waves * weights).sum(), masks)
     expected_grad, = torch.autograd.grad((expected * weights).sum(), masks)
     torch.testing.assert_close(grad, expected_grad, atol=1e-4, rtol=1e-4)
+
+
+def test_one_waveform_check_for_modalities_and_metrics():
+    from avxai.checks import check_positive_int, check_sample_rate, check_waveform
+
+    wave = torch.randn(1, 1, 400) * 0.1
+    assert check_waveform(wave, 8000) is wave
+    with pytest.raises(ValueError, match="batch, channels, time"):
+        check_waveform(wave[0, 0], 8000)
+    assert check_waveform(wave[0, 0], name="target", batched=False, min_rms=None) is not None  # any (..., time)
+    assert check_waveform(torch.zeros(400), batched=False, min_rms=None) is not None  # a silent part may be checked
+    with pytest.raises(ValueError, match="silent"):
+        check_waveform(torch.zeros(1, 1, 400), 8000)
+    with pytest.raises(TypeError, match="floating point"):
+        check_waveform(torch.ones(1, 1, 400, dtype=torch.int16), 8000)
+    with pytest.raises(ValueError, match="target contains 1 NaN"):
+        check_waveform(torch.tensor([0.1, float("nan")]), name="target", batched=False)
+    with pytest.raises(ValueError, match="sample_rate must be a positive integer in Hz"):
+        check_sample_rate(16000.0)
+    with pytest.raises(ValueError, match=r"steps must be a positive int \(what\), got True"):
+        check_positive_int(True, "steps", "what")

@@ -30,6 +30,9 @@ __all__ = ["CompositeModality", "PartsRepresentation"]
 class PartsRepresentation(tuple):
     """The parts' representations, in part order; ``dtype`` and ``device`` are the first part's."""
 
+    def __new__(cls, *representations: Any) -> "PartsRepresentation":
+        return super().__new__(cls, representations)
+
     @property
     def dtype(self) -> torch.dtype:
         return self[0].dtype
