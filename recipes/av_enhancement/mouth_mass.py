@@ -9,7 +9,8 @@ generator as the training recipe's held-out set, another seed) the script
 1. tracks the face with MTCNN (:class:`avxai.faces.FaceTracker`, as ``avxai explain`` does) and crops it at
    the model's crop size;
 2. explains the SDR of the bundled AV enhancer's output against the clean target over the face video alone
-   (the model hears the unperturbed mixture: :class:`avxai.modalities.audio_visual.FixedAudio`), with
+   (the model hears the unperturbed mixture: the AV task's ``stream="video"``,
+   :func:`avxai.tasks.av_enhancement.build`), with
    extremal perturbation at one area (default 0.1 of the frames x height x width grid);
 3. maps the generator's ground truth into crop pixels with the track's crop boxes and measures the
    fraction of the mask's mass inside: the *mouth region* (every crop pixel the mouth animation changes
@@ -33,21 +34,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avxai.config import build_config
 from avxai.data.av_mixtures import AVMixtureConfig, AVMixtures, crop_faces
 from avxai.faces import FaceTracker, crop_boxes
+from avxai.io.video import VideoClip
 from avxai.methods.extremal import ExtremalConfig, extremal
-from avxai.modalities.audio_visual import FixedAudio
-from avxai.modalities.video import FaceVideo
-from avxai.models.av_enhancement import DEFAULT_AV_ENHANCER_CHECKPOINT, load_av_enhancer
+from avxai.models.av_enhancement import DEFAULT_AV_ENHANCER_CHECKPOINT
 from avxai.models.checkpoint import load_checkpoint_config
-from avxai.scorers.sdr import SDR, bss_sdr
+from avxai.models.registry import load_model
+from avxai.scorers.sdr import bss_sdr
+from avxai.tasks.av_enhancement import AVEnhancementOptions, build
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, help="AV enhancer checkpoint (default: the bundled one)")
+    p.add_argument("--model", type=Path, help="AV enhancer checkpoint (default: the bundled one)")
     p.add_argument("--clips", type=int, default=8, help="held-out mixtures to explain")
     p.add_argument("--duration", type=float, default=2.0, help="seconds per mixture")
     p.add_argument("--area", type=float, default=0.1, help="extremal area (fraction of the video grid kept)")
@@ -79,16 +82,17 @@ def to_crop(masks: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_av_enhancer(args.checkpoint)
-    train = load_checkpoint_config(args.checkpoint or DEFAULT_AV_ENHANCER_CHECKPOINT).get("train", {})
+    model = load_model(args.model or "av-enhancer")
+    train = load_checkpoint_config(args.model or DEFAULT_AV_ENHANCER_CHECKPOINT).get("train", {})
     lo, hi = train.get("eval_speakers", (100, 112))
     gen = AVMixtures(range(lo, hi), config=AVMixtureConfig(
         sample_rate=model.sample_rate, fps=model.fps, duration_s=args.duration, sir_db=0.0,
         frame_size=tuple(train.get("frame_size", (112, 112))), faces=tuple(args.faces.split(","))), seed=args.seed, speaker_seed=train.get("speaker_seed", 0))
     tracker = FaceTracker(crop_size=model.crop_size)
     axes = lambda text, kind: None if text is None else tuple(kind(v) for v in text.split(","))  # noqa: E731
-    cfg = ExtremalConfig(areas=(args.area,), iterations=args.iterations, variant=args.variant, seed=0,
-                         step=axes(args.step, int), sigma=axes(args.sigma, float))
+    cfg = build_config(ExtremalConfig, values=dict(areas=(args.area,), iterations=args.iterations,
+                                                   variant=args.variant, seed=0, step=axes(args.step, int),
+                                                   sigma=axes(args.sigma, float)))
     rows = []
     t0 = time.perf_counter()
     for i in range(args.clips):
@@ -97,11 +101,12 @@ def main(argv=None) -> dict:
         if args.crops == "generator":  # the same track object, with the generator's boxes and their crops
             crops, boxes = crop_faces(ex, model.crop_size)
             track = dataclasses.replace(track, boxes=boxes, crops=crops)
-        video = FaceVideo(track.crops.unsqueeze(0), ex.fps, perturbation=args.perturbation, track=track,
-                          frames=ex.frames)
-        wav = ex.mixture.unsqueeze(0)
-        scorer = SDR(ex.target.unsqueeze(0))
-        expl = extremal(FixedAudio(model, wav), video, scorer, cfg)
+        clip = VideoClip(frames=ex.frames, fps=ex.fps, audio=ex.mixture, sample_rate=model.sample_rate)
+        # the face video alone, the model hearing the unperturbed mixture; no audio/video shares (not reported)
+        problem = build(model, AVEnhancementOptions(input=clip, track=track, reference=ex.target, stream="video",
+                                                    perturbation=f"zero,{args.perturbation}", shares=False))
+        video, scorer, wav = problem.modality, problem.scorer, clip.audio.unsqueeze(0)
+        expl = extremal(problem.model, video, scorer, cfg)
         with torch.no_grad():  # the whole face replaced by the baseline (the mean face by default)
             blank = model(wav, video.perturb(torch.zeros(1, *video.grid_shape)))
             mixture_sdr = float(bss_sdr(wav[:, 0].double(), ex.target.double())[0])
