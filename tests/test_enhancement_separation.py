@@ -22,8 +22,9 @@ from avxai.metrics.masks import (
     energy_share, ibm_on_grid, ideal_binary_mask, mask_iou, mask_scores, preserve_delete_scores,
 )
 from avxai.modalities import Spectrogram
-from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer, save_enhancer
-from avxai.models.separation import Separator, SeparatorConfig, load_separator, save_separator, small_convtasnet
+from avxai.models import load_model, save_model
+from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer
+from avxai.models.separation import Separator, SeparatorConfig, small_convtasnet
 from avxai.scorers import SDR, SISDR, si_sdr
 
 SR = 8000
@@ -374,21 +375,23 @@ def test_masking_enhancer_with_an_open_mask_returns_its_input():
 def test_checkpoints_of_both_models_round_trip(tmp_path):
     torch.manual_seed(0)
     enh = MaskingEnhancer(TINY_ENH).eval()
-    path = save_enhancer(enh, tmp_path / "enh" / "enhancer.pt", note="test")
+    path = save_model(enh, tmp_path / "enh" / "enhancer.pt", architecture="enhancer", kwargs=enh.config,
+                      extra={"note": "test"})
     x = tones([(440, 0.3)]).view(1, 1, -1)
-    assert torch.equal(load_enhancer(path)(x), enh(x))
+    assert torch.equal(load_model(path)(x), enh(x))
     sep = Separator(small_convtasnet(TINY_SEP), SR, 2).eval()
-    path = save_separator(sep, TINY_SEP, tmp_path / "sep" / "convtasnet.pt")
-    loaded = load_separator(path)
+    path = save_model(sep, tmp_path / "sep" / "convtasnet.pt", architecture="separator", kwargs=TINY_SEP)
+    loaded = load_model(path)
     assert loaded.sample_rate == SR and torch.equal(loaded(x), sep(x))
     # a checkpoint of another size lists the mismatching keys
     other = tmp_path / "other"
     bigger = dataclasses.replace(TINY_SEP, enc_num_feats=32)
-    save_separator(Separator(small_convtasnet(bigger), SR, 2), bigger, other / "convtasnet.pt")
+    save_model(Separator(small_convtasnet(bigger), SR, 2), other / "convtasnet.pt", architecture="separator",
+               kwargs=bigger)
     doc = json.loads((other / "convtasnet.json").read_text())
     (other / "convtasnet.json").write_text(json.dumps({**doc, "model": dataclasses.asdict(TINY_SEP)}))
     with pytest.raises(ValueError, match="shape mismatches: encoder.weight"):
-        load_separator(other / "convtasnet.pt")
+        load_model(other / "convtasnet.pt")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,8 +399,9 @@ def test_checkpoints_of_both_models_round_trip(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def _task_files(tmp_path):
     torch.manual_seed(0)
-    save_enhancer(MaskingEnhancer(TINY_ENH), tmp_path / "enhancer.pt")
-    save_separator(Separator(small_convtasnet(TINY_SEP), SR, 2), TINY_SEP, tmp_path / "convtasnet.pt")
+    save_model(MaskingEnhancer(TINY_ENH), tmp_path / "enhancer.pt", architecture="enhancer", kwargs=TINY_ENH)
+    save_model(Separator(small_convtasnet(TINY_SEP), SR, 2), tmp_path / "convtasnet.pt", architecture="separator",
+               kwargs=TINY_SEP)
     mixture, sources = low_high_mixture()
     save_audio(tmp_path / "mix.wav", mixture[0], SR)
     save_audio(tmp_path / "s1.wav", sources[0, :1], SR)
@@ -445,7 +449,7 @@ def test_tasks_build_model_modality_and_scorer(tmp_path):
                                            reference=str(tmp_path / "short.wav")))
     # an 8 kHz file for a 16 kHz model: refused unless --resample
     cfg = EnhancerConfig(sample_rate=16000, n_fft=N_FFT, hop_length=HOP, hidden=8, dilations=(1,))
-    save_enhancer(MaskingEnhancer(cfg), tmp_path / "enh16.pt")
+    save_model(MaskingEnhancer(cfg), tmp_path / "enh16.pt", architecture="enhancer", kwargs=cfg)
     with pytest.raises(ValueError, match="is sampled at 8000 Hz but 16000 Hz"):
         _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enh16.pt")))
     resampled = _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enh16.pt"),

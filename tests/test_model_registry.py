@@ -177,8 +177,11 @@ def test_architecture_must_agree_with_the_json_and_name_a_registered_model(saved
     bare.write_bytes(saved.read_bytes())
     with pytest.raises(ValueError, match="no bare.json beside it.*--architecture"):
         load_model(bare)
-    with pytest.raises(ValueError, match="bare.pt has no JSON beside it, so enhancer.s default arguments were used"):  # the default enhancer is larger
+    with pytest.raises(ValueError, match="bare.pt has no JSON beside it, so enhancer.s default arguments"):  # larger
         load_model(bare, architecture="enhancer")
+    x = torch.randn(1, 1, 800)
+    with torch.inference_mode():  # constructor arguments given in Python instead of a JSON
+        assert torch.equal(load_model(bare, architecture="enhancer", kwargs=TINY["enhancer"])(x), build("enhancer")(x))
 
 
 def test_json_load_options_unwrap_a_prefixed_checkpoint(saved):
@@ -194,7 +197,8 @@ def test_json_load_options_unwrap_a_prefixed_checkpoint(saved):
 
 def test_save_model_refuses_arguments_that_do_not_rebuild_the_model(tmp_path):
     with pytest.raises(ValueError, match="kwargs do not rebuild"):
-        save_model(build("enhancer"), tmp_path / "e.pt", architecture="enhancer", kwargs={**TINY["enhancer"], "hidden": 9})
+        save_model(build("enhancer"), tmp_path / "e.pt", architecture="enhancer",
+                   kwargs={**TINY["enhancer"], "hidden": 9})
     with pytest.raises(ValueError, match="must end in .pt"):
         save_model(build("enhancer"), tmp_path / "e.pth", architecture="enhancer", kwargs=TINY["enhancer"])
     with pytest.raises(ValueError, match="already registered"):

@@ -12,14 +12,10 @@ import soundfile as sf
 import torch
 
 from avxai.data import SyntheticSpeaker, load_segments
-from avxai.models import (
-    SpeakerNet,
-    load_checkpoint_config,
-    load_speaker_model,
-    load_state_dict_checked,
-    save_checkpoint,
-)
-from avxai.models.checkpoint import DEFAULT_SPEAKER_CHECKPOINT
+from avxai.models import ARCHITECTURES, SpeakerNet, load_model, load_state_dict_checked, save_model
+from avxai.models.state import read_config
+
+DEFAULT_SPEAKER_CHECKPOINT = ARCHITECTURES["speakernet"].bundled_path()
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "speaker"
@@ -97,11 +93,10 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-    path = save_checkpoint(net, tmp_path / "net.pt", {"note": "test"})
+    path = save_model(net, tmp_path / "net.pt", architecture="speakernet", kwargs=net.config, extra={"note": "test"})
     doc = json.loads((tmp_path / "net.json").read_text())
-    assert doc["model"] == net.config and doc["note"] == "test"
-    assert load_checkpoint_config(path)["model"]["n_mels"] == 32
-    loaded = load_speaker_model(path)
+    assert doc["model"] == net.config and doc["note"] == "test" and doc["architecture"] == "speakernet"
+    loaded = load_model(path)
     x = torch.randn(2, 1, 5000) * 0.1
     assert not loaded.training
     assert torch.equal(loaded(x), net(x))
@@ -131,10 +126,12 @@ def test_checkpoint_with_wrong_shapes_lists_them(tmp_path):
 
 def test_checkpoint_path_and_config_errors(tmp_path):
     with pytest.raises(ValueError, match=".pt"):
-        save_checkpoint(tiny(), tmp_path / "net.pth")
+        save_model(tiny(), tmp_path / "net.pth", architecture="speakernet", kwargs=tiny().config)
     torch.save(tiny().state_dict(), tmp_path / "lonely.pt")
-    with pytest.raises(ValueError, match="no JSON beside it"):
-        load_speaker_model(tmp_path / "lonely.pt")
+    with pytest.raises(ValueError, match="no lonely.json beside it"):
+        load_model(tmp_path / "lonely.pt")
+    with pytest.raises(ValueError, match="no JSON beside it, so speakernet's default arguments"):
+        load_model(tmp_path / "lonely.pt", architecture="speakernet")
 
 
 # -- the bundled model ----------------------------------------------------------------------------------
@@ -145,8 +142,8 @@ needs_assets = pytest.mark.skipif(not DEFAULT_SPEAKER_CHECKPOINT.is_file(),
 @needs_assets
 def test_bundled_model_is_small_and_identifies_fresh_utterances():
     assert DEFAULT_SPEAKER_CHECKPOINT.stat().st_size < 3 * 2**20
-    model = load_speaker_model()
-    doc = load_checkpoint_config(DEFAULT_SPEAKER_CHECKPOINT)
+    model = load_model("speakernet")
+    doc = read_config(DEFAULT_SPEAKER_CHECKPOINT.with_suffix(".json"))
     spk = doc["speakers"]
     speakers = [SyntheticSpeaker(i, spk["speaker_seed"]) for i in spk["speaker_ids"]]
     assert len(speakers) == model.n_speakers
@@ -160,7 +157,7 @@ def test_bundled_model_is_small_and_identifies_fresh_utterances():
 
 @needs_assets
 def test_bundled_aba_evidence_is_in_the_a_turns():
-    model = load_speaker_model()
+    model = load_model("speakernet")
     segs, meta = load_segments(ASSETS / "aba_segments.json", with_metadata=True)
     wav, sr = sf.read(ASSETS / "aba.wav", dtype="float32")
     assert sr == model.sample_rate and abs(len(wav) / sr - segs[-1].end_s) < 1e-3
@@ -200,5 +197,5 @@ def test_recipe_debug_run(tmp_path, monkeypatch):
         assert (tmp_path / "assets" / name).is_file()
     assert json.loads((tmp_path / "metrics.json").read_text())["probe"]["full"]["logit_A"] == pytest.approx(
         metrics["probe"]["full"]["logit_A"])
-    reloaded = load_speaker_model(tmp_path / "assets" / "speaker_net.pt")
+    reloaded = load_model(tmp_path / "assets" / "speaker_net.pt")
     assert reloaded.n_speakers == 4

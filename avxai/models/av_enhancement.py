@@ -14,16 +14,15 @@ Layers by name (for hooks, e.g. :mod:`avxai.methods.pca_rgb`): ``audio.front`` g
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from avxai.models.registry import Architecture, load_model, register, save_model
+from avxai.models.registry import Architecture, from_config, register
 
-__all__ = ["AVEnhancerConfig", "AVEnhancer", "build_av_enhancer", "ARCHITECTURE", "DEFAULT_AV_ENHANCER_CHECKPOINT",
-           "save_av_enhancer", "load_av_enhancer", "BACKBONES"]
+__all__ = ["AVEnhancerConfig", "AVEnhancer", "ARCHITECTURE", "DEFAULT_AV_ENHANCER_CHECKPOINT", "save_av_enhancer",
+           "load_av_enhancer", "BACKBONES"]
 
 BACKBONES = ("mobilenet_v3_small", "resnet18")
 _MAX_BLOCKS = {"mobilenet_v3_small": 13, "resnet18": 4}
@@ -240,24 +239,12 @@ class AVEnhancer(nn.Module):
         return out.unsqueeze(1)
 
 
-def build_av_enhancer(**kwargs) -> AVEnhancer:
-    """``AVEnhancer(AVEnhancerConfig(**kwargs))`` (random weights): the registry's builder."""
-    return AVEnhancer(AVEnhancerConfig(**kwargs))
-
-
 #: the registry row: ``load_model("av-enhancer")`` is the bundled audio-visual enhancer
 ARCHITECTURE = register(Architecture(
-    "av-enhancer", build_av_enhancer, "avxai's reference audio-visual enhancer (8 kHz audio + 25 fps face crops)",
+    "av-enhancer", from_config(AVEnhancer, AVEnhancerConfig),
+    "avxai's reference audio-visual enhancer (8 kHz audio + 25 fps face crops)",
     bundled="av_enhancement/av_enhancer.pt", recipe="recipes/av_enhancement/train.py",
 ))
 DEFAULT_AV_ENHANCER_CHECKPOINT = ARCHITECTURE.bundled_path()
-
-
-def save_av_enhancer(model: AVEnhancer, path: "str | Path", **extra) -> Path:
-    """``save_model(model, path, architecture="av-enhancer", kwargs=model.config, extra=extra)`` (kept for old callers)."""
-    return save_model(model, path, architecture="av-enhancer", kwargs=model.config, extra=extra)
-
-
-def load_av_enhancer(path: "str | Path | None" = None) -> AVEnhancer:
-    """``load_model(path, architecture="av-enhancer")``: default the bundled model (kept for old callers)."""
-    return load_model(path, architecture="av-enhancer")
+# older names, kept until every caller uses load_model / save_model
+load_av_enhancer, save_av_enhancer = ARCHITECTURE.load, ARCHITECTURE.save

@@ -10,8 +10,8 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from avxai.models.registry import DEFAULT_ARCHITECTURE, load_model, save_model
-from avxai.models.speaker import ARCHITECTURE as SPEAKERNET, SpeakerNet
+from avxai.models.registry import DEFAULT_ARCHITECTURE, get_architecture
+from avxai.models.speaker import ARCHITECTURE as SPEAKERNET
 from avxai.models.state import ASSETS_DIR, config_path, load_state_dict_checked, read_config
 
 __all__ = [
@@ -26,12 +26,8 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: Mapping[str, Any
     """``save_model`` with the old signature: ``config`` holds ``"model"`` (default ``model.config``), optionally
     ``"architecture"`` (default ``"speakernet"``), and other JSON entries."""
     doc = dict(config or {})
-    kwargs = doc.pop("model", None)
-    if kwargs is None:
-        kwargs = getattr(model, "config", None)
-        if kwargs is None:
-            raise ValueError("pass config={'model': constructor kwargs}: the model has no .config to save")
-    return save_model(model, path, architecture=doc.pop("architecture", DEFAULT_ARCHITECTURE), kwargs=kwargs, extra=doc)
+    arch = get_architecture(doc.pop("architecture", DEFAULT_ARCHITECTURE))
+    return arch.save(model, path, kwargs=doc.pop("model", None), **doc)
 
 
 def load_checkpoint_config(path: str | Path) -> dict[str, Any]:
@@ -42,6 +38,5 @@ def load_checkpoint_config(path: str | Path) -> dict[str, Any]:
     return read_config(cfg)
 
 
-def load_speaker_model(path: str | Path | None = None) -> SpeakerNet:
-    """``load_model(path, architecture="speakernet")``: default the bundled speaker model, in eval mode."""
-    return load_model(path, architecture=SPEAKERNET.name)
+#: ``load_model(path, architecture="speakernet")``: default the bundled speaker model, in eval mode
+load_speaker_model = SPEAKERNET.load

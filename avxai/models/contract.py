@@ -50,15 +50,17 @@ def _name(model: Any) -> str:
     return type(model).__name__
 
 
-def _missing(model: Any, what: str, fix: str) -> ValueError:
-    return ValueError(f"{_name(model)} does not state its {what}; {fix}")
+def _stated(model: Any, attr: str, required: bool, fix: str, what: str | None = None) -> Any:
+    """``model.<attr>``, or ``None`` when absent; absent and ``required``: ``ValueError`` with ``fix``."""
+    value = getattr(model, attr, None)
+    if value is None and required:
+        raise ValueError(f"{_name(model)} does not state its {what or attr}; {fix}")
+    return value
 
 
 def _positive_int(model: Any, attr: str, required: bool, fix: str) -> int | None:
-    value = getattr(model, attr, None)
+    value = _stated(model, attr, required, fix)
     if value is None:
-        if required:
-            raise _missing(model, f"{attr}", fix)
         return None
     if isinstance(value, bool) or not isinstance(value, Real) or not float(value).is_integer() or value <= 0:
         raise TypeError(f"{_name(model)}.{attr} must be a positive whole number, got {value!r}")
@@ -73,10 +75,8 @@ def sample_rate_of(model: Any, *, required: bool = False) -> int | None:
 
 def fps_of(model: Any, *, required: bool = False) -> float | None:
     """The frames per second of the video ``model`` takes, or ``None``."""
-    value = getattr(model, "fps", None)
+    value = _stated(model, "fps", required, "set model.fps (frames per second)", "video frame rate (fps)")
     if value is None:
-        if required:
-            raise _missing(model, "video frame rate", "set model.fps (frames per second)")
         return None
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise TypeError(f"{_name(model)}.fps must be a positive number of frames per second, got {value!r}")
@@ -92,8 +92,7 @@ def stft_of(model: Any, *, required: bool = False) -> tuple[int, int] | None:
     n_fft = _positive_int(model, "n_fft", False, fix)
     hop = _positive_int(model, "hop_length", False, fix)
     if n_fft is None and hop is None:
-        if required:
-            raise _missing(model, "STFT (n_fft, hop_length)", fix + ", or pass n_fft and hop_length yourself")
+        _stated(model, "n_fft", required, fix + ", or pass n_fft and hop_length yourself", "STFT (n_fft, hop_length)")
         return None
     if n_fft is None or hop is None:
         raise ValueError(f"{_name(model)} states {'n_fft' if hop is None else 'hop_length'} but not "
@@ -113,11 +112,9 @@ def num_sources_of(model: Any, *, required: bool = False) -> int | None:
 
 def embedder_of(model: Any, *, required: bool = False) -> nn.Module | None:
     """``model.embedder()``: a module mapping the model's input to embeddings ``(batch, dim)``; or ``None``."""
-    method = getattr(model, "embedder", None)
+    method = _stated(model, "embedder", required, "give it an embedder() method returning a module that maps its "
+                                                  "input to embeddings (batch, dim), as SpeakerNet does")
     if method is None:
-        if required:
-            raise _missing(model, "embedder", "give it an embedder() method returning a module that maps its input "
-                                              "to embeddings (batch, dim), as SpeakerNet does")
         return None
     if not callable(method):
         raise TypeError(f"{_name(model)}.embedder must be a method returning an nn.Module, got {type(method).__name__}")
@@ -129,11 +126,9 @@ def embedder_of(model: Any, *, required: bool = False) -> nn.Module | None:
 
 def pca_layers_of(model: Any, *, required: bool = False) -> dict[str, str] | None:
     """``model.pca_layers``: stream name (e.g. ``"video"``, ``"audio"``) -> dotted layer path; or ``None``."""
-    layers = getattr(model, "pca_layers", None)
+    layers = _stated(model, "pca_layers", required, "pass the layer to embed, or set model.pca_layers = "
+                                                    "{'stream': 'dotted.module.path'}")
     if layers is None:
-        if required:
-            raise _missing(model, "pca_layers", "pass the layer to embed, or set model.pca_layers = "
-                                                "{'stream': 'dotted.module.path'}")
         return None
     if not isinstance(layers, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                                    for k, v in layers.items()):

@@ -8,15 +8,14 @@ noisy waveform -> STFT -> log power (gain-normalised) -> dilated 1-D convolution
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from avxai.models.registry import Architecture, load_model, register, save_model
+from avxai.models.registry import Architecture, from_config, register
 
-__all__ = ["EnhancerConfig", "MaskingEnhancer", "build_enhancer", "ARCHITECTURE", "DEFAULT_ENHANCER_CHECKPOINT",
-           "save_enhancer", "load_enhancer"]
+__all__ = ["EnhancerConfig", "MaskingEnhancer", "ARCHITECTURE", "DEFAULT_ENHANCER_CHECKPOINT", "save_enhancer",
+           "load_enhancer"]
 
 
 @dataclass(frozen=True)
@@ -114,24 +113,11 @@ class MaskingEnhancer(nn.Module):
         return out.unsqueeze(1)
 
 
-def build_enhancer(**kwargs) -> MaskingEnhancer:
-    """``MaskingEnhancer(EnhancerConfig(**kwargs))`` (random weights): the registry's builder."""
-    return MaskingEnhancer(EnhancerConfig(**kwargs))
-
-
 #: the registry row: ``load_model("enhancer")`` is the bundled enhancer
 ARCHITECTURE = register(Architecture(
-    "enhancer", build_enhancer, "avxai's reference speech enhancer (T-F masking, 8 kHz)",
+    "enhancer", from_config(MaskingEnhancer, EnhancerConfig), "avxai's reference speech enhancer (T-F masking, 8 kHz)",
     bundled="enhancement/enhancer.pt", recipe="recipes/enhancement/train.py",
 ))
 DEFAULT_ENHANCER_CHECKPOINT = ARCHITECTURE.bundled_path()
-
-
-def save_enhancer(model: MaskingEnhancer, path: "str | Path", **extra) -> Path:
-    """``save_model(model, path, architecture="enhancer", kwargs=model.config, extra=extra)`` (kept for old callers)."""
-    return save_model(model, path, architecture="enhancer", kwargs=model.config, extra=extra)
-
-
-def load_enhancer(path: "str | Path | None" = None) -> MaskingEnhancer:
-    """``load_model(path, architecture="enhancer")``: default the bundled enhancer (kept for old callers)."""
-    return load_model(path, architecture="enhancer")
+# older names, kept until every caller uses load_model / save_model
+load_enhancer, save_enhancer = ARCHITECTURE.load, ARCHITECTURE.save

@@ -11,7 +11,8 @@ strict key and shape check), builds ``ARCHITECTURES[architecture].build(**model)
 A model family is one file that defines its module and calls :func:`register` once (one row), imported by
 ``avxai/models/__init__.py``. Example::
 
-    register(Architecture("enhancer", build_enhancer, "avxai's T-F masking enhancer", bundled="enhancement/enhancer.pt"))
+    register(Architecture("enhancer", from_config(MaskingEnhancer, EnhancerConfig), "avxai's T-F masking enhancer",
+                          bundled="enhancement/enhancer.pt"))
 
 ``load_model("enhancer")`` then loads the bundled checkpoint, ``load_model("my/enhancer.pt")`` any checkpoint
 written by ``save_model(model, "my/enhancer.pt", architecture="enhancer", kwargs=...)``, and
@@ -35,8 +36,8 @@ from avxai.models.state import (
     ASSETS_DIR, config_path, load_state_dict_checked, read_config, read_state, state_mismatch, write_checkpoint,
 )
 
-__all__ = ["Architecture", "ARCHITECTURES", "register", "get_architecture", "save_model", "load_model", "ModelBlob",
-           "DEFAULT_ARCHITECTURE", "LOAD_OPTIONS", "describe_architectures"]
+__all__ = ["Architecture", "ARCHITECTURES", "register", "get_architecture", "from_config", "save_model", "load_model",
+           "ModelBlob", "DEFAULT_ARCHITECTURE", "LOAD_OPTIONS", "describe_architectures"]
 
 #: the architecture of ``load_model()`` without arguments, and of a JSON without ``"architecture"`` (written
 #: before the registry existed)
@@ -103,6 +104,28 @@ class Architecture:
         """``assets/<bundled>``, or ``None`` when the architecture has no bundled checkpoint."""
         return ASSETS_DIR / self.bundled if self.bundled else None
 
+    def load(self, spec: "str | Path | None" = None, **kwargs: Any) -> nn.Module:
+        """``load_model(spec, architecture=self.name)``: default the bundled checkpoint; ``kwargs`` over the JSON's."""
+        return load_model(spec, architecture=self.name, kwargs=kwargs)
+
+    def save(self, model: nn.Module, path: str | Path, *, kwargs: Any = None, **extra: Any) -> Path:
+        """``save_model(model, path, architecture=self.name, ...)``; ``kwargs`` default ``model.config`` (a dict or
+        dataclass of constructor arguments); ``extra``: other JSON entries."""
+        if kwargs is None:
+            kwargs = getattr(model, "config", None)
+            if kwargs is None:
+                raise ValueError(f"pass kwargs= (constructor arguments): {type(model).__name__} has no .config to save")
+        return save_model(model, path, architecture=self.name, kwargs=kwargs, extra=extra)
+
+
+def from_config(model_cls: Callable[[Any], nn.Module], config_cls: Callable[..., Any]) -> Callable[..., nn.Module]:
+    """The builder of a model configured by a dataclass: ``build(**kwargs) = model_cls(config_cls(**kwargs))``."""
+    def build(**kwargs: Any) -> nn.Module:
+        return model_cls(config_cls(**kwargs))
+
+    build.__name__ = build.__qualname__ = f"build_{getattr(model_cls, '__name__', 'model')}"
+    return build
+
 
 #: name -> :class:`Architecture`; filled by :func:`register` in each model family's module
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -164,7 +187,8 @@ def save_model(model: nn.Module, path: str | Path, *, architecture: str, kwargs:
     weights = arch.weights_of(model)
     problem = state_mismatch(arch.weights_of(arch.create(**plain)), weights.state_dict())
     if problem:
-        raise ValueError(f"kwargs do not rebuild this {type(model).__name__} as architecture {arch.name!r} ({problem}); "
+        raise ValueError(f"kwargs do not rebuild this {type(model).__name__} as architecture {arch.name!r} "
+                         f"({problem}); "
                          "pass the constructor arguments the model was built with")
     return write_checkpoint(weights, path, {**extra, "architecture": arch.name, "model": plain})
 
@@ -207,13 +231,25 @@ class ModelBlob:
         return self.config["architecture"]
 
     @classmethod
-    def from_path(cls, spec: "str | Path | None" = None, *, architecture: str | None = None) -> "ModelBlob":
-        """Read a checkpoint (not built yet): a bundled name, a ``.pt`` path with its JSON, or a path + ``architecture``.
+    def from_path(cls, spec: "str | Path | None" = None, *, architecture: str | None = None,
+                  kwargs: Mapping[str, Any] | None = None) -> "ModelBlob":
+        """Read a checkpoint (not built yet): a bundled name, a ``.pt`` path with its JSON, or a path and
+        ``architecture``.
 
         ``spec=None``: the bundled checkpoint of ``architecture`` (default ``"speakernet"``). A bundled name
         (``"speakernet"``, ``"enhancer"``, ``"separator"``, ``"av-enhancer"``) loads ``assets/``. A path loads the
         file with the JSON beside it; without a JSON, ``architecture`` names what to build (its defaults).
+        ``kwargs``: constructor arguments (and :data:`LOAD_OPTIONS`) over the JSON's ``"model"``, e.g. for a
+        checkpoint without a JSON: ``kwargs={"lin_neurons": 256, "strip_prefix": "module."}``.
         """
+        blob = cls._read(spec, architecture)
+        if kwargs:
+            config = {**blob.config, "model": {**blob.config["model"], **_plain(kwargs)}}
+            blob = dataclasses.replace(blob, config=config, digest=_digest(blob.state, config))
+        return blob
+
+    @classmethod
+    def _read(cls, spec: "str | Path | None", architecture: str | None) -> "ModelBlob":
         arch = get_architecture(architecture) if architecture is not None else None
         if spec is None:
             arch = arch or get_architecture(DEFAULT_ARCHITECTURE)
@@ -304,10 +340,11 @@ def _digest(state: bytes, config: Mapping[str, Any]) -> str:
     return hashlib.sha256(state + json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def load_model(spec: "str | Path | None" = None, *, architecture: str | None = None) -> nn.Module:
+def load_model(spec: "str | Path | None" = None, *, architecture: str | None = None,
+               kwargs: Mapping[str, Any] | None = None) -> nn.Module:
     """A model in eval mode: a bundled name, a checkpoint path with its JSON, or a checkpoint plus ``architecture``.
 
-    See :meth:`ModelBlob.from_path` for ``spec``. A checkpoint that does not fit the architecture raises
+    See :meth:`ModelBlob.from_path` for ``spec`` and ``kwargs``. A checkpoint that does not fit the architecture raises
     ``ValueError`` listing the missing, unexpected and mis-shaped keys; a missing optional dependency raises
     ``ImportError`` naming the pip extra.
 
@@ -315,5 +352,6 @@ def load_model(spec: "str | Path | None" = None, *, architecture: str | None = N
     -------
     >>> model = load_model("speakernet")          # the bundled speaker model
     >>> model = load_model("runs/enhancer.pt")    # written by save_model
+    >>> model = load_model("embedding_model.ckpt", architecture="ecapa-tdnn", kwargs={"lin_neurons": 192})
     """
-    return ModelBlob.from_path(spec, architecture=architecture).create()
+    return ModelBlob.from_path(spec, architecture=architecture, kwargs=kwargs).create()

@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchaudio.models import ConvTasNet
 
-from avxai.models.registry import Architecture, load_model, register, save_model
+from avxai.models.registry import Architecture, register
 
 __all__ = ["SeparatorConfig", "Separator", "small_convtasnet", "build_convtasnet", "build_separator", "ARCHITECTURE",
            "DEFAULT_SEPARATOR_CHECKPOINT", "save_separator", "load_separator"]
@@ -125,11 +125,10 @@ ARCHITECTURE = register(Architecture(
 DEFAULT_SEPARATOR_CHECKPOINT = ARCHITECTURE.bundled_path()
 
 
+# older names, kept until every caller uses load_model / save_model
+load_separator = ARCHITECTURE.load
+
+
 def save_separator(model: Separator, config: SeparatorConfig, path: "str | Path", **extra) -> Path:
-    """``save_model(model, path, architecture="separator", kwargs=config, extra=extra)`` (kept for old callers)."""
-    return save_model(model, path, architecture="separator", kwargs=config, extra=extra)
-
-
-def load_separator(path: "str | Path | None" = None) -> Separator:
-    """``load_model(path, architecture="separator")``: default the bundled separator (kept for old callers)."""
-    return load_model(path, architecture="separator")
+    """``save_model(model, path, architecture="separator", kwargs=config, extra=extra)``."""
+    return ARCHITECTURE.save(model, path, kwargs=config, **extra)

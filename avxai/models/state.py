@@ -98,7 +98,7 @@ def _describe(keys: list[str]) -> str:
 
 
 def state_mismatch(module: nn.Module, state: Mapping[str, Tensor]) -> str | None:
-    """What keeps ``state`` from loading strictly into ``module`` (missing, unexpected, mis-shaped keys), or ``None``."""
+    """What keeps ``state`` from loading strictly into ``module`` (missing, unexpected, mis-shaped keys), or None."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
