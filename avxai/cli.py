@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_explain(args)
         if args.command == "audit":
             return run_audit_command(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:  # ImportError: a missing optional extra
         print(f"avxai {args.command}: error: {err}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")

@@ -280,6 +280,8 @@ class ModelBlob:
             if path.is_dir():
                 raise ValueError(f"{path} is a folder; pass the checkpoint file inside it")
             raise _missing_file(path, arch)
+        if path.suffix == ".json":
+            raise ValueError(f"{path} is the config; pass the checkpoint beside it ({path.with_suffix('.pt').name})")
         config, config_file = _config_of(path, arch)
         state = path.read_bytes()
         return cls(path=str(path), config=config, state=state, digest=_digest(state, config), config_file=config_file)
