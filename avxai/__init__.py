@@ -19,6 +19,7 @@ from avxai.methods import (
     SmoothGradConfig,
 )
 from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
+from avxai import tasks  # avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(...)), ...
 
 __all__ = [
     "__version__",
@@ -30,4 +31,5 @@ __all__ = [
     "GradCAM", "GradCAMConfig", "IntegratedGradients", "IntegratedGradientsConfig", "Saliency", "SaliencyConfig",
     "SmoothGrad", "SmoothGradConfig",
     "Extremal", "ExtremalConfig", "extremal",
+    "tasks",
 ]
