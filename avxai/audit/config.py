@@ -32,7 +32,8 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "occlusion": {"window": (32, 20), "stride": (32, 20)},
 }
 
-#: audit fields handed to a method's config when it has a field of that name (``display_area`` -> ``media_area``)
+#: fields of a method's config that the audit sets when the config has them: its ``areas``, its ``display_area``,
+#: its ``batch_size``, and no progress bar
 SHARED_FIELDS = ("areas", "media_area", "batch_size", "progress")
 
 
@@ -127,8 +128,7 @@ class AuditConfig:
         """The method's frozen config (the four layers of the module docstring), through the config loader."""
         cls = get_method(self.method).config_class
         names = {f.name for f in fields(cls)}
-        shared = {"areas": self.areas, "media_area": self.display_area, "batch_size": self.batch_size,
-                  "progress": False}
+        shared = dict(zip(SHARED_FIELDS, (self.areas, self.display_area, self.batch_size, False)))
         values: dict[str, Any] = dict(METHOD_DEFAULTS.get(self.method, {}))
         values.update({k: v for k, v in shared.items() if k in names})
         for key, value in self.method_options:
