@@ -36,12 +36,14 @@ def dark_pixels(clip):
     return np.array(counts)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
+def setup_module(module):
+    """Rendering runs faster on one thread on a shared CPU; teardown_module gives the count back."""
+    module.THREADS_BEFORE = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+
+def teardown_module(module):
+    torch.set_num_threads(module.THREADS_BEFORE)
 
 
 @pytest.mark.parametrize("face", ["astronaut", "camera"])

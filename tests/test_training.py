@@ -27,6 +27,14 @@ from avxai.training import (
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def restore_threads():
+    """Gives back torch's thread count after a test that sets it."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def _toy(seed: int = 0):
     """A 1x1 convolution learning to halve its input, the target with noise 20 dB below it (so the best
     loss is about -20 dB): (model, optimizer, next_batch)."""
@@ -189,36 +197,31 @@ class _RecipeConfig(TrainingConfig, EnhancerConfig):
 
 
 def test_a_recipe_config_is_the_loops_fields_plus_its_own(tmp_path):
-    cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("steps: 40\nhidden: 12\nmax_wall_s: 90\n")
-    cfg, args = parse_train_args(_RecipeConfig, ["--set", "noise=0.5", "--seed", "3", "--out", str(tmp_path)],
-                                 doc=None, config=cfg_file, out=tmp_path, assets=tmp_path / "assets" / "x",
-                                 debug={"steps": 2})
-    assert (cfg.steps, cfg.hidden, cfg.noise, cfg.seed, cfg.max_wall_s) == (40, 12, 0.5, 3, 90.0)
+    recipe = tmp_path / "recipes" / "toy"
+    recipe.mkdir(parents=True)
+    (recipe / "config.yaml").write_text("steps: 40\nhidden: 12\nmax_wall_s: 90\n")
+    cfg, args = parse_train_args(_RecipeConfig, ["--set", "noise=0.5", "--seed", "3", "--threads", "2"], recipe,
+                                 doc=None, debug={"steps": 2})
+    assert (cfg.steps, cfg.hidden, cfg.noise, cfg.seed, cfg.threads, cfg.max_wall_s) == (40, 12, 0.5, 3, 2, 90.0)
     assert cfg.budget() == Budget(40, math.inf, 90.0)
-    assert args.assets == tmp_path / "assets" / "x"
-    debug, args = parse_train_args(_RecipeConfig, ["--debug", "--out", str(tmp_path)], doc=None, config=cfg_file,
-                                   out=tmp_path, assets=tmp_path / "elsewhere", debug={"steps": 2})
-    assert debug.steps == 2 and args.assets == tmp_path / "assets"
+    assert args.out == tmp_path / "avxai-out" / "toy_train" and args.assets == tmp_path / "assets" / "toy"
+    debug, args = parse_train_args(_RecipeConfig, ["--debug", "--out", str(tmp_path / "o")], recipe, doc=None,
+                                   debug={"steps": 2})
+    assert debug.steps == 2 and args.assets == tmp_path / "o" / "assets"
     assert sub_config(EnhancerConfig, cfg) == EnhancerConfig(hidden=12)
     with pytest.raises(SystemExit):
-        parse_train_args(_RecipeConfig, ["--set", "stepz=3"], doc=None, config=cfg_file, out=tmp_path,
-                         assets=tmp_path, debug={})
+        parse_train_args(_RecipeConfig, ["--set", "stepz=3"], recipe, doc=None, debug={})
     with pytest.raises(ValueError, match="warmup_steps must be >= 1"):
         TrainingConfig(warmup_steps=0)
 
 
-def test_start_run_seeds_torch_and_returns_the_data_generator():
-    threads = torch.get_num_threads()
-    try:
-        rng = start_run(5, 1)
-        a = torch.rand(3)
-        assert torch.get_num_threads() == 1
-        assert rng.integers(1 << 30) == np.random.default_rng([5, 0]).integers(1 << 30)
-        start_run(5, 1)
-        assert torch.equal(torch.rand(3), a)
-    finally:
-        torch.set_num_threads(threads)
+def test_start_run_seeds_torch_and_returns_the_data_generator(restore_threads):
+    rng = start_run(5, 1)
+    a = torch.rand(3)
+    assert torch.get_num_threads() == 1
+    assert rng.integers(1 << 30) == np.random.default_rng([5, 0]).integers(1 << 30)
+    start_run(5, 1)
+    assert torch.equal(torch.rand(3), a)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,19 +245,21 @@ def test_saving_through_the_registry_round_trips(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # the recipes' --debug runs (the speaker recipe's is in test_speaker_model.py)
 # ---------------------------------------------------------------------------------------------
+def _recipe(name: str, monkeypatch):
+    """``recipes/<name>/train.py`` as a module (registered in ``sys.modules``: dataclasses look it up there)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_train", REPO / "recipes" / name / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow  # a few seconds each
 @pytest.mark.parametrize("recipe,checkpoint", [("enhancement", "enhancer.pt"), ("separation", "convtasnet.pt"),
                                                ("av_enhancement", "av_enhancer.pt")])
-def test_recipe_debug_run(recipe, checkpoint, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(f"{recipe}_train", REPO / "recipes" / recipe / "train.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    threads = torch.get_num_threads()
-    try:
-        metrics = mod.main(["--debug", "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
+def test_recipe_debug_run(recipe, checkpoint, tmp_path, monkeypatch, restore_threads):
+    mod = _recipe(recipe, monkeypatch)
+    metrics = mod.main(["--debug", "--out", str(tmp_path)])
     assert metrics["steps_done"] == mod.DEBUG_OVERRIDES["steps"]
     doc = json.loads((tmp_path / "assets" / checkpoint).with_suffix(".json").read_text())
     assert doc["architecture"] and doc["train"]["steps"] == metrics["steps_done"]

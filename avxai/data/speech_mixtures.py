@@ -236,6 +236,10 @@ class UtterancePool:
             self.audio.append([spk.utterance(utterance_s, self.sample_rate, seed=int(rng.integers(2**31))).reshape(-1)
                                for _ in range(utterances)])
 
+    def __len__(self) -> int:
+        """The number of rendered utterances (all speakers)."""
+        return sum(len(a) for a in self.audio)
+
     def crop(self, n_samples: int, rng: np.random.Generator, speaker: int | None = None,
              min_rms: float = 0.02) -> Tensor:
         """A random ``n_samples`` crop of a random utterance of speaker index ``speaker`` (random when None).

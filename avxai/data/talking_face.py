@@ -70,10 +70,6 @@ class TalkingFaceClip:
     audio: Tensor
     sample_rate: int
 
-    @property
-    def num_frames(self) -> int:
-        return int(self.frames.shape[0])
-
     def __repr__(self) -> str:
         return (
             f"TalkingFaceClip(frames={tuple(self.frames.shape)}, fps={self.fps:g}, "
@@ -87,6 +83,10 @@ class TalkingFaceClip:
     def to_video_tensor(self) -> Tensor:
         """Frames in the model layout. Shape: ``(1, T, 3, H, W)`` float in [0, 1]."""
         return (self.frames.permute(0, 3, 1, 2).float() / 255.0).unsqueeze(0)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
 
 
 def speech_envelope(speech: Tensor, sample_rate: int, fps: float, num_frames: int | None = None) -> Tensor:

@@ -42,11 +42,10 @@ from avxai.io.audio import save_audio
 from avxai.io.video import write_video
 from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig
 from avxai.training import (TrainingConfig, check_reproduced, count_parameters, neg_snr, parse_train_args,
-                            recalibrate_batch_norm, run_batched, save_and_reload, sdr_rows, start_run, sub_config,
-                            summarise, train_steps, write_metrics)
+                            recalibrate_batch_norm, report_run, run_batched, save_and_reload, sdr_rows, start_run,
+                            sub_config, summarise, timed)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
@@ -195,23 +194,14 @@ def write_example(cfg: TrainConfig, assets: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg, args = parse_train_args(
-        TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", debug=DEBUG_OVERRIDES,
-        out=REPO / "avxai-out" / "av_enhancement_train", assets=REPO / "assets" / "av_enhancement",
-        extra=lambda p: p.add_argument("--threads", type=int, default=1,
-                                       help="torch intra-op threads (1 is fastest on a busy machine)"))
-    rng = start_run(cfg.seed, args.threads)
-    t0 = time.perf_counter()
-    pool = Pool(cfg)
-    heldout = heldout_set(cfg)
-    t_data = time.perf_counter() - t0
+    cfg, args = parse_train_args(TrainConfig, argv, HERE, doc=__doc__, debug=DEBUG_OVERRIDES)
+    rng = start_run(cfg.seed, cfg.threads)
+    (pool, heldout), t_data = timed(lambda: (Pool(cfg), heldout_set(cfg)))
     print(f"rendered {len(pool)} training clips ({cfg.utterance_s} s, with faces) and {len(heldout)} held-out mixtures "
           f"in {t_data:.1f} s", flush=True)
 
     model = AVEnhancer(sub_config(AVEnhancerConfig, cfg))
-    run = train_steps(model, cfg.optimizer(model), lambda: pool.batch(cfg, rng), neg_snr, cfg.budget(),
-                      lr_at=cfg.warmup_cosine, clip_grad_norm=cfg.clip_grad_norm, log_every=cfg.log_every,
-                      loss_label="-SNR dB")
+    run = cfg.fit(model, lambda: pool.batch(cfg, rng), neg_snr, loss_label="-SNR dB")
     bn_rng = np.random.default_rng([cfg.seed, 0xB7])
     t2, c2 = time.perf_counter(), time.process_time()
     n_bn = recalibrate_batch_norm(model, lambda: pool.batch(cfg, bn_rng), cfg.bn_batches)
@@ -232,7 +222,6 @@ def main(argv: list[str] | None = None) -> dict:
     check_reproduced("sdr_video", evaluate(reloaded, heldout)["overall"]["sdr_video"],
                      metrics["heldout"]["overall"]["sdr_video"], 1e-2)
     metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
-    write_metrics(args.out / "metrics.json", metrics)
     o = metrics["heldout"]["overall"]
     print(f"\nheld-out ({metrics['heldout']['n_mixtures']} mixtures of {cfg.eval_s} s, SIR {cfg.eval_sir_db} dB, "
           "new speakers)")
@@ -242,9 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     g = metrics["heldout"]["video_gain_db"]
     print(f"video vs mean face: {g['mean']:+.2f} dB on average, positive on {100 * g['fraction_positive']:.0f} % "
           "of the mixtures")
-    print(f"\n{metrics['n_parameters']} parameters, {run.steps} steps in {t_train:.0f} s wall ({c_train:.0f} CPU-s, "
-          f"{torch.get_num_threads()} thread(s)) + {t_data:.0f} s data; checkpoint "
-          f"{metrics['checkpoint_bytes'] / 2**20:.2f} MiB at {ckpt}; metrics in {args.out / 'metrics.json'}")
+    report_run(args.out, metrics, steps=run.steps, wall_s=t_train, cpu_s=c_train, data_s=t_data, ckpt=ckpt)
     return metrics
 
 

@@ -21,7 +21,6 @@ Outputs
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,11 +31,9 @@ from avxai.data.synthetic import SyntheticSpeaker
 from avxai.io.audio import save_audio
 from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer
 from avxai.training import (TrainingConfig, check_reproduced, count_parameters, neg_snr, parse_train_args,
-                            run_batched, save_and_reload, sdr_rows, start_run, sub_config, summarise, train_steps,
-                            write_metrics)
+                            report_run, run_batched, save_and_reload, sdr_rows, start_run, sub_config, summarise, timed)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
@@ -50,14 +47,13 @@ class TrainConfig(TrainingConfig, EnhancerConfig, SpeechDataConfig):
     babble_speakers: tuple[int, int] = (200, 220)  # held-out babble talkers [first, stop)
     eval_snr_db: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0)
     eval_per_cell: int = 8  # held-out mixtures per (noise kind, SNR)
-    threads: int = 1  # torch threads
 
     def __post_init__(self):
         for part in (TrainingConfig, EnhancerConfig, SpeechDataConfig):
             part.__post_init__(self)
         self.check_heldout_ids("babble_speakers", self.babble_speakers)
-        if self.eval_per_cell < 1 or self.threads < 1:
-            raise ValueError(f"eval_per_cell and threads must be >= 1, got {self.eval_per_cell}, {self.threads}")
+        if self.eval_per_cell < 1:
+            raise ValueError(f"eval_per_cell must be >= 1, got {self.eval_per_cell}")
         unknown = set(self.noise_kinds) - {"white", "babble", "band"}
         if unknown or not self.noise_kinds:
             raise ValueError(f"noise_kinds must be a non-empty subset of white, babble, band; got {self.noise_kinds}")
@@ -100,26 +96,16 @@ def evaluate(model: MaskingEnhancer, items: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg, args = parse_train_args(TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", debug=DEBUG_OVERRIDES,
-                                 out=REPO / "avxai-out" / "enhancement_train", assets=REPO / "assets" / "enhancement")
-    # one thread by default: on a busy 2-core machine, two threads per process ran these small models 5-30x slower
-    # per step than one (thread contention; measured in docs/results/enhancement_separation.md)
-    rng = start_run(cfg.seed, cfg.threads)
-    sr = cfg.sample_rate
-    t0 = time.perf_counter()
-    pool = cfg.training_pool(sr, cfg.seed)
-    heldout = heldout_set(cfg)
-    t_data = time.perf_counter() - t0
-    print(f"rendered {cfg.train_speakers * cfg.train_utterances} training utterances and {len(heldout)} held-out "
-          f"mixtures in {t_data:.1f} s", flush=True)
+    cfg, args = parse_train_args(TrainConfig, argv, HERE, doc=__doc__, debug=DEBUG_OVERRIDES)
+    rng, sr = start_run(cfg.seed, cfg.threads), cfg.sample_rate
+    (pool, heldout), t_data = timed(lambda: (cfg.training_pool(sr, cfg.seed), heldout_set(cfg)))
+    print(f"rendered {len(pool)} training utterances and {len(heldout)} held-out mixtures in {t_data:.1f} s", flush=True)
 
     model = MaskingEnhancer(sub_config(EnhancerConfig, cfg))
     before = evaluate(model, heldout)["overall"]
     n = int(round(cfg.crop_s * sr))
-    run = train_steps(model, cfg.optimizer(model),
-                      lambda: enhancement_batch(pool, cfg.batch_size, n, rng, snr_db=cfg.snr_db, kinds=cfg.noise_kinds),
-                      neg_snr, cfg.budget(), lr_at=cfg.warmup_cosine, clip_grad_norm=cfg.clip_grad_norm,
-                      log_every=cfg.log_every, loss_label="-SNR dB")
+    run = cfg.fit(model, lambda: enhancement_batch(pool, cfg.batch_size, n, rng, snr_db=cfg.snr_db, kinds=cfg.noise_kinds),
+                  neg_snr, loss_label="-SNR dB")
     model.eval()
 
     metrics = {"heldout": evaluate(model, heldout), "untrained_overall": before, "n_parameters": count_parameters(model),
@@ -140,7 +126,6 @@ def main(argv: list[str] | None = None) -> dict:
     save_audio(args.assets / "noisy.wav", demo["noisy"], sr)
     save_audio(args.assets / "clean.wav", demo["clean"], sr)
     metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
-    write_metrics(args.out / "metrics.json", metrics)
     print(f"\nheld-out ({metrics['heldout']['n_mixtures']} mixtures, {cfg.eval_s} s, SNR {list(cfg.eval_snr_db)} dB)")
     print(f"{'':>12} {'SDR in':>8} {'SDR out':>8} {'SDRi':>7} {'SI-SDR in':>10} {'SI-SDR out':>10} {'SI-SDRi':>8}")
     table = {"overall": metrics["heldout"]["overall"], **metrics["heldout"]["per_kind"],
@@ -148,9 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, r in table.items():
         print(f"{name:>12} {r['sdr_in']:8.2f} {r['sdr_out']:8.2f} {r['sdr_improvement']:7.2f} "
               f"{r['si_sdr_in']:10.2f} {r['si_sdr_out']:10.2f} {r['si_sdr_improvement']:8.2f}")
-    print(f"\n{metrics['n_parameters']} parameters, {run.steps} steps in {run.wall_s:.0f} s wall, {run.cpu_s:.0f} CPU-s "
-          f"on {torch.get_num_threads()} threads (+{t_data:.0f} s data); checkpoint "
-          f"{metrics['checkpoint_bytes'] / 2**20:.2f} MiB at {ckpt}; metrics in {args.out / 'metrics.json'}")
+    report_run(args.out, metrics, steps=run.steps, wall_s=run.wall_s, cpu_s=run.cpu_s, data_s=t_data, ckpt=ckpt)
     return metrics
 
 

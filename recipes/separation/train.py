@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,11 +33,10 @@ from avxai.data.synthetic import SyntheticSpeaker
 from avxai.io.audio import save_audio
 from avxai.models.separation import SeparatorConfig, Separator, small_convtasnet
 from avxai.training import (TrainingConfig, best_permutation, check_reproduced, count_parameters, parse_train_args,
-                            pit_neg_si_sdr, run_batched, save_and_reload, sdr_rows, start_run, sub_config, summarise,
-                            train_steps, write_metrics)
+                            pit_neg_si_sdr, report_run, run_batched, save_and_reload, sdr_rows, start_run, sub_config,
+                            summarise, timed)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,6 @@ class TrainConfig(TrainingConfig, SeparatorConfig, SpeechDataConfig):
 
     sir_db: tuple[float, float] = (-2.5, 2.5)  # speaker A over speaker B, dB
     eval_mixtures: int = 60
-    threads: int = 1  # torch threads
 
     def __post_init__(self):
         for part in (TrainingConfig, SeparatorConfig, SpeechDataConfig):
@@ -57,8 +54,8 @@ class TrainConfig(TrainingConfig, SeparatorConfig, SpeechDataConfig):
         if self.num_sources != 2:
             raise ValueError(f"this recipe mixes two speakers; num_sources must be 2, got {self.num_sources}")
         self.check_heldout_ids("eval_speakers", self.eval_speakers, at_least=2)
-        if self.eval_mixtures < 1 or self.threads < 1:
-            raise ValueError(f"eval_mixtures and threads must be >= 1, got {self.eval_mixtures}, {self.threads}")
+        if self.eval_mixtures < 1:
+            raise ValueError(f"eval_mixtures must be >= 1, got {self.eval_mixtures}")
 
 
 DEBUG_OVERRIDES = dict(train_speakers=4, train_utterances=2, eval_speakers=[100, 103], eval_mixtures=2, steps=3,
@@ -100,25 +97,16 @@ def evaluate(model: Separator, items: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg, args = parse_train_args(TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", debug=DEBUG_OVERRIDES,
-                                 out=REPO / "avxai-out" / "separation_train", assets=REPO / "assets" / "separation")
-    # one thread by default: on a busy 2-core machine, two threads per process ran these small models 5-30x slower
-    # per step than one (thread contention; measured in docs/results/enhancement_separation.md)
-    rng = start_run(cfg.seed, cfg.threads)
-    sr = cfg.sample_rate
-    t0 = time.perf_counter()
-    pool = cfg.training_pool(sr, cfg.seed)
-    heldout = heldout_set(cfg)
-    t_data = time.perf_counter() - t0
-    print(f"rendered {cfg.train_speakers * cfg.train_utterances} training utterances and {len(heldout)} held-out "
-          f"mixtures in {t_data:.1f} s", flush=True)
+    cfg, args = parse_train_args(TrainConfig, argv, HERE, doc=__doc__, debug=DEBUG_OVERRIDES)
+    rng, sr = start_run(cfg.seed, cfg.threads), cfg.sample_rate
+    (pool, heldout), t_data = timed(lambda: (cfg.training_pool(sr, cfg.seed), heldout_set(cfg)))
+    print(f"rendered {len(pool)} training utterances and {len(heldout)} held-out mixtures in {t_data:.1f} s", flush=True)
 
     mcfg = sub_config(SeparatorConfig, cfg)
     model = Separator(small_convtasnet(mcfg), sr, mcfg.num_sources)
     n = int(round(cfg.crop_s * sr))
-    run = train_steps(model, cfg.optimizer(model), lambda: separation_batch(pool, cfg.batch_size, n, rng, sir_db=cfg.sir_db),
-                      pit_neg_si_sdr, cfg.budget(), lr_at=cfg.warmup_cosine, clip_grad_norm=cfg.clip_grad_norm,
-                      log_every=cfg.log_every, loss_label="-SI-SDR dB")
+    run = cfg.fit(model, lambda: separation_batch(pool, cfg.batch_size, n, rng, sir_db=cfg.sir_db), pit_neg_si_sdr,
+                  loss_label="-SI-SDR dB")
     model.eval()
 
     metrics = {"heldout": evaluate(model, heldout), "n_parameters": count_parameters(model), "steps_done": run.steps,
@@ -138,16 +126,13 @@ def main(argv: list[str] | None = None) -> dict:
     for k in range(demo["sources"].shape[0]):
         save_audio(args.assets / f"s{k + 1}.wav", demo["sources"][k:k + 1], sr)
     metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
-    write_metrics(args.out / "metrics.json", metrics)
     o = metrics["heldout"]["overall"]
     print(f"\nheld-out: {metrics['heldout']['n_mixtures']} mixtures of {cfg.eval_s} s, SIR {list(cfg.sir_db)} dB, "
           f"{metrics['heldout']['n_sources_scored']} sources scored")
     print(f"SDR    mixture {o['sdr_in']:6.2f}  separated {o['sdr_out']:6.2f}  improvement {o['sdr_improvement']:6.2f} dB")
     print(f"SI-SDR mixture {o['si_sdr_in']:6.2f}  separated {o['si_sdr_out']:6.2f}  improvement "
           f"{o['si_sdr_improvement']:6.2f} dB (median {o['si_sdr_improvement_median']:.2f})")
-    print(f"\n{metrics['n_parameters']} parameters, {run.steps} steps in {run.wall_s:.0f} s wall, {run.cpu_s:.0f} CPU-s "
-          f"on {torch.get_num_threads()} threads (+{t_data:.0f} s data); checkpoint "
-          f"{metrics['checkpoint_bytes'] / 2**20:.2f} MiB at {ckpt}; metrics in {args.out / 'metrics.json'}")
+    report_run(args.out, metrics, steps=run.steps, wall_s=run.wall_s, cpu_s=run.cpu_s, data_s=t_data, ckpt=ckpt)
     return metrics
 
 

@@ -33,7 +33,6 @@ from avxai.training import (Budget, count_parameters, parse_train_args, save_and
                             write_metrics)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 0.003  # peak learning rate
     weight_decay: float = 0.0001
+    threads: int = 2  # torch threads (1 is faster on a busy machine)
     # bundled demo audio
     aba_speakers: tuple[int, int] = (0, 1)  # class indices of speakers A and B
     aba_durations: tuple[float, float, float] = (1.0, 1.0, 1.0)  # seconds of A, B, A
@@ -78,7 +78,8 @@ class TrainConfig:
     enroll_s: float = 3.0  # another utterance of A (verification), seconds
 
     def __post_init__(self):
-        for name in ("n_speakers", "train_utterances", "eval_utterances", "epochs", "steps_per_epoch", "batch_size"):
+        for name in ("n_speakers", "train_utterances", "eval_utterances", "epochs", "steps_per_epoch", "batch_size",
+                     "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_speakers < 2:
@@ -257,13 +258,10 @@ def probe_aba(model: SpeakerNet, wav: torch.Tensor, segments, target: int, sr: i
 # main
 # ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
-    def extra(p):
-        p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (1 is faster on a busy machine)")
-        p.add_argument("--init", type=Path, help="start from this checkpoint (same architecture) instead of scratch")
-    cfg, args = parse_train_args(TrainConfig, argv, doc=__doc__, config=HERE / "config.yaml", debug=DEBUG_OVERRIDES,
-                                 out=REPO / "avxai-out" / "speaker_train", assets=REPO / "assets" / "speaker",
-                                 length="epochs", extra=extra)
-    rng = start_run(cfg.seed, args.threads)
+    cfg, args = parse_train_args(TrainConfig, argv, HERE, doc=__doc__, debug=DEBUG_OVERRIDES, length="epochs",
+                                 extra=lambda p: p.add_argument("--init", type=Path, help="start from this checkpoint "
+                                                                "(same architecture) instead of scratch"))
+    rng = start_run(cfg.seed, cfg.threads)
     sr = cfg.sample_rate
     t0 = time.perf_counter()
 
