@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from avxai.config import build_config
 from avxai.models.registry import load_model, save_model
+from avxai.training.loop import LoopResult
 
 __all__ = ["add_train_arguments", "parse_train_args", "report_run", "save_and_reload", "start_run", "sub_config",
            "timed", "train_config", "write_metrics"]
@@ -111,13 +112,14 @@ def write_metrics(path: Path, metrics: Mapping[str, Any]) -> Path:
     return path
 
 
-def report_run(out: Path, metrics: Mapping[str, Any], *, steps: int, wall_s: float, cpu_s: float, data_s: float,
-               ckpt: Path) -> Path:
-    """Write ``<out>/metrics.json`` and print the run's closing line (parameters, steps, seconds, threads,
-    checkpoint); returns the metrics file."""
+def report_run(out: Path, metrics: dict[str, Any], *, run: LoopResult, config: Any, data_s: float,
+               ckpt: Path) -> dict[str, Any]:
+    """Finish a recipe's run: add ``checkpoint_bytes``, the loop's ``history`` and the ``config`` (a dataclass) to
+    ``metrics``, write them to ``<out>/metrics.json`` and print the closing line (parameters, steps, seconds,
+    threads, checkpoint). Returns ``metrics``."""
+    metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(config))
     path = write_metrics(out / "metrics.json", metrics)
-    print(f"\n{metrics['n_parameters']} parameters, {steps} steps in {wall_s:.0f} s wall, {cpu_s:.0f} CPU-s on "
-          f"{torch.get_num_threads()} thread(s) (+{data_s:.0f} s data); checkpoint {ckpt.stat().st_size / 2**20:.2f} "
-          f"MiB at {ckpt}; metrics in {path}")
-    return path
-
+    print(f"\n{metrics['n_parameters']} parameters, {run.steps} steps in {run.wall_s:.0f} s wall, {run.cpu_s:.0f} "
+          f"CPU-s on {torch.get_num_threads()} thread(s) (+{data_s:.0f} s data); checkpoint "
+          f"{metrics['checkpoint_bytes'] / 2**20:.2f} MiB at {ckpt}; metrics in {path}")
+    return metrics

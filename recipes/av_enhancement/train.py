@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -203,13 +203,13 @@ def main(argv: list[str] | None = None) -> dict:
     model = AVEnhancer(sub_config(AVEnhancerConfig, cfg))
     run = cfg.fit(model, lambda: pool.batch(cfg, rng), neg_snr, loss_label="-SNR dB")
     bn_rng = np.random.default_rng([cfg.seed, 0xB7])
-    t2, c2 = time.perf_counter(), time.process_time()
-    n_bn = recalibrate_batch_norm(model, lambda: pool.batch(cfg, bn_rng), cfg.bn_batches)
-    t_train, c_train = run.wall_s + time.perf_counter() - t2, run.cpu_s + time.process_time() - c2  # training + BN
+    c2 = time.process_time()
+    n_bn, bn_s = timed(lambda: recalibrate_batch_norm(model, lambda: pool.batch(cfg, bn_rng), cfg.bn_batches))
+    run = replace(run, wall_s=run.wall_s + bn_s, cpu_s=run.cpu_s + time.process_time() - c2)  # training + BatchNorm
     print(f"re-estimated the statistics of {n_bn} BatchNorm layers on {cfg.bn_batches} batches", flush=True)
 
     metrics = {"heldout": evaluate(model, heldout), "n_parameters": count_parameters(model), "steps_done": run.steps,
-               "train_seconds": round(t_train, 1), "train_cpu_seconds": round(c_train, 1),
+               "train_seconds": round(run.wall_s, 1), "train_cpu_seconds": round(run.cpu_s, 1),
                "torch_threads": torch.get_num_threads(), "data_seconds": round(t_data, 1)}
     args.assets.mkdir(parents=True, exist_ok=True)
     example = write_example(cfg, args.assets)
@@ -221,7 +221,6 @@ def main(argv: list[str] | None = None) -> dict:
                "train": asdict(cfg), "metrics": metrics})
     check_reproduced("sdr_video", evaluate(reloaded, heldout)["overall"]["sdr_video"],
                      metrics["heldout"]["overall"]["sdr_video"], 1e-2)
-    metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
     o = metrics["heldout"]["overall"]
     print(f"\nheld-out ({metrics['heldout']['n_mixtures']} mixtures of {cfg.eval_s} s, SIR {cfg.eval_sir_db} dB, "
           "new speakers)")
@@ -231,8 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     g = metrics["heldout"]["video_gain_db"]
     print(f"video vs mean face: {g['mean']:+.2f} dB on average, positive on {100 * g['fraction_positive']:.0f} % "
           "of the mixtures")
-    report_run(args.out, metrics, steps=run.steps, wall_s=t_train, cpu_s=c_train, data_s=t_data, ckpt=ckpt)
-    return metrics
+    return report_run(args.out, metrics, run=run, config=cfg, data_s=t_data, ckpt=ckpt)
 
 
 if __name__ == "__main__":

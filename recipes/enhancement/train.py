@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> dict:
     demo = next((it for it in heldout if it["kind"] == "babble" and it["snr_db"] == 0.0), heldout[0])
     save_audio(args.assets / "noisy.wav", demo["noisy"], sr)
     save_audio(args.assets / "clean.wav", demo["clean"], sr)
-    metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
     print(f"\nheld-out ({metrics['heldout']['n_mixtures']} mixtures, {cfg.eval_s} s, SNR {list(cfg.eval_snr_db)} dB)")
     print(f"{'':>12} {'SDR in':>8} {'SDR out':>8} {'SDRi':>7} {'SI-SDR in':>10} {'SI-SDR out':>10} {'SI-SDRi':>8}")
     table = {"overall": metrics["heldout"]["overall"], **metrics["heldout"]["per_kind"],
@@ -133,8 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, r in table.items():
         print(f"{name:>12} {r['sdr_in']:8.2f} {r['sdr_out']:8.2f} {r['sdr_improvement']:7.2f} "
               f"{r['si_sdr_in']:10.2f} {r['si_sdr_out']:10.2f} {r['si_sdr_improvement']:8.2f}")
-    report_run(args.out, metrics, steps=run.steps, wall_s=run.wall_s, cpu_s=run.cpu_s, data_s=t_data, ckpt=ckpt)
-    return metrics
+    return report_run(args.out, metrics, run=run, config=cfg, data_s=t_data, ckpt=ckpt)
 
 
 if __name__ == "__main__":

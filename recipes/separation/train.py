@@ -125,15 +125,13 @@ def main(argv: list[str] | None = None) -> dict:
     save_audio(args.assets / "mixture.wav", demo["mixture"], sr)
     for k in range(demo["sources"].shape[0]):
         save_audio(args.assets / f"s{k + 1}.wav", demo["sources"][k:k + 1], sr)
-    metrics.update(checkpoint_bytes=ckpt.stat().st_size, history=run.history, config=asdict(cfg))
     o = metrics["heldout"]["overall"]
     print(f"\nheld-out: {metrics['heldout']['n_mixtures']} mixtures of {cfg.eval_s} s, SIR {list(cfg.sir_db)} dB, "
           f"{metrics['heldout']['n_sources_scored']} sources scored")
     print(f"SDR    mixture {o['sdr_in']:6.2f}  separated {o['sdr_out']:6.2f}  improvement {o['sdr_improvement']:6.2f} dB")
     print(f"SI-SDR mixture {o['si_sdr_in']:6.2f}  separated {o['si_sdr_out']:6.2f}  improvement "
           f"{o['si_sdr_improvement']:6.2f} dB (median {o['si_sdr_improvement_median']:.2f})")
-    report_run(args.out, metrics, steps=run.steps, wall_s=run.wall_s, cpu_s=run.cpu_s, data_s=t_data, ckpt=ckpt)
-    return metrics
+    return report_run(args.out, metrics, run=run, config=cfg, data_s=t_data, ckpt=ckpt)
 
 
 if __name__ == "__main__":
