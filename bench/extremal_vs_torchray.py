@@ -29,13 +29,14 @@ from torch import nn
 
 def load_model_and_audio():
     """(speaker model, waveform (1, 1, time), target class, description)."""
-    from avxai.models.checkpoint import DEFAULT_SPEAKER_CHECKPOINT, load_speaker_model
+    from avxai.models import ARCHITECTURES, load_model
 
-    if DEFAULT_SPEAKER_CHECKPOINT.exists():
+    checkpoint = ARCHITECTURES["speakernet"].bundled_path()
+    if checkpoint.exists():
         from avxai.io.audio import load_audio
 
-        model = load_speaker_model()
-        wav, _ = load_audio(DEFAULT_SPEAKER_CHECKPOINT.parent / "aba.wav", sample_rate=model.sample_rate)
+        model = load_model("speakernet")
+        wav, _ = load_audio(checkpoint.parent / "aba.wav", sample_rate=model.sample_rate)
         wav = wav.reshape(1, 1, -1)
         with torch.no_grad():
             target = int(model.eval()(wav).argmax())

@@ -34,9 +34,9 @@ def main() -> None:
     from avxai.data.mixtures import load_segments
     from avxai.demo import speaker_assets
     from avxai.io.audio import load_audio
-    from avxai.models.checkpoint import load_speaker_model
+    from avxai.models import load_model
 
-    model = load_speaker_model().eval()
+    model = load_model("speakernet")
     folder = speaker_assets()
     wav, rate = load_audio(folder / "aba.wav", sample_rate=model.sample_rate)
     target = load_segments(folder / "aba_segments.json", with_metadata=True)[1]["target_class"]

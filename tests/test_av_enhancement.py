@@ -13,8 +13,8 @@ import torch
 
 from avxai.cli import main
 from avxai.io.video import VideoClip, write_video
-from avxai.models.av_enhancement import (DEFAULT_AV_ENHANCER_CHECKPOINT, AVEnhancer, AVEnhancerConfig,
-                                         load_av_enhancer, save_av_enhancer)
+from avxai.models import load_model, save_model
+from avxai.models.av_enhancement import DEFAULT_AV_ENHANCER_CHECKPOINT, AVEnhancer, AVEnhancerConfig
 
 ASSETS = DEFAULT_AV_ENHANCER_CHECKPOINT.parent
 CLIP, CLEAN = ASSETS / "example.mp4", ASSETS / "clean.wav"
@@ -73,21 +73,21 @@ def test_the_output_depends_on_the_video_and_checkpoints_round_trip(tmp_path):
         a = model(wav, video)
         b = model(wav, video.flip(1))  # the same frames in another order
     assert (a - b).abs().max() > 1e-6
-    path = save_av_enhancer(model, tmp_path / "m.pt", note="test")
-    again = load_av_enhancer(path)
+    path = save_model(model, tmp_path / "m.pt", architecture="av-enhancer", kwargs=model.config, extra={"note": "test"})
+    again = load_model(path)
     with torch.no_grad():
         assert torch.equal(again(wav, video), a)
     doc = json.loads(path.with_suffix(".json").read_text())
     doc["model"]["wings"] = 2
     path.with_suffix(".json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="wings"):
-        load_av_enhancer(path)
+        load_model(path)
     with pytest.raises(FileNotFoundError, match="train.py"):
-        load_av_enhancer(tmp_path / "missing.pt")
+        load_model(tmp_path / "missing.pt", architecture="av-enhancer")
 
 
 def test_bundled_checkpoint_is_small_and_matches_its_clip():
-    model = load_av_enhancer()
+    model = load_model("av-enhancer")
     assert DEFAULT_AV_ENHANCER_CHECKPOINT.stat().st_size < 3 * 2**20
     doc = json.loads(DEFAULT_AV_ENHANCER_CHECKPOINT.with_suffix(".json").read_text())
     held = doc["metrics"]["heldout"]["overall"]
@@ -134,7 +134,7 @@ def problem():
     from avxai.io.audio import load_audio
     from avxai.tasks.av_enhancement import AVEnhancementOptions, build
 
-    model = load_av_enhancer()
+    model = load_model("av-enhancer")
     reference, _ = load_audio(CLEAN, sample_rate=model.sample_rate)
     return build(model, AVEnhancementOptions(input=CLIP, reference=reference, stream="video"))
 

@@ -1,7 +1,7 @@
 """Speaker recognition: explain a speaker's class score (identification) or a verification cosine.
 
     import avxai
-    model = avxai.models.checkpoint.load_speaker_model()
+    model = avxai.models.load_model("speakernet")
     problem = avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(input=wav, sample_rate=16000))
     explanation = avxai.occlusion(problem.model, problem.modality, problem.scorer)
 
