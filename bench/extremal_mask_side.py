@@ -4,11 +4,11 @@ The steps of ``avxai.methods.extremal``, in its order (smooth mask and its upsam
 perturbation and score, backward, optimiser), run on the mel-image set-up of ``bench/extremal_overhead.py``
 with a linear model whose own passes cost about 0.1 ms, so what is timed is the mask side. Times are per step
 for K masks on one thread, averaged over N steps; they are lower bounds: next to a real model each part runs
-two to four times slower (its code and data have left the caches during the model's passes).
-``--kernels torch`` times the tensor operations that stand in for the compiled CPU kernels elsewhere.
+two to four times slower (its code and data have left the caches during the model's passes). Extremal takes
+the gradient w.r.t. the parameters in one autograd call; here it is split in two (model and perturbation back
+to the masks, then upsampling and smooth mask back to the parameters) to time each.
 
     .venv/bin/python bench/extremal_mask_side.py --steps 500 --threads 1
-    .venv/bin/python bench/extremal_mask_side.py --steps 500 --threads 1 --kernels torch
 """
 
 from __future__ import annotations
@@ -40,14 +40,12 @@ def main(argv=None):
     parser.add_argument("--areas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
     parser.add_argument("--grid", type=int, nargs=2, default=[40, 301], help="mel bands and frames")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--kernels", choices=["compiled", "torch"], default="compiled",
-                        help="compiled: avxai.methods.cpu_kernels (the default on a CPU); torch: tensor operations")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from avxai import ClassLogit, ExtremalConfig, TensorModality
-    from avxai.methods.base import score_and_output
-    from avxai.methods.extremal import AreaConstraint, ones_of
+    from avxai.engine import score_and_output
+    from avxai.methods.area import AreaConstraint, ones_of
     from avxai.methods.optimisers import Adam
     from avxai.methods.smooth_mask import SmoothMaskGenerator
 
@@ -57,14 +55,12 @@ def main(argv=None):
     model = LinearLogits(math.prod(grid))
     config = ExtremalConfig(areas=tuple(args.areas))
     step, sigma = config.resolve(grid)
-    compiled = args.kernels == "compiled"
     generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature, oversample=config.oversample,
-                                    radius=config.radius, cpu_kernels=compiled)
+                                    radius=config.radius)
     k = len(args.areas)
     cells = math.prod(generator.out_shape)
-    area = AreaConstraint(ones_of(torch.tensor(args.areas, dtype=torch.float64), cells).tolist(), cells,
-                          cpu_kernels=compiled)
-    params = generator.init_params(k, config.init, config.init_jitter)
+    area = AreaConstraint(ones_of(torch.tensor(args.areas, dtype=torch.float64), cells).tolist(), cells)
+    params = generator.init_params(k, config.init, config.init_jitter).requires_grad_(True)
     optimiser = Adam(params, lr=config.learning_rate, betas=config.betas)
     score_grad = -torch.ones(k)
     times: dict[str, float] = defaultdict(float)
@@ -79,8 +75,8 @@ def main(argv=None):
         if it == warm:
             times.clear()
         t = time.perf_counter()
-        smooth, masks, state = generator.masks_with_state(params, value_range=(0.0, 1.0))
-        masks.requires_grad_(True)
+        smooth = generator(params)
+        masks = generator.upsample(smooth)
         t = lap("smooth mask, upsampling", t)
         regul, regul_grad = area(smooth, config.lambda_at(it))
         t = lap("area constraint", t)
@@ -90,14 +86,15 @@ def main(argv=None):
         t = lap("perturb, model*, score", t)
         (grad_masks,) = torch.autograd.grad(scores, masks, score_grad)
         t = lap("backward: model*, perturbation", t)
-        grad = generator.masks_vjp(state, grad_masks, regul_grad)
+        (grad,) = torch.autograd.grad([masks, smooth], params, [grad_masks, regul_grad])
         t = lap("backward: upsampling, smooth mask", t)
         optimiser.step(grad)
-        params.clamp_(0.0, 1.0)
+        with torch.no_grad():
+            params.clamp_(0.0, 1.0)
         lap("Adam step, clamp", t)
     total = sum(times.values())
     print(f"grid {grid}, params {generator.param_shape}, smooth mask {generator.out_shape}, {k} masks, "
-          f"{args.threads} thread(s), {args.kernels} kernels, mean of {args.steps} steps (* includes the linear "
+          f"{args.threads} thread(s), mean of {args.steps} steps (* includes the linear "
           "model, ~0.1 ms)")
     for name, seconds in times.items():
         print(f"  {name:32s} {seconds / args.steps * 1e6:8.1f} us")

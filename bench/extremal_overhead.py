@@ -26,13 +26,13 @@ overhead comes from next to the model (each a ratio to the same baselines):
 
 * ``fixed masks``: the perturbation, the model's passes, the score and the gradient w.r.t. the masks, with
   masks that never change (no mask side at all);
-* ``+ smooth masks``: the smooth masks, their upsampling and their gradient (the compiled CPU kernels);
+* ``+ smooth masks``: the smooth masks, their upsampling and their gradient;
 * ``+ area, history, Adam``: all of extremal's mask side, without its bookkeeping and one-off start and end.
 
 ``--oversample 1`` adds extremal with that smooth-mask resolution (``ExtremalConfig.oversample``).
 
-``--kernels-ab`` adds extremal with the compiled CPU kernels turned off (the tensor operations), interleaved with
-the default run, and prints the median of the paired ratios of the two: what the kernels buy end to end.
+(``--kernels-ab``, at commit 01bfbff, timed extremal with and without the compiled CPU kernels that the mask side
+had then: see docs/results/extremal.md.)
 
 All loops run with glibc's allocator told to keep freed memory (``--allocator steady``, the default): with
 its default thresholds it returns large freed blocks to the system and faults them back in page by page, a
@@ -43,17 +43,15 @@ faults per iteration of each loop are printed.
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 7 --threads 1 --allocator default
     .venv/bin/python bench/extremal_overhead.py --iterations 100 --repeats 9 --threads 2 --setups mel-image --parts
-    .venv/bin/python bench/extremal_overhead.py --iterations 20 --repeats 6 --threads 2 --setups ecapa \
-        --areas 0.1 0.2 0.3 --kernels-ab
+    .venv/bin/python bench/extremal_overhead.py --iterations 20 --repeats 7 --threads 2 --setups ecapa \
+        --areas 0.1 0.2 0.3
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import dataclasses
-import importlib
 import math
 import resource
 import statistics
@@ -62,6 +60,12 @@ import time
 
 import torch
 from torch import nn
+
+from avxai import ClassLogit, ExtremalConfig, Spectrogram, TensorModality, extremal
+from avxai.engine import score_and_output
+from avxai.methods.area import AreaConstraint, ones_of
+from avxai.methods.optimisers import Adam
+from avxai.methods.smooth_mask import SmoothMaskGenerator
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from extremal_vs_torchray import MelImageModel, load_model_and_audio  # noqa: E402
@@ -128,19 +132,6 @@ class EcapaSpeaker(nn.Module):
         return self.head(self.ecapa(logmel.transpose(1, 2)).squeeze(1))
 
 
-@contextlib.contextmanager
-def compiled_kernels(on: bool):
-    """Extremal with (``on``) or without the compiled CPU kernels (then the tensor operations run)."""
-    smooth_mask, extremal_module = (importlib.import_module(f"avxai.methods.{m}") for m in ("smooth_mask", "extremal"))
-    saved = smooth_mask.load_cpu_kernels, extremal_module.load_cpu_kernels
-    if not on:
-        smooth_mask.load_cpu_kernels = extremal_module.load_cpu_kernels = lambda: None
-    try:
-        yield
-    finally:
-        smooth_mask.load_cpu_kernels, extremal_module.load_cpu_kernels = saved
-
-
 PARTS = ("fixed masks", "+ smooth masks", "+ area, history, Adam")
 
 
@@ -148,36 +139,34 @@ def partial_mask_side(model, modality, scorer, config, n, parts):
     """Seconds for ``n`` steps of extremal's loop with the first ``parts`` of :data:`PARTS` (``parts`` 0: fixed
     masks; 1: smooth masks, their upsampling and gradient; 2: also the area constraint, the areas and the Adam
     step), in extremal's order, for ``modality`` of one input."""
-    from avxai.methods.base import score_and_output
-    from avxai.methods.extremal import AreaConstraint, ones_of
-    from avxai.methods.optimisers import Adam
-    from avxai.methods.smooth_mask import SmoothMaskGenerator
-
     grid, k = modality.grid_shape, len(config.areas)
     step, sigma = config.resolve(grid)
     generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature, oversample=config.oversample,
                                     radius=config.radius)
     cells = math.prod(generator.out_shape)
     area = AreaConstraint(ones_of(torch.tensor(config.areas, dtype=torch.float64), cells).tolist(), cells)
-    params = generator.init_params(k, config.init, config.init_jitter, config.seed)
+    params = generator.init_params(k, config.init, config.init_jitter, config.seed).requires_grad_(True)
     optimiser = Adam(params, lr=config.learning_rate, betas=config.betas)
-    fixed, score_grad, regul_grad = torch.full((k, *grid), config.init), -torch.ones(k), None
+    fixed, score_grad = torch.full((k, *grid), config.init), -torch.ones(k)
     start = time.perf_counter()
     for it in range(n):
         if parts == 0:
             masks = fixed.clone().requires_grad_(True)
         else:
-            smooth, masks, state = generator.masks_with_state(params, value_range=(0.0, 1.0))
-            masks.requires_grad_(True)
+            smooth = generator(params)
+            masks = generator.upsample(smooth)
             if parts == 2:
                 _, regul_grad = area(smooth, weight=config.lambda_at(it))
                 masks.detach().reshape(k, -1).mean(dim=1)
         scores, _ = score_and_output(model, modality, scorer, masks)
-        (grad_masks,) = torch.autograd.grad(scores, masks, score_grad)
-        if parts:
-            grad = generator.masks_vjp(state, grad_masks, regul_grad)
-            if parts == 2:
-                optimiser.step(grad)
+        if parts == 0:
+            torch.autograd.grad(scores, masks, score_grad)
+        elif parts == 1:
+            torch.autograd.grad(scores, params, score_grad)
+        else:
+            (grad,) = torch.autograd.grad([scores, smooth], params, [score_grad, regul_grad])
+            optimiser.step(grad)
+            with torch.no_grad():
                 params.clamp_(0.0, 1.0)
     return time.perf_counter() - start
 
@@ -194,16 +183,12 @@ def main(argv=None):
     parser.add_argument("--oversample", type=int, nargs="+", default=[],
                         help="also time extremal with these ExtremalConfig.oversample values (smooth-mask cells "
                              "per parameter step): what the smooth masks' resolution costs")
-    parser.add_argument("--kernels-ab", action="store_true",
-                        help="also time extremal without the compiled CPU kernels, and print the paired ratio")
     parser.add_argument("--allocator", choices=["steady", "default"], default="steady",
                         help="steady: glibc keeps freed memory (no page-fault churn); default: glibc's thresholds")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.allocator == "steady" and not keep_freed_memory():
         print("no glibc mallopt here: measuring with the allocator's defaults")
-
-    from avxai import ClassLogit, ExtremalConfig, Spectrogram, TensorModality, extremal
 
     net, wav, target, what = load_model_and_audio()
     net.eval()
@@ -250,12 +235,6 @@ def main(argv=None):
             explained["masks"] = extremal(model, modality(), ClassLogit(goal), config).masks
 
         timed = {"extremal": lambda: run_extremal(config)}
-        if args.kernels_ab:
-            def without_kernels():
-                with compiled_kernels(False):
-                    run_extremal(config)
-
-            timed["extremal, tensor operations"] = without_kernels
         for oversample in args.oversample or ():  # other smooth-mask resolutions, for comparison
             other = dataclasses.replace(config, oversample=oversample)
             timed[f"extremal, oversample {oversample}"] = lambda other=other: run_extremal(other)
@@ -265,9 +244,6 @@ def main(argv=None):
                 timed[name] = (lambda level=level: partial_mask_side(model, part_view, ClassLogit(goal), config, n,
                                                                      level))
         extremal(model, modality(), ClassLogit(goal), ExtremalConfig(areas=tuple(args.areas), iterations=3))  # warm
-        if args.kernels_ab:
-            with compiled_kernels(False):
-                extremal(model, modality(), ClassLogit(goal), ExtremalConfig(areas=tuple(args.areas), iterations=3))
         bare_passes(model, x, goal, 3)
         for level in range(len(PARTS) if args.parts else 0):
             partial_mask_side(model, part_view, ClassLogit(goal), config, 3, level)
@@ -291,11 +267,6 @@ def main(argv=None):
                 print(f"    / {base_name}: {min(base):.2f} s -> ratio {min(loop) / min(base):.3f} (best / best; median "
                       f"of the {args.repeats} paired ratios {paired:.3f})  (all {[round(t, 2) for t in base]}; "
                       f"{round(faults[base_name] / (args.repeats * n))} page faults per iteration)", flush=True)
-        if args.kernels_ab:
-            pairs = [t / c for t, c in zip(times["extremal, tensor operations"], times["extremal"])]
-            print(f"  tensor operations / compiled kernels, end to end: median of {len(pairs)} paired ratios "
-                  f"{statistics.median(pairs):.3f} (all {[round(r, 3) for r in pairs]}); best / best "
-                  f"{min(times['extremal, tensor operations']) / min(times['extremal']):.3f}", flush=True)
     return 0
 
 

@@ -17,205 +17,34 @@ The masks are smooth max-convolutions of a coarse parameter grid
 removed cell becomes is the modality's perturbation, or ``config.perturbation`` (e.g. the blur pyramid
 ``"pyramid-tf"``). All areas and all inputs are optimised as one batch of ``K * B`` masks, row ``i``
 for input ``i % B`` (area ``i // B``): one forward and one backward pass of the model per iteration, and
-no backward after the last forward pass, which scores the final masks. The mask side (smooth mask,
-area constraint, optimiser) is written out by hand, and on the CPU the smooth mask with its upsampling and
-the area constraint are compiled loops (:mod:`avxai.methods.cpu_kernels`), so that its cost stays small
-next to the model's passes even for a small model (``bench/extremal_overhead.py``).
+no backward after the last forward pass, which scores the final masks. Autograd goes from the score through
+the model, the masks' upsampling and the smooth mask to the parameters; the area constraint's gradient
+(:mod:`avxai.methods.area`) is written out and joins it at the smooth mask. The hyper-parameters are
+:class:`avxai.methods.extremal_config.ExtremalConfig`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 from tqdm.auto import tqdm
 
-from avxai.explanation import Explanation
 from avxai.engine import mask_media, score_and_output, score_inputs
-from avxai.methods.base import Method, MethodConfig, new_explanation
+from avxai.explanation import Explanation
+from avxai.methods.area import AreaConstraint, area_regulariser, ones_of, ramp
+from avxai.methods.base import Method, new_explanation
+from avxai.methods.extremal_config import ExtremalConfig
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.parts import PartsMaskGenerator, modality_parts
-from avxai.methods.smooth_mask import SmoothMaskGenerator, default_step, load_cpu_kernels, per_axis
+from avxai.methods.smooth_mask import SmoothMaskGenerator
 from avxai.modalities.base import Modality
 from avxai.perturbations import parse_perturbation
 from avxai.scorers.base import Scorer, as_tensor_output
 from avxai.scorers.classification import ClassLogit
-
-VARIANTS = ("preserve", "delete", "dual")
-OPTIMISERS = ("adam", "sgd")
-REWARD_SCALES = ("range", "unmasked", "none")
-
-
-def _areas(value: Any, name: str) -> tuple[float, ...]:
-    if isinstance(value, (int, float)):
-        value = (value,)
-    try:
-        areas = tuple(float(a) for a in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of fractions such as (0.05, 0.1, 0.2), got {value!r}") from None
-    if not areas:
-        raise ValueError(f"{name} must hold at least one area, e.g. (0.1,)")
-    bad = [a for a in areas if not (0.0 < a < 1.0) or not math.isfinite(a)]
-    if bad:
-        raise ValueError(f"{name} must be fractions of the grid strictly between 0 and 1 (exclusive), got {bad}; "
-                         "an area of 0 keeps nothing and 1 keeps everything, so there is nothing to optimise")
-    if len(set(areas)) != len(areas):
-        raise ValueError(f"{name} holds duplicates {areas}; list each area once")
-    return areas
-
-
-@dataclass(frozen=True)
-class ExtremalConfig(MethodConfig):
-    """Extremal perturbation hyper-parameters.
-
-    areas : fractions of the grid kept by the masks, each in (0, 1); one mask per area.
-    variant : ``"preserve"``, ``"delete"`` or ``"dual"`` (see the module docstring).
-    iterations : forward passes of ``K * B`` perturbed inputs (``dual``: ``2 * K * B``); each but the last
-        is followed by a backward pass and a step of the masks, and the last one scores the final masks
-        (so the final scores are the last entries of the history).
-    optimiser : ``"adam"`` (betas ``betas``) or ``"sgd"`` (momentum ``momentum``); ``learning_rate`` for both.
-        The mask parameters are projected back onto [0, 1] after every step.
-    lambda0, growth : the area regulariser weight grows geometrically from ``lambda0`` to
-        ``lambda0 * growth`` over ``iterations`` steps.
-    reward_scale : the reward is the score divided, per input, by ``"range"``: ``|score(x) - score(all
-        removed)|`` (one extra forward at the start; makes ``lambda0`` independent of the scorer's units),
-        ``"unmasked"``: ``|score(x)|``, or ``"none"``.
-    step : spacing of the mask parameters in grid cells, one int for every axis or one per axis
-        (e.g. ``(mel, time)``); ``None``: about 32 parameters per axis.
-    sigma : smooth-mask kernel width in grid cells, per axis (the smallest feature a mask can have);
-        ``None``: twice ``step`` (below ``2 * step`` a run of ones dips between parameter points).
-    temperature : smooth-max temperature (0.05: close to a max over the neighbourhood).
-    oversample : smooth-mask cells per step before linear upsampling to the grid (cost vs. sharpness).
-    separable : smooth max one axis at a time (exact for a hard max, much cheaper on 2-D/3-D grids);
-        ``False``: over the whole product neighbourhood as in the paper.
-    radius : the smooth max covers parameter points within ``radius * sigma`` along each axis.
-    perturbation : override of the modality's perturbation (a name for ``parse_perturbation``, e.g.
-        ``"pyramid-tf:8"``, ``"zero"``, ``"noise:10"``); ``None`` keeps the modality's own.
-    init, init_jitter, seed : parameters start at ``init`` plus uniform noise of half-width ``init_jitter``
-        drawn from a generator seeded with ``seed``.
-    patience, tolerance : stop early once, over the last ``patience`` iterations, every row's reward
-        (scaled, see ``reward_scale``) and area have changed by less than ``tolerance``; ``None`` = never.
-    growth_areas : areas whose preserved score, as a fraction of the unmasked score, forms the
-        area-growth curve (the paper's Fig. 5); areas not in ``areas`` are optimised alongside them.
-        ``None``: the requested areas.
-    media_area : the area whose mask makes the saved ``preserved`` / ``deleted`` media; ``None`` = the
-        middle of the sorted areas (0.2 for the defaults).
-    progress : show a tqdm progress bar.
-    """
-
-    areas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
-    variant: str = "preserve"
-    iterations: int = 300
-    optimiser: str = "adam"
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
-    lambda0: float = 0.05
-    growth: float = 6000.0
-    reward_scale: str = "range"
-    step: "int | tuple[int, ...] | None" = None
-    sigma: "float | tuple[float, ...] | None" = None
-    temperature: float = 0.05
-    oversample: int = 2
-    separable: bool = True
-    radius: float = 2.0
-    perturbation: str | None = None
-    init: float = 0.5
-    init_jitter: float = 0.01
-    seed: int = 0
-    patience: int | None = None
-    tolerance: float = 1e-3
-    growth_areas: tuple[float, ...] | None = None
-    media_area: float | None = None
-    progress: bool = False
-
-    def __post_init__(self):
-        object.__setattr__(self, "areas", _areas(self.areas, "areas"))
-        if self.growth_areas is not None:
-            object.__setattr__(self, "growth_areas", _areas(self.growth_areas, "growth_areas"))
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
-            raise ValueError(f"iterations must be an int >= 1, got {self.iterations!r}")
-        if self.optimiser not in OPTIMISERS:
-            raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {self.optimiser!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        betas = tuple(float(b) for b in self.betas)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.9, 0.999), got {self.betas}")
-        object.__setattr__(self, "betas", betas)
-        if not self.lambda0 > 0:
-            raise ValueError(f"lambda0 (the area regulariser weight) must be > 0, got {self.lambda0}")
-        if not self.growth >= 1:
-            raise ValueError(f"growth must be >= 1 (the regulariser weight grows from lambda0 to lambda0 * growth), "
-                             f"got {self.growth}")
-        if self.reward_scale not in REWARD_SCALES:
-            raise ValueError(f"reward_scale must be one of {REWARD_SCALES}, got {self.reward_scale!r}")
-        if self.step is not None:
-            steps = (self.step,) if isinstance(self.step, (int, float)) else tuple(self.step)
-            if not steps or any(float(s) < 1 or float(s) != int(s) for s in steps):
-                raise ValueError(f"step must be a whole number of grid cells >= 1 (one, or one per axis), "
-                                 f"got {self.step}")
-            object.__setattr__(self, "step", int(self.step) if isinstance(self.step, (int, float))
-                               else tuple(int(s) for s in steps))
-        if self.sigma is not None:
-            sigmas = (self.sigma,) if isinstance(self.sigma, (int, float)) else tuple(self.sigma)
-            if not sigmas or any(not float(s) > 0 for s in sigmas):
-                raise ValueError(f"sigma must be > 0 grid cells (one, or one per axis), got {self.sigma}")
-            if not isinstance(self.sigma, (int, float)):
-                object.__setattr__(self, "sigma", tuple(float(s) for s in sigmas))
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if isinstance(self.oversample, bool) or not isinstance(self.oversample, int) or self.oversample < 1:
-            raise ValueError(f"oversample must be an int >= 1, got {self.oversample!r}")
-        if not self.radius > 0:
-            raise ValueError(f"radius must be > 0 (in units of sigma), got {self.radius}")
-        if self.perturbation is not None:
-            parse_perturbation(self.perturbation)  # raises ValueError naming the choices
-        if not 0.0 <= self.init <= 1.0:
-            raise ValueError(f"init must be in [0, 1], got {self.init}")
-        if not 0.0 <= self.init_jitter <= 0.5:
-            raise ValueError(f"init_jitter must be in [0, 0.5], got {self.init_jitter}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
-        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
-                                          or self.patience < 1):
-            raise ValueError(f"patience must be an int >= 1 or None (no early stopping), got {self.patience!r}")
-        if not self.tolerance >= 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
-        if self.media_area is not None and float(self.media_area) not in self.areas:
-            raise ValueError(f"media_area {self.media_area} is not one of the areas {self.areas}; pick one of them "
-                             "or None")
-
-    # -- derived ----------------------------------------------------------------------------------
-    def resolve(self, grid_shape: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Step and sigma per axis for a grid ``grid_shape`` (in grid cells)."""
-        nd = len(grid_shape)
-        step = per_axis(self.step, nd, "step") if self.step is not None else default_step(grid_shape)
-        sigma = per_axis(self.sigma, nd, "sigma") if self.sigma is not None else tuple(2.0 * s for s in step)
-        return tuple(float(s) for s in step), sigma
-
-    def optimised_areas(self) -> tuple[float, ...]:
-        """The requested areas followed by the growth-curve areas not among them."""
-        extra = tuple(a for a in (self.growth_areas or ()) if a not in self.areas)
-        return self.areas + extra
-
-    def media_mask_area(self) -> float:
-        return float(self.media_area) if self.media_area is not None else sorted(self.areas)[len(self.areas) // 2]
-
-    def lambda_at(self, iteration: int) -> float:
-        """Regulariser weight at ``iteration`` (0-based): ``lambda0 * growth ** (iteration / (iterations - 1))``."""
-        frac = iteration / max(1, self.iterations - 1)
-        return self.lambda0 * self.growth ** frac
 
 
 class _Perturbed:
@@ -239,112 +68,6 @@ class _Perturbed:
 
     def perturb(self, mask: Tensor) -> Any:
         return self._modality.to_model_input(self.apply_mask(mask))
-
-
-def ramp(areas: Tensor, cells: int, dtype: torch.dtype) -> Tensor:
-    """The paper's reference vectors ``r_a``: ``(n, cells)``, zeros then ``round(a * cells)`` ones per row."""
-    ones = ones_of(areas, cells)
-    pos = torch.arange(cells)
-    return (pos.unsqueeze(0) >= (cells - ones).unsqueeze(1)).to(dtype)
-
-
-def ones_of(areas: Tensor, cells: int) -> Tensor:
-    """Number of ones in ``r_a`` per row: ``round(a * cells)``, at least 1. Shape: ``(n,)`` long."""
-    return torch.round(areas * cells).long().clamp(1, cells)
-
-
-def area_regulariser(masks: Tensor, ones: "Tensor | Sequence[int]") -> Tensor:
-    """``R_a(m) = mean((sort(m) - r_a) ** 2)`` per row, ``r_a`` with ``ones[i]`` ones (see :func:`ramp`);
-    differentiable, with the gradient of :class:`AreaConstraint`.
-
-    Shape: masks ``(n, *grid)``, ones ``(n,)`` -> ``(n,)``.
-    """
-    return _AreaRegulariser.apply(masks, ones)
-
-
-class AreaConstraint:
-    """The paper's area regulariser ``R_a(m) = mean((sort(m) - r_a) ** 2)`` and its gradient, for rows
-    whose ramps ``r_a`` have ``ones[i]`` ones (see :func:`ramp`); set up once, evaluated every step.
-
-    Computed without a full sort: the ``k`` largest values face the ones and the rest the zeros, so with
-    ``t`` the ``k``-th largest value, ``R = mean((m - o) ** 2 + o - o ** 2)`` where ``o`` is 1 above ``t``,
-    0 below it, and the values tied at ``t`` share the ones left (exact, ties included); the gradient is
-    ``2 (m - o) / N``. Every row's ``t`` comes from one selection: row ``i`` is padded with
-    ``max(k) - k_i`` values above any mask value (and the other rows with values below), so that its
-    ``max(k)``-th largest value is its own ``k_i``-th. On the CPU in float32/64 the rest is one compiled call
-    (:func:`avxai.methods.cpu_kernels.area_constraint`).
-
-    Shape: masks ``(n, *grid)`` with ``N`` cells per row -> values ``(n,)`` and gradients ``(n, *grid)``.
-    """
-
-    def __init__(self, ones: "Tensor | Sequence[int]", cells: int, dtype: torch.dtype = torch.float32,
-                 device: "torch.device | str" = "cpu", cpu_kernels: bool = True):
-        ones = [int(v) for v in (ones if isinstance(ones, (tuple, list)) else torch.as_tensor(ones).reshape(-1).tolist())]
-        if not ones or min(ones) < 0 or max(ones) > cells:
-            raise ValueError(f"ones must give, for each mask, a count in [0, {cells}]; got {ones}")
-        self.ones, self.cells = tuple(ones), int(cells)
-        # on the CPU in float32/64, one compiled call (avxai.methods.cpu_kernels.area_constraint) after the threshold
-        self._kernels = load_cpu_kernels() if cpu_kernels and torch.device(device).type == "cpu" else None
-        self._ones_array = np.asarray(ones, dtype=np.int64)
-        self.total_ones = sum(ones)
-        most = max(ones)
-        self.rank = None if most == 0 else cells - min(ones) + 1  # kthvalue's k (ascending) in a padded row
-        above = torch.arange(most - min(ones)).unsqueeze(0) < torch.tensor([most - k for k in ones]).unsqueeze(1)
-        self.padding = torch.where(above, math.inf, -math.inf).to(device=device, dtype=dtype)  # (n, pad)
-
-    def __call__(self, masks: Tensor, weight: float = 1.0) -> tuple[Tensor, Tensor]:
-        """``R_a`` per row ``(n,)`` and ``weight`` times its gradient ``(n, *grid)`` (no autograd)."""
-        x = masks.detach().reshape(masks.shape[0], -1)
-        if x.shape != (len(self.ones), self.cells):
-            raise ValueError(f"this area constraint is for {len(self.ones)} masks of {self.cells} cells, got masks "
-                             f"of shape {tuple(masks.shape)}")
-        if self.rank is None:  # no ones anywhere: every value faces a zero
-            return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
-        padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x
-        threshold = _kth_smallest(padded, self.rank)  # each row's k-th largest value
-        if self._kernels is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-            values, grads = self._kernels.area_constraint(np.ascontiguousarray(x.numpy()),
-                                                          np.ascontiguousarray(threshold.numpy()[:, 0]),
-                                                          self._ones_array, float(weight))
-            return torch.from_numpy(values), torch.from_numpy(grads).view_as(masks)
-        top = x >= threshold
-        faces = top.to(x.dtype)  # o, when no other value ties with the k-th largest
-        if int(top.count_nonzero()) == self.total_ones:
-            diff = x - faces
-            value = torch.linalg.vecdot(diff, diff, dim=1).div_(self.cells)
-        else:  # ties at the threshold: those values share the ones left
-            tied = (x == threshold).to(x.dtype)
-            excess = faces.sum(dim=1) - torch.tensor(self.ones, dtype=x.dtype, device=x.device)
-            faces = faces - tied * (excess / tied.sum(dim=1).clamp_min(1.0)).unsqueeze(1)  # no ties: no share
-            diff = x - faces
-            value = (diff.square() + faces - faces.square()).mean(dim=1)
-        return value, diff.mul_(2.0 * weight / self.cells).view_as(masks)
-
-
-def _kth_smallest(x: Tensor, k: int) -> Tensor:
-    """The ``k``-th smallest value of each row of ``x`` ``(n, cells)`` -> ``(n, 1)`` (exact, as ``kthvalue``).
-
-    On the CPU through NumPy's introselect, about four times faster than ``Tensor.kthvalue`` on rows of a
-    few thousand values.
-    """
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
-        return torch.from_numpy(np.partition(x.numpy(), k - 1, axis=1)[:, k - 1:k])
-    return x.kthvalue(k, dim=1, keepdim=True).values
-
-
-class _AreaRegulariser(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, masks: Tensor, ones: "Tensor | Sequence[int]") -> Tensor:
-        cells = masks[0].numel() if masks.shape[0] else 0
-        value, grad = AreaConstraint(ones, cells, masks.dtype, masks.device)(masks)
-        ctx.save_for_backward(grad)
-        return value
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_value: Tensor):
-        (grad,) = ctx.saved_tensors
-        return grad * grad_value.view(-1, *[1] * (grad.dim() - 1)), None
 
 
 class Extremal(Method):
@@ -380,8 +103,8 @@ class Extremal(Method):
         if modality_parts(modality) is None:
             step, sigma = config.resolve(grid)
             generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature,
-                                            oversample=config.oversample, radius=config.radius,
-                                            separable=config.separable, dtype=dtype, device=device)
+                                            oversample=config.oversample, radius=config.radius, dtype=dtype,
+                                            device=device)
         else:  # a composite modality (audio-visual): one smooth mask per part, joined (avxai.methods.parts)
             generator = PartsMaskGenerator(modality, config, dtype=dtype, device=device)
             step, sigma = generator.step, generator.sigma
@@ -394,26 +117,8 @@ class Extremal(Method):
 
         # The default Modality.upsample is linear interpolation: the generator does the same with one small
         # matrix product per axis (faster); a modality with its own upsample keeps it.
-        fast_upsample = type(modality).upsample is Modality.upsample or isinstance(generator, PartsMaskGenerator)
-
-        # With a separable smooth mask and linear upsampling, autograd records the model only: the gradient of
-        # the masks goes back through the generator by hand (an autograd node for it costs as much as its passes)
-        by_hand = isinstance(generator, SmoothMaskGenerator) and generator.separable and fast_upsample
-
-        def masks_of(p: Tensor) -> tuple[Tensor, Tensor, Any]:
-            """(smooth masks at the generator's resolution, masks on the grid, state for by-hand gradients)."""
-            if by_hand:
-                coarse, masks, state = generator.masks_with_state(p, value_range=(0.0, 1.0))  # p is in [0, 1]
-                return coarse, masks.requires_grad_(True), state
-            coarse = generator(p)
-            return coarse, generator.upsample(coarse) if fast_upsample else modality.upsample(coarse), None
-
-        def param_grad(scores: Tensor, smooth: Tensor, masks: Tensor, state: Any, regul_grad: Tensor) -> Tensor:
-            """d(loss)/d(params): the score's gradient (autograd through the model) plus lambda * dR/d(smooth)."""
-            if by_hand:
-                (grad_masks,) = torch.autograd.grad(scores, masks, score_grad.to(scores.dtype))
-                return generator.masks_vjp(state, grad_masks, regul_grad)
-            return torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])[0]
+        own_upsample = type(modality).upsample is not Modality.upsample and not isinstance(generator, PartsMaskGenerator)
+        upsample = modality.upsample if own_upsample else generator.upsample
 
         # One draw per area, shared by the inputs: row i (area i // B) starts the same whatever the batch size.
         params = generator.init_params(k_all, config.init, config.init_jitter, config.seed)
@@ -431,9 +136,10 @@ class Extremal(Method):
         score_grad = torch.cat([sign / scale for sign in signs])
         with torch.enable_grad():
             for it in range(config.iterations):
-                smooth, masks, state = masks_of(params)
-                # R_a and its gradient are written out (only the score goes through autograd), and taken with the
-                # areas while the masks are fresh in the caches, before the model's pass
+                smooth = generator(params)
+                masks = upsample(smooth)
+                # R_a and its gradient are written out (they join the score's gradient at the smooth mask), and taken
+                # with the areas while the masks are fresh in the caches, before the model's pass
                 regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
                 hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
                 hist["regulariser"].append(regul)
@@ -455,7 +161,9 @@ class Extremal(Method):
                     raise ValueError("the score does not depend on the mask through autograd (the model or the "
                                      "scorer detaches its output, or runs outside torch); extremal perturbation "
                                      "needs gradients: fix the model, or use occlusion, which does not")
-                optimiser.step(param_grad(scores, smooth, masks, state, regul_grad))
+                # d(loss)/d(params): the score's gradient through the model and the masks, plus lambda * dR/d(smooth)
+                (grad,) = torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])
+                optimiser.step(grad)
                 with torch.no_grad():
                     params.clamp_(0.0, 1.0)
         bar.close()
@@ -565,4 +273,4 @@ def _reward(scores: Tensor, score_grad: Tensor, n: int) -> Tensor:
 
 extremal = Extremal()
 
-__all__ = ["Extremal", "ExtremalConfig", "extremal", "area_regulariser", "AreaConstraint", "ramp"]
+__all__ = ["Extremal", "ExtremalConfig", "extremal", "area_regulariser", "AreaConstraint", "ones_of", "ramp"]
