@@ -98,7 +98,6 @@ class TrainingConfig:
                            clip_grad_norm=self.clip_grad_norm, log_every=self.log_every, loss_label=loss_label)
 
 
-
 @dataclass
 class LoopResult:
     """What :func:`train_steps` did: ``steps`` done, seconds spent (wall and CPU) and the logged rows."""

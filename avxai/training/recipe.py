@@ -31,7 +31,6 @@ def sub_config(cls: type[T], config: Any) -> T:
     return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if f.init})
 
 
-
 def add_train_arguments(parser: argparse.ArgumentParser, *, config: Path, out: Path, assets: str,
                         length: str = "steps") -> None:
     """The options every training recipe shares: ``--config``, ``--<length>`` (``steps`` or ``epochs``),

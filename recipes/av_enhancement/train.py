@@ -167,7 +167,8 @@ def evaluate(model: AVEnhancer, items: list[dict]) -> dict:
         rows[f"sdri_{name}"] = rows[f"sdr_{name}"] - rows["sdr_in"]
         rows[f"si_sdri_{name}"] = rows[f"si_sdr_{name}"] - rows["si_sdr_in"]
     faces = [it["face"] for it in items]
-    out = {"overall": summarise(rows), "n_mixtures": len(items), "per_face": dict(sorted(summarise(rows, faces).items()))}
+    out = {"overall": summarise(rows), "n_mixtures": len(items),
+           "per_face": dict(sorted(summarise(rows, faces).items()))}
     gain = rows["sdri_video"] - rows["sdri_mean_face"]
     out["video_gain_db"] = {"mean": round(float(gain.mean()), 2), "min": round(float(gain.min()), 2),
                             "fraction_positive": round(float((gain > 0).double().mean()), 3)}

@@ -104,12 +104,13 @@ def main(argv: list[str] | None = None) -> dict:
     model = MaskingEnhancer(sub_config(EnhancerConfig, cfg))
     before = evaluate(model, heldout)["overall"]
     n = int(round(cfg.crop_s * sr))
-    run = cfg.fit(model, lambda: enhancement_batch(pool, cfg.batch_size, n, rng, snr_db=cfg.snr_db, kinds=cfg.noise_kinds),
-                  neg_snr, loss_label="-SNR dB")
+    run = cfg.fit(model, lambda: enhancement_batch(pool, cfg.batch_size, n, rng, snr_db=cfg.snr_db,
+                                                   kinds=cfg.noise_kinds), neg_snr, loss_label="-SNR dB")
     model.eval()
 
-    metrics = {"heldout": evaluate(model, heldout), "untrained_overall": before, "n_parameters": count_parameters(model),
-               "steps_done": run.steps, "train_seconds": round(run.wall_s, 1), "train_cpu_seconds": round(run.cpu_s, 1),
+    metrics = {"heldout": evaluate(model, heldout), "untrained_overall": before,
+               "n_parameters": count_parameters(model), "steps_done": run.steps,
+               "train_seconds": round(run.wall_s, 1), "train_cpu_seconds": round(run.cpu_s, 1),
                "torch_threads": torch.get_num_threads(), "data_seconds": round(t_data, 1), "sample_rate": sr}
     args.assets.mkdir(parents=True, exist_ok=True)
     ckpt, reloaded = save_and_reload(model, args.assets / "enhancer.pt", architecture="enhancer", kwargs=model.config,
