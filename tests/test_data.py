@@ -24,6 +24,7 @@ from avxai.data import (
     save_segments,
     segments_to_mask,
 )
+from avxai.data.speech_mixtures import SpeechDataConfig, heldout_speakers
 
 SR = 16000
 
@@ -224,3 +225,26 @@ def test_tts_missing_engine_names_install(monkeypatch):
     monkeypatch.setattr(tts.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng flite"):
         tts.synthesize("hello", engine="flite")
+
+
+def test_speech_data_config_checks_its_speaker_split_and_renders_the_training_pool():
+    cfg = SpeechDataConfig(train_speakers=3, train_utterances=2, utterance_s=0.5, crop_s=0.25, eval_speakers=(10, 12))
+    pool = cfg.training_pool(8000, seed=0)
+    assert len(pool) == 6 and pool.speakers == [0, 1, 2]
+    assert all(u.shape == (4000,) for utts in pool.audio for u in utts)
+    with pytest.raises(ValueError, match=r"eval_speakers \[2, 5\) must hold >= 1 ids above the training ids 0..2"):
+        SpeechDataConfig(train_speakers=3, eval_speakers=(2, 5))
+    with pytest.raises(ValueError, match="crop_s must be in"):
+        SpeechDataConfig(crop_s=5.0, utterance_s=4.0)
+    with pytest.raises(ValueError, match="train_speakers >= 2"):
+        SpeechDataConfig(train_speakers=1)
+    with pytest.raises(ValueError, match=r"must hold >= 2 ids"):
+        cfg.check_heldout_ids("eval_speakers", (10, 11), at_least=2)
+
+
+def test_heldout_speakers_refuses_the_checkpoints_training_speakers():
+    doc = {"speakers": {"speaker_seed": 3, "train_ids": [0, 40]}}
+    speakers = heldout_speakers(range(100, 102), doc)
+    assert [(s.speaker_id, s.seed) for s in speakers] == [(100, 3), (101, 3)]
+    with pytest.raises(ValueError, match=r"speaker ids \[38, 39\] were used in training"):
+        heldout_speakers(range(38, 42), doc)
