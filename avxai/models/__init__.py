@@ -10,16 +10,16 @@ from avxai.models.contract import (
 from avxai.models.registry import (
     ARCHITECTURES, Architecture, ModelBlob, describe_architectures, get_architecture, load_model, register, save_model,
 )
-from avxai.models.state import load_state_dict_checked
-# the model families: importing each registers its architecture
+from avxai.models.state import load_checkpoint_config, load_state_dict_checked
+# the model families: importing each registers its architecture (load_enhancer etc.: older names of load_model)
 from avxai.models.speaker import SpeakerEmbedder, SpeakerNet
-from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer, save_enhancer
-from avxai.models.separation import Separator, SeparatorConfig, load_separator, save_separator, small_convtasnet
+from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer
+from avxai.models.separation import Separator, SeparatorConfig, load_separator, small_convtasnet
 from avxai.models.hdemucs import HDemucsSeparator
 from avxai.models.ecapa import EcapaEmbedder
-from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig
-# older names, kept until every caller uses load_model / save_model
-from avxai.models.checkpoint import load_checkpoint_config, load_speaker_model, save_checkpoint
+from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig, load_av_enhancer
+from avxai.models.checkpoint import load_speaker_model
+# any module you built, and the torchaudio / SpeechBrain architectures built from keyword arguments
 from avxai.models.loaders import (
     SampleRateWrapper, load_checkpoint, load_convtasnet, load_ecapa_tdnn, load_hdemucs, load_module, with_sample_rate,
 )
@@ -28,10 +28,10 @@ __all__ = [
     "ModelContract", "sample_rate_of", "stft_of", "fps_of", "crop_size_of", "num_sources_of", "embedder_of",
     "pca_layers_of",
     "ARCHITECTURES", "Architecture", "ModelBlob", "register", "get_architecture", "describe_architectures",
-    "load_model", "save_model", "load_state_dict_checked",
+    "load_model", "save_model", "load_state_dict_checked", "load_checkpoint_config",
     "SpeakerEmbedder", "SpeakerNet", "EnhancerConfig", "MaskingEnhancer", "Separator", "SeparatorConfig",
     "small_convtasnet", "HDemucsSeparator", "EcapaEmbedder", "AVEnhancer", "AVEnhancerConfig",
     "SampleRateWrapper", "load_module", "load_checkpoint", "with_sample_rate",
-    "load_speaker_model", "load_checkpoint_config", "save_checkpoint", "load_enhancer", "save_enhancer",
-    "load_separator", "save_separator", "load_convtasnet", "load_ecapa_tdnn", "load_hdemucs",
+    "load_speaker_model", "load_enhancer", "load_separator", "load_av_enhancer",
+    "load_convtasnet", "load_ecapa_tdnn", "load_hdemucs",
 ]

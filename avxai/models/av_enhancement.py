@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from avxai.models.registry import Architecture, from_config, register
 
-__all__ = ["AVEnhancerConfig", "AVEnhancer", "ARCHITECTURE", "DEFAULT_AV_ENHANCER_CHECKPOINT", "save_av_enhancer",
-           "load_av_enhancer", "BACKBONES"]
+__all__ = ["AVEnhancerConfig", "AVEnhancer", "ARCHITECTURE", "DEFAULT_AV_ENHANCER_CHECKPOINT", "load_av_enhancer",
+           "BACKBONES"]
 
 BACKBONES = ("mobilenet_v3_small", "resnet18")
 _MAX_BLOCKS = {"mobilenet_v3_small": 13, "resnet18": 4}
@@ -246,5 +246,4 @@ ARCHITECTURE = register(Architecture(
     bundled="av_enhancement/av_enhancer.pt", recipe="recipes/av_enhancement/train.py",
 ))
 DEFAULT_AV_ENHANCER_CHECKPOINT = ARCHITECTURE.bundled_path()
-# older names, kept until every caller uses load_model / save_model
-load_av_enhancer, save_av_enhancer = ARCHITECTURE.load, ARCHITECTURE.save
+load_av_enhancer = ARCHITECTURE.load  # the older name of load_model(path, architecture="av-enhancer")

@@ -14,8 +14,7 @@ from torch import Tensor, nn
 
 from avxai.models.registry import Architecture, from_config, register
 
-__all__ = ["EnhancerConfig", "MaskingEnhancer", "ARCHITECTURE", "DEFAULT_ENHANCER_CHECKPOINT", "save_enhancer",
-           "load_enhancer"]
+__all__ = ["EnhancerConfig", "MaskingEnhancer", "ARCHITECTURE", "DEFAULT_ENHANCER_CHECKPOINT", "load_enhancer"]
 
 
 @dataclass(frozen=True)
@@ -119,5 +118,4 @@ ARCHITECTURE = register(Architecture(
     bundled="enhancement/enhancer.pt", recipe="recipes/enhancement/train.py",
 ))
 DEFAULT_ENHANCER_CHECKPOINT = ARCHITECTURE.bundled_path()
-# older names, kept until every caller uses load_model / save_model
-load_enhancer, save_enhancer = ARCHITECTURE.load, ARCHITECTURE.save
+load_enhancer = ARCHITECTURE.load  # the older name of load_model(path, architecture="enhancer")

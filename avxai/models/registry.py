@@ -108,15 +108,6 @@ class Architecture:
         """``load_model(spec, architecture=self.name)``: default the bundled checkpoint; ``kwargs`` over the JSON's."""
         return load_model(spec, architecture=self.name, kwargs=kwargs)
 
-    def save(self, model: nn.Module, path: str | Path, *, kwargs: Any = None, **extra: Any) -> Path:
-        """``save_model(model, path, architecture=self.name, ...)``; ``kwargs`` default ``model.config`` (a dict or
-        dataclass of constructor arguments); ``extra``: other JSON entries."""
-        if kwargs is None:
-            kwargs = getattr(model, "config", None)
-            if kwargs is None:
-                raise ValueError(f"pass kwargs= (constructor arguments): {type(model).__name__} has no .config to save")
-        return save_model(model, path, architecture=self.name, kwargs=kwargs, extra=extra)
-
 
 def from_config(model_cls: Callable[[Any], nn.Module], config_cls: Callable[..., Any]) -> Callable[..., nn.Module]:
     """The builder of a model configured by a dataclass: ``build(**kwargs) = model_cls(config_cls(**kwargs))``."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from operator import attrgetter
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -18,7 +17,7 @@ from torchaudio.models import ConvTasNet
 from avxai.models.registry import Architecture, register
 
 __all__ = ["SeparatorConfig", "Separator", "small_convtasnet", "build_convtasnet", "build_separator", "ARCHITECTURE",
-           "DEFAULT_SEPARATOR_CHECKPOINT", "save_separator", "load_separator"]
+           "DEFAULT_SEPARATOR_CHECKPOINT", "load_separator"]
 
 
 @dataclass(frozen=True)
@@ -123,12 +122,4 @@ ARCHITECTURE = register(Architecture(
     bundled="separation/convtasnet.pt", recipe="recipes/separation/train.py", weights=attrgetter("network"),
 ))
 DEFAULT_SEPARATOR_CHECKPOINT = ARCHITECTURE.bundled_path()
-
-
-# older names, kept until every caller uses load_model / save_model
-load_separator = ARCHITECTURE.load
-
-
-def save_separator(model: Separator, config: SeparatorConfig, path: "str | Path", **extra) -> Path:
-    """``save_model(model, path, architecture="separator", kwargs=config, extra=extra)``."""
-    return ARCHITECTURE.save(model, path, kwargs=config, **extra)
+load_separator = ARCHITECTURE.load  # the older name of load_model(path, architecture="separator")

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ASSETS_DIR", "config_path", "read_config", "read_state", "state_mismatch", "load_state_dict_checked",
-           "write_checkpoint"]
+__all__ = ["ASSETS_DIR", "config_path", "read_config", "load_checkpoint_config", "read_state", "state_mismatch",
+           "load_state_dict_checked", "write_checkpoint"]
 
 #: ``<repo>/assets``: bundled models and demo audio (not part of the installed package).
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
@@ -40,6 +40,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"the 'model' entry of {path} must be an object of constructor arguments, "
                          f"got {type(doc['model']).__name__}")
     return doc
+
+
+def load_checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """The JSON config beside checkpoint ``path`` (its metrics, training settings, ``"model"`` arguments)."""
+    cfg = config_path(path)
+    if not cfg.is_file():
+        raise FileNotFoundError(f"no config {cfg} beside checkpoint {path}; save checkpoints with save_model")
+    return read_config(cfg)
 
 
 def _why(err: Exception) -> str:
