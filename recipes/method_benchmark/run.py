@@ -31,6 +31,7 @@ import argparse
 import copy
 import csv
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -42,6 +43,17 @@ import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
+
+from avxai.config import build_config
+from avxai.data.mixtures import load_segments, segments_to_mask
+from avxai.io.audio import load_audio
+from avxai.methods import METHODS, get_method, method_names
+from avxai.metrics import (
+    deletion_curve, insertion_curve, iou_at_truth_area, mass_in_mask, pointing_game, randomisation_check,
+)
+from avxai.metrics.masks import ideal_binary_mask
+from avxai.models.registry import load_model
+from avxai.tasks import av_enhancement, separation, speaker
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -76,48 +88,32 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _tupled(value: Any) -> Any:
-    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
-
-
-def build_config(config_class: type, values: dict) -> Any:
-    """A method config from a YAML mapping (lists become tuples); unknown keys raise with the valid ones."""
-    names = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{config_class.__name__} has no field(s) {unknown}; valid fields: {sorted(names)}")
-    return config_class(**{k: _tupled(v) for k, v in values.items()})
-
-
 # -- tasks ----------------------------------------------------------------------------------------------------
 def _fingerprints(*paths: Path) -> dict[str, str]:
     """``path -> sha256[:16]`` of the files a task read, so a table names the exact model and audio."""
-    import hashlib
-
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in paths}
 
 
 def aba_task(cfg: dict, assets: Path) -> "BenchTask | str":
-    from avxai import ClassLogit, Spectrogram
-    from avxai.data.mixtures import load_segments, segments_to_mask
-    from avxai.io.audio import load_audio
-    from avxai.models.checkpoint import load_speaker_model
-
     ckpt, wav_path, seg_path = (assets / "speaker" / n for n in ("speaker_net.pt", "aba.wav", "aba_segments.json"))
     missing = [p for p in (ckpt, wav_path, seg_path) if not p.exists()]
     if missing:
         return "missing " + ", ".join(map(str, missing)) + " (written by recipes/speaker/train.py)"
-    model = load_speaker_model(ckpt)
+    model = load_model(ckpt)
     segments, meta = load_segments(seg_path, with_metadata=True)
     classes = {label: int(meta[label]["class_index"]) for label in ("A", "B")}
     wav, sr = load_audio(wav_path, sample_rate=model.sample_rate, mono=True)  # (1, 1, time)
     spec = cfg["spectrogram"]
-    modality = Spectrogram(wav.repeat(2, 1, 1), sr, n_fft=spec["n_fft"], hop_length=spec["hop_length"],
-                           n_mels=spec.get("n_mels"), perturbation=spec["perturbation"])
+    # input 0 explains A's logit, input 1 B's
+    problem = speaker.build(model, speaker.SpeakerOptions(
+        input=wav.repeat(2, 1, 1), sample_rate=sr, target=(classes["A"], classes["B"]), score="logit",
+        n_fft=spec["n_fft"], hop_length=spec["hop_length"], n_mels=spec.get("n_mels"),
+        perturbation=spec["perturbation"]))
+    modality = problem.modality
     times = torch.as_tensor(modality.coordinates()["time"])
     truth = torch.stack([segments_to_mask(segments, times, label).bool() for label in ("A", "B")])
     truth = truth[:, None, :].expand(2, modality.grid_shape[0], -1).contiguous()
-    return BenchTask("aba", model, modality, ClassLogit([classes["A"], classes["B"]]), truth,
+    return BenchTask("aba", problem.model, modality, problem.scorer, truth,
                      labels=[f"speaker A (class {classes['A']})", f"speaker B (class {classes['B']})"],
                      gradcam_layer=cfg["gradcam_layers"].get("aba"),
                      metadata={"segments": [dataclasses.asdict(s) for s in segments], "targets": ["A", "B"],
@@ -135,76 +131,51 @@ def separation_task(cfg: dict, assets: Path) -> "BenchTask | str":
 
 
 def _separation_problem(cfg: dict, checkpoint: Path, mixture: Path, sources: list[Path]) -> "BenchTask | str":
-    from avxai import SISDR, Spectrogram
-    from avxai.io.audio import load_audio
-    from avxai.metrics.masks import ideal_binary_mask
-    from avxai.models.separation import load_separator
-
-    model = load_separator(checkpoint)
+    model = load_model(checkpoint)
     mix, sr = load_audio(mixture, sample_rate=model.sample_rate, mono=True)
     refs = [load_audio(p, sample_rate=model.sample_rate, mono=True)[0].reshape(-1) for p in sources[:2]]
     n = min(mix.shape[-1], *(r.shape[-1] for r in refs))
     mix, refs = mix[..., :n], torch.stack([r[:n] for r in refs])  # (1, 1, n), (2, n)
     sep = cfg.get("separation", {})
     n_fft, hop = int(sep.get("n_fft", 256)), int(sep.get("hop_length", 64))
-    modality = Spectrogram(mix.repeat(2, 1, 1), sr, n_fft=n_fft, hop_length=hop,
-                           perturbation=cfg["spectrogram"]["perturbation"])
     # input s explains source s: its reference lists source s first (scorer source 0, output channel matched)
+    problem = separation.build(model, separation.SeparationOptions(
+        input=mix.repeat(2, 1, 1), sample_rate=sr, reference=torch.stack([refs, refs.flip(0)]), source=0,
+        score="si-sdr", n_fft=n_fft, hop_length=hop, perturbation=cfg["spectrogram"]["perturbation"]))
+    modality = problem.modality
     truth = torch.stack([ideal_binary_mask(refs[s], refs[1 - s], n_fft, hop) for s in (0, 1)]) > 0.5
     if tuple(truth.shape[1:]) != modality.grid_shape:
         return f"ideal binary mask {tuple(truth.shape[1:])} does not match the grid {modality.grid_shape}"
-    scorer = SISDR(torch.stack([refs, refs.flip(0)]), source=0)
-    return BenchTask("separation", model, modality, scorer, truth, labels=["source 1", "source 2"],
+    return BenchTask("separation", problem.model, modality, problem.scorer, truth, labels=["source 1", "source 2"],
                      gradcam_layer=cfg["gradcam_layers"].get("separation"),
                      metadata={"targets": ["source 1", "source 2"],
                                "files": _fingerprints(checkpoint, mixture, *sources[:2])})
 
 
-class FixedAudio(nn.Module):
-    """An audio-visual model with its audio held fixed: ``forward(video (n, frames, 3, S, S))`` runs
-    ``model(waveform, video)`` with the same waveform ``(1, 1, time)`` for every row (the face is explained)."""
-
-    def __init__(self, model: nn.Module, waveform: Tensor):
-        super().__init__()
-        self.model = model
-        self.register_buffer("waveform", waveform)
-
-    def forward(self, video: Tensor) -> Tensor:
-        return self.model(self.waveform.expand(video.shape[0], -1, -1), video)
-
-
 def talking_face_task(cfg: dict, assets: Path) -> "BenchTask | str":
     """The bundled audio-visual enhancer on its example clip: the SI-SDR of the enhanced output against the clean
-    target, explained on the face crops (audio fixed); truth = the generator's mouth box in each crop."""
+    target, explained on the face crops (audio fixed: the AV task's ``stream="video"``); truth = the generator's
+    mouth box in each crop."""
     folder = assets / "av_enhancement"
     names = ("av_enhancer.pt", "example.mp4", "clean.wav", "mouth_boxes.json")
     missing = [n for n in names if not (folder / n).exists()]
     if missing:
         return f"needs {', '.join(missing)} in {folder} (recipes/av_enhancement/train.py)"
-    from avxai import SISDR
-    from avxai.faces import FaceTracker
-    from avxai.io.audio import load_audio
-    from avxai.modalities.video import FaceVideo
-    from avxai.models.av_enhancement import load_av_enhancer
-
     tf = cfg.get("talking_face", {})
-    model = load_av_enhancer(folder / "av_enhancer.pt")
-    video = FaceVideo.from_file(folder / "example.mp4", FaceTracker(crop_size=model.crop_size),
-                                perturbation=tf.get("perturbation", "spatial-blur"), need_audio=True)
-    clip = video.clip
-    if clip.sample_rate != model.sample_rate:
-        return (f"example.mp4's audio is at {clip.sample_rate} Hz but the model takes {model.sample_rate} Hz; "
-                "re-run recipes/av_enhancement/train.py")
-    wav = clip.audio.float().mean(dim=0).reshape(1, 1, -1)  # (1, 1, time) mono
-    clean, _ = load_audio(folder / "clean.wav", sample_rate=model.sample_rate, mono=True)
-    n = min(wav.shape[-1], clean.shape[-1])
-    wav, clean = wav[..., :n], clean.reshape(1, -1)[:, :n]
+    model = load_model(folder / "av_enhancer.pt")
+    try:  # a clip at another rate, or a reference of another length: skip with the task's reason
+        problem = av_enhancement.build(model, av_enhancement.AVEnhancementOptions(
+            input=folder / "example.mp4", reference=folder / "clean.wav", stream="video", score="si-sdr", mono=True,
+            perturbation=f"zero,{tf.get('perturbation', 'spatial-blur')}", shares=False))
+    except ValueError as err:
+        return f"{err}; re-run recipes/av_enhancement/train.py"
+    video = problem.modality
     boxes_doc = json.loads((folder / "mouth_boxes.json").read_text())
     boxes = torch.tensor(boxes_doc["mouth_boxes"], dtype=torch.float32)
     if boxes.shape[0] != video.num_frames:
         return f"mouth_boxes.json has {boxes.shape[0]} boxes for {video.num_frames} frames of example.mp4"
     truth = video.region_in_crop(boxes, float(tf.get("mouth_grow", 0.0))).bool().unsqueeze(0)  # (1, T, S, S)
-    return BenchTask("talking_face", FixedAudio(model, wav[..., :n]), video, SISDR(clean), truth,
+    return BenchTask("talking_face", problem.model, video, problem.scorer, truth,
                      labels=["target talker"], gradcam_layer=cfg["gradcam_layers"].get("talking_face"),
                      metadata={"targets": ["target talker"],
                                "files": _fingerprints(*(folder / n for n in names))})
@@ -219,8 +190,6 @@ TASKS: dict[str, Callable[[dict, Path], "BenchTask | str"]] = {
 def score_attribution(task: BenchTask, attribution: Tensor, mcfg: dict) -> tuple[dict, dict]:
     """Localisation and faithfulness numbers (means over the batch, per input under ``"per_input"``) and the
     two curves."""
-    from avxai.metrics import deletion_curve, insertion_curve, iou_at_truth_area, mass_in_mask, pointing_game
-
     kw = dict(steps=mcfg["steps"], batch_size=mcfg["batch_size"], normalise=mcfg["normalise"])
     dele = deletion_curve(task.model, task.modality, task.scorer, attribution, **kw)
     ins = insertion_curve(task.model, task.modality, task.scorer, attribution, **kw)
@@ -237,9 +206,6 @@ def score_attribution(task: BenchTask, attribution: Tensor, mcfg: dict) -> tuple
 
 
 def run_method(task: BenchTask, name: str, config: Any, mcfg: dict, seed: int, out: Path) -> tuple[dict, dict]:
-    from avxai.methods import get_method
-    from avxai.metrics import randomisation_check
-
     method = get_method(name)
     start = time.perf_counter()
     expl = method(task.model, task.modality, task.scorer, config)
@@ -324,8 +290,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.debug:
         cfg = merge(cfg, cfg.get("debug", {}))
     seed = cfg.get("seed", 0) if args.seed is None else args.seed
-    from avxai.methods import METHODS, method_names
-
     methods = method_names(args.methods or list(cfg["methods"]))
     tasks = args.tasks.split(",") if args.tasks else list(cfg["tasks"])
     for t in tasks:
@@ -356,13 +320,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"[skip] {task_name}/{name}: applies to {', '.join(only)} only (method_tasks in the config)",
                       flush=True)
                 continue
-            values = merge(cfg["method_configs"].get(name) or {},
+            if name not in cfg["method_configs"]:
+                raise ValueError(f"method {name!r} has no entry under method_configs in {args.config}; add "
+                                 f"'{name}: {{}}' for its default config")
+            values = merge(cfg["method_configs"][name] or {},
                            (cfg.get("task_method_configs", {}).get(task_name) or {}).get(name) or {})
             if name == "gradcam" and task.gradcam_layer is not None:
                 values.setdefault("layer", task.gradcam_layer)
             if "seed" in {f.name for f in dataclasses.fields(METHODS[name].config_class)}:
                 values.setdefault("seed", seed)  # the run's seed reaches every stochastic method (extremal, smoothgrad)
-            config = build_config(METHODS[name].config_class, values)
+            config = build_config(METHODS[name].config_class, values=values)
             row, c = run_method(task, name, config, mcfg, seed, args.out)
             rows.append({"task": task_name, "method": name, **row})
             curves[task_name][name] = c
