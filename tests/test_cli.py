@@ -39,7 +39,8 @@ def test_method_config_from_yaml_sets_and_shortcuts(tmp_path):
 def test_a_bad_set_value_names_the_field_and_type(tmp_path, capsys):
     code = main(["explain", "--task", "speaker", "--input", "x.wav", "--set", "window=2.5", "--out", str(tmp_path)])
     assert code == 2
-    assert "--set window=2.5: window expects a tuple of ints, an int or None, got 2.5" in capsys.readouterr().err
+    assert ("--set window=2.5: window expects a tuple of ints, an int or None (one per grid axis), got 2.5"
+            in capsys.readouterr().err)
 
 
 def test_an_option_the_task_does_not_read_is_an_error(tmp_path, capsys):

@@ -51,7 +51,7 @@ def test_type_errors_name_the_source_the_field_and_the_type(tmp_path):
     with pytest.raises(ValueError, match=r"^--set window=2\.5: window expects a tuple of ints, an int or None "
                                          r"\(one per grid axis\), got 2\.5$"):
         build_config(Config, sets=["window=2.5"])
-    with pytest.raises(ValueError, match="--set window=2.5: window expects a tuple of ints, an int or None, got 2.5"):
+    with pytest.raises(ValueError, match=r"--set window=2.5: window expects .* \(one per grid axis\), got 2.5"):
         build_config(get_method("occlusion").config_class, sets=["window=2.5"])
     with pytest.raises(ValueError, match=r"--set pair=\[1, 2, 3\]: pair expects a tuple of 2 numbers"):
         build_config(Config, sets=["pair=[1, 2, 3]"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -30,8 +30,8 @@ class OcclusionConfig(MethodConfig):
     progress : show a tqdm progress bar.
     """
 
-    window: tuple[int, ...] | int | None = None
-    stride: tuple[int, ...] | int | None = None
+    window: tuple[int, ...] | int | None = field(default=None, metadata={"note": "one per grid axis"})
+    stride: tuple[int, ...] | int | None = field(default=None, metadata={"note": "one per grid axis"})
     batch_size: int = 32
     listen_fraction: float = 0.2
     progress: bool = False
