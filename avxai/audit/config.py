@@ -138,17 +138,11 @@ class AuditConfig:
         return build_config(cls, values=values)
 
     def to_dict(self) -> dict:
+        """JSON types, hashed into the output folder (``build_config(AuditConfig, values=...)`` reads it back, with
+        ``method_options`` as ``(name, value)`` pairs)."""
         d = {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self)}
         d["method_options"] = {k: to_jsonable(v) for k, v in self.method_options}
         return d
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "AuditConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"AuditConfig has no field(s) {unknown}; its fields are {sorted(known)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
 
 
 def check_window(config: AuditConfig, n_fft: int) -> None:
