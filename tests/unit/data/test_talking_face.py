@@ -36,14 +36,7 @@ def dark_pixels(clip):
     return np.array(counts)
 
 
-def setup_module(module):
-    """Rendering runs faster on one thread on a shared CPU; teardown_module gives the count back."""
-    module.THREADS_BEFORE = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-
-def teardown_module(module):
-    torch.set_num_threads(module.THREADS_BEFORE)
+pytestmark = pytest.mark.usefixtures("one_thread")  # rendering runs faster on one thread (tests/conftest.py)
 
 
 @pytest.mark.parametrize("face", ["astronaut", "camera"])

@@ -29,9 +29,9 @@ from avxai import Modality, Spectrogram, TensorModality
 from avxai.modalities.audio_visual import AudioVisual
 from avxai.modalities.video import FaceVideo
 
-from toys_problems import FPS, HOP, N_FFT, SR, one_thread, toy_crops, toy_waveform
+from toys.problems import FPS, HOP, N_FFT, SR, toy_crops, toy_waveform
 
-pytestmark = pytest.mark.usefixtures(one_thread.__name__)  # the fixture is imported above
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 ATOL = 1e-5  # relative to the input's largest magnitude
 BATCH = 2
 

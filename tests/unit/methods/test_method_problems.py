@@ -24,10 +24,10 @@ from avxai.methods import METHODS
 from avxai.modalities.audio_visual import AudioVisual
 from avxai.modalities.video import FaceVideo
 
-from toys_problems import (CROP, FPS, FRAMES, HOP, N_FFT, SPEC_REGION, SR, VIDEO_REGION, AVRegion, FaceRegion,
-                           SpectrogramRegion, one_thread, region_mask, spec_grid_shape, toy_crops, toy_waveform)
+from toys.problems import (CROP, FPS, FRAMES, HOP, N_FFT, SPEC_REGION, SR, VIDEO_REGION, AVRegion, FaceRegion,
+                           SpectrogramRegion, region_mask, spec_grid_shape, toy_crops, toy_waveform)
 
-pytestmark = pytest.mark.usefixtures(one_thread.__name__)  # the fixture is imported above
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 BATCH = 2
 
 #: the region's share of the absolute attribution must close at least this fraction of the gap between the

@@ -28,16 +28,6 @@ SPEC_REGION = (slice(9, 15), slice(36, 56))       # bins 9-14 (1125-1750 Hz) x S
 VIDEO_REGION = (slice(3, 6), slice(9, 15), slice(1, 8))  # frames 3-5 x a "mouth" box low and left in the crop
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread for a test module (restored after): these tiny problems run fastest on one thread, and
-    several threads on a shared 2-core CPU spin-wait (measured: extremal on the audio-visual toy, 0.4 s on one
-    thread, 8-16 s on the default threads under load). Use it with ``pytestmark = pytest.mark.usefixtures(...)``
-    after importing it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- inputs --------------------------------------------------------------------------------------------------

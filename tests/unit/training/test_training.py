@@ -24,7 +24,7 @@ from avxai.training import (
     warmup_cosine,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit_helpers import WINDOW_64, dying_blob, read_results, small_trial_list, tiny_checkpoint
+from toys.audit import WINDOW_64, dying_blob, read_results, small_trial_list, tiny_checkpoint
 from avxai.audit import AuditConfig, read_trials, run_audit
 from avxai.audit.engines import run_processes
 from avxai.audit import load_audit_model, prepare_payload

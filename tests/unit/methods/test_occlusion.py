@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from avxai import OcclusionConfig, Scorer, Spectrogram, TensorModality, occlusion
-from toy_models import FRAMES, FREQ_BAND, GridRegion, RegionEnergy, tone_in_noise
+from toys.models import FRAMES, FREQ_BAND, GridRegion, RegionEnergy, tone_in_noise
 
 SR = 16000
 

@@ -21,13 +21,7 @@ CLIP, CLEAN = ASSETS / "example.mp4", ASSETS / "clean.wav"
 TINY = AVEnhancerConfig(crop_size=16, visual_blocks=2, visual_dim=8, audio_channels=2, audio_dim=8, hidden=8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """MTCNN's and the models' small convolutions run faster on one thread on a shared CPU; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_inputs(n=2, seconds=0.4, config=TINY):

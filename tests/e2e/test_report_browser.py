@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("websocket", reason="the browser test needs websocket-client (dev extra: pip install -e '.[dev]')")
 
-from audit_helpers import WINDOW_64, small_trial_list, tiny_checkpoint  # noqa: E402
+from toys.audit import WINDOW_64, small_trial_list, tiny_checkpoint  # noqa: E402
 from avxai.audit import AuditConfig, run_audit  # noqa: E402
-from headless_chromium import HeadlessChromium, find_chromium  # noqa: E402
+from e2e.chromium import HeadlessChromium, find_chromium  # noqa: E402
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="no chromium on PATH: run scripts/install_test_deps.sh (make setup-test)")

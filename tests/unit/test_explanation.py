@@ -5,7 +5,7 @@ import soundfile as sf
 import torch
 
 from avxai import Explanation, OcclusionConfig, Scorer, Spectrogram, occlusion
-from toy_models import RegionEnergy, tone_in_noise
+from toys.models import RegionEnergy, tone_in_noise
 
 
 class First(Scorer):

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audit_helpers import (
+from toys.audit import (
     RATE, WINDOW_64, WindowSpeakerModel, read_results, small_trial_list, tiny_checkpoint, voiced, write_voiced,
 )
 from avxai.audit import AuditConfig, ReportOptions, read_trials, run_audit, run_trial, summarise, write_trials

@@ -17,13 +17,7 @@ def am_speech(seconds=1.0, sample_rate=16000, syllables_hz=3.0):
     return (0.5 * envelope * torch.sin(2 * math.pi * 220 * t))[None].float()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """MTCNN's small convolutions run faster on one thread when the CPU is shared; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

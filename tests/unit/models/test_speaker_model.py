@@ -17,7 +17,7 @@ from avxai.models.state import read_config
 
 DEFAULT_SPEAKER_CHECKPOINT = ARCHITECTURES["speakernet"].bundled_path()
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 ASSETS = REPO / "assets" / "speaker"
 
 

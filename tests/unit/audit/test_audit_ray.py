@@ -10,14 +10,14 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip install -e '.[ray]'")
 
-from audit_helpers import WINDOW_64, dying_blob, read_results, small_trial_list, tiny_checkpoint  # noqa: E402
+from toys.audit import WINDOW_64, dying_blob, read_results, small_trial_list, tiny_checkpoint  # noqa: E402
 from avxai.audit import AuditConfig, read_trials, run_audit  # noqa: E402
 from avxai.audit.engines import run_ray  # noqa: E402
 from avxai.audit import load_audit_model, prepare_payload  # noqa: E402
 
 CONFIG = AuditConfig(method="occlusion", areas=(0.1, 0.2), method_options=WINDOW_64, curve_steps=4,
                      min_duration_s=0.3)
-TESTS = str(Path(__file__).resolve().parent)
+TESTS = str(Path(__file__).resolve().parents[2])  # tests/: the toys package
 
 
 @pytest.fixture(scope="module")

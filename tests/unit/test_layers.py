@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "avxai"
+PACKAGE = Path(__file__).resolve().parents[2] / "avxai"
 
 #: bottom first; a module may import its own layer and the layers below it, never a higher one.
 #: The key is the first name under ``avxai`` (a module or a sub-package).

@@ -21,7 +21,7 @@ from avxai.methods.occlusion import OcclusionConfig, occlusion
 from avxai.metrics import deletion_curve, insertion_curve
 from avxai.viz.style import PAPER_RC, paper_style
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load(path: Path, name: str):

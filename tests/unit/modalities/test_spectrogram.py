@@ -4,7 +4,7 @@ import torch
 from avxai import Spectrogram, occlusion, OcclusionConfig, ClassLogit
 from avxai.modalities.synthesis import WeightedSynthesis
 from avxai.perturbations import BlurPyramid, Mean, Noise, Blur, GridInfo, parse_perturbation
-from toy_models import RegionEnergy, tone_in_noise
+from toys.models import RegionEnergy, tone_in_noise
 
 SR = 16000
 
