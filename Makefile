@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 $(TEST_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray,speechbrain]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,speechbrain,hf,resemblyzer,vad]"
 	touch $(TEST_STAMP)
 
 setup: $(STAMP)
