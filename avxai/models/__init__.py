@@ -11,6 +11,10 @@ from avxai.models.registry import (
     ARCHITECTURES, Architecture, ModelBlob, describe_architectures, get_architecture, load_model, register, save_model,
 )
 from avxai.models.state import load_checkpoint_config, load_state_dict_checked
+# one grammar for --model SPEC (adapter modules below register their spec kinds into it on import)
+from avxai.models.spec import (
+    SPEC_KINDS, ModelSpec, SpecKind, model_source, parse_model_args, register_spec_kind, resolve_model,
+)
 # the model families: importing each registers its architecture (load_enhancer etc.: older names of load_model)
 from avxai.models.speaker import SpeakerEmbedder, SpeakerNet
 from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhancer
@@ -29,6 +33,7 @@ __all__ = [
     "pca_layers_of",
     "ARCHITECTURES", "Architecture", "ModelBlob", "register", "get_architecture", "describe_architectures",
     "load_model", "save_model", "load_state_dict_checked", "load_checkpoint_config",
+    "SPEC_KINDS", "SpecKind", "register_spec_kind", "resolve_model", "parse_model_args", "model_source", "ModelSpec",
     "SpeakerEmbedder", "SpeakerNet", "EnhancerConfig", "MaskingEnhancer", "Separator", "SeparatorConfig",
     "small_convtasnet", "HDemucsSeparator", "EcapaEmbedder", "AVEnhancer", "AVEnhancerConfig",
     "SampleRateWrapper", "load_module", "load_checkpoint", "with_sample_rate",
