@@ -14,6 +14,7 @@ attribute            type                           read by
 ``num_sources``      positive int                   separation tasks (which ``--source`` exists)
 ``embedder()``       returns an ``nn.Module``       verification scorers (cosine of embeddings)
 ``pca_layers``       dict stream name -> layer      :mod:`avxai.methods.pca_rgb` (dotted module paths)
+``frame_hop_s``      positive float, seconds        frame-level scorers (a time region -> output frames)
 ===================  =============================  =================================================
 
 Read them with the accessors below (``sample_rate_of(model)`` etc.), never with ``getattr``: each one checks the
@@ -30,7 +31,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 from torch import nn
 
 __all__ = ["ModelContract", "sample_rate_of", "stft_of", "fps_of", "crop_size_of", "num_sources_of", "embedder_of",
-           "pca_layers_of"]
+           "pca_layers_of", "frame_hop_of"]
 
 
 @runtime_checkable
@@ -135,3 +136,15 @@ def pca_layers_of(model: Any, *, required: bool = False) -> dict[str, str] | Non
         raise TypeError(f"{_name(model)}.pca_layers must map stream names to dotted layer paths (str -> str), "
                         f"got {layers!r}")
     return dict(layers)
+
+
+def frame_hop_of(model: Any, *, required: bool = False) -> float | None:
+    """Seconds between two output frames of a model returning a frame sequence ``(batch, frames, ...)``
+    (``model.frame_hop_s``, e.g. a chunked VAD's ``chunk / sample_rate``), or ``None``."""
+    value = _stated(model, "frame_hop_s", required, "set model.frame_hop_s (seconds between output frames)",
+                    "frame hop (frame_hop_s)")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+        raise TypeError(f"{_name(model)}.frame_hop_s must be a positive number of seconds, got {value!r}")
+    return float(value)
