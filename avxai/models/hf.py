@@ -1,0 +1,252 @@
+"""HuggingFace transformers audio models from a local folder (``save_pretrained``), behind avxai's contract.
+
+Needs the optional dependency: ``pip install avxai[hf]``. Nothing is downloaded: the folder is read with
+``local_files_only=True``. Supported heads (``architectures`` in ``config.json``):
+
+==================================  ===============================  ============================================
+head                                default ``output``               avxai model
+==================================  ===============================  ============================================
+``*ForXVector`` (``WavLMForXVector``)  ``embeddings`` ``(batch, dim)``  speaker embedder (``embedder()``, cosine)
+``*ForSequenceClassification``,     ``logits`` ``(batch, classes)``  classifier (class logit / probability)
+``*ForAudioClassification``
+``*ForAudioFrameClassification``    ``logits`` ``(batch, frames,     frame classifier
+                                    classes)``
+==================================  ===============================  ============================================
+
+The feature extractor (``preprocessor_config.json``) must be a raw-waveform one (``Wav2Vec2FeatureExtractor``:
+wav2vec2, HuBERT, WavLM, data2vec-audio, UniSpeech, SEW); its ``sampling_rate`` is the model's ``sample_rate``
+(required) and its ``do_normalize`` (zero mean, unit variance per utterance) is done in torch, so gradients reach
+the waveform. The model's dict-like ``ModelOutput`` is reduced to the one tensor named by ``output``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from avxai.checks import check_sample_rate
+from avxai.models.spec import SpecKind, register_spec_kind
+
+__all__ = ["HFAudioModel", "HFSpeakerEmbedder", "load_hf", "is_hf_folder", "HEADS", "RAW_WAVEFORM_EXTRACTORS",
+           "SPEC_KIND"]
+
+#: architecture-name suffix -> (kind, default output field)
+HEADS = {
+    "ForXVector": ("speaker", "embeddings"),
+    "ForSequenceClassification": ("classification", "logits"),
+    "ForAudioClassification": ("classification", "logits"),
+    "ForAudioFrameClassification": ("frame-classification", "logits"),
+}
+#: feature extractors that take the raw waveform (their only processing is the optional normalisation)
+RAW_WAVEFORM_EXTRACTORS = ("Wav2Vec2FeatureExtractor",)
+#: model types whose folders without a ``feature_extractor_type`` use :data:`RAW_WAVEFORM_EXTRACTORS`
+RAW_WAVEFORM_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew", "sew-d",
+                      "wav2vec2-conformer")
+#: the epsilon of ``Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm``
+NORM_EPS = 1e-7
+LOAD_ARGS = ("output", "sample_rate")
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"{path.parent} lacks {path.name} ({what}); write it with save_pretrained(folder)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not readable JSON ({err}); write it again with save_pretrained(folder)") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def is_hf_folder(spec: Any) -> bool:
+    """Whether ``spec`` is a folder holding a transformers ``config.json`` (``model_type`` or ``architectures``).
+
+    A SpeechBrain folder (``hyperparams.yaml``) is not one, even when it carries a ``config.json``.
+    """
+    if not isinstance(spec, (str, Path)):
+        return False
+    folder = Path(spec)
+    if not (folder / "config.json").is_file() or (folder / "hyperparams.yaml").is_file():
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and ("model_type" in config or "architectures" in config)
+
+
+def _head(config: Mapping[str, Any], folder: Path) -> tuple[str, str, str]:
+    """``(class name, kind, default output)`` of the folder's model."""
+    names = config.get("architectures")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{folder}/config.json names no 'architectures' (the model class); write the folder with "
+                         "model.save_pretrained(folder)")
+    for name in names:
+        for suffix, (kind, output) in HEADS.items():
+            if name.endswith(suffix):
+                return name, kind, output
+    raise ValueError(f"{folder} holds a {', '.join(names)}, not an audio head avxai can score; supported: "
+                     f"{', '.join('*' + s for s in HEADS)} (e.g. WavLMForXVector, Wav2Vec2ForSequenceClassification)")
+
+
+def _normalisation(folder: Path, model_type: Any, sample_rate: Any) -> tuple[int, bool]:
+    """``(sample_rate, do_normalize)`` from ``preprocessor_config.json``; ``sample_rate`` fills a missing rate."""
+    pre = _read_json(folder / "preprocessor_config.json", "the feature extractor: sampling_rate, do_normalize")
+    kind = pre.get("feature_extractor_type") or ("Wav2Vec2FeatureExtractor" if model_type in RAW_WAVEFORM_TYPES
+                                                 else None)
+    if kind not in RAW_WAVEFORM_EXTRACTORS:
+        raise ValueError(f"{folder}'s feature extractor {kind or '(unnamed)'} computes features avxai does not rebuild "
+                         f"in torch; only raw-waveform models ({', '.join(RAW_WAVEFORM_EXTRACTORS)}) load here: wrap "
+                         "the model with avxai.wrap and a torch front end instead")
+    rate = pre.get("sampling_rate")
+    if isinstance(sample_rate, str) and sample_rate.strip().isdigit():
+        sample_rate = int(sample_rate)
+    if rate is None:
+        if sample_rate is None:
+            raise ValueError(f"{folder}/preprocessor_config.json lacks 'sampling_rate'; add it (Hz) or pass "
+                             "sample_rate=RATE (--model-arg sample_rate=16000)")
+        rate = sample_rate
+    elif sample_rate is not None and sample_rate != rate:
+        raise ValueError(f"{folder} was trained at sampling_rate={rate} Hz but sample_rate={sample_rate} was given; "
+                         "drop the argument and resample the audio instead")
+    normalize = pre.get("do_normalize", True)
+    if not isinstance(normalize, bool):
+        raise ValueError(f"{folder}/preprocessor_config.json: do_normalize must be true or false, got {normalize!r}")
+    return check_sample_rate(rate, f"sampling_rate of {folder}/preprocessor_config.json"), normalize
+
+
+class HFAudioModel(nn.Module):
+    """A transformers audio model on waveforms: per-utterance normalisation, the model, one output field.
+
+    ``model`` : the transformers module (``WavLMForXVector``, ``Wav2Vec2ForSequenceClassification``, ...).
+    ``output`` : the field of its ``ModelOutput`` to return (``"logits"``, ``"embeddings"``).
+    ``normalize`` : zero mean and unit variance per utterance (the feature extractor's ``do_normalize``).
+    ``labels`` : the class names (``config.id2label``) in index order, when the config has them.
+
+    Shape: waveform ``(batch, 1, time)`` at ``sample_rate`` Hz -> ``(batch, dim)`` (``logits``, ``embeddings``)
+    or ``(batch, frames, classes)`` (frame classification).
+    """
+
+    def __init__(self, model: nn.Module, *, sample_rate: int, output: str, normalize: bool = True):
+        super().__init__()
+        self.model = model
+        self.sample_rate = check_sample_rate(sample_rate)
+        if not isinstance(output, str) or not output:
+            raise ValueError(f"output must name a field of the model's output (e.g. 'logits'), got {output!r}")
+        self.output = output
+        self.normalize = bool(normalize)
+        id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+        self.labels = tuple(str(id2label[i]) for i in sorted(id2label, key=int))
+
+    def extra_repr(self) -> str:
+        return f"sample_rate={self.sample_rate}, output={self.output!r}, normalize={self.normalize}"
+
+    def features(self, waveform: Tensor) -> Tensor:
+        """The model's input values: the mono waveform, normalised per utterance when ``normalize``.
+
+        Shape: ``(batch, 1, time)`` -> ``(batch, time)``.
+        """
+        if not isinstance(waveform, Tensor) or waveform.dim() != 3 or waveform.shape[1] != 1:
+            shape = tuple(waveform.shape) if isinstance(waveform, Tensor) else type(waveform).__name__
+            raise ValueError(f"{type(self.model).__name__} takes a mono waveform (batch, 1, time), got {shape}; "
+                             "average the channels first (mono=True)")
+        param = next(self.model.parameters(), None)
+        values = waveform[:, 0].to(param.dtype if param is not None else torch.float32)
+        if self.normalize:
+            mean = values.mean(dim=-1, keepdim=True)
+            var = values.var(dim=-1, unbiased=False, keepdim=True)
+            values = (values - mean) / torch.sqrt(var + NORM_EPS)
+        return values
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        result = self.model(input_values=self.features(waveform))
+        value = result.get(self.output) if isinstance(result, Mapping) else getattr(result, self.output, None)
+        if not isinstance(value, Tensor):
+            fields = [k for k, v in result.items() if isinstance(v, Tensor)] if isinstance(result, Mapping) else []
+            raise ValueError(f"{type(self.model).__name__} returned no tensor {self.output!r}; pick one of its "
+                             f"outputs with output=NAME (tensors: {', '.join(fields) or 'none'})")
+        return value
+
+
+class HFSpeakerEmbedder(HFAudioModel):
+    """An x-vector head (``*ForXVector``): :class:`HFAudioModel` whose :meth:`embedder` returns the embeddings."""
+
+    def embedder(self) -> HFAudioModel:
+        """Itself when its output is ``"embeddings"``; else the same model returning ``"embeddings"``.
+
+        Shape: waveform ``(batch, 1, time)`` -> embedding ``(batch, xvector_output_dim)``.
+        """
+        if self.output == "embeddings":
+            return self
+        return HFSpeakerEmbedder(self.model, sample_rate=self.sample_rate, output="embeddings",
+                                 normalize=self.normalize)
+
+
+def _transformers() -> Any:
+    # the optional dependency is imported lazily: avxai works without it
+    try:
+        import transformers  # noqa: PLC0415
+    except ImportError as err:
+        raise ImportError(f"HuggingFace models need the optional dependency transformers, which is not installed: "
+                          f"pip install avxai[hf] ({err})") from None
+    return transformers
+
+
+def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> HFAudioModel:
+    """A transformers audio model from a local folder written by ``save_pretrained`` (nothing is downloaded).
+
+    ``folder`` holds ``config.json`` (``architectures``: a head of :data:`HEADS`), the weights and
+    ``preprocessor_config.json`` (``sampling_rate``, ``do_normalize``). ``output`` picks the ``ModelOutput`` field
+    (default: ``embeddings`` for x-vectors, ``logits`` otherwise). ``args``: ``sample_rate`` (Hz) when the
+    preprocessor config lacks ``sampling_rate``. Returns the model in eval mode; an x-vector head is a speaker
+    embedder (:class:`HFSpeakerEmbedder`).
+
+    Shape: waveform ``(batch, 1, time)`` -> ``(batch, dim)`` or ``(batch, frames, classes)``.
+
+    Example
+    -------
+    >>> model = load_hf("wavlm-base-plus-sv")      # WavLMForXVector: embeddings, embedder() is itself
+    >>> model = load_hf("ser-folder", output="logits")
+    """
+    unknown = sorted(set(args) - set(LOAD_ARGS))
+    if unknown:
+        raise ValueError(f"load_hf takes no argument {', '.join(unknown)}; known: {', '.join(LOAD_ARGS)}")
+    if not isinstance(folder, (str, Path)):
+        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"HuggingFace model folder {folder} does not exist; pass the folder written by "
+                         "save_pretrained (config.json, weights, preprocessor_config.json)")
+    config = _read_json(folder / "config.json", "the model config")
+    name, kind, default_output = _head(config, folder)
+    rate, normalize = _normalisation(folder, config.get("model_type"), args.get("sample_rate"))
+    transformers = _transformers()
+    model_cls = getattr(transformers, name, None)
+    if model_cls is None:
+        raise ValueError(f"transformers {transformers.__version__} has no class {name} (named by {folder}/config.json);"
+                         " upgrade transformers or save the model with this version")
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
+    try:
+        model = model_cls.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{folder} does not load as {name} ({reason}); write it with model.save_pretrained(folder)"
+                         ) from None
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+    wrapper = HFSpeakerEmbedder if kind == "speaker" else HFAudioModel
+    return wrapper(model, sample_rate=rate, output=output or default_output, normalize=normalize).eval()
+
+
+#: ``--model FOLDER`` for a HuggingFace folder; ``--model-arg output=NAME`` / ``sample_rate=HZ`` go to :func:`load_hf`
+SPEC_KIND = register_spec_kind(SpecKind(
+    "hf", is_hf_folder, lambda spec, args: load_hf(spec, **args), extra="hf",
+    example="wavlm-sv/ (a HuggingFace transformers folder from save_pretrained: config.json, weights, "
+            "preprocessor_config.json)"))
