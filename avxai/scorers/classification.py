@@ -40,10 +40,17 @@ class ClassLogit(Scorer):
         logits = self._logits(unmasked_output)
         return type(self)(logits.argmax(dim=-1))
 
+    #: normalised over the classes (softmax): constant on a one-column output, which is then refused
+    _normalised = False
+
     def _logits(self, output: Any) -> Tensor:
         logits = as_tensor_output(output, type(self).__name__)
         if logits.dim() != 2:
             raise ValueError(f"{type(self).__name__} expects logits (n, classes), got shape {tuple(logits.shape)}")
+        if self._normalised and logits.shape[1] == 1:
+            raise ValueError(f"{type(self).__name__} on a one-column output is constant (a softmax over one logit "
+                             "is the same for every input, so every map would be zero); explain the logit "
+                             "(ClassLogit, score 'logit') or its sigmoid (ClassSigmoid, score 'sigmoid')")
         return logits
 
     def _targets(self, logits: Tensor) -> Tensor:
@@ -67,13 +74,29 @@ class ClassLogit(Scorer):
 
 
 class ClassProbability(ClassLogit):
-    """Softmax probability of class ``target`` (see :class:`ClassLogit`). Shape: ``(n, classes)`` -> ``(n,)``."""
+    """Softmax probability of class ``target`` (see :class:`ClassLogit`). Shape: ``(n, classes)`` -> ``(n,)``.
+
+    A one-column output is refused: its softmax is 1 whatever the input (a map of zeros), so explain the logit
+    (:class:`ClassLogit`) or its sigmoid (:class:`ClassSigmoid`).
+    """
 
     units = "probability"
+
+    _normalised = True
 
     def __call__(self, output: Any) -> Tensor:
         logits = self._logits(output)
         return logits.softmax(dim=1).gather(1, self._targets(logits).unsqueeze(1)).squeeze(1)
+
+
+class ClassSigmoid(ClassLogit):
+    """Sigmoid of the logit of class ``target``: the probability of a binary (one-column) or multi-label output
+    (see :class:`ClassLogit`). Shape: ``(n, classes)`` -> ``(n,)`` in [0, 1]."""
+
+    units = "probability (sigmoid)"
+
+    def __call__(self, output: Any) -> Tensor:
+        return super().__call__(output).sigmoid()
 
 
 class ClassLogProbability(ClassLogit):
@@ -84,6 +107,8 @@ class ClassLogProbability(ClassLogit):
     """
 
     units = "log-probability"
+
+    _normalised = True  # a one-column log-softmax is 0 for every input: refused as well
 
     def __call__(self, output: Any) -> Tensor:
         logits = self._logits(output)
