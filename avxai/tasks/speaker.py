@@ -71,7 +71,7 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
                                mono=True, what="enrollment")
         embedder = embedder_of(model, required=True)
         with evaluation_mode(embedder):  # the enrollment embedding as the explanation will see the model
-            scorer = SpeakerCosine(embedder, enroll)
+            scorer = SpeakerCosine(embedder, enroll, sample_rate=rate)
         model = embedder
     else:
         if options.score not in (None, *SCORES):

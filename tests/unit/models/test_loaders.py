@@ -74,7 +74,8 @@ def test_ecapa_tdnn_round_trip_and_explanation(tmp_path):
     emb = loaded(x)
     assert emb.shape == (1, 8) and torch.equal(emb, model(x))
     enrol, _ = mixture(seed=1, rate=16000)
-    expl = get_method("occlusion")(loaded, spectrogram(x, 16000), SpeakerCosine(loaded, enrol), COARSE)
+    expl = get_method("occlusion")(loaded, spectrogram(x, 16000), SpeakerCosine(loaded, enrol, sample_rate=16000),
+                                   COARSE)
     assert torch.isfinite(expl.attribution).all()
 
 
