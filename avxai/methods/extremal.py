@@ -117,8 +117,8 @@ class Extremal(Method):
 
         # The default Modality.upsample is linear interpolation: the generator does the same with one small
         # matrix product per axis (faster); a modality with its own upsample keeps it.
-        own_upsample = type(modality).upsample is not Modality.upsample and not isinstance(generator, PartsMaskGenerator)
-        upsample = modality.upsample if own_upsample else generator.upsample
+        own = type(modality).upsample is not Modality.upsample and not isinstance(generator, PartsMaskGenerator)
+        upsample = modality.upsample if own else generator.upsample
 
         # One draw per area, shared by the inputs: row i (area i // B) starts the same whatever the batch size.
         params = generator.init_params(k_all, config.init, config.init_jitter, config.seed)

@@ -56,7 +56,7 @@ class _AxisPass(NamedTuple):
     source: int  # where the axis is in the working tensor before the pass (it is moved to the front)
     points: int
     index: Tensor  # (k * o,) long: each (neighbour, cell) term's parameter point, k-major (clamped into the grid)
-    weight: Tensor  # (k, o, 1): kernel k(u - u_i), 0 where the neighbour lies outside the parameter grid
+    scaled_weight: Tensor  # (k, o, 1): kernel over temperature k(u - u_i) / T, 0 where the neighbour lies outside
     bias: Tensor  # (k, o, 1): 0, or -inf where the neighbour lies outside (left out of the smooth max)
 
 
@@ -123,7 +123,7 @@ class SmoothMaskGenerator:
             outside = weight == 0.0
             self._passes.append(_AxisPass(
                 layout.index(a), self.param_shape[a], index.reshape(-1).to(self.device),
-                weight.unsqueeze(-1).to(device=self.device, dtype=dtype),
+                (weight / self.temperature).unsqueeze(-1).to(device=self.device, dtype=dtype),
                 torch.where(outside, -math.inf, 0.0).unsqueeze(-1).to(device=self.device, dtype=dtype)))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
@@ -132,7 +132,8 @@ class SmoothMaskGenerator:
                         for o, n in zip(self.out_shape, grid_shape)]
 
     def init_params(self, n: int, value: float = 0.5, jitter: float = 0.0, seed: int = 0) -> Tensor:
-        """Initial parameters ``(n, *param_shape)``: ``value`` plus uniform noise of half-width ``jitter``, in [0, 1]."""
+        """Initial parameters ``(n, *param_shape)``: ``value`` plus uniform noise of half-width ``jitter``, clamped
+        to [0, 1]."""
         params = torch.full((n, *self.param_shape), float(value), dtype=self.dtype)
         if jitter > 0:
             gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -145,7 +146,8 @@ class SmoothMaskGenerator:
 
         Each pass moves its axis to the front of the working tensor, ``(points, rest)``, and leaves it there at
         the output resolution: gathering the neighbours is then a copy of contiguous rows and the smooth max a
-        reduction over the leading dimension; a last permutation gives ``(n, *out_shape)``.
+        reduction over the leading dimension; a last permutation gives ``(n, *out_shape)``. The exponents
+        ``s = g / T`` come from the kernel over the temperature, and ``smax = T sum_i s_i softmax(s)_i``.
         """
         if params.dim() != 1 + len(self.param_shape) or tuple(params.shape[1:]) != self.param_shape:
             raise ValueError(f"parameters must have shape (n, {', '.join(map(str, self.param_shape))}), got "
@@ -154,9 +156,9 @@ class SmoothMaskGenerator:
         for axis in self._passes:
             x = x.movedim(axis.source, 0)
             rest = x.shape[1:]
-            k, o = axis.weight.shape[:2]
-            g = x.reshape(axis.points, -1).index_select(0, axis.index).view(k, o, -1) * axis.weight  # (k, o, rest)
-            x = (g * torch.softmax(g / self.temperature + axis.bias, dim=0)).sum(dim=0).view(o, *rest)
+            k, o = axis.scaled_weight.shape[:2]
+            s = x.reshape(axis.points, -1).index_select(0, axis.index).view(k, o, -1) * axis.scaled_weight
+            x = (s * torch.softmax(s + axis.bias, dim=0)).sum(dim=0).mul(self.temperature).view(o, *rest)
         return x.permute(self._final_permutation)
 
     def upsample(self, masks: Tensor) -> Tensor:
