@@ -19,6 +19,7 @@ from avxai.methods import (
     SmoothGradConfig,
 )
 from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
+from avxai.models.wrap import wrap  # any torch.nn.Module as a model avxai explains
 from avxai import tasks  # avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(...)), ...
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "SmoothGrad", "SmoothGradConfig",
     "Extremal", "ExtremalConfig", "extremal",
     "tasks",
+    "wrap",
 ]

@@ -30,6 +30,13 @@ TINY = {
                        attention_channels=8, se_channels=8),
     "av-enhancer": dict(sample_rate=8000, fps=25.0, n_fft=64, hop_length=32, crop_size=16, visual_blocks=2,
                         visual_dim=8, audio_channels=2, audio_dim=8, hidden=8),
+    "wav2vec2": dict(sample_rate=16000, encoder_embed_dim=16, encoder_num_layers=1, encoder_num_heads=2,
+                     encoder_ff_interm_features=32, extractor_conv_layer_config=[[8, 10, 5], [8, 3, 2]],
+                     encoder_pos_conv_kernel=4, encoder_pos_conv_groups=2),
+    "wavlm": dict(sample_rate=16000, encoder_embed_dim=16, encoder_num_layers=1, encoder_num_heads=2,
+                  encoder_ff_interm_features=32, extractor_conv_layer_config=[[8, 10, 5], [8, 3, 2]],
+                  encoder_pos_conv_kernel=4, encoder_pos_conv_groups=2, encoder_num_buckets=8,
+                  encoder_max_distance=16, aux_num_out=3),
 }
 SECONDS = 0.4
 
