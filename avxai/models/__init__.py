@@ -27,6 +27,13 @@ from avxai.models.checkpoint import load_speaker_model
 from avxai.models.loaders import (
     SampleRateWrapper, load_checkpoint, load_convtasnet, load_ecapa_tdnn, load_hdemucs, load_module, with_sample_rate,
 )
+# generic adapters: any module (wrap, torch front ends), chunked models, TorchScript files, package.module:factory
+from avxai.models.wrap import Wrapped, select_output, wrap
+from avxai.models.features import MFCC, Fbank, FrontEnd, LogMel, MelSpectrogram
+from avxai.models.chunked import Chunked
+from avxai.models.torchscript import load_torchscript
+from avxai.models.factory import load_factory
+from avxai.models.wav2vec2 import Wav2Vec2Pooled
 
 __all__ = [
     "ModelContract", "sample_rate_of", "stft_of", "fps_of", "crop_size_of", "num_sources_of", "embedder_of",
@@ -37,6 +44,8 @@ __all__ = [
     "SpeakerEmbedder", "SpeakerNet", "EnhancerConfig", "MaskingEnhancer", "Separator", "SeparatorConfig",
     "small_convtasnet", "HDemucsSeparator", "EcapaEmbedder", "AVEnhancer", "AVEnhancerConfig",
     "SampleRateWrapper", "load_module", "load_checkpoint", "with_sample_rate",
+    "wrap", "Wrapped", "select_output", "FrontEnd", "MelSpectrogram", "LogMel", "MFCC", "Fbank", "Chunked",
+    "load_torchscript", "load_factory", "Wav2Vec2Pooled",
     "load_speaker_model", "load_enhancer", "load_separator", "load_av_enhancer",
     "load_convtasnet", "load_ecapa_tdnn", "load_hdemucs",
 ]
