@@ -7,17 +7,18 @@ model, own outputs). The modules are usable on their own from Python::
     problem = avxai.tasks.speaker.build(model, avxai.tasks.speaker.SpeakerOptions(input=wav, sample_rate=16000))
 """
 
-from avxai.tasks import audio, av_enhancement, enhancement, separation, speaker
+from avxai.tasks import audio, av_enhancement, enhancement, frames, separation, speaker
 from avxai.tasks.audio import AudioOptions, default_stft, stft_for
 from avxai.tasks.av_enhancement import AVEnhancementOptions, AVEnhancementTask
 from avxai.tasks.base import Problem, Task
 from avxai.tasks.enhancement import EnhancementOptions, EnhancementTask
+from avxai.tasks.frames import FramesOptions, FramesTask
 from avxai.tasks.separation import SeparationOptions, SeparationTask
 from avxai.tasks.speaker import SpeakerOptions, SpeakerTask
 
 #: name -> task
 TASKS: dict[str, Task] = {task.name: task for task in (SpeakerTask(), EnhancementTask(), SeparationTask(),
-                                                        AVEnhancementTask())}
+                                                        AVEnhancementTask(), FramesTask())}
 
 
 def get_task(name: str) -> Task:
@@ -28,6 +29,7 @@ def get_task(name: str) -> Task:
 
 
 __all__ = ["AVEnhancementOptions", "AVEnhancementTask", "AudioOptions", "EnhancementOptions", "EnhancementTask",
-           "Problem", "SeparationOptions", "SeparationTask", "SpeakerOptions", "SpeakerTask", "TASKS", "Task",
-           "audio", "av_enhancement", "default_stft", "enhancement", "get_task", "separation", "speaker",
+           "FramesOptions", "FramesTask", "Problem", "SeparationOptions", "SeparationTask", "SpeakerOptions",
+           "SpeakerTask", "TASKS", "Task",
+           "audio", "av_enhancement", "default_stft", "enhancement", "frames", "get_task", "separation", "speaker",
            "stft_for"]

@@ -47,8 +47,8 @@ class Task:
     help: ClassVar[str]
     #: frozen dataclass of the task's inputs and settings
     options_class: ClassVar[type]
-    #: the bundled reference model's name (``avxai.models.load_model(spec or default_model)``)
-    default_model: ClassVar[str]
+    #: the bundled reference model's name (the model when ``--model`` is not given); ``None``: ``--model`` is required
+    default_model: ClassVar[str | None]
 
     def build(self, model: nn.Module, options) -> Problem:
         """Build the problem for ``model`` from ``options``; raise ``ValueError`` naming the bad input."""

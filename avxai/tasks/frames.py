@@ -1,0 +1,130 @@
+"""Frame-level models (voice-activity detectors, speaker-activity and frame classifiers): explain the mean or
+max of a per-frame score over a time region or over the frames the model detects.
+
+    import avxai
+    vad = avxai.models.resolve_model("vad.jit", args={"chunk": 512})   # any model returning (batch, frames[, classes])
+    problem = avxai.tasks.frames.build(vad, avxai.tasks.frames.FramesOptions(input=wav, sample_rate=16000,
+                                                                             region=(1.0, 2.5)))
+    explanation = avxai.occlusion(problem.model, problem.modality, problem.scorer)
+
+The model returns per-frame values ``(batch, frames)`` or ``(batch, frames, classes)``. Which frames count
+(:class:`~avxai.scorers.frames.FrameScore`): ``region="START-END"`` (seconds) or ``(start, end)``; ``"all"``;
+or ``None`` (default), the frames the model detects on the unmasked input (per-frame probability at or above
+``threshold``). The seconds map to frames with the model's ``frame_hop_s`` when it states one (a chunked VAD:
+``chunk / sample_rate``), else with ``input duration / output frames``. The spectrogram's STFT follows
+:func:`avxai.tasks.audio.stft_for`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from avxai.models.contract import frame_hop_of, sample_rate_of
+from avxai.scorers.frames import FRAME_OUTPUTS, FRAME_REDUCTIONS, FrameScore
+from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
+from avxai.tasks.base import Problem, Task, read_segments
+
+__all__ = ["FramesOptions", "FramesTask", "build", "parse_region"]
+
+
+@dataclass(frozen=True)
+class FramesOptions(AudioOptions):
+    """Options of the frames task: :class:`~avxai.tasks.audio.AudioOptions` plus
+
+    region : ``"START-END"`` seconds (``"1.0-2.5"``) or ``(start, end)``: score the frames in it; ``"all"``: every
+        frame; ``None`` or ``"detected"``: the frames detected on the unmasked input.
+    score : what a frame's value is: ``"probability"`` (default; a one-column output must already be a
+        probability, as a VAD's), ``"logit"`` or ``"sigmoid"`` (see :data:`avxai.scorers.frames.FRAME_OUTPUTS`).
+    reduce : ``"mean"`` (default) or ``"max"`` over the chosen frames.
+    target : the output column (class, speaker) of a ``(batch, frames, classes)`` output; ``None``: the only
+        one, or the column with the highest mean over the chosen frames.
+    threshold : the detection threshold on the per-frame probability (default 0.5).
+    """
+
+    region: "str | tuple[float, float] | None" = None
+    score: str | None = None
+    reduce: str | None = None
+    target: int | None = None
+    threshold: float | None = None
+
+
+def parse_region(region: "str | tuple | list | None") -> "tuple[float, float] | str":
+    """``"1.0-2.5"`` -> ``(1.0, 2.5)``; ``(1, 2.5)`` -> ``(1.0, 2.5)``; ``"all"`` and ``"detected"`` (or
+    ``None``) stay names. Raises ``ValueError`` naming the accepted forms."""
+    if region is None:
+        return "detected"
+    if isinstance(region, str):
+        text = region.strip().lower()
+        if text in ("all", "detected"):
+            return text
+        start, sep, end = text.partition("-")
+        try:
+            if not sep:
+                raise ValueError
+            values = (float(start), float(end))
+        except ValueError:
+            raise ValueError(f"region must be START-END in seconds (e.g. 1.0-2.5), 'all' or 'detected', got "
+                             f"{region!r}") from None
+    else:
+        try:
+            values = tuple(float(v) for v in region)
+        except (TypeError, ValueError):
+            raise ValueError(f"region must be (start, end) seconds, 'START-END', 'all' or 'detected', got "
+                             f"{region!r}") from None
+        if len(values) != 2:
+            raise ValueError(f"region must be two numbers (start, end) in seconds, got {region!r}")
+    start, end = values
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
+        raise ValueError(f"region must be START-END seconds with 0 <= START < END, got {region!r}")
+    return start, end
+
+
+def build(model: nn.Module, options: FramesOptions) -> Problem:
+    """The frames problem: the input's spectrogram and a :class:`~avxai.scorers.frames.FrameScore`.
+
+    Shape: input ``(channels, time)`` / ``(batch, channels, time)`` -> grid ``(freq or mel, frames)``; the
+    model's output ``(batch, frames)`` or ``(batch, frames, classes)``.
+    """
+    if not isinstance(options, FramesOptions):
+        raise TypeError(f"build takes FramesOptions, got {type(options).__name__}")
+    rate = sample_rate_of(model, required=True)
+    if options.score not in (None, *FRAME_OUTPUTS):
+        raise ValueError(f"score {options.score!r} is not a frame score: use {', '.join(FRAME_OUTPUTS)}")
+    if options.reduce not in (None, *FRAME_REDUCTIONS):
+        raise ValueError(f"reduce {options.reduce!r} is not a reduction over frames: use "
+                         f"{', '.join(FRAME_REDUCTIONS)}")
+    region = parse_region(options.region)
+    if options.threshold is not None and region != "detected":
+        raise ValueError("threshold sets which frames are detected; it applies only without a region (or with "
+                         "region 'detected')")
+    wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
+                        mono=options.mono)
+    modality = spectrogram_for(model, wav, rate, options)
+    duration = wav.shape[-1] / rate
+    scorer = FrameScore(options.score or "probability", options.reduce or "mean", target=options.target,
+                        region=region if isinstance(region, tuple) else None, detect=region == "detected",
+                        threshold=0.5 if options.threshold is None else options.threshold,
+                        frame_hop_s=frame_hop_of(model), duration_s=duration)
+    metadata: dict[str, Any] = {"input": describe_input(options.input), "segments": read_segments(options.segments),
+                                "region": region if isinstance(region, str) else list(region)}
+    return Problem(model=model, modality=modality, scorer=scorer, metadata=metadata)
+
+
+class FramesTask(Task):
+    """``--task frames``: a VAD's or a speaker-activity model's per-frame output, its mean or max
+    (``--reduce``) over ``--region START-END`` seconds, ``all`` frames or the frames it detects (default;
+    ``--threshold``), as ``--score probability|logit|sigmoid`` of column ``--target``."""
+
+    name = "frames"
+    help = ("frame-level models (VAD, speaker activity): mean/max (--reduce) of a per-frame probability, logit or "
+            "sigmoid (--score) over --region START-END seconds, all frames, or the frames it detects (default)")
+    options_class = FramesOptions
+    #: no bundled frame-level model: ``--model`` is required
+    default_model = None
+
+    def build(self, model: nn.Module, options: FramesOptions) -> Problem:
+        return build(model, options)
