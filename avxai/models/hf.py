@@ -22,6 +22,7 @@ the waveform. The model's dict-like ``ModelOutput`` is reduced to the one tensor
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -127,12 +128,15 @@ class HFAudioModel(nn.Module):
     ``output`` : the field of its ``ModelOutput`` to return (``"logits"``, ``"embeddings"``).
     ``normalize`` : zero mean and unit variance per utterance (the feature extractor's ``do_normalize``).
     ``labels`` : the class names (``config.id2label``) in index order, when the config has them.
+    ``frame_hop_s`` : seconds between output frames of a frame classifier (the conv stack's total stride over
+    ``sample_rate``), else ``None``.
 
     Shape: waveform ``(batch, 1, time)`` at ``sample_rate`` Hz -> ``(batch, dim)`` (``logits``, ``embeddings``)
     or ``(batch, frames, classes)`` (frame classification).
     """
 
-    def __init__(self, model: nn.Module, *, sample_rate: int, output: str, normalize: bool = True):
+    def __init__(self, model: nn.Module, *, sample_rate: int, output: str, normalize: bool = True,
+                 frame_hop_s: float | None = None):
         super().__init__()
         self.model = model
         self.sample_rate = check_sample_rate(sample_rate)
@@ -140,6 +144,7 @@ class HFAudioModel(nn.Module):
             raise ValueError(f"output must name a field of the model's output (e.g. 'logits'), got {output!r}")
         self.output = output
         self.normalize = bool(normalize)
+        self.frame_hop_s = frame_hop_s
         id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
         self.labels = tuple(str(id2label[i]) for i in sorted(id2label, key=int))
 
@@ -241,8 +246,12 @@ def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> 
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
+    strides = config.get("conv_stride")
+    hop = (math.prod(strides) / rate if kind == "frame-classification" and isinstance(strides, list) and strides
+           else None)
     wrapper = HFSpeakerEmbedder if kind == "speaker" else HFAudioModel
-    return wrapper(model, sample_rate=rate, output=output or default_output, normalize=normalize).eval()
+    return wrapper(model, sample_rate=rate, output=output or default_output, normalize=normalize,
+                   frame_hop_s=hop).eval()
 
 
 #: ``--model FOLDER`` for a HuggingFace folder; ``--model-arg output=NAME`` / ``sample_rate=HZ`` go to :func:`load_hf`

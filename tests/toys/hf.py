@@ -68,6 +68,16 @@ def wav2vec2_classifier_folder(folder: "str | Path", *, seed: int = 0, num_label
                         return_attention_mask=False)
 
 
+def wav2vec2_frame_classifier_folder(folder: "str | Path", *, seed: int = 0,
+                                     num_labels: int = 2) -> tuple[torch.nn.Module, Any]:
+    """A tiny ``Wav2Vec2ForAudioFrameClassification`` (one logit per class every 20 samples) saved into ``folder``."""
+    config = transformers.Wav2Vec2Config(**TINY, num_labels=num_labels)
+    torch.manual_seed(seed)
+    model = transformers.Wav2Vec2ForAudioFrameClassification(config).eval()
+    return model, _save(model, Path(folder), do_normalize=True, sampling_rate=SAMPLE_RATE,
+                        return_attention_mask=False)
+
+
 def reference_output(model: torch.nn.Module, extractor: Any, waveform: torch.Tensor, field: str) -> torch.Tensor:
     """What the HF pipeline gives: the extractor on each mono row (numpy), then the model on its tensors.
 

@@ -23,7 +23,9 @@ from avxai.methods import OcclusionConfig, get_method  # noqa: E402
 from avxai.models import embedder_of, num_sources_of, sample_rate_of  # noqa: E402
 from avxai.models.hf import HFAudioModel, HFSpeakerEmbedder, is_hf_folder, load_hf  # noqa: E402
 from avxai.models.spec import resolve_model, spec_kind_of  # noqa: E402
-from toys.hf import SAMPLE_RATE, reference_output, wav2vec2_classifier_folder, wavlm_xvector_folder  # noqa: E402
+from toys.hf import (  # noqa: E402
+    SAMPLE_RATE, reference_output, wav2vec2_classifier_folder, wav2vec2_frame_classifier_folder, wavlm_xvector_folder,
+)
 
 TOL = 1e-5
 COARSE = OcclusionConfig(window=(129, 8), stride=(129, 8))
@@ -74,6 +76,18 @@ def test_classifier_logits_equal_to_the_hf_pipeline_and_labels(classifier, one_t
     x = speech()
     with torch.no_grad():
         torch.testing.assert_close(adapter(x), reference_output(model, extractor, x, "logits"), atol=TOL, rtol=0)
+
+
+def test_frame_classifier_states_its_frame_hop(tmp_path, one_thread):
+    model, extractor = wav2vec2_frame_classifier_folder(tmp_path)
+    adapter = load_hf(tmp_path)
+    assert adapter.frame_hop_s == pytest.approx(20 / SAMPLE_RATE)  # conv strides 5 * 4
+    x = speech()
+    with torch.no_grad():
+        logits = adapter(x)
+        torch.testing.assert_close(logits, reference_output(model, extractor, x, "logits"), atol=TOL, rtol=0)
+    frames = ((x.shape[-1] - 10) // 5 + 1 - 8) // 4 + 1  # the two convolutions (kernel 10 / stride 5, 8 / 4)
+    assert logits.shape == (1, frames, 2)
 
 
 def test_without_do_normalize_the_waveform_goes_in_as_it_is(tmp_path, one_thread):
