@@ -34,6 +34,11 @@ from avxai.models.chunked import Chunked
 from avxai.models.torchscript import load_torchscript
 from avxai.models.factory import load_factory
 from avxai.models.wav2vec2 import Wav2Vec2Pooled
+# local folders of HuggingFace transformers and SpeechBrain models (their packages load with a folder)
+from avxai.models.hf import HFAudioModel, HFSpeakerEmbedder, load_hf
+from avxai.models.speechbrain_folder import (
+    SpeechBrainEmbedder, SpeechBrainEnhancer, SpeechBrainModel, SpeechBrainSeparator, load_speechbrain,
+)
 
 __all__ = [
     "ModelContract", "sample_rate_of", "stft_of", "fps_of", "crop_size_of", "num_sources_of", "embedder_of",
@@ -46,6 +51,8 @@ __all__ = [
     "SampleRateWrapper", "load_module", "load_checkpoint", "with_sample_rate",
     "wrap", "Wrapped", "select_output", "FrontEnd", "MelSpectrogram", "LogMel", "MFCC", "Fbank", "Chunked",
     "load_torchscript", "load_factory", "Wav2Vec2Pooled",
+    "load_hf", "HFAudioModel", "HFSpeakerEmbedder", "load_speechbrain", "SpeechBrainModel", "SpeechBrainEmbedder",
+    "SpeechBrainSeparator", "SpeechBrainEnhancer",
     "load_speaker_model", "load_enhancer", "load_separator", "load_av_enhancer",
     "load_convtasnet", "load_ecapa_tdnn", "load_hdemucs",
 ]
