@@ -1,5 +1,5 @@
 """Extremal perturbation: toy models with a known relevant region in 1-D, 2-D (spectrogram) and 3-D grids (the
-mask side alone: tests/test_smooth_mask.py).
+mask side alone: test_smooth_mask.py beside it).
 
 Tolerances: at an area equal to the region's area at least 90% of the mask mass lies inside the region
 (the smooth masks spill a little over the region's edges: sigma <= 1 cell here); final mask areas within
@@ -16,16 +16,10 @@ from avxai.methods import METHODS
 from avxai.methods.extremal import Extremal, ExtremalConfig, extremal
 from avxai.metrics import mass_in_segments
 from avxai.perturbations import BlurPyramid
-from toy_extremal import BandFrames, GaussianRelevance, GridToy, RegionSum, positive_input, region_area, region_fraction
+from toys.extremal import BandFrames, GaussianRelevance, GridToy, RegionSum, positive_input, region_area, region_fraction
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster for these tiny tensors (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny tensors, a shared CPU
 
 
 def noise_spectrogram(model_input="magnitude", n_mels=None, batch=1) -> Spectrogram:

@@ -14,8 +14,9 @@ import torch
 from avxai.methods.area import AreaConstraint, _kth_smallest, area_regulariser, ramp
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.smooth_mask import SmoothMaskGenerator
-from toy_extremal import GridToy
+from toys.extremal import GridToy
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny tensors, a shared CPU
 F64 = torch.float64
 GRIDS = [((50,), 4, 8.0), ((33, 40), (2, 5), (4.0, 10.0)), ((6, 20, 24), (1, 4, 4), (1.0, 8.0, 8.0))]
 
