@@ -23,6 +23,8 @@ from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 
+from avxai.safety import read_regular
+
 __all__ = ["build_config", "describe_type", "parse_sets"]
 
 T = TypeVar("T")
@@ -157,12 +159,18 @@ def parse_sets(sets: Iterable[str], flag: str = "--set") -> dict[str, tuple[Any,
 
 def _read_file(file: "str | Path", section: str | None, cls: type) -> dict[str, Any]:
     path = Path(file)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"config file {path} does not exist")
+    data = read_regular(path, what="config file", kind="text")  # a directory or a FIFO is refused unread
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8 YAML") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config file {path} is not valid YAML{where}: {what}; fix the syntax") from None
     doc = {} if doc is None else doc
     if not isinstance(doc, dict):
         raise ValueError(f"config file {path} must hold a mapping of {cls.__name__} fields, got "

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from avxai.io.video import VideoClip, write_video
+from avxai.safety import check_no_symlinks, write_text
 from avxai.version import __version__
 
 FORMAT_VERSION = 1
@@ -27,6 +28,14 @@ def versions() -> dict[str, str]:
     """Versions of the software that produced an explanation."""
     return {"avxai": __version__, "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version()}
+
+
+def runtime_info(device: "torch.device | str | None" = None) -> dict[str, Any]:
+    """Where and how an explanation was computed: torch's intra- and inter-op threads (results can differ
+    between thread counts, bitwise), the device, deterministic-algorithm mode and the software versions."""
+    return {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+            "device": str(device) if device is not None else "cpu",
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(), "versions": versions()}
 
 
 def to_jsonable(value: Any) -> Any:
@@ -100,7 +109,10 @@ class Explanation:
         """Write ``explanation.json``, ``arrays.npz``, ``figure.png`` (and ``figure_<i>.png`` for a batch),
         and media (``<name>.wav`` / ``<name>.mp4``, suffixed ``_<i>`` for a batch). Returns the directory."""
         out = Path(directory)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} exists and is not a directory; give a folder to save the explanation in")
         out.mkdir(parents=True, exist_ok=True)
+        self._refuse_symlinks(out)
         arrays = {"attribution": self.attribution, "grid": self.grid}
         if self.masks is not None:
             arrays["masks"] = self.masks
@@ -122,11 +134,21 @@ class Explanation:
             "areas": self.areas,
             "batch_size": self.batch_size,
             "scores": to_jsonable(self.scores),
-            "metadata": to_jsonable(self.metadata),
+            # where it ran: the caller's record (avxai explain writes it right after computing), else now's
+            "metadata": to_jsonable({"runtime": runtime_info(self.attribution.device), **self.metadata}),
             "files": files,
         }
-        (out / "explanation.json").write_text(json.dumps(doc, indent=2))
+        write_text(out, out / "explanation.json", json.dumps(doc, indent=2))
         return out
+
+    def _refuse_symlinks(self, out: Path) -> None:
+        """Refuse to save into ``out`` when a file this explanation writes is a symlink there (avxai creates
+        none: one found there was planted, and writing through it would write where it points)."""
+        names = ["explanation.json", "arrays.npz", "figure.png"] + [f"figure_{i}.png" for i in range(self.batch_size)]
+        for name, (kind, data, _) in self.media.items():
+            ext = ".wav" if kind == "audio" else ".mp4"
+            names += [f"{name}{ext}"] + [f"{name}_{i}{ext}" for i in range(data.shape[0])]
+        check_no_symlinks(out, names)
 
     def _save_media(self, out: Path) -> dict[str, list[str]]:
         import soundfile as sf

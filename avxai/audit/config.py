@@ -20,7 +20,7 @@ from avxai.explanation import to_jsonable
 from avxai.methods import get_method
 from avxai.perturbations import parse_perturbation
 
-__all__ = ["AuditConfig", "METHOD_DEFAULTS", "SHARED_FIELDS", "FORMAT_VERSION", "check_window"]
+__all__ = ["AuditConfig", "METHOD_DEFAULTS", "SHARED_FIELDS", "FORMAT_VERSION", "check_window", "check_stft"]
 
 #: version of the records in ``results.jsonl``; a folder written with another version is not continued
 FORMAT_VERSION = 2
@@ -118,7 +118,7 @@ class AuditConfig:
         parse_perturbation(self.perturbation)
         self.method_config()  # validates the method options now, not in the middle of the audit
         if self.n_fft is not None:
-            check_window(self, self.n_fft)
+            check_stft(self, self.n_fft, self.hop_length)
 
     @property
     def display_area(self) -> float:
@@ -143,6 +143,22 @@ class AuditConfig:
         d = {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self)}
         d["method_options"] = {k: to_jsonable(v) for k, v in self.method_options}
         return d
+
+
+def check_stft(config: AuditConfig, n_fft: int, hop_length: int | None) -> None:
+    """Raise, before any trial runs, when the STFT cannot work: ``n_fft < 8``, a hop outside ``1..n_fft``, more
+    mel bands than frequency bins, or a method window taller than the spectrogram (:func:`check_window`).
+    ``hop_length`` ``None``: not known yet (the model's or ``n_fft / 4`` will be used)."""
+    if n_fft < 8:
+        raise ValueError(f"n_fft {n_fft} is too small: the STFT needs n_fft >= 8 samples (--n-fft)")
+    if hop_length is not None and not 1 <= hop_length <= n_fft:
+        raise ValueError(f"hop_length {hop_length} is larger than n_fft {n_fft}: frames would skip samples; give "
+                         f"--hop-length of at most {n_fft} (e.g. {max(1, n_fft // 4)}) or a larger --n-fft")
+    bins = n_fft // 2 + 1
+    if config.n_mels is not None and config.n_mels > bins:
+        raise ValueError(f"n_mels {config.n_mels} is more than the {bins} frequency bins of a {n_fft}-point STFT "
+                         f"(empty mel bands); give --n-mels of at most {bins} or a larger --n-fft")
+    check_window(config, n_fft)
 
 
 def check_window(config: AuditConfig, n_fft: int) -> None:

@@ -18,7 +18,8 @@ from torch import Tensor
 
 from avxai.audit.config import AuditConfig
 from avxai.audit.trials import Trial
-from avxai.io.audio import resample
+from avxai.io.audio import resample, wav_truncation
+from avxai.safety import read_regular
 
 __all__ = ["TrialPayload", "prepare_payload", "decode_audio"]
 
@@ -33,16 +34,28 @@ class TrialPayload:
     error: str | None = None
 
 
-def prepare_payload(trial: Trial) -> TrialPayload:
-    """Read the trial's audio bytes; a file that cannot be read becomes the payload's error."""
+def prepare_payload(trial: Trial, max_bytes: int | None = None) -> TrialPayload:
+    """Read the trial's audio bytes; a file that cannot be read becomes the payload's error.
+
+    Only regular files of at most ``max_bytes`` are read (default :func:`avxai.safety.max_bytes_for`
+    ``"audio"``): a FIFO, a device or a directory is refused without reading (nothing blocks, nothing
+    unbounded is read), and a WAV cut shorter than its header says is refused too.
+    """
     data = {}
     for name in ("enroll", "test"):
         p = Path(getattr(trial, f"{name}_path"))
         try:
-            data[name] = p.read_bytes()
+            data[name] = read_regular(p, what=f"{name} audio {getattr(trial, name)} at", kind="audio",
+                                      max_bytes=max_bytes)
+        except ValueError as err:
+            return TrialPayload(trial, error=str(err))
         except OSError as err:
-            why = "does not exist" if isinstance(err, FileNotFoundError) else f"cannot be read ({err.strerror or err})"
-            return TrialPayload(trial, error=f"{name} audio {getattr(trial, name)} ({p}) {why}")
+            return TrialPayload(trial, error=f"{name} audio {getattr(trial, name)} ({p}) cannot be read "
+                                             f"({err.strerror or err})")
+        problem = wav_truncation(data[name][:1 << 16], len(data[name]))
+        if problem:
+            return TrialPayload(trial, error=f"{name} audio {getattr(trial, name)} ({p}) is truncated: {problem}; "
+                                             "re-export or repair the file")
     return TrialPayload(trial, data["enroll"], data["test"])
 
 

@@ -6,12 +6,24 @@ is written twice even when a Ray task is retried. Workers build the model once p
 checkpoint bytes (:class:`~avxai.models.registry.ModelBlob`) and run with one torch thread each, so
 ``N`` workers use ``N`` cores. A batch whose worker dies (or whose Ray task fails after its retries) comes
 back as failed trials with the error, and the audit goes on.
+
+Workers die with their driver: each worker asks Linux for ``SIGKILL`` when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``) and watches its parent's pid as a fallback (other systems, or a parent that
+died before the request), so a driver killed with ``SIGKILL`` (the out-of-memory killer) leaves no worker
+behind. A local Ray instance started by :func:`run_ray` is shut down when the audit ends, fails or is
+interrupted (``SIGINT``, ``SIGTERM``: see :func:`avxai.audit.driver.run_audit`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from typing import Any, Iterable, Iterator
 
@@ -32,16 +44,18 @@ ModelSource = Any
 
 
 def run_in_process(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig,
-                   media: bool = True) -> Iterator[list[TrialOutcome]]:
-    """Run every batch here, one after the other, on one torch thread (restored afterwards).
+                   media: bool = True, threads: int = 1) -> Iterator[list[TrialOutcome]]:
+    """Run every batch here, one after the other, on ``threads`` torch threads (restored afterwards).
 
-    One thread, as in every worker: a trial's forward passes are small, so extra intra-op threads buy
-    little and cost much on a shared machine, and every engine computes with the same thread count.
+    One thread by default, as in every worker: a trial's forward passes are small, so extra intra-op
+    threads buy little and cost much on a shared machine, and every engine computes with the same thread
+    count (results can differ bitwise between thread counts).
     """
+    own = threads
     threads = torch.get_num_threads()
     try:
         for batch in batches:
-            torch.set_num_threads(1)
+            torch.set_num_threads(own)
             try:
                 outcomes = run_batch(batch, blob, config, media)
             finally:
@@ -56,9 +70,36 @@ def run_in_process(batches: Iterable[Batch], blob: ModelSource, config: AuditCon
 # ---------------------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
 
+#: seconds between two looks of a worker's watchdog at its parent's pid
+WATCHDOG_INTERVAL_S = 0.5
+_PR_SET_PDEATHSIG = 1
 
-def _init_worker(config: AuditConfig, media: bool, started) -> None:
-    torch.set_num_threads(1)
+
+def die_with_parent(parent: int, interval: float = WATCHDOG_INTERVAL_S) -> None:
+    """Make this process die when process ``parent`` (its parent) does: Linux's parent-death signal
+    (``SIGKILL``), and a daemon thread that exits the process once its parent pid changes (re-parented)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog alone
+            pass
+    if os.getppid() != parent:  # the parent died before the request: nothing would signal us
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="avxai-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(config: AuditConfig, media: bool, started, parent: int | None = None, threads: int = 1) -> None:
+    if parent is not None:
+        die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver handles it
+    torch.set_num_threads(threads)
     _WORKER.update(config=config, media=media)
     with started.get_lock():
         started.value += 1
@@ -71,9 +112,18 @@ def _worker_batch(blob: ModelSource, batch: Batch) -> list[TrialOutcome]:
     return run_batch(batch, blob, _WORKER["config"], _WORKER["media"])
 
 
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes (their batches are abandoned: unrecorded, they run again next time)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_processes(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, workers: int,
-                  media: bool = True, max_retries: int = 1) -> Iterator[list[TrialOutcome]]:
-    """Run batches on ``workers`` processes (spawned, one torch thread each), at most ``2 * workers`` queued.
+                  media: bool = True, max_retries: int = 1, threads: int = 1) -> Iterator[list[TrialOutcome]]:
+    """Run batches on ``workers`` processes (spawned, ``threads`` torch threads each), at most ``2 * workers``
+    queued. Workers die with this process (:func:`die_with_parent`).
 
     Yields batches in the order they finish. When a worker process dies (a crash in native code, the
     out-of-memory killer), every batch in flight is a suspect: the pool is restarted and the suspects are
@@ -92,7 +142,7 @@ def run_processes(batches: Iterable[Batch], blob: ModelSource, config: AuditConf
     exhausted = False
     while True:
         pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                      initargs=(config, media, started))
+                                      initargs=(config, media, started, os.getpid(), threads))
         pending: dict[cf.Future, tuple[Batch, int]] = {}
         crashed: list[tuple[Batch, int]] = []
         try:
@@ -126,6 +176,9 @@ def run_processes(batches: Iterable[Batch], blob: ModelSource, config: AuditConf
                     crashed += list(pending.values())  # every batch in flight shares the pool's fate
                     pending.clear()
                     break
+        except BaseException:  # interrupted, or the caller stopped early (GeneratorExit): stop the workers now
+            _terminate(pool)
+            raise
         finally:
             pool.shutdown(wait=not crashed, cancel_futures=True)
         if not crashed:
@@ -155,14 +208,15 @@ def ray_available() -> bool:
     return True
 
 
-def _ray_batch(blob: ModelSource, config: AuditConfig, media: bool, batch: Batch) -> list[TrialOutcome]:
-    torch.set_num_threads(1)
+def _ray_batch(blob: ModelSource, config: AuditConfig, media: bool, batch: Batch,
+               threads: int = 1) -> list[TrialOutcome]:
+    torch.set_num_threads(threads)
     return run_batch(batch, blob, config, media)
 
 
 def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *, address: str | None = None,
             max_retries: int = 3, runtime_env: dict | None = None, media: bool = True,
-            in_flight: int | None = None) -> Iterator[list[TrialOutcome]]:
+            in_flight: int | None = None, threads: int = 1) -> Iterator[list[TrialOutcome]]:
     """Run each batch as one Ray task (``num_cpus=1``, retried up to ``max_retries`` times if its worker dies).
 
     Connects with ``ray.init(address=address, runtime_env=runtime_env)`` unless Ray is already initialised
@@ -202,7 +256,7 @@ def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *,
                 if batch is None:
                     exhausted = True
                     break
-                pending[task.remote(blob_ref, config_ref, media, batch)] = batch
+                pending[task.remote(blob_ref, config_ref, media, batch, threads)] = batch
             if not pending:
                 return
             ready, _ = ray.wait(list(pending), num_returns=1)

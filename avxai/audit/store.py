@@ -22,8 +22,13 @@ from avxai.audit.config import FORMAT_VERSION, AuditConfig
 from avxai.audit.outcome import TrialOutcome
 from avxai.audit.trials import file_digest
 from avxai.explanation import to_jsonable
+from avxai.safety import check_no_symlinks, check_output_dir, write_bytes, write_text
 
-__all__ = ["ResultStore", "make_fingerprint", "fingerprint_hash"]
+__all__ = ["ResultStore", "make_fingerprint", "fingerprint_hash", "OWN_NAMES"]
+
+#: what an audit writes directly inside its folder; none of them may be a symlink (avxai creates none)
+OWN_NAMES = (".lock", "audit.json", "audit.json.tmp", "results.jsonl", "runs.jsonl", "summary.json", "report.html",
+             "trials", "figures")
 
 
 def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
@@ -54,8 +59,9 @@ class ResultStore:
     """
 
     def __init__(self, directory: "str | Path", fingerprint: Mapping[str, Any]):
-        self.dir = Path(directory)
+        self.dir = check_output_dir(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        check_no_symlinks(self.dir, OWN_NAMES)
         self._lock = None
         self._acquire_lock()
         self.fingerprint = dict(fingerprint)
@@ -77,9 +83,8 @@ class ResultStore:
             if (self.dir / "results.jsonl").exists():
                 raise ValueError(f"{self.dir} holds results.jsonl but no audit.json, so its arguments are unknown; "
                                  "give another --out")
-            tmp = meta.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps({"hash": self.hash, "arguments": self.fingerprint}, indent=2, sort_keys=True))
-            os.replace(tmp, meta)
+            write_text(self.dir, meta, json.dumps({"hash": self.hash, "arguments": self.fingerprint}, indent=2,
+                                                  sort_keys=True))
         self.results = self.dir / "results.jsonl"
         self._repair_tail()
 
@@ -133,13 +138,10 @@ class ResultStore:
         return out
 
     def write(self, outcome: TrialOutcome) -> None:
-        """Write the trial's files, then append its record (the record is the commit point)."""
+        """Write the trial's files, then append its record (the record is the commit point). A symlink on the way
+        (``trials/<id>`` planted to point elsewhere) is refused, never written through."""
         for rel, data in outcome.files.items():
-            path = self.dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_bytes(self.dir, self.dir / rel, data)
         line = json.dumps(outcome.record, sort_keys=True, allow_nan=False) + "\n"
         with open(self.results, "a", encoding="utf-8") as f:
             f.write(line)

@@ -20,9 +20,12 @@ import csv
 import difflib
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from avxai.safety import read_regular
 
 __all__ = ["Trial", "read_trials", "write_trials", "parse_segments", "format_segments", "file_digest", "REQUIRED",
            "OPTIONAL"]
@@ -109,13 +112,15 @@ def read_trials(path: "str | Path") -> list[Trial]:
     """Read a trial list; raise ``ValueError`` naming the file, the line and the fix for any malformed row.
 
     Missing or unreadable audio files are not checked here: such a trial fails when the audit runs, is
-    recorded with its error, and the audit goes on.
+    recorded with its error, and the audit goes on. The same trial on two rows (same enroll and test files
+    and segments) is an error naming the rows: it would be run, and counted in the EER, twice.
     """
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ValueError(f"trial list {path} does not exist; give a CSV with columns enroll,test,label")
+    data = read_regular(path, what="trial list", kind="text")  # a directory, FIFO or device is refused unread
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ValueError(f"trial list {path} is not UTF-8 text ({err}); save it as a UTF-8 CSV") from None
     rows = list(csv.reader(text.splitlines()))
@@ -176,7 +181,26 @@ def read_trials(path: "str | Path") -> list[Trial]:
         ))
     if not trials:
         raise ValueError(f"trial list {path} has a header but no trials; add rows 'enroll.wav,test.wav,1'")
+    _refuse_duplicates(path, trials)
     return trials
+
+
+def _refuse_duplicates(path: Path, trials: list[Trial]) -> None:
+    """Raise naming the lines when two rows are the same trial (enroll, test and segments, resolved paths)."""
+    first: dict[tuple, Trial] = {}
+    repeats: list[tuple[Trial, Trial]] = []
+    for t in trials:
+        key = (t.enroll_path, t.test_path, t.target_segments, t.interferer_segments)
+        if key in first:
+            repeats.append((first[key], t))
+        else:
+            first[key] = t
+    if repeats:
+        pairs = "; ".join(f"line {t.line} repeats line {o.line} (enroll {t.enroll}, test {t.test})"
+                          for o, t in repeats[:5])
+        more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+        raise ValueError(f"trial list {path} holds the same trial more than once: {pairs}{more}; delete the repeated "
+                         "rows (a repeated trial would be run and counted twice in the EER and minDCF)")
 
 
 def write_trials(path: "str | Path", rows: list[dict]) -> Path:

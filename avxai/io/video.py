@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from avxai.checks import check_av_alignment, check_fps, check_sample_rate
+from avxai.safety import open_regular
 
 __all__ = ["VideoClip", "read_video", "write_video", "check_av_alignment"]
 
@@ -111,13 +112,15 @@ def _av():
     return av
 
 
-def read_video(path: str | os.PathLike, *, need_audio: bool = False) -> VideoClip:
+def read_video(path: str | os.PathLike, *, need_audio: bool = False, max_bytes: int | None = None) -> VideoClip:
     """Decode every frame (and the first audio track, if any) of a video file.
 
     Parameters
     ----------
     path : path of the file (any container FFmpeg reads: mp4, mkv, avi, webm, ...).
     need_audio : raise ``ValueError`` when the file has no audio track.
+    max_bytes : size cap (default :func:`avxai.safety.max_bytes_for` ``"video"``: 2 GiB, or
+        ``AVXAI_MAX_VIDEO_MB``); only a regular file within it is read (a FIFO or a device is refused unread).
 
     Returns
     -------
@@ -127,8 +130,9 @@ def read_video(path: str | os.PathLike, *, need_audio: bool = False) -> VideoCli
     """
     av = _av()
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ValueError(f"video file not found: {path!r}; check the path (relative paths are from {os.getcwd()!r}).")
+    open_regular(path, what="video file", kind="video", max_bytes=max_bytes).close()  # type and size, unread
     try:
         container = av.open(path)
     except av.FFmpegError as e:

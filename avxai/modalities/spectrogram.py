@@ -56,6 +56,8 @@ class Spectrogram(Modality):
                  model_input: ModelInput = "waveform", resample_to: int | None = None, min_rms: float = 1e-5):
         if n_fft < 8 or hop_length < 1 or hop_length > n_fft:
             raise ValueError(f"need n_fft >= 8 and 1 <= hop_length <= n_fft, got n_fft={n_fft}, hop_length={hop_length}")
+        if n_mels is not None and (isinstance(n_mels, bool) or not isinstance(n_mels, int) or n_mels < 1):
+            raise ValueError(f"n_mels must be a positive int (mel bands), or None for linear bins; got {n_mels!r}")
         if model_input not in ("waveform", "magnitude", "complex"):
             raise ValueError(f"model_input must be 'waveform', 'magnitude' or 'complex', got {model_input!r}")
         check_waveform(waveform, sample_rate, min_samples=n_fft, min_rms=min_rms)

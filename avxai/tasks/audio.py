@@ -59,8 +59,9 @@ def stft_for(model: nn.Module, sample_rate: int, n_fft: int | None = None,
     """``(n_fft, hop_length)`` of the explained spectrogram: the given values, else the model's own STFT, else
     :func:`default_stft` (see the module docstring)."""
     own = stft_of(model) or (None, None)
-    n_fft = n_fft or own[0] or default_stft(sample_rate)[0]
-    hop = hop_length or own[1] or int(n_fft) // 4
+    # a given 0 stays 0 (the spectrogram refuses it), never replaced by a default
+    n_fft = n_fft if n_fft is not None else own[0] or default_stft(sample_rate)[0]
+    hop = hop_length if hop_length is not None else own[1] or int(n_fft) // 4
     return int(n_fft), int(hop)
 
 
