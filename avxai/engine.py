@@ -9,7 +9,7 @@ Layer: above modalities, scorers and models; below explanation, methods and metr
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -34,11 +34,37 @@ def check_model_rate(model: nn.Module, modality: Modality) -> None:
     )
 
 
+def _leaves(output: Any) -> list[Tensor] | None:
+    """The tensors of an output (a tensor, or tuples/lists/mappings of tensors, nested; ``None`` entries skipped),
+    or ``None`` when something else is inside."""
+    if isinstance(output, Tensor):
+        return [output]
+    if isinstance(output, Mapping):
+        items = list(output.values())
+    elif isinstance(output, (tuple, list)):
+        items = list(output)
+    else:
+        return None
+    found: list[Tensor] = []
+    for item in items:
+        if item is None:
+            continue
+        leaves = _leaves(item)
+        if leaves is None:
+            return None
+        found.extend(leaves)
+    return found
+
+
 def check_output(output: Any) -> Any:
-    """Raise when a model output (tensor, or tuple/list/dict of tensors) holds NaN or infinities."""
-    tensors = output if isinstance(output, (tuple, list)) else (output.values() if isinstance(output, dict) else [output])
+    """Raise when a model output is not a tensor (or a tuple/list/mapping of tensors), or holds NaN or infinities."""
+    tensors = _leaves(output)
+    if not tensors:
+        raise TypeError(
+            f"the model returned {type(output).__name__}, not a tensor or a mapping (or tuple) of tensors; make its "
+            "forward return the tensor to explain, or pick it: avxai.wrap(model, output=KEY), --model-arg output=KEY")
     for t in tensors:
-        if isinstance(t, Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+        if t.is_floating_point() and not torch.isfinite(t).all():
             raise ValueError(
                 "the model returned NaN or infinite values; check the model's weights and its input "
                 "(sample rate, level, length) before explaining it"

@@ -133,7 +133,10 @@ def parse_model_args(items: Iterable[str] | None, flag: str = "--model-arg") -> 
 
     Dashes in keys become underscores; an item without ``=`` or a key given twice raises ``ValueError``.
     """
-    items = list(items or [])
+    items = [str(item) for item in items or []]
+    for item in items:
+        if "=" not in item or not item.partition("=")[0].strip():
+            raise ValueError(f"{flag} takes KEY=VALUE (the value in YAML, e.g. {flag} sample_rate=16000), got {item!r}")
     keys = [str(item).partition("=")[0].strip().replace("-", "_") for item in items]
     twice = sorted({k for k in keys if keys.count(k) > 1 and k})
     if twice:

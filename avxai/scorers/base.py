@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
@@ -45,9 +45,17 @@ def rows_for(reference: Tensor, n: int) -> Tensor:
 
 
 def as_tensor_output(output: Any, scorer: str) -> Tensor:
-    """The tensor in a model output (a tensor, or the first element of a tuple/list)."""
+    """The tensor in a model output: a tensor, the first element of a tuple/list, or the one tensor of a mapping
+    (a mapping of several tensors raises naming its keys: pick one)."""
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
         output = output[0]
+    elif isinstance(output, Mapping):
+        tensors = {k: v for k, v in output.items() if isinstance(v, Tensor)}
+        if len(tensors) != 1:
+            raise TypeError(
+                f"{scorer} got a mapping with {'tensors ' + ', '.join(map(str, tensors)) if tensors else 'no tensor'} "
+                "from the model; pick the one to score: avxai.wrap(model, output=KEY) or --model-arg output=KEY")
+        output = next(iter(tensors.values()))
     if not isinstance(output, Tensor):
         raise TypeError(
             f"{scorer} expects the model to return a tensor (or a tuple whose first element is one), got "

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from avxai.hygiene import evaluation_mode
 from avxai.models.contract import embedder_of, sample_rate_of
-from avxai.scorers.classification import ClassLogit, ClassLogProbability, ClassProbability
+from avxai.scorers.classification import ClassLogit, ClassLogProbability, ClassProbability, ClassSigmoid
 from avxai.scorers.speaker import SpeakerCosine
 from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
@@ -31,7 +31,8 @@ from avxai.tasks.base import Problem, Task, read_segments
 __all__ = ["SCORES", "SpeakerOptions", "SpeakerTask", "build"]
 
 #: identification scores (``score=``) -> scorer class
-SCORES = {"logit": ClassLogit, "probability": ClassProbability, "log-probability": ClassLogProbability}
+SCORES = {"logit": ClassLogit, "probability": ClassProbability, "log-probability": ClassLogProbability,
+          "sigmoid": ClassSigmoid}  # sigmoid: a binary (one-column) or multi-label classifier
 
 
 @dataclass(frozen=True)

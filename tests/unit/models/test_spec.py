@@ -155,7 +155,7 @@ def test_register_refuses_a_duplicate_and_inserts_before(toy_kind):
 def test_parse_model_args():
     assert parse_model_args(["n=3", "rate=0.001", "names=[a, b]", "flag=true", "key-word=x"]) == \
         {"n": 3, "rate": 0.001, "names": ["a", "b"], "flag": True, "key_word": "x"}
-    with pytest.raises(ValueError, match="--model-arg takes FIELD=VALUE"):
+    with pytest.raises(ValueError, match="--model-arg takes KEY=VALUE"):
         parse_model_args(["novalue"])
     with pytest.raises(ValueError, match="more than once"):
         parse_model_args(["a=1", "a=2"])
