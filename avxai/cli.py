@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import pickle
 import sys
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from avxai.audit.command import add_audit_parser, run_audit_command
 from avxai.config import build_config
 from avxai.demo import run_demo as demo
+from avxai.explanation import runtime_info
 from avxai.methods import METHODS, get_method
 from avxai.metrics.localisation import segment_mass
-from avxai.models.registry import describe_architectures
-from avxai.models.spec import parse_model_args, resolve_model, spec_forms
+from avxai.models.registry import describe_architectures, load_model
 from avxai.perturbations import PERTURBATION_NAMES
+from avxai.safety import check_output_dir
 from avxai.tasks import TASKS, Task, get_task
 
 #: flags of the "task inputs" and "audio" groups: each is passed to the task when its options class has the field
-TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "region", "reduce",
-              "threshold", "n_fft", "hop_length", "n_mels", "perturbation", "resample", "mono")
+TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "n_fft", "hop_length",
+              "n_mels", "perturbation", "resample", "mono")
 #: method-config fields with a flag of their own
 SHORTCUTS = ("areas", "window", "stride", "iterations", "batch_size", "seed")
 
@@ -32,6 +36,17 @@ def _csv(kind):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
     return parse
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (0 is refused, never replaced by a default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,41 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
                                        "own unmasked output")
     g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker)")
     g.add_argument("--source", type=int, help="which separated source to explain, 0-based (separation)")
-    g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input "
-                                               "(speaker); the output column of a (batch, frames, classes) model "
-                                               "(frames)")
+    g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input (speaker)")
     g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label): drawn on figures, "
                                       "and the share of the evidence inside each label's segments is printed and "
                                       "saved (metadata segment_mass)")
-    g.add_argument("--model", metavar="SPEC",
-                   help="the model; default: the task's bundled reference model (frames has none). Accepted forms: "
-                        + spec_forms().replace("%", "%%"))
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="an argument of the --model (YAML value), repeatable: constructor arguments of an avxai "
-                        "architecture, arguments of a package.module:factory, options of an adapter (e.g. "
-                        "sample_rate=16000, chunk=512)")
+    g.add_argument("--model", help="the model: a bundled name or a checkpoint (.pt with its .json beside it); "
+                                   "default: the task's bundled reference model")
     g.add_argument("--architecture", help="the architecture of a --model checkpoint without its JSON: "
                                           + describe_architectures())
     g.add_argument("--stream", choices=["av", "video", "audio"],
                    help="which input stream to explain (av-enhancement): av = spectrogram and face video on one "
                         "joint grid (default), video = the face crops with the sound kept, audio = the spectrogram "
                         "with the face kept")
-    g.add_argument("--score",
-                   choices=["logit", "probability", "log-probability", "sigmoid", "cosine", "sdr", "si-sdr"],
+    g.add_argument("--score", choices=["logit", "probability", "log-probability", "cosine", "sdr", "si-sdr"],
                    help="what to explain; default per task (speaker: logit, or cosine with --enroll; "
                         "log-probability counts evidence for other speakers against the target; enhancement/"
-                        "separation: sdr; frames: probability per frame, or logit, or sigmoid of a per-frame logit)")
-    g.add_argument("--region", metavar="START-END",
-                   help="frames: score the frames between START and END seconds (e.g. 1.0-2.5), 'all' frames, or "
-                        "'detected' (default: the frames the model detects on the input, see --threshold)")
-    g.add_argument("--reduce", choices=["mean", "max"], help="frames: mean (default) or max over the scored frames")
-    g.add_argument("--threshold", type=float,
-                   help="frames: a frame is detected when its probability is at least this (default 0.5)")
+                        "separation: sdr)")
     a = ex.add_argument_group("audio")
-    a.add_argument("--n-fft", type=int, help="STFT size in samples (default: the model's own STFT when it has one, "
+    a.add_argument("--n-fft", type=_positive_int, help="STFT size in samples (default: the model's own STFT when it has one, "
                                              "as the enhancement and AV models do; else about 32 ms: 512 at 16 kHz, 256 at 8 kHz)")
-    a.add_argument("--hop-length", type=int, help="STFT hop in samples (default: the model's own; else n_fft / 4)")
-    a.add_argument("--n-mels", type=int, help="mask on this many mel bands instead of linear frequency bins")
+    a.add_argument("--hop-length", type=_positive_int,
+                   help="STFT hop in samples (default: the model's own; else n_fft / 4)")
+    a.add_argument("--n-mels", type=_positive_int, help="mask on this many mel bands instead of linear frequency bins")
     a.add_argument("--resample", action="store_true",
                    help="resample inputs to the model's sample rate (otherwise a mismatch is an error)")
     a.add_argument("--mono", action="store_true", help="average the input's channels")
@@ -113,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--iterations", type=int, help="optimisation steps (extremal)")
     m.add_argument("--batch-size", type=int, help="perturbed inputs per forward pass")
     m.add_argument("--seed", type=int, help="random seed")
+    ex.add_argument("--threads", type=_positive_int,
+                    help="torch CPU threads (default: torch's own); recorded in explanation.json: the same seed and "
+                         "threads give bitwise-equal results")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
 
     add_audit_parser(sub)
@@ -132,12 +137,8 @@ def task_options(task: Task, args: argparse.Namespace):
 
 
 def task_model(task: Task, args: argparse.Namespace):
-    """``--model SPEC`` with its ``--model-arg``s (default: the task's bundled model) through the one spec resolver
-    (:func:`avxai.models.spec.resolve_model`)."""
-    if args.model is None and args.architecture is None and task.default_model is None:
-        raise ValueError(f"--task {task.name} has no bundled model: name yours with --model SPEC ({spec_forms()})")
-    return resolve_model(args.model, architecture=args.architecture, args=parse_model_args(args.model_arg),
-                         default=task.default_model)
+    """``--model`` (default: the task's bundled model) through the model registry."""
+    return load_model(args.model or task.default_model, architecture=args.architecture)
 
 
 def method_config(method, args: argparse.Namespace):
@@ -150,6 +151,9 @@ def method_config(method, args: argparse.Namespace):
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    check_output_dir(args.out)  # before any work: a wrong --out fails now, not after the computation
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     task = get_task(args.task)
     options = task_options(task, args)
     method = get_method(args.method)
@@ -158,6 +162,7 @@ def run_explain(args: argparse.Namespace) -> int:
     explanation = method(problem.model, problem.modality, problem.scorer, config)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
+    explanation.metadata["runtime"] = runtime_info(next(problem.model.parameters(), torch.empty(0)).device)
     shares = segment_mass(explanation)  # with --segments: how much of the evidence lies in each label's turns
     if shares:
         explanation.metadata["segment_mass"] = shares
@@ -194,6 +199,24 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: what the user can cause and fix (a bad value, file or flag): one line and exit code 2. ImportError: a
+#: missing optional extra; OSError: a file that cannot be read or written; UnpicklingError: a damaged or unsafe
+#: checkpoint. Any other exception is a bug in avxai and keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, pickle.UnpicklingError)
+
+#: what Ctrl-C (or SIGTERM during an audit) prints, per command
+INTERRUPTED = {"audit": "interrupted; run the same command again to continue"}
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a multi-line message from a library is joined), without torch's advice
+    to load checkpoints unsafely."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and "weights_only" not in line]
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return " ".join(lines) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -204,8 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_explain(args)
         if args.command == "audit":
             return run_audit_command(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:  # ImportError: a missing optional extra
-        print(f"avxai {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; 130 = 128 + SIGINT, as shells report it
+        print(f"\navxai {args.command}: {INTERRUPTED.get(args.command, 'interrupted')}", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        print(f"avxai {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
     return 2

@@ -8,12 +8,10 @@ from typing import Any
 
 from avxai.audit.config import AuditConfig
 from avxai.audit.driver import run_audit
-from avxai.audit.model import load_audit_model
 from avxai.audit.summary import ReportOptions
 from avxai.config import build_config, parse_sets
 from avxai.methods import METHODS, get_method
 from avxai.models.registry import describe_architectures
-from avxai.models.spec import parse_model_args, spec_forms
 
 __all__ = ["add_audit_parser", "run_audit_command"]
 
@@ -49,12 +47,8 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                         "seconds); lines whose first field starts with # are comments")
     p.add_argument("--out", required=True, help="output folder (rerun with the same folder to continue an audit)")
     p.add_argument("--model", metavar="SPEC",
-                   help="the speaker model (one with an embedder); default: the bundled speakernet. Accepted forms: "
-                        + spec_forms().replace("%", "%%") + ". Bundled names and avxai checkpoints travel to the "
-                        "workers as bytes; the other forms as the spec, resolved in each worker (its files must be "
-                        "readable there)")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="an argument of the --model (YAML value), repeatable (e.g. sample_rate=16000)")
+                   help="the speaker model: a bundled name (speakernet), or a checkpoint (.pt with its .json beside "
+                        "it, or with --architecture); default: the bundled speakernet")
     p.add_argument("--architecture", metavar="NAME",
                    help="what --model is when no .json lies beside it (a .json, {\"architecture\": NAME, \"model\": "
                         "{...}}, sets other arguments). Any registered architecture with an embedder: "
@@ -71,6 +65,9 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                                      "default: start a Ray instance on this machine")
     e.add_argument("--batch-trials", type=int,
                    help="trials per task (default: 1 for local, 2 for ray)")
+    e.add_argument("--threads", type=int, default=1,
+                   help="torch threads per worker (per process with --workers 0); results can differ bitwise between "
+                        "thread counts, so continue an audit with the threads it started with")
     e.add_argument("--max-retries", type=int, default=3,
                    help="times a batch whose worker process dies (or whose Ray task fails) is run again before its "
                         "trials are recorded as failed")
@@ -154,16 +151,16 @@ def _fmt(value, pct: bool = False) -> str:
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
-    """Run the audit the arguments describe and print the summary; 0 when the audit ran (failed trials included)."""
+    """Run the audit the arguments describe and print the summary; 0 when the audit ran, an error when every
+    trial this run ran failed (a wrong setting, not a wrong trial)."""
     config = build_audit_config(args)
     report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, top_suspicious=args.top)
-    source = load_audit_model(args.model, args.architecture, parse_model_args(args.model_arg))
     try:
-        summary = run_audit(args.trials, args.out, config, model=source,
+        summary = run_audit(args.trials, args.out, config, model=args.model, architecture=args.architecture,
                             engine=args.engine, workers=args.workers,
                             address=args.address, batch_trials=args.batch_trials, max_retries=args.max_retries,
                             limit=args.limit, retry_failed=args.retry_failed, report=report,
-                            media=not args.no_media, progress=not args.quiet)
+                            media=not args.no_media, progress=not args.quiet, threads=args.threads)
     except RuntimeError as err:  # workers that cannot start: say so in the CLI's error format
         raise ValueError(str(err)) from err
     c, run = summary["counts"], summary["run"]
@@ -179,4 +176,9 @@ def run_audit_command(args: argparse.Namespace) -> int:
     for item in summary["failed"][:5]:
         print(f"failed {item['id']} (CSV line {item['line']}): {item['error']['message']}")
     print(f"report: {args.out}/report.html")
+    if run["trials_run"] and run["failed"] == run["trials_run"]:
+        first = summary["failed"][0]["error"]["message"] if summary["failed"] else "see the report"
+        raise ValueError(f"every trial of this run failed ({run['failed']} of {run['trials_run']}; the first: "
+                         f"{first}); "
+                         "fix the cause, then rerun with --retry-failed")
     return 0
