@@ -13,6 +13,7 @@ state its ``sample_rate`` itself. The adapter's own arguments are taken out firs
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import re
 from typing import Any, Callable, Mapping
@@ -101,7 +102,14 @@ def load_factory(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:
 
 
 def _matches(spec: str) -> bool:
-    return isinstance(spec, str) and FACTORY_SPEC.match(spec) is not None
+    """``package.module:factory`` whose top-level package can be found (looked up, not imported)."""
+    match = FACTORY_SPEC.match(spec) if isinstance(spec, str) else None
+    if match is None:
+        return False
+    try:
+        return importlib.util.find_spec(match["module"].split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 #: the spec kind: ``--model package.module:factory --model-arg key=value ...``

@@ -178,8 +178,8 @@ def test_random_bytes_never_suggest_loading_unsafely(saved):
 def test_architecture_must_agree_with_the_json_and_name_a_registered_model(saved, tmp_path):
     with pytest.raises(ValueError, match="describes a 'enhancer' model but architecture 'separator'"):
         load_model(saved, architecture="separator")
-    with pytest.raises(ValueError, match="unknown architecture 'wavlm'"):
-        load_model(saved, architecture="wavlm")
+    with pytest.raises(ValueError, match="unknown architecture 'conformer'"):
+        load_model(saved, architecture="conformer")
     bare = tmp_path / "bare.pt"
     bare.write_bytes(saved.read_bytes())
     with pytest.raises(ValueError, match="no bare.json beside it.*--architecture"):
