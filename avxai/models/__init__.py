@@ -21,6 +21,7 @@ from avxai.models.enhancement import EnhancerConfig, MaskingEnhancer, load_enhan
 from avxai.models.separation import Separator, SeparatorConfig, load_separator, small_convtasnet
 from avxai.models.hdemucs import HDemucsSeparator
 from avxai.models.ecapa import EcapaEmbedder
+from avxai.models.resemblyzer import ResemblyzerEmbedder
 from avxai.models.av_enhancement import AVEnhancer, AVEnhancerConfig, load_av_enhancer
 from avxai.models.checkpoint import load_speaker_model
 # any module you built, and the torchaudio / SpeechBrain architectures built from keyword arguments
@@ -47,7 +48,7 @@ __all__ = [
     "load_model", "save_model", "load_state_dict_checked", "load_checkpoint_config",
     "SPEC_KINDS", "SpecKind", "register_spec_kind", "resolve_model", "parse_model_args", "model_source", "ModelSpec",
     "SpeakerEmbedder", "SpeakerNet", "EnhancerConfig", "MaskingEnhancer", "Separator", "SeparatorConfig",
-    "small_convtasnet", "HDemucsSeparator", "EcapaEmbedder", "AVEnhancer", "AVEnhancerConfig",
+    "small_convtasnet", "HDemucsSeparator", "EcapaEmbedder", "ResemblyzerEmbedder", "AVEnhancer", "AVEnhancerConfig",
     "SampleRateWrapper", "load_module", "load_checkpoint", "with_sample_rate",
     "wrap", "Wrapped", "select_output", "FrontEnd", "MelSpectrogram", "LogMel", "MFCC", "Fbank", "Chunked",
     "load_torchscript", "load_factory", "Wav2Vec2Pooled",

@@ -28,6 +28,7 @@ TINY = {
     "hdemucs": dict(sample_rate=8000, sources=["speech", "noise"], audio_channels=1, channels=4, depth=3, nfft=256),
     "ecapa-tdnn": dict(sample_rate=16000, n_mels=24, channels=[16, 16, 16, 16, 48], lin_neurons=8,
                        attention_channels=8, se_channels=8),
+    "resemblyzer": dict(sample_rate=16000),  # the real weights from the resemblyzer wheel (nothing smaller exists)
     "av-enhancer": dict(sample_rate=8000, fps=25.0, n_fft=64, hop_length=32, crop_size=16, visual_blocks=2,
                         visual_dim=8, audio_channels=2, audio_dim=8, hidden=8),
     "wav2vec2": dict(sample_rate=16000, encoder_embed_dim=16, encoder_num_layers=1, encoder_num_heads=2,
