@@ -42,6 +42,9 @@ HEADS = {
     "ForAudioClassification": ("classification", "logits"),
     "ForAudioFrameClassification": ("frame-classification", "logits"),
 }
+#: kind -> the tensor fields of its ``ModelOutput`` avxai can score (``hidden_states`` etc. are tuples; an
+#: x-vector's ``logits`` are hidden states before its AM-softmax, ``xvector_output_dim`` wide, not class scores)
+OUTPUTS = {"speaker": ("embeddings",), "classification": ("logits",), "frame-classification": ("logits",)}
 #: feature extractors that take the raw waveform (their only processing is the optional normalisation)
 RAW_WAVEFORM_EXTRACTORS = ("Wav2Vec2FeatureExtractor",)
 #: model types whose folders without a ``feature_extractor_type`` use :data:`RAW_WAVEFORM_EXTRACTORS`
@@ -229,6 +232,10 @@ def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> 
                          "save_pretrained (config.json, weights, preprocessor_config.json)")
     config = _read_json(folder / "config.json", "the model config")
     name, kind, default_output = _head(config, folder)
+    if output is not None and output not in OUTPUTS[kind]:
+        note = " (an x-vector's logits come before its AM-softmax: no class scores)" if kind == "speaker" else ""
+        raise ValueError(f"{name} has no output {output!r} avxai can score{note}; pick one of "
+                         f"{', '.join(OUTPUTS[kind])}")
     rate, normalize = _normalisation(folder, config.get("model_type"), args.get("sample_rate"))
     transformers = _transformers()
     model_cls = getattr(transformers, name, None)

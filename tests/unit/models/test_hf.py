@@ -62,10 +62,11 @@ def test_xvector_is_a_speaker_embedder_equal_to_the_hf_pipeline(xvector, one_thr
         emb = adapter(x)
     assert emb.shape == (2, 8)
     torch.testing.assert_close(emb, reference_output(model, extractor, x, "embeddings"), atol=TOL, rtol=0)
-    logits = load_hf(folder, output="logits")  # the x-vector's classifier; its embedder gives the embeddings
+    with pytest.raises(ValueError, match="no output 'logits'.*before its AM-softmax"):
+        load_hf(folder, output="logits")
+    built = HFSpeakerEmbedder(model, sample_rate=SAMPLE_RATE, output="logits")  # in Python: embedder() embeds
     with torch.no_grad():
-        torch.testing.assert_close(logits(x), reference_output(model, extractor, x, "logits"), atol=TOL, rtol=0)
-        torch.testing.assert_close(embedder_of(logits)(x), emb, atol=TOL, rtol=0)
+        torch.testing.assert_close(embedder_of(built)(x), emb, atol=TOL, rtol=0)
 
 
 def test_classifier_logits_equal_to_the_hf_pipeline_and_labels(classifier, one_thread):
@@ -105,7 +106,7 @@ def test_the_spec_resolver_loads_both_folders(xvector, classifier, one_thread):
         assert is_hf_folder(str(folder)) and spec_kind_of(str(folder)).name == "hf"
         model = resolve_model(str(folder))
         assert type(model) is cls and model.sample_rate == SAMPLE_RATE
-    assert type(resolve_model(str(xvector[0]), args={"output": "logits"})) is HFSpeakerEmbedder
+    assert resolve_model(str(xvector[0]), args={"output": "embeddings"}).output == "embeddings"
     with pytest.raises(ValueError, match="takes no argument n_mels"):
         resolve_model(str(xvector[0]), args={"n_mels": 40})
 
@@ -169,8 +170,11 @@ def test_missing_weights_and_a_wrong_output_are_one_line(classifier, tmp_path, o
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(ValueError, match="does not load as Wav2Vec2ForSequenceClassification"):
         load_hf(tmp_path)
-    with pytest.raises(ValueError, match="no tensor 'embeddings'.*tensors: logits"):
-        load_hf(classifier[0], output="embeddings")(speech())
+    with pytest.raises(ValueError, match="no output 'embeddings' avxai can score; pick one of logits"):
+        load_hf(classifier[0], output="embeddings")
+    folder, model, _ = classifier
+    with pytest.raises(ValueError, match="no tensor 'embeddings'.*tensors: logits"):  # a module built in Python
+        HFAudioModel(model, sample_rate=SAMPLE_RATE, output="embeddings")(speech())
     with pytest.raises(ValueError, match=r"mono waveform \(batch, 1, time\)"):
         load_hf(classifier[0])(speech().repeat(1, 2, 1))
 
