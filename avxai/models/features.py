@@ -13,7 +13,7 @@ torchaudio's order), ``(batch, frames, n_mels)`` (``"btf"``, Kaldi/SpeechBrain's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torchaudio
@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
 
-__all__ = ["FrontEnd", "MelSpectrogram", "LogMel", "MFCC", "Fbank", "LAYOUTS", "NORMALISATIONS"]
+__all__ = ["FrontEnd", "MelSpectrogram", "LogMel", "MFCC", "Fbank", "LAYOUTS", "NORMALISATIONS", "FRONT_ENDS",
+           "build_front_end"]
 
 #: feature layouts a front end can return (b: batch, f: feature bins, t: frames, c: one channel)
 LAYOUTS = ("bft", "btf", "bcft")
@@ -170,3 +171,25 @@ class Fbank(FrontEnd):
                              "samples; pass a longer waveform")
         rows = [torchaudio.compliance.kaldi.fbank(w.unsqueeze(0) * self.scale, **self.kaldi) for w in waveform]
         return torch.stack(rows).transpose(1, 2)  # (batch, frames, mels) -> (batch, mels, frames)
+
+
+#: front ends by name, for a model given on the command line (``--model-arg 'features={kind: logmel, n_mels: 40}'``)
+FRONT_ENDS: dict[str, type[FrontEnd]] = {"mel": MelSpectrogram, "logmel": LogMel, "mfcc": MFCC, "fbank": Fbank}
+
+
+def build_front_end(spec: "str | Mapping[str, Any]", sample_rate: int) -> FrontEnd:
+    """A front end from its name (``"logmel"``) or a mapping ``{"kind": "logmel", "n_mels": 40, ...}`` (the
+    keyword arguments of its class) at ``sample_rate``; an unknown kind or argument: one ``ValueError``."""
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("kind"), str):
+        raise ValueError(f"features must be a front end, its name or {{kind: NAME, ...its arguments}} with NAME one "
+                         f"of {', '.join(FRONT_ENDS)}; got {spec!r}")
+    kwargs = {k: v for k, v in spec.items() if k != "kind"}
+    kind = spec["kind"].lower()
+    if kind not in FRONT_ENDS:
+        raise ValueError(f"unknown front end {spec['kind']!r}; choose one of {', '.join(FRONT_ENDS)}")
+    try:
+        return FRONT_ENDS[kind](sample_rate, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"front end {kind!r} cannot be built with {kwargs}: {err}") from None

@@ -82,7 +82,7 @@ def _check_forward_args(module: torch.jit.ScriptModule, given: dict[str, Any], n
 
 def load_torchscript(path: "str | Path", *, sample_rate: int | None = None, output: Any = None,
                      chunk: int | None = None, reset: str | None = "reset_states", mono: bool | None = None,
-                     **forward_kwargs: Any) -> nn.Module:
+                     features: Any = None, **forward_kwargs: Any) -> nn.Module:
     """A TorchScript file as a waveform model (eval mode) stating its ``sample_rate``.
 
     sample_rate : Hz; defaults to a ``sr`` / ``sample_rate`` forward argument, then to the scripted module's own
@@ -92,6 +92,7 @@ def load_torchscript(path: "str | Path", *, sample_rate: int | None = None, outp
         ``(batch, frames, ...)``, with ``reset`` (the scripted method clearing its state, if it has one) called
         before every call.
     mono : give the model ``(batch, time)`` (default for a chunked model) or ``(batch, channels, time)``.
+    features : a front end for a scripted model on features (see :func:`avxai.wrap`; not with ``chunk``).
     forward_kwargs : extra arguments of every call of the scripted ``forward`` (e.g. ``sr=16000``).
 
     Shape: waveform ``(batch, channels, time)`` -> the model's output (frames ``(batch, frames, ...)`` with
@@ -109,12 +110,15 @@ def load_torchscript(path: "str | Path", *, sample_rate: int | None = None, outp
         raise ValueError(f"TorchScript model {Path(path).name} does not state its sample rate; pass sample_rate= "
                          "(--model-arg sample_rate=HZ)")
     if chunk is not None:
+        if features is not None:
+            raise ValueError("features and chunk do not go together; a chunked model takes waveform chunks")
         if reset is not None and not callable(getattr(module, reset, None)):
             reset = None  # a stateless scripted model: nothing to clear
         model: nn.Module = Chunked(module, chunk=chunk, sample_rate=rate, reset=reset, forward_kwargs=forward_kwargs,
                                    output=output, mono=True if mono is None else mono)
     else:
-        model = wrap(module, sample_rate=rate, output=output, mono=bool(mono), forward_kwargs=forward_kwargs)
+        model = wrap(module, sample_rate=rate, output=output, features=features, mono=bool(mono),
+                     forward_kwargs=forward_kwargs)
     return model.eval()
 
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
 from avxai.models.contract import num_sources_of, sample_rate_of
+from avxai.models.features import build_front_end
 
 __all__ = ["Wrapped", "wrap", "select_output"]
 
@@ -117,7 +118,8 @@ class Wrapped(nn.Module):
         return f"sample_rate={self.sample_rate}, output={self.output!r}, mono={self.mono}"
 
 
-def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None, features: nn.Module | None = None,
+def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None,
+         features: "nn.Module | str | Mapping[str, Any] | None" = None,
          frame_hop_s: float | None = None, mono: bool = False,
          forward_kwargs: Mapping[str, Any] | None = None) -> Wrapped:
     """Any ``torch.nn.Module`` as a model avxai explains (see the module docstring).
@@ -127,7 +129,8 @@ def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None
     output : what avxai scores in the model's output (an index, a key, or a callable); ``None`` for a model
         returning one tensor.
     features : a front end (:mod:`avxai.models.features`) making a model on features a waveform model; its
-        sample rate must be the model's.
+        sample rate must be the model's. Also its name or ``{"kind": "logmel", "n_mels": 40, ...}`` (built at
+        ``sample_rate``; what a model given on the command line passes).
     frame_hop_s : seconds between output frames, for a model returning a frame sequence ``(batch, frames, ...)``.
     mono : give the model ``(batch, time)`` (the channels' mean) instead of ``(batch, channels, time)``.
     forward_kwargs : extra keyword arguments of every call (e.g. ``{"sr": 16000}``).
@@ -146,6 +149,8 @@ def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None
     if own is not None and own != sample_rate:
         raise ValueError(f"{type(model).__name__} says sample_rate={own} Hz but sample_rate={sample_rate} was given; "
                          "resample the audio instead of relabelling the model")
+    if isinstance(features, (str, Mapping)):
+        features = build_front_end(features, sample_rate)
     if features is not None:
         if not isinstance(features, nn.Module):
             raise TypeError(f"features must be a torch front end (an nn.Module such as avxai.models.features.LogMel), "

@@ -73,6 +73,15 @@ def test_a_factory_that_takes_the_sample_rate_gets_it(factories):
         load_factory(f"{factories}:fixed", {"sample_rate": 8000})  # it does not take the rate: it states its own
 
 
+def test_a_feature_model_gets_its_front_end_from_the_args(factories):
+    args = parse_model_args(["sample_rate=8000", "channels=20", "features={kind: logmel, n_mels: 20, n_fft: 256}"])
+    model = resolve_model(f"{factories}:plain", args=args)
+    assert type(model.features).__name__ == "LogMel" and model.features.n_mels == 20
+    x = (0.1 * torch.randn(1, 1, 800)).requires_grad_(True)
+    model(x)[:, 0].sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
 def test_adapter_args_wrap_a_stated_model(factories):
     model = load_factory(f"{factories}:Rated", {"sample_rate": 8000, "frame_hop_s": 0.01, "mono": True})
     assert isinstance(model, Wrapped) and model.frame_hop_s == 0.01 and model.sample_rate == 8000

@@ -87,7 +87,7 @@ def test_an_output_avxai_cannot_score_is_one_error():
 
 
 def test_the_sample_rate_is_declared_once_and_checked():
-    with pytest.raises(ValueError, match=r"Conv1d does not state its sample rate; pass wrap\(model, sample_rate=\.\.\.\)"):
+    with pytest.raises(ValueError, match=r"Conv1d does not state its sample rate; pass wrap\(model, sample_rate="):
         wrap(nn.Conv1d(1, 1, 3))
     stated = nn.Conv1d(1, 1, 3)
     stated.sample_rate = 16000
@@ -125,3 +125,14 @@ def test_a_feature_model_becomes_a_differentiable_waveform_model():
     modality = TensorModality(x.detach()[:1], ("time",))
     explanation = avxai.methods.saliency(model.eval(), modality, ClassLogit(0))
     assert torch.isfinite(explanation.attribution).all() and explanation.attribution.abs().sum() > 0
+
+
+def test_a_front_end_by_name_or_mapping():
+    model = wrap(FeatureModel(n_mels=16), sample_rate=RATE, features={"kind": "logmel", "n_mels": 16, "n_fft": 256})
+    assert isinstance(model.features, LogMel) and model.features.sample_rate == RATE and model.features.n_mels == 16
+    assert model(torch.randn(1, 1, 800)).shape == (1, 2)
+    assert type(wrap(FeatureModel(n_mels=40), sample_rate=RATE, features="mfcc").features).__name__ == "MFCC"
+    with pytest.raises(ValueError, match="unknown front end 'spectrogram'; choose one of mel, logmel, mfcc, fbank"):
+        wrap(FeatureModel(), sample_rate=RATE, features="spectrogram")
+    with pytest.raises(ValueError, match="front end 'logmel' cannot be built with {'mels': 3}"):
+        wrap(FeatureModel(), sample_rate=RATE, features={"kind": "logmel", "mels": 3})
