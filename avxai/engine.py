@@ -78,10 +78,25 @@ def prepare_scorer(model: nn.Module, modality: Modality, scorer: Scorer) -> tupl
     The forward passes run under ``torch.inference_mode``; ``scorer.prepare`` runs outside it, so that
     a gradient method can use the prepared scorer. The caller holds :func:`avxai.hygiene.evaluation_mode`.
 
+    A model that cannot run on the input at all (a ``RuntimeError`` from inside it on this first call: a wrong
+    input type or shape, a TorchScript signature that takes something else) raises one ``ValueError`` saying so.
+
     Shape: returns the prepared scorer and the unmasked scores ``(batch,)``.
     """
+    model_input = modality.model_input()
     with torch.inference_mode():
-        unmasked_output = check_output(model(modality.model_input()))
+        try:
+            output = model(model_input)
+        except RuntimeError as err:
+            given = (f"a tensor {tuple(model_input.shape)}" if isinstance(model_input, Tensor)
+                     else type(model_input).__name__)
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reason = (lines[0] if lines else type(err).__name__).rstrip(".")
+            raise ValueError(f"the model ({type(model).__name__}) cannot run on the input ({given}): "
+                             f"{reason}; check that it takes this input (a "
+                             "waveform (batch, channels, time) at its sample rate for audio), or adapt it with "
+                             "avxai.wrap (mono, output, forward_kwargs) or --model-arg") from err
+        unmasked_output = check_output(output)
     prepared = scorer.prepare(unmasked_output)
     with torch.inference_mode():
         unmasked = prepared(unmasked_output).detach().clone()
