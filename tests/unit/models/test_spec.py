@@ -172,3 +172,16 @@ def test_model_source_sends_bytes_for_avxai_kinds_and_the_spec_for_others(checkp
     assert model_source("toy:1.5", args={"sample_rate": 16000}).digest != source.digest
     with pytest.raises(ValueError, match="unknown model"):
         model_source("nosuchmodel")
+
+
+def test_every_method_and_the_resolver_are_top_level():
+    import avxai
+    from avxai.methods import METHODS
+
+    for name, method in METHODS.items():
+        attr = name.replace("-", "_")
+        assert getattr(avxai, attr) is method and attr in avxai.__all__, name
+    for name in ("saliency", "smoothgrad", "integrated_gradients", "gradcam", "pca_rgb", "occlusion", "extremal",
+                 "resolve_model", "wrap", "FrameScore", "ClassSigmoid"):
+        assert name in avxai.__all__ and hasattr(avxai, name)
+    assert avxai.resolve_model is resolve_model
