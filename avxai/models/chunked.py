@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
-from avxai.models.wrap import select_output
+from avxai.models.wrap import call_model, select_output
 
 __all__ = ["Chunked", "PADS"]
 
@@ -98,8 +98,8 @@ class Chunked(nn.Module):
         x = F.pad(x, (0, frames * self.chunk - time)) if frames * self.chunk > time else x[..., :frames * self.chunk]
         self.reset_state()
         who = f"{type(self.model).__name__} (one chunk)"
-        outs = [select_output(self.model(x[..., i * self.chunk:(i + 1) * self.chunk], **self.forward_kwargs),
-                              self.output, who) for i in range(frames)]
+        outs = [select_output(call_model(self.model, x[..., i * self.chunk:(i + 1) * self.chunk],
+                                         **self.forward_kwargs), self.output, who) for i in range(frames)]
         out = torch.stack(outs, dim=1)
         return out.squeeze(-1) if self.squeeze and out.dim() > 2 and out.shape[-1] == 1 else out
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
+import torch
 from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
 from avxai.models.contract import num_sources_of, sample_rate_of
 from avxai.models.features import build_front_end
 
-__all__ = ["Wrapped", "wrap", "select_output"]
+__all__ = ["Wrapped", "wrap", "select_output", "call_model"]
 
 
 def _describe(out: Any) -> str:
@@ -79,6 +80,19 @@ def select_output(out: Any, output: "int | str | Callable[[Any], Any] | None", w
     return picked
 
 
+def call_model(model: nn.Module, *args: Any, hint: str = "", **kwargs: Any) -> Any:
+    """``model(*args, **kwargs)``; an error raised inside a TorchScript model becomes one ``ValueError`` with its
+    reason (the interpreter's last line, not its serialized traceback) and ``hint``."""
+    try:
+        return model(*args, **kwargs)
+    except torch.jit.Error as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = (lines[-1] if lines else "unknown error").removeprefix("builtins.")
+        name = getattr(model, "original_name", type(model).__name__)
+        raise ValueError(f"the TorchScript model {name} failed on its input: {reason}"
+                         f"{'; ' + hint if hint else ''}") from None
+
+
 class Wrapped(nn.Module):
     """A module on waveforms (or features, behind ``features``) with the parts the avxai model contract asks.
 
@@ -111,7 +125,8 @@ class Wrapped(nn.Module):
         x = self.features(waveform) if self.features is not None else waveform
         if self.mono and self.features is None:
             x = x.mean(dim=1)
-        out = self.model(x, *args, **self.forward_kwargs)
+        out = call_model(self.model, x, *args, **self.forward_kwargs,
+                         hint="if it takes fixed-size chunks, pass chunk=SAMPLES (--model-arg chunk=SAMPLES)")
         return select_output(out, self.output, f"{type(self.model).__name__}")
 
     def extra_repr(self) -> str:

@@ -26,6 +26,15 @@ class NeedsRate(nn.Module):
         return torch.sigmoid(self.proj(x.pow(2).mean(dim=-1, keepdim=True)) * float(sr) / 16000.0)
 
 
+class Picky(nn.Module):
+    """Takes (batch, samples) only, as Silero does: Shape (batch, samples) -> (batch, 1)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 2:
+            raise ValueError("Too many dimensions for input audio chunk")
+        return x.mean(dim=-1, keepdim=True)
+
+
 class Stateful(nn.Module):
     """A scripted stateful chunk model: out = mean(chunk) + state; state += mean(chunk). Shape (batch, chunk) ->
     (batch, 1)."""
@@ -108,3 +117,14 @@ def test_a_missing_forward_argument_is_named_at_load_time(vad_file):
         load_torchscript(vad_file, sample_rate=16000)
     with pytest.raises(ValueError, match=r"has no forward argument 'rate'; its forward takes sr"):
         load_torchscript(vad_file, sr=16000, rate=3)
+
+
+def test_an_error_inside_torchscript_is_its_reason_in_one_line(tmp_path):
+    path = tmp_path / "picky.ts"
+    torch.jit.script(Picky()).save(str(path))
+    with pytest.raises(ValueError, match=r"^the TorchScript model Picky failed on its input: ValueError: Too many "
+                                         r"dimensions for input audio chunk; if it takes fixed-size chunks, pass "
+                                         r"chunk=SAMPLES") as err:
+        load_torchscript(path, sample_rate=16000)(torch.zeros(1, 1, 512))
+    assert "\n" not in str(err.value)
+    assert load_torchscript(path, sample_rate=16000, mono=True)(torch.zeros(1, 1, 512)).shape == (1, 1)
