@@ -13,10 +13,12 @@ head                                default ``output``               avxai model
                                     classes)``
 ==================================  ===============================  ============================================
 
-The feature extractor (``preprocessor_config.json``) must be a raw-waveform one (``Wav2Vec2FeatureExtractor``:
-wav2vec2, HuBERT, WavLM, data2vec-audio, UniSpeech, SEW); its ``sampling_rate`` is the model's ``sample_rate``
-(required) and its ``do_normalize`` (zero mean, unit variance per utterance) is done in torch, so gradients reach
-the waveform. The model's dict-like ``ModelOutput`` is reduced to the one tensor named by ``output``.
+The feature extractor (``preprocessor_config.json``) is rebuilt in torch, so gradients reach the waveform:
+``Wav2Vec2FeatureExtractor`` (wav2vec2, HuBERT, WavLM, data2vec-audio, UniSpeech, SEW: the raw waveform, zero mean
+and unit variance per utterance when ``do_normalize``) or ``ASTFeatureExtractor`` (the Audio Spectrogram
+Transformer: Kaldi log-mel filter banks, padded to ``max_length`` frames, AudioSet ``mean`` / ``std``). Its
+``sampling_rate`` is the model's ``sample_rate`` (required). The model's dict-like ``ModelOutput`` is reduced to the
+one tensor named by ``output``. Other extractors (Whisper's, SeamlessM4T's) are refused with one line.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+import torchaudio.compliance.kaldi as kaldi
 from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
 from avxai.models.spec import SpecKind, register_spec_kind
 
-__all__ = ["HFAudioModel", "HFSpeakerEmbedder", "load_hf", "is_hf_folder", "HEADS", "RAW_WAVEFORM_EXTRACTORS",
-           "SPEC_KIND"]
+__all__ = ["HFAudioModel", "HFSpeakerEmbedder", "load_hf", "is_hf_folder", "HEADS", "FRONT_ENDS", "WaveformNorm",
+           "KaldiFbank", "SPEC_KIND"]
 
 #: architecture-name suffix -> (kind, default output field)
 HEADS = {
@@ -45,9 +48,9 @@ HEADS = {
 #: kind -> the tensor fields of its ``ModelOutput`` avxai can score (``hidden_states`` etc. are tuples; an
 #: x-vector's ``logits`` are hidden states before its AM-softmax, ``xvector_output_dim`` wide, not class scores)
 OUTPUTS = {"speaker": ("embeddings",), "classification": ("logits",), "frame-classification": ("logits",)}
-#: feature extractors that take the raw waveform (their only processing is the optional normalisation)
-RAW_WAVEFORM_EXTRACTORS = ("Wav2Vec2FeatureExtractor",)
-#: model types whose folders without a ``feature_extractor_type`` use :data:`RAW_WAVEFORM_EXTRACTORS`
+#: the feature extractors avxai rebuilds in torch (:class:`WaveformNorm`, :class:`KaldiFbank`)
+FRONT_ENDS = ("Wav2Vec2FeatureExtractor", "ASTFeatureExtractor")
+#: model types whose folders without a ``feature_extractor_type`` use ``Wav2Vec2FeatureExtractor``
 RAW_WAVEFORM_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew", "sew-d",
                       "wav2vec2-conformer")
 #: the epsilon of ``Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm``
@@ -98,15 +101,64 @@ def _head(config: Mapping[str, Any], folder: Path) -> tuple[str, str, str]:
                      f"{', '.join('*' + s for s in HEADS)} (e.g. WavLMForXVector, Wav2Vec2ForSequenceClassification)")
 
 
-def _normalisation(folder: Path, model_type: Any, sample_rate: Any) -> tuple[int, bool]:
-    """``(sample_rate, do_normalize)`` from ``preprocessor_config.json``; ``sample_rate`` fills a missing rate."""
+class WaveformNorm(nn.Module):
+    """``Wav2Vec2FeatureExtractor`` in torch: the waveform, zero mean and unit variance per utterance when
+    ``normalize`` (``do_normalize``; population variance, epsilon 1e-7).
+
+    Shape: ``(batch, time)`` -> ``(batch, time)``.
+    """
+
+    def __init__(self, normalize: bool = True):
+        super().__init__()
+        self.normalize = bool(normalize)
+
+    def extra_repr(self) -> str:
+        return f"normalize={self.normalize}"
+
+    def forward(self, values: Tensor) -> Tensor:
+        if not self.normalize:
+            return values
+        mean = values.mean(dim=-1, keepdim=True)
+        var = values.var(dim=-1, unbiased=False, keepdim=True)
+        return (values - mean) / torch.sqrt(var + NORM_EPS)
+
+
+class KaldiFbank(nn.Module):
+    """``ASTFeatureExtractor`` in torch: Kaldi log-mel filter banks (25 ms Hanning windows, 10 ms shift), padded
+    with zeros or cut to ``max_length`` frames, then ``(fbank - mean) / (2 std)`` when ``normalize``.
+
+    Shape: ``(batch, time)`` -> ``(batch, max_length, num_mel_bins)``.
+    """
+
+    def __init__(self, sample_rate: int, num_mel_bins: int = 128, max_length: int = 1024, normalize: bool = True,
+                 mean: float = -4.2677393, std: float = 4.5689974):
+        super().__init__()
+        self.sample_rate, self.num_mel_bins, self.max_length = sample_rate, int(num_mel_bins), int(max_length)
+        self.normalize, self.mean, self.std = bool(normalize), float(mean), float(std)
+
+    def extra_repr(self) -> str:
+        return f"num_mel_bins={self.num_mel_bins}, max_length={self.max_length}, normalize={self.normalize}"
+
+    def forward(self, values: Tensor) -> Tensor:
+        rows = []
+        for row in values:
+            fbank = kaldi.fbank(row[None], sample_frequency=self.sample_rate, window_type="hanning",
+                                num_mel_bins=self.num_mel_bins)  # (frames, num_mel_bins)
+            fbank = fbank[:self.max_length]
+            rows.append(nn.functional.pad(fbank, (0, 0, 0, self.max_length - fbank.shape[0])))
+        fbanks = torch.stack(rows)
+        return (fbanks - self.mean) / (self.std * 2) if self.normalize else fbanks
+
+
+def _front(folder: Path, model_type: Any, sample_rate: Any) -> tuple[int, nn.Module]:
+    """``(sample_rate, front end)`` from ``preprocessor_config.json``; ``sample_rate`` fills a missing rate."""
     pre = _read_json(folder / "preprocessor_config.json", "the feature extractor: sampling_rate, do_normalize")
     kind = pre.get("feature_extractor_type") or ("Wav2Vec2FeatureExtractor" if model_type in RAW_WAVEFORM_TYPES
                                                  else None)
-    if kind not in RAW_WAVEFORM_EXTRACTORS:
+    if kind not in FRONT_ENDS:
         raise ValueError(f"{folder}'s feature extractor {kind or '(unnamed)'} computes features avxai does not rebuild "
-                         f"in torch; only raw-waveform models ({', '.join(RAW_WAVEFORM_EXTRACTORS)}) load here: wrap "
-                         "the model with avxai.wrap and a torch front end instead")
+                         f"in torch (it does {', '.join(FRONT_ENDS)}); wrap the model with avxai.wrap and a torch "
+                         "front end instead")
     rate = pre.get("sampling_rate")
     if isinstance(sample_rate, str) and sample_rate.strip().isdigit():
         sample_rate = int(sample_rate)
@@ -118,18 +170,23 @@ def _normalisation(folder: Path, model_type: Any, sample_rate: Any) -> tuple[int
     elif sample_rate is not None and sample_rate != rate:
         raise ValueError(f"{folder} was trained at sampling_rate={rate} Hz but sample_rate={sample_rate} was given; "
                          "drop the argument and resample the audio instead")
+    rate = check_sample_rate(rate, f"sampling_rate of {folder}/preprocessor_config.json")
     normalize = pre.get("do_normalize", True)
     if not isinstance(normalize, bool):
         raise ValueError(f"{folder}/preprocessor_config.json: do_normalize must be true or false, got {normalize!r}")
-    return check_sample_rate(rate, f"sampling_rate of {folder}/preprocessor_config.json"), normalize
+    if kind == "ASTFeatureExtractor":
+        fields = {k: pre[k] for k in ("num_mel_bins", "max_length", "mean", "std") if k in pre}
+        return rate, KaldiFbank(rate, normalize=normalize, **fields)
+    return rate, WaveformNorm(normalize)
 
 
 class HFAudioModel(nn.Module):
-    """A transformers audio model on waveforms: per-utterance normalisation, the model, one output field.
+    """A transformers audio model on waveforms: the feature extractor's processing in torch, the model, one output.
 
     ``model`` : the transformers module (``WavLMForXVector``, ``Wav2Vec2ForSequenceClassification``, ...).
     ``output`` : the field of its ``ModelOutput`` to return (``"logits"``, ``"embeddings"``).
-    ``normalize`` : zero mean and unit variance per utterance (the feature extractor's ``do_normalize``).
+    ``front`` : the feature extractor in torch (:class:`WaveformNorm`, default: normalised per utterance, or
+    :class:`KaldiFbank`); it makes the model's ``input_values``.
     ``labels`` : the class names (``config.id2label``) in index order, when the config has them.
     ``frame_hop_s`` : seconds between output frames of a frame classifier (the conv stack's total stride over
     ``sample_rate``), else ``None``.
@@ -138,7 +195,7 @@ class HFAudioModel(nn.Module):
     or ``(batch, frames, classes)`` (frame classification).
     """
 
-    def __init__(self, model: nn.Module, *, sample_rate: int, output: str, normalize: bool = True,
+    def __init__(self, model: nn.Module, *, sample_rate: int, output: str, front: nn.Module | None = None,
                  frame_hop_s: float | None = None):
         super().__init__()
         self.model = model
@@ -146,30 +203,25 @@ class HFAudioModel(nn.Module):
         if not isinstance(output, str) or not output:
             raise ValueError(f"output must name a field of the model's output (e.g. 'logits'), got {output!r}")
         self.output = output
-        self.normalize = bool(normalize)
+        self.front = WaveformNorm() if front is None else front
         self.frame_hop_s = frame_hop_s
         id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
         self.labels = tuple(str(id2label[i]) for i in sorted(id2label, key=int))
 
     def extra_repr(self) -> str:
-        return f"sample_rate={self.sample_rate}, output={self.output!r}, normalize={self.normalize}"
+        return f"sample_rate={self.sample_rate}, output={self.output!r}"
 
     def features(self, waveform: Tensor) -> Tensor:
-        """The model's input values: the mono waveform, normalised per utterance when ``normalize``.
+        """The model's ``input_values``: the front end on the mono waveform.
 
-        Shape: ``(batch, 1, time)`` -> ``(batch, time)``.
+        Shape: ``(batch, 1, time)`` -> ``(batch, time)`` (raw waveform) or ``(batch, frames, mels)`` (AST).
         """
         if not isinstance(waveform, Tensor) or waveform.dim() != 3 or waveform.shape[1] != 1:
             shape = tuple(waveform.shape) if isinstance(waveform, Tensor) else type(waveform).__name__
             raise ValueError(f"{type(self.model).__name__} takes a mono waveform (batch, 1, time), got {shape}; "
                              "average the channels first (mono=True)")
         param = next(self.model.parameters(), None)
-        values = waveform[:, 0].to(param.dtype if param is not None else torch.float32)
-        if self.normalize:
-            mean = values.mean(dim=-1, keepdim=True)
-            var = values.var(dim=-1, unbiased=False, keepdim=True)
-            values = (values - mean) / torch.sqrt(var + NORM_EPS)
-        return values
+        return self.front(waveform[:, 0].to(param.dtype if param is not None else torch.float32))
 
     def forward(self, waveform: Tensor) -> Tensor:
         result = self.model(input_values=self.features(waveform))
@@ -191,8 +243,7 @@ class HFSpeakerEmbedder(HFAudioModel):
         """
         if self.output == "embeddings":
             return self
-        return HFSpeakerEmbedder(self.model, sample_rate=self.sample_rate, output="embeddings",
-                                 normalize=self.normalize)
+        return HFSpeakerEmbedder(self.model, sample_rate=self.sample_rate, output="embeddings", front=self.front)
 
 
 def _transformers() -> Any:
@@ -236,7 +287,7 @@ def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> 
         note = " (an x-vector's logits come before its AM-softmax: no class scores)" if kind == "speaker" else ""
         raise ValueError(f"{name} has no output {output!r} avxai can score{note}; pick one of "
                          f"{', '.join(OUTPUTS[kind])}")
-    rate, normalize = _normalisation(folder, config.get("model_type"), args.get("sample_rate"))
+    rate, front = _front(folder, config.get("model_type"), args.get("sample_rate"))
     transformers = _transformers()
     model_cls = getattr(transformers, name, None)
     if model_cls is None:
@@ -257,8 +308,7 @@ def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> 
     hop = (math.prod(strides) / rate if kind == "frame-classification" and isinstance(strides, list) and strides
            else None)
     wrapper = HFSpeakerEmbedder if kind == "speaker" else HFAudioModel
-    return wrapper(model, sample_rate=rate, output=output or default_output, normalize=normalize,
-                   frame_hop_s=hop).eval()
+    return wrapper(model, sample_rate=rate, output=output or default_output, front=front, frame_hop_s=hop).eval()
 
 
 #: ``--model FOLDER`` for a HuggingFace folder; ``--model-arg output=NAME`` / ``sample_rate=HZ`` go to :func:`load_hf`

@@ -78,6 +78,24 @@ def wav2vec2_frame_classifier_folder(folder: "str | Path", *, seed: int = 0,
                         return_attention_mask=False)
 
 
+def ast_classifier_folder(folder: "str | Path", *, seed: int = 0, num_labels: int = 3,
+                          max_length: int = 64) -> tuple[torch.nn.Module, Any]:
+    """A tiny ``ASTForAudioClassification`` (32 mel bins, ``max_length`` frames, 16 x 16 patches every 10) and its
+    ``ASTFeatureExtractor`` saved into ``folder``."""
+    config = transformers.ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                    patch_size=16, frequency_stride=10, time_stride=10, max_length=max_length,
+                                    num_mel_bins=32, num_labels=num_labels, hidden_dropout_prob=0.0,
+                                    attention_probs_dropout_prob=0.0)
+    torch.manual_seed(seed)
+    model = transformers.ASTForAudioClassification(config).eval()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    extractor = transformers.ASTFeatureExtractor(sampling_rate=SAMPLE_RATE, num_mel_bins=32, max_length=max_length)
+    extractor.save_pretrained(str(folder))
+    return model, extractor
+
+
 def reference_output(model: torch.nn.Module, extractor: Any, waveform: torch.Tensor, field: str) -> torch.Tensor:
     """What the HF pipeline gives: the extractor on each mono row (numpy), then the model on its tensors.
 

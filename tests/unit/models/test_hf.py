@@ -21,10 +21,10 @@ pytest.importorskip("transformers")
 import avxai  # noqa: E402
 from avxai.methods import OcclusionConfig, get_method  # noqa: E402
 from avxai.models import embedder_of, num_sources_of, sample_rate_of  # noqa: E402
-from avxai.models.hf import HFAudioModel, HFSpeakerEmbedder, is_hf_folder, load_hf  # noqa: E402
+from avxai.models.hf import HFAudioModel, HFSpeakerEmbedder, KaldiFbank, is_hf_folder, load_hf  # noqa: E402
 from avxai.models.spec import resolve_model, spec_kind_of  # noqa: E402
 from toys.hf import (  # noqa: E402
-    SAMPLE_RATE, reference_output, wav2vec2_classifier_folder, wav2vec2_frame_classifier_folder, wavlm_xvector_folder,
+    SAMPLE_RATE, ast_classifier_folder, reference_output, wav2vec2_classifier_folder, wav2vec2_frame_classifier_folder, wavlm_xvector_folder,
 )
 
 TOL = 1e-5
@@ -91,10 +91,23 @@ def test_frame_classifier_states_its_frame_hop(tmp_path, one_thread):
     assert logits.shape == (1, frames, 2)
 
 
+@pytest.mark.parametrize("seconds", [0.5, 1.0])  # 48 frames padded to 64; 98 frames cut to 64
+def test_ast_kaldi_fbank_front_end_equals_the_hf_pipeline(tmp_path, seconds, one_thread):
+    model, extractor = ast_classifier_folder(tmp_path)
+    adapter = load_hf(tmp_path)
+    assert isinstance(adapter.front, KaldiFbank) and adapter.front.max_length == 64
+    x = torch.cat([speech(seconds, seed=0), speech(seconds, seed=1)])
+    with torch.no_grad():
+        torch.testing.assert_close(adapter(x), reference_output(model, extractor, x, "logits"), atol=TOL, rtol=0)
+    x.requires_grad_(True)
+    adapter(x)[:, 0].sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
 def test_without_do_normalize_the_waveform_goes_in_as_it_is(tmp_path, one_thread):
     model, extractor = wav2vec2_classifier_folder(tmp_path, do_normalize=False)
     adapter = load_hf(tmp_path)
-    assert not adapter.normalize
+    assert not adapter.front.normalize
     x = speech()
     torch.testing.assert_close(adapter.features(x), x[:, 0])
     with torch.no_grad():
@@ -148,7 +161,7 @@ def test_a_folder_that_lacks_a_part_names_it(tmp_path, one_thread):
         load_hf(tmp_path, sample_rate=16000)
     pre.update(feature_extractor_type="WhisperFeatureExtractor")
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))
-    with pytest.raises(ValueError, match="WhisperFeatureExtractor computes features"):
+    with pytest.raises(ValueError, match="WhisperFeatureExtractor computes features.*ASTFeatureExtractor"):
         load_hf(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "architectures": ["Wav2Vec2ForCTC"]}))
