@@ -8,7 +8,8 @@ importable: installed, or on ``PYTHONPATH``), the factory (a function or class, 
 the colon) is called with the arguments, and the result is wrapped with :func:`avxai.wrap` when it does not
 state its ``sample_rate`` itself. The adapter's own arguments are taken out first: ``output``, ``features`` (a
 front end for a model on features: ``features={kind: logmel, n_mels: 40, hop_length: 160}``), ``frame_hop_s``,
-``mono`` always, ``sample_rate`` unless the factory accepts it (then it gets it too).
+``mono``, ``embedding`` (the output is a speaker embedding: the model states ``embedder()``) always,
+``sample_rate`` unless the factory accepts it (then it gets it too).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = ["load_factory", "parse_factory_spec", "FACTORY_SPEC", "ADAPTER_ARGS",
 #: ``package.module:attr.path``
 FACTORY_SPEC = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
 #: arguments read by the adapter, not given to the factory (``sample_rate`` is given when the factory takes it)
-ADAPTER_ARGS = ("sample_rate", "output", "features", "frame_hop_s", "mono")
+ADAPTER_ARGS = ("sample_rate", "output", "features", "frame_hop_s", "mono", "embedding")
 
 
 def parse_factory_spec(spec: str) -> tuple[str, str]:
@@ -71,8 +72,8 @@ def load_factory(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:
 
     ``args``: the factory's keyword arguments plus the adapter's (:data:`ADAPTER_ARGS`). A result that does not
     state its ``sample_rate`` is wrapped with :func:`avxai.wrap` (then ``sample_rate`` is required); ``output``,
-    ``features``, ``frame_hop_s`` or ``mono`` also wrap it. A factory that raises: one ``ValueError`` naming it
-    and its error.
+    ``features``, ``frame_hop_s``, ``mono`` or ``embedding`` also wrap it. A factory that raises: one
+    ``ValueError`` naming it and its error.
 
     Shape: whatever the model takes; a wrapped model takes a waveform ``(batch, channels, time)``.
     """
@@ -90,14 +91,14 @@ def load_factory(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"factory {spec} returned a {type(model).__name__}, not a torch.nn.Module; make it return "
                         "the model")
-    needs_wrap = sample_rate_of(model) is None or any(adapter.get(k) is not None for k in ADAPTER_ARGS[1:])
+    needs_wrap = sample_rate_of(model) is None or any(adapter.get(k) not in (None, False) for k in ADAPTER_ARGS[1:])
     if needs_wrap:
         if adapter.get("sample_rate") is None and sample_rate_of(model) is None:
             raise ValueError(f"the model of factory {spec} does not state its sample rate; pass sample_rate= "
                              "(--model-arg sample_rate=HZ) or set model.sample_rate in the factory")
         model = wrap(model, sample_rate=adapter.get("sample_rate"), output=adapter.get("output"),
                      features=adapter.get("features"), frame_hop_s=adapter.get("frame_hop_s"),
-                     mono=bool(adapter.get("mono", False)))
+                     mono=bool(adapter.get("mono", False)), embedding=bool(adapter.get("embedding", False)))
     elif adapter.get("sample_rate") is not None and adapter["sample_rate"] != sample_rate_of(model):
         raise ValueError(f"the model of factory {spec} says sample_rate={sample_rate_of(model)} Hz but "
                          f"sample_rate={adapter['sample_rate']} was given; drop the argument or resample the audio")

@@ -82,7 +82,7 @@ def _check_forward_args(module: torch.jit.ScriptModule, given: dict[str, Any], n
 
 def load_torchscript(path: "str | Path", *, sample_rate: int | None = None, output: Any = None,
                      chunk: int | None = None, reset: str | None = "reset_states", mono: bool | None = None,
-                     features: Any = None, **forward_kwargs: Any) -> nn.Module:
+                     features: Any = None, embedding: bool = False, **forward_kwargs: Any) -> nn.Module:
     """A TorchScript file as a waveform model (eval mode) stating its ``sample_rate``.
 
     sample_rate : Hz; defaults to a ``sr`` / ``sample_rate`` forward argument, then to the scripted module's own
@@ -93,6 +93,7 @@ def load_torchscript(path: "str | Path", *, sample_rate: int | None = None, outp
         before every call.
     mono : give the model ``(batch, time)`` (default for a chunked model) or ``(batch, channels, time)``.
     features : a front end for a scripted model on features (see :func:`avxai.wrap`; not with ``chunk``).
+    embedding : the output is an embedding ``(batch, dim)`` (speaker verification): see :func:`avxai.wrap`.
     forward_kwargs : extra arguments of every call of the scripted ``forward`` (e.g. ``sr=16000``).
 
     Shape: waveform ``(batch, channels, time)`` -> the model's output (frames ``(batch, frames, ...)`` with
@@ -118,7 +119,7 @@ def load_torchscript(path: "str | Path", *, sample_rate: int | None = None, outp
                                    output=output, mono=True if mono is None else mono)
     else:
         model = wrap(module, sample_rate=rate, output=output, features=features, mono=bool(mono),
-                     forward_kwargs=forward_kwargs)
+                     forward_kwargs=forward_kwargs, embedding=embedding)
     return model.eval()
 
 

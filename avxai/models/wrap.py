@@ -105,7 +105,8 @@ class Wrapped(nn.Module):
     """
 
     def __init__(self, model: nn.Module, *, sample_rate: int, output: Any = None, features: nn.Module | None = None,
-                 frame_hop_s: float | None = None, mono: bool = False, forward_kwargs: Mapping[str, Any] | None = None):
+                 frame_hop_s: float | None = None, mono: bool = False, forward_kwargs: Mapping[str, Any] | None = None,
+                 embedding: bool = False):
         super().__init__()
         self.model = model
         self.sample_rate = check_sample_rate(sample_rate, "sample_rate")
@@ -113,10 +114,17 @@ class Wrapped(nn.Module):
         self.output = output
         self.frame_hop_s = None if frame_hop_s is None else float(frame_hop_s)
         self.mono = bool(mono)
+        self.embedding = bool(embedding)
         self.forward_kwargs = dict(forward_kwargs or {})
         sources = num_sources_of(model)
         if sources is not None:
             self.num_sources = sources
+
+    @property
+    def embedder(self) -> "Callable[[], nn.Module] | None":
+        """With ``embedding=True``: ``embedder()`` returns the model itself (its output is an embedding
+        ``(batch, dim)``, what verification scorers and the audit compare); otherwise not stated (``None``)."""
+        return (lambda: self) if self.embedding else None
 
     def forward(self, waveform: Tensor, *args: Any) -> Tensor:
         if not isinstance(waveform, Tensor) or waveform.dim() != 3:
@@ -130,12 +138,12 @@ class Wrapped(nn.Module):
         return select_output(out, self.output, f"{type(self.model).__name__}")
 
     def extra_repr(self) -> str:
-        return f"sample_rate={self.sample_rate}, output={self.output!r}, mono={self.mono}"
+        return f"sample_rate={self.sample_rate}, output={self.output!r}, mono={self.mono}, embedding={self.embedding}"
 
 
 def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None,
          features: "nn.Module | str | Mapping[str, Any] | None" = None,
-         frame_hop_s: float | None = None, mono: bool = False,
+         frame_hop_s: float | None = None, mono: bool = False, embedding: bool = False,
          forward_kwargs: Mapping[str, Any] | None = None) -> Wrapped:
     """Any ``torch.nn.Module`` as a model avxai explains (see the module docstring).
 
@@ -148,6 +156,8 @@ def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None
         ``sample_rate``; what a model given on the command line passes).
     frame_hop_s : seconds between output frames, for a model returning a frame sequence ``(batch, frames, ...)``.
     mono : give the model ``(batch, time)`` (the channels' mean) instead of ``(batch, channels, time)``.
+    embedding : the picked output is an embedding ``(batch, dim)``: the model states ``embedder()`` (itself), as
+        speaker verification (``SpeakerCosine``, ``avxai audit``) asks.
     forward_kwargs : extra keyword arguments of every call (e.g. ``{"sr": 16000}``).
 
     Shape: waveform ``(batch, channels, time)`` -> the picked output tensor.
@@ -175,4 +185,4 @@ def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None
             raise ValueError(f"the front end works at {rate} Hz but the model at {sample_rate} Hz; build the front "
                              f"end with sample_rate={sample_rate}")
     return Wrapped(model, sample_rate=sample_rate, output=output, features=features, frame_hop_s=frame_hop_s,
-                   mono=mono, forward_kwargs=forward_kwargs)
+                   mono=mono, forward_kwargs=forward_kwargs, embedding=embedding)

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from avxai.models import Wrapped, parse_model_args, resolve_model, sample_rate_of
+from avxai.models import Wrapped, embedder_of, parse_model_args, resolve_model, sample_rate_of
 from avxai.models.factory import load_factory, parse_factory_spec
 from avxai.models.spec import spec_kind_of
 
@@ -77,6 +77,8 @@ def test_a_feature_model_gets_its_front_end_from_the_args(factories):
     args = parse_model_args(["sample_rate=8000", "channels=20", "features={kind: logmel, n_mels: 20, n_fft: 256}"])
     model = resolve_model(f"{factories}:plain", args=args)
     assert type(model.features).__name__ == "LogMel" and model.features.n_mels == 20
+    assert embedder_of(model) is None  # logits, not an embedding, unless embedding=true says so
+    assert embedder_of(resolve_model(f"{factories}:plain", args={**args, "embedding": True})) is not None
     x = (0.1 * torch.randn(1, 1, 800)).requires_grad_(True)
     model(x)[:, 0].sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

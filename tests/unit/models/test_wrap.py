@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import avxai
-from avxai.models import LogMel, ModelContract, sample_rate_of
+from avxai.models import LogMel, ModelContract, embedder_of, sample_rate_of
 from avxai.models.wrap import Wrapped, select_output, wrap
 from avxai.modalities import TensorModality
 from avxai.scorers import ClassLogit
@@ -100,6 +100,13 @@ def test_the_sample_rate_is_declared_once_and_checked():
         wrap(lambda x: x, sample_rate=RATE)
     with pytest.raises(ValueError, match=r"takes a waveform \(batch, channels, time\), got \(100,\)"):
         wrap(nn.Identity(), sample_rate=RATE)(torch.zeros(100))
+
+
+def test_embedding_states_the_embedder():
+    plain = wrap(nn.Conv1d(1, 4, 3), sample_rate=RATE)
+    assert embedder_of(plain) is None
+    model = wrap(nn.Conv1d(1, 4, 3), sample_rate=RATE, embedding=True)
+    assert embedder_of(model) is model
 
 
 def test_mono_and_forward_kwargs():
