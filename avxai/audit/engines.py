@@ -11,7 +11,8 @@ Workers die with their driver: each worker asks Linux for ``SIGKILL`` when its p
 (``prctl(PR_SET_PDEATHSIG)``) and watches its parent's pid as a fallback (other systems, or a parent that
 died before the request), so a driver killed with ``SIGKILL`` (the out-of-memory killer) leaves no worker
 behind. A local Ray instance started by :func:`run_ray` is shut down when the audit ends, fails or is
-interrupted (``SIGINT``, ``SIGTERM``: see :func:`avxai.audit.driver.run_audit`).
+interrupted (``SIGINT``, ``SIGTERM``: see :func:`avxai.audit.driver.run_audit`); if the driver is killed, a
+watcher (:class:`~avxai.audit.reaper.Reaper`) kills the Ray processes it leaves behind.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 from avxai.audit.config import AuditConfig
 from avxai.audit.decode import TrialPayload
 from avxai.audit.outcome import TrialOutcome, failed_outcome
+from avxai.audit.reaper import Reaper
 from avxai.audit.trial import run_batch
 
 __all__ = ["ENGINES", "run_in_process", "run_processes", "run_ray", "ray_available"]
@@ -233,6 +235,8 @@ def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *,
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
     started = False
+    # a local instance started here must not outlive this process, even killed: its agents would stay
+    reaper = Reaper() if address is None and not ray.is_initialized() else None
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
         if runtime_env:
@@ -240,8 +244,14 @@ def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *,
         try:
             ray.init(**kwargs)
         except ConnectionError as err:
+            if reaper is not None:
+                reaper.close()
             raise ValueError(f"cannot connect to a Ray cluster at {address!r}: {err}; start one with `ray start --head` "
                              "or check --address") from None
+        except BaseException:
+            if reaper is not None:
+                reaper.close()
+            raise
         started = True
     try:
         task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_batch)
@@ -276,3 +286,5 @@ def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *,
     finally:
         if started:
             ray.shutdown()
+        if reaper is not None:
+            reaper.close()

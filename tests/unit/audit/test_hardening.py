@@ -185,3 +185,61 @@ def test_workers_die_with_their_driver(data, tmp_path, kill):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+RAY_DRIVER = DRIVER.replace("from avxai.audit.engines import run_processes",
+                            "from avxai.audit.engines import run_ray").replace(
+    "run_processes(iter(batches), slow, AuditConfig(areas=(0.1,)), workers=2, media=False)",
+    "run_ray(iter(batches), slow, AuditConfig(areas=(0.1,)), media=False, runtime_env=None)")
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                parents[int(name)] = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for child, p in parents.items():
+            if p == parent and child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_killed_ray_driver_leaves_no_ray_process(data, tmp_path):
+    pytest.importorskip("ray")
+    root, ckpt = data
+    csv = tmp_path / "trials.csv"
+    csv.write_text(f"enroll,test,label\n{root}/a.wav,{root}/b.wav,1\n")
+    (tmp_path / "driver.py").write_text(RAY_DRIVER)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready)],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ray_processes: list[int] = []
+    try:
+        deadline = time.time() + 200
+        while time.time() < deadline and proc.poll() is None and not list(ready.iterdir()):
+            time.sleep(0.2)
+        assert list(ready.iterdir()) and proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(2)  # the agents are up
+        ray_processes += [p for p in _descendants(proc.pid) if _alive(p)]
+        assert len(ray_processes) >= 3  # gcs, raylet, agents, the task's worker
+        proc.kill()
+        proc.wait(timeout=30)
+        assert _gone_within(ray_processes, 15), [Path(f"/proc/{p}/cmdline").read_bytes()[:60]
+                                                 for p in ray_processes if _alive(p)]
+    finally:
+        for pid in ray_processes + (_descendants(proc.pid) if proc.poll() is None else []):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
