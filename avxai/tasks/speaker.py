@@ -40,13 +40,14 @@ class SpeakerOptions(AudioOptions):
     """Options of the speaker task: :class:`~avxai.tasks.audio.AudioOptions` plus
 
     enroll : an enrollment file or waveform tensor (at ``sample_rate`` Hz, averaged to mono): explain the
-        verification cosine instead of a class score.
+        verification cosine instead of a class score. Several utterances of the speaker (a list of files or
+        tensors, or files separated by commas): their L2-normalised embeddings are averaged.
     target : the class index (or one per input) for identification; ``None``: the predicted class.
     score : ``"logit"`` (default), ``"probability"`` or ``"log-probability"`` (identification);
         ``"cosine"`` or ``None`` with ``enroll``.
     """
 
-    enroll: "str | Path | Tensor | None" = None
+    enroll: "str | Path | Tensor | Sequence[str | Path | Tensor] | None" = None
     target: "int | Sequence[int] | None" = None
     score: str | None = None
 
@@ -68,8 +69,15 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
                              "cosine: give one or the other (--target or --enroll)")
         if options.score not in (None, "cosine"):
             raise ValueError(f"score {options.score!r} does not apply with enroll (the score is the cosine)")
-        enroll = read_waveform(options.enroll, rate, sample_rate=options.sample_rate, resample=options.resample,
-                               mono=True, what="enrollment")
+        sources = options.enroll
+        if isinstance(sources, str) and "," in sources:
+            sources = [p.strip() for p in sources.split(",") if p.strip()]
+        if isinstance(sources, (list, tuple)):  # several utterances: the mean of their unit embeddings
+            enroll = [read_waveform(s, rate, sample_rate=options.sample_rate, resample=options.resample, mono=True,
+                                    what=f"enrollment {k}") for k, s in enumerate(sources)]
+        else:
+            enroll = read_waveform(sources, rate, sample_rate=options.sample_rate, resample=options.resample,
+                                   mono=True, what="enrollment")
         embedder = embedder_of(model, required=True)
         with evaluation_mode(embedder):  # the enrollment embedding as the explanation will see the model
             scorer = SpeakerCosine(embedder, enroll, sample_rate=rate)

@@ -200,3 +200,20 @@ def test_audit_workers_resolve_the_spec(tmp_path, capsys):
                "--no-media"])
     assert rc == 0, capsys.readouterr().err
     assert [r["status"] for r in read_results(tmp_path / "out").values()] == ["ok"]
+
+
+def test_several_enrollment_files_are_averaged(wav, tmp_path, capsys):
+    enrolls = []
+    for k in range(2):
+        enrolls.append(tmp_path / f"enroll{k}.wav")
+        sf.write(enrolls[-1], bursts(seed=k + 1)[0].numpy(), RATE)
+    out = tmp_path / "out"
+    rc = main(["explain", "--task", "speaker", "--model", "toys.specs:window_speaker", "--enroll",
+               ",".join(map(str, enrolls)), "--input", str(wav), "--out", str(out)] + COARSE)
+    assert rc == 0, capsys.readouterr().err
+    scorer = json.loads((out / "explanation.json").read_text())["metadata"]["scorer"]
+    assert scorer["enrollment_utterances"] == 2 and "mean of the L2-normalised" in scorer["enrollment"]
+    sf.write(tmp_path / "enroll8k.wav", bursts()[0].numpy()[::2], 8000)
+    assert main(["explain", "--task", "speaker", "--model", "toys.specs:window_speaker", "--enroll",
+                 f"{enrolls[0]},{tmp_path / 'enroll8k.wav'}", "--input", str(wav), "--out", str(out)] + COARSE) == 2
+    assert "8000 Hz" in capsys.readouterr().err
