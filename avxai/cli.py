@@ -13,7 +13,7 @@ import torch
 
 from avxai.audit.command import add_audit_parser, run_audit_command
 from avxai.config import build_config
-from avxai.demo import DEMO_MODELS, run_demo as demo
+from avxai.demo import run_demo as demo
 from avxai.explanation import runtime_info
 from avxai.methods import METHODS, get_method
 from avxai.metrics.localisation import segment_mass
@@ -62,10 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="avxai-out", help="output folder (default: %(default)s)")
     demo.add_argument("--method", default="occlusion", choices=sorted(METHODS), help="method (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.add_argument("--model", default="speakernet", choices=DEMO_MODELS,
-                      help="speakernet: the bundled model on generated speech; resemblyzer: Resemblyzer's pretrained "
-                           "speaker encoder on real recordings, the cosine to A's enrollment (pip install "
-                           "avxai[resemblyzer]) (default: %(default)s)")
 
     ex = sub.add_parser("explain", help="explain one input of a model", description=(
         "Explain one input of a model. Task options (--input, --reference, ...) are read by the tasks named in "
@@ -79,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reference", help="clean reference audio, comma-separated for several sources (enhancement, "
                                        "separation, av-enhancement); without it the SDR is taken against the model's "
                                        "own unmasked output")
-    g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker)")
+    g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker); several "
+                                    "files separated by commas: the mean of their unit embeddings")
     g.add_argument("--source", type=int, help="which separated source to explain, 0-based (separation)")
     g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input (speaker)")
     g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label): drawn on figures, "
@@ -199,7 +196,7 @@ def report(explanation, out: Path) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    demo(out=Path(args.out), method=args.method, progress=not args.quiet, model=args.model)
+    demo(out=Path(args.out), method=args.method, progress=not args.quiet)
     return 0
 
 
