@@ -16,9 +16,10 @@ head                                default ``output``               avxai model
 The feature extractor (``preprocessor_config.json``) is rebuilt in torch, so gradients reach the waveform:
 ``Wav2Vec2FeatureExtractor`` (wav2vec2, HuBERT, WavLM, data2vec-audio, UniSpeech, SEW: the raw waveform, zero mean
 and unit variance per utterance when ``do_normalize``) or ``ASTFeatureExtractor`` (the Audio Spectrogram
-Transformer: Kaldi log-mel filter banks, padded to ``max_length`` frames, AudioSet ``mean`` / ``std``). Its
-``sampling_rate`` is the model's ``sample_rate`` (required). The model's dict-like ``ModelOutput`` is reduced to the
-one tensor named by ``output``. Other extractors (Whisper's, SeamlessM4T's) are refused with one line.
+Transformer: Kaldi log-mel filter banks, padded to ``max_length`` frames, AudioSet ``mean`` / ``std``) or
+``WhisperFeatureExtractor`` (``WhisperForAudioClassification``: log-mel of the input padded to ``chunk_length``
+seconds). Its ``sampling_rate`` is the model's ``sample_rate`` (required). The model's dict-like ``ModelOutput`` is
+reduced to the one tensor named by ``output``. Other extractors (SeamlessM4T's) are refused with one line.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from avxai.checks import check_sample_rate
 from avxai.models.spec import SpecKind, register_spec_kind
 
 __all__ = ["HFAudioModel", "HFSpeakerEmbedder", "load_hf", "is_hf_folder", "HEADS", "FRONT_ENDS", "WaveformNorm",
-           "KaldiFbank", "SPEC_KIND"]
+           "KaldiFbank", "WhisperLogMel", "SPEC_KIND"]
 
 #: architecture-name suffix -> (kind, default output field)
 HEADS = {
@@ -49,7 +50,7 @@ HEADS = {
 #: x-vector's ``logits`` are hidden states before its AM-softmax, ``xvector_output_dim`` wide, not class scores)
 OUTPUTS = {"speaker": ("embeddings",), "classification": ("logits",), "frame-classification": ("logits",)}
 #: the feature extractors avxai rebuilds in torch (:class:`WaveformNorm`, :class:`KaldiFbank`)
-FRONT_ENDS = ("Wav2Vec2FeatureExtractor", "ASTFeatureExtractor")
+FRONT_ENDS = ("Wav2Vec2FeatureExtractor", "ASTFeatureExtractor", "WhisperFeatureExtractor")
 #: model types whose folders without a ``feature_extractor_type`` use ``Wav2Vec2FeatureExtractor``
 RAW_WAVEFORM_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew", "sew-d",
                       "wav2vec2-conformer")
@@ -108,6 +109,8 @@ class WaveformNorm(nn.Module):
     Shape: ``(batch, time)`` -> ``(batch, time)``.
     """
 
+    input_name = "input_values"
+
     def __init__(self, normalize: bool = True):
         super().__init__()
         self.normalize = bool(normalize)
@@ -130,6 +133,8 @@ class KaldiFbank(nn.Module):
     Shape: ``(batch, time)`` -> ``(batch, max_length, num_mel_bins)``.
     """
 
+    input_name = "input_values"
+
     def __init__(self, sample_rate: int, num_mel_bins: int = 128, max_length: int = 1024, normalize: bool = True,
                  mean: float = -4.2677393, std: float = 4.5689974):
         super().__init__()
@@ -150,7 +155,36 @@ class KaldiFbank(nn.Module):
         return (fbanks - self.mean) / (self.std * 2) if self.normalize else fbanks
 
 
-def _front(folder: Path, model_type: Any, sample_rate: Any) -> tuple[int, nn.Module]:
+class WhisperLogMel(nn.Module):
+    """``WhisperFeatureExtractor`` in torch: the waveform padded with zeros or cut to ``n_samples``, the power STFT
+    (``n_fft``, ``hop_length``, Hann window, last frame dropped), the Slaney mel bank ``mel_filters``, log10 floored
+    8 below the utterance's peak, then ``(x + 4) / 4``.
+
+    Shape: ``(batch, time)`` -> ``(batch, mels, n_samples // hop_length)``.
+    """
+
+    input_name = "input_features"
+
+    def __init__(self, mel_filters: Tensor, n_samples: int, n_fft: int = 400, hop_length: int = 160):
+        super().__init__()
+        self.n_samples, self.n_fft, self.hop_length = int(n_samples), int(n_fft), int(hop_length)
+        self.register_buffer("mel_filters", torch.as_tensor(mel_filters, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"n_samples={self.n_samples}, n_fft={self.n_fft}, hop_length={self.hop_length}"
+
+    def forward(self, values: Tensor) -> Tensor:
+        values = values[:, :self.n_samples]
+        values = nn.functional.pad(values, (0, self.n_samples - values.shape[-1]))
+        stft = torch.stft(values, self.n_fft, self.hop_length, window=self.window, return_complex=True)
+        power = torch.view_as_real(stft[..., :-1]).pow(2).sum(-1)  # |X|^2, differentiable at 0 (the padding)
+        log_mel = torch.clamp(self.mel_filters.T @ power, min=1e-10).log10()
+        log_mel = torch.maximum(log_mel, log_mel.amax(dim=(1, 2), keepdim=True) - 8.0)
+        return (log_mel + 4.0) / 4.0
+
+
+def _front(folder: Path, model_type: Any, sample_rate: Any, transformers: Any) -> tuple[int, nn.Module]:
     """``(sample_rate, front end)`` from ``preprocessor_config.json``; ``sample_rate`` fills a missing rate."""
     pre = _read_json(folder / "preprocessor_config.json", "the feature extractor: sampling_rate, do_normalize")
     kind = pre.get("feature_extractor_type") or ("Wav2Vec2FeatureExtractor" if model_type in RAW_WAVEFORM_TYPES
@@ -177,6 +211,13 @@ def _front(folder: Path, model_type: Any, sample_rate: Any) -> tuple[int, nn.Mod
     if kind == "ASTFeatureExtractor":
         fields = {k: pre[k] for k in ("num_mel_bins", "max_length", "mean", "std") if k in pre}
         return rate, KaldiFbank(rate, normalize=normalize, **fields)
+    if kind == "WhisperFeatureExtractor":
+        n_fft, hop = pre.get("n_fft", 400), pre.get("hop_length", 160)
+        mels = transformers.audio_utils.mel_filter_bank(
+            num_frequency_bins=1 + n_fft // 2, num_mel_filters=pre.get("feature_size", 80), min_frequency=0.0,
+            max_frequency=8000.0, sampling_rate=rate, norm="slaney", mel_scale="slaney")
+        n_samples = pre.get("n_samples") or pre.get("chunk_length", 30) * rate
+        return rate, WhisperLogMel(torch.from_numpy(mels), n_samples, n_fft=n_fft, hop_length=hop)
     return rate, WaveformNorm(normalize)
 
 
@@ -186,7 +227,7 @@ class HFAudioModel(nn.Module):
     ``model`` : the transformers module (``WavLMForXVector``, ``Wav2Vec2ForSequenceClassification``, ...).
     ``output`` : the field of its ``ModelOutput`` to return (``"logits"``, ``"embeddings"``).
     ``front`` : the feature extractor in torch (:class:`WaveformNorm`, default: normalised per utterance, or
-    :class:`KaldiFbank`); it makes the model's ``input_values``.
+    :class:`KaldiFbank`, :class:`WhisperLogMel`); it makes the model's input (its ``input_name``).
     ``labels`` : the class names (``config.id2label``) in index order, when the config has them.
     ``frame_hop_s`` : seconds between output frames of a frame classifier (the conv stack's total stride over
     ``sample_rate``), else ``None``.
@@ -214,7 +255,8 @@ class HFAudioModel(nn.Module):
     def features(self, waveform: Tensor) -> Tensor:
         """The model's ``input_values``: the front end on the mono waveform.
 
-        Shape: ``(batch, 1, time)`` -> ``(batch, time)`` (raw waveform) or ``(batch, frames, mels)`` (AST).
+        Shape: ``(batch, 1, time)`` -> ``(batch, time)`` (raw waveform), ``(batch, frames, mels)`` (AST) or
+    ``(batch, mels, frames)`` (Whisper).
         """
         if not isinstance(waveform, Tensor) or waveform.dim() != 3 or waveform.shape[1] != 1:
             shape = tuple(waveform.shape) if isinstance(waveform, Tensor) else type(waveform).__name__
@@ -224,7 +266,7 @@ class HFAudioModel(nn.Module):
         return self.front(waveform[:, 0].to(param.dtype if param is not None else torch.float32))
 
     def forward(self, waveform: Tensor) -> Tensor:
-        result = self.model(input_values=self.features(waveform))
+        result = self.model(**{getattr(self.front, "input_name", "input_values"): self.features(waveform)})
         value = result.get(self.output) if isinstance(result, Mapping) else getattr(result, self.output, None)
         if not isinstance(value, Tensor):
             fields = [k for k, v in result.items() if isinstance(v, Tensor)] if isinstance(result, Mapping) else []
@@ -250,6 +292,7 @@ def _transformers() -> Any:
     # the optional dependency is imported lazily: avxai works without it
     try:
         import transformers  # noqa: PLC0415
+        import transformers.audio_utils  # noqa: PLC0415  (mel_filter_bank, for Whisper's front end)
     except ImportError as err:
         raise ImportError(f"HuggingFace models need the optional dependency transformers, which is not installed: "
                           f"pip install avxai[hf] ({err})") from None
@@ -287,8 +330,8 @@ def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> 
         note = " (an x-vector's logits come before its AM-softmax: no class scores)" if kind == "speaker" else ""
         raise ValueError(f"{name} has no output {output!r} avxai can score{note}; pick one of "
                          f"{', '.join(OUTPUTS[kind])}")
-    rate, front = _front(folder, config.get("model_type"), args.get("sample_rate"))
     transformers = _transformers()
+    rate, front = _front(folder, config.get("model_type"), args.get("sample_rate"), transformers)
     model_cls = getattr(transformers, name, None)
     if model_cls is None:
         raise ValueError(f"transformers {transformers.__version__} has no class {name} (named by {folder}/config.json);"

@@ -20,7 +20,9 @@ pytest.importorskip("speechbrain")
 
 from avxai.cli import main  # noqa: E402
 from toys.audit import read_results, small_trial_list  # noqa: E402
-from toys.hf import ast_classifier_folder, wav2vec2_classifier_folder, wavlm_xvector_folder  # noqa: E402
+from toys.hf import (  # noqa: E402
+    ast_classifier_folder, wav2vec2_classifier_folder, wavlm_xvector_folder, whisper_classifier_folder,
+)
 from toys.speechbrain import ecapa_folder, enhancer_folder, sepformer_folder  # noqa: E402
 
 COARSE = ["--window", "64,16", "--stride", "64,16"]
@@ -33,6 +35,7 @@ def files(tmp_path_factory):
     wavlm_xvector_folder(root / "wavlm")
     wav2vec2_classifier_folder(root / "w2v")
     ast_classifier_folder(root / "ast")
+    whisper_classifier_folder(root / "whisper")
     ecapa_folder(root / "ecapa")
     sepformer_folder(root / "sepformer")
     enhancer_folder(root / "metricgan")
@@ -50,6 +53,7 @@ CASES = [
     ("wavlm", ["--task", "speaker", "--input", "s0_16000.wav", "--enroll", "s1_16000.wav"]),
     ("w2v", ["--task", "speaker", "--input", "s0_16000.wav"]),
     ("ast", ["--task", "speaker", "--input", "s0_16000.wav", "--score", "probability"]),
+    ("whisper", ["--task", "speaker", "--input", "s0_16000.wav", "--method", "saliency"]),
     ("ecapa", ["--task", "speaker", "--input", "s0_16000.wav", "--enroll", "s1_16000.wav"]),
     ("sepformer", ["--task", "separation", "--input", "s0_8000.wav", "--source", "1"]),
     ("metricgan", ["--task", "enhancement", "--input", "s0_16000.wav"]),

@@ -96,6 +96,26 @@ def ast_classifier_folder(folder: "str | Path", *, seed: int = 0, num_labels: in
     return model, extractor
 
 
+def whisper_classifier_folder(folder: "str | Path", *, seed: int = 0, num_labels: int = 3,
+                              chunk_length: int = 1) -> tuple[torch.nn.Module, Any]:
+    """A tiny ``WhisperForAudioClassification`` (d_model 16, one encoder layer, 80 mel bins) on ``chunk_length``
+    seconds (Whisper's own: 30) and its ``WhisperFeatureExtractor`` saved into ``folder``."""
+    frames = chunk_length * SAMPLE_RATE // 160
+    config = transformers.WhisperConfig(d_model=16, encoder_layers=1, encoder_attention_heads=2, decoder_layers=1,
+                                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                        num_mel_bins=80, max_source_positions=frames // 2, max_target_positions=8,
+                                        num_labels=num_labels, classifier_proj_size=8, dropout=0.0)
+    torch.manual_seed(seed)
+    model = transformers.WhisperForAudioClassification(config).eval()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    extractor = transformers.WhisperFeatureExtractor(feature_size=80, sampling_rate=SAMPLE_RATE,
+                                                     chunk_length=chunk_length)
+    extractor.save_pretrained(str(folder))
+    return model, extractor
+
+
 def reference_output(model: torch.nn.Module, extractor: Any, waveform: torch.Tensor, field: str) -> torch.Tensor:
     """What the HF pipeline gives: the extractor on each mono row (numpy), then the model on its tensors.
 

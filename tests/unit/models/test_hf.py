@@ -21,10 +21,12 @@ pytest.importorskip("transformers")
 import avxai  # noqa: E402
 from avxai.methods import OcclusionConfig, get_method  # noqa: E402
 from avxai.models import embedder_of, num_sources_of, sample_rate_of  # noqa: E402
-from avxai.models.hf import HFAudioModel, HFSpeakerEmbedder, KaldiFbank, is_hf_folder, load_hf  # noqa: E402
+from avxai.models.hf import (  # noqa: E402
+    HFAudioModel, HFSpeakerEmbedder, KaldiFbank, WhisperLogMel, is_hf_folder, load_hf,
+)
 from avxai.models.spec import resolve_model, spec_kind_of  # noqa: E402
 from toys.hf import (  # noqa: E402
-    SAMPLE_RATE, ast_classifier_folder, reference_output, wav2vec2_classifier_folder, wav2vec2_frame_classifier_folder, wavlm_xvector_folder,
+    SAMPLE_RATE, ast_classifier_folder, reference_output, wav2vec2_classifier_folder, whisper_classifier_folder, wav2vec2_frame_classifier_folder, wavlm_xvector_folder,
 )
 
 TOL = 1e-5
@@ -104,6 +106,21 @@ def test_ast_kaldi_fbank_front_end_equals_the_hf_pipeline(tmp_path, seconds, one
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("seconds", [0.5, 1.5])  # padded to the 1 s chunk; cut to it
+def test_whisper_log_mel_front_end_equals_the_hf_pipeline(tmp_path, seconds, one_thread):
+    model, extractor = whisper_classifier_folder(tmp_path)
+    adapter = load_hf(tmp_path)
+    assert isinstance(adapter.front, WhisperLogMel) and adapter.front.n_samples == SAMPLE_RATE
+    x = torch.cat([speech(seconds, seed=0), speech(seconds, seed=1)])
+    features = extractor(list(x[:, 0].numpy()), sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    torch.testing.assert_close(adapter.features(x), features, atol=TOL, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(adapter(x), reference_output(model, extractor, x, "logits"), atol=TOL, rtol=0)
+    x.requires_grad_(True)
+    adapter(x)[:, 0].sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
 def test_without_do_normalize_the_waveform_goes_in_as_it_is(tmp_path, one_thread):
     model, extractor = wav2vec2_classifier_folder(tmp_path, do_normalize=False)
     adapter = load_hf(tmp_path)
@@ -159,9 +176,9 @@ def test_a_folder_that_lacks_a_part_names_it(tmp_path, one_thread):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))
     with pytest.raises(ValueError, match="trained at sampling_rate=8000 Hz"):
         load_hf(tmp_path, sample_rate=16000)
-    pre.update(feature_extractor_type="WhisperFeatureExtractor")
+    pre.update(feature_extractor_type="SeamlessM4TFeatureExtractor")
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))
-    with pytest.raises(ValueError, match="WhisperFeatureExtractor computes features.*ASTFeatureExtractor"):
+    with pytest.raises(ValueError, match="SeamlessM4TFeatureExtractor computes features.*ASTFeatureExtractor"):
         load_hf(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "architectures": ["Wav2Vec2ForCTC"]}))
