@@ -17,14 +17,15 @@ from avxai.demo import run_demo as demo
 from avxai.explanation import runtime_info
 from avxai.methods import METHODS, get_method
 from avxai.metrics.localisation import segment_mass
-from avxai.models.registry import describe_architectures, load_model
+from avxai.models.registry import describe_architectures
+from avxai.models.spec import parse_model_args, resolve_model, spec_forms
 from avxai.perturbations import PERTURBATION_NAMES
 from avxai.safety import check_output_dir
 from avxai.tasks import TASKS, Task, get_task
 
 #: flags of the "task inputs" and "audio" groups: each is passed to the task when its options class has the field
-TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "n_fft", "hop_length",
-              "n_mels", "perturbation", "resample", "mono")
+TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "region", "reduce",
+              "threshold", "n_fft", "hop_length", "n_mels", "perturbation", "resample", "mono")
 #: method-config fields with a flag of their own
 SHORTCUTS = ("areas", "window", "stride", "iterations", "batch_size", "seed")
 
@@ -78,22 +79,36 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker); several "
                                     "files separated by commas: the mean of their unit embeddings")
     g.add_argument("--source", type=int, help="which separated source to explain, 0-based (separation)")
-    g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input (speaker)")
+    g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input "
+                                               "(speaker); the output column of a (batch, frames, classes) model "
+                                               "(frames)")
     g.add_argument("--segments", help="JSON file of labelled segments (start_s, end_s, label): drawn on figures, "
                                       "and the share of the evidence inside each label's segments is printed and "
                                       "saved (metadata segment_mass)")
-    g.add_argument("--model", help="the model: a bundled name or a checkpoint (.pt with its .json beside it); "
-                                   "default: the task's bundled reference model")
+    g.add_argument("--model", metavar="SPEC",
+                   help="the model; default: the task's bundled reference model (frames has none). Accepted forms: "
+                        + spec_forms().replace("%", "%%"))
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="an argument of the --model (YAML value), repeatable: constructor arguments of an avxai "
+                        "architecture, arguments of a package.module:factory, options of an adapter (e.g. "
+                        "sample_rate=16000, chunk=512)")
     g.add_argument("--architecture", help="the architecture of a --model checkpoint without its JSON: "
                                           + describe_architectures())
     g.add_argument("--stream", choices=["av", "video", "audio"],
                    help="which input stream to explain (av-enhancement): av = spectrogram and face video on one "
                         "joint grid (default), video = the face crops with the sound kept, audio = the spectrogram "
                         "with the face kept")
-    g.add_argument("--score", choices=["logit", "probability", "log-probability", "cosine", "sdr", "si-sdr"],
+    g.add_argument("--score",
+                   choices=["logit", "probability", "log-probability", "sigmoid", "cosine", "sdr", "si-sdr"],
                    help="what to explain; default per task (speaker: logit, or cosine with --enroll; "
                         "log-probability counts evidence for other speakers against the target; enhancement/"
-                        "separation: sdr)")
+                        "separation: sdr; frames: probability per frame, or logit, or sigmoid of a per-frame logit)")
+    g.add_argument("--region", metavar="START-END",
+                   help="frames: score the frames between START and END seconds (e.g. 1.0-2.5), 'all' frames, or "
+                        "'detected' (default: the frames the model detects on the input, see --threshold)")
+    g.add_argument("--reduce", choices=["mean", "max"], help="frames: mean (default) or max over the scored frames")
+    g.add_argument("--threshold", type=float,
+                   help="frames: a frame is detected when its probability is at least this (default 0.5)")
     a = ex.add_argument_group("audio")
     a.add_argument("--n-fft", type=_positive_int, help="STFT size in samples (default: the model's own STFT when it has one, "
                                              "as the enhancement and AV models do; else about 32 ms: 512 at 16 kHz, 256 at 8 kHz)")
@@ -138,8 +153,12 @@ def task_options(task: Task, args: argparse.Namespace):
 
 
 def task_model(task: Task, args: argparse.Namespace):
-    """``--model`` (default: the task's bundled model) through the model registry."""
-    return load_model(args.model or task.default_model, architecture=args.architecture)
+    """``--model SPEC`` with its ``--model-arg``s (default: the task's bundled model) through the one spec resolver
+    (:func:`avxai.models.spec.resolve_model`)."""
+    if args.model is None and args.architecture is None and task.default_model is None:
+        raise ValueError(f"--task {task.name} has no bundled model: name yours with --model SPEC ({spec_forms()})")
+    return resolve_model(args.model, architecture=args.architecture, args=parse_model_args(args.model_arg),
+                         default=task.default_model)
 
 
 def method_config(method, args: argparse.Namespace):

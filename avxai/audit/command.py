@@ -8,10 +8,12 @@ from typing import Any
 
 from avxai.audit.config import AuditConfig
 from avxai.audit.driver import run_audit
+from avxai.audit.model import load_audit_model
 from avxai.audit.summary import ReportOptions
 from avxai.config import build_config, parse_sets
 from avxai.methods import METHODS, get_method
 from avxai.models.registry import describe_architectures
+from avxai.models.spec import parse_model_args, spec_forms
 
 __all__ = ["add_audit_parser", "run_audit_command"]
 
@@ -47,8 +49,12 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                         "seconds); lines whose first field starts with # are comments")
     p.add_argument("--out", required=True, help="output folder (rerun with the same folder to continue an audit)")
     p.add_argument("--model", metavar="SPEC",
-                   help="the speaker model: a bundled name (speakernet), or a checkpoint (.pt with its .json beside "
-                        "it, or with --architecture); default: the bundled speakernet")
+                   help="the speaker model (one with an embedder); default: the bundled speakernet. Accepted forms: "
+                        + spec_forms().replace("%", "%%") + ". Bundled names and avxai checkpoints travel to the "
+                        "workers as bytes; the other forms as the spec, resolved in each worker (its files must be "
+                        "readable there)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="an argument of the --model (YAML value), repeatable (e.g. sample_rate=16000)")
     p.add_argument("--architecture", metavar="NAME",
                    help="what --model is when no .json lies beside it (a .json, {\"architecture\": NAME, \"model\": "
                         "{...}}, sets other arguments). Any registered architecture with an embedder: "
@@ -155,8 +161,9 @@ def run_audit_command(args: argparse.Namespace) -> int:
     trial this run ran failed (a wrong setting, not a wrong trial)."""
     config = build_audit_config(args)
     report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, top_suspicious=args.top)
+    source = load_audit_model(args.model, args.architecture, parse_model_args(args.model_arg))
     try:
-        summary = run_audit(args.trials, args.out, config, model=args.model, architecture=args.architecture,
+        summary = run_audit(args.trials, args.out, config, model=source,
                             engine=args.engine, workers=args.workers,
                             address=args.address, batch_trials=args.batch_trials, max_retries=args.max_retries,
                             limit=args.limit, retry_failed=args.retry_failed, report=report,
