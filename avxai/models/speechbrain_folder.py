@@ -199,6 +199,24 @@ def _sample_rate(folder: Path, hparams: Mapping[str, Any], given: Any) -> int:
     return check_sample_rate(rate, f"sample_rate of {folder}")
 
 
+def _local_paths(folder: Path, pretrainer: Any) -> None:
+    """Point every pretrainer loadable at its file in ``folder``: ``<name>.ckpt`` (what ``from_hparams`` collects)
+    or the file its path names (``label_encoder.txt`` of a cloned repository); none of them: one line naming it."""
+    missing = []
+    for name in pretrainer.loadables:
+        if not pretrainer.is_loadable(name):
+            continue
+        named = Path(str(pretrainer.paths[name])).name if name in pretrainer.paths else None
+        found = [f for f in (f"{name}.ckpt", named) if f and (folder / f).is_file()]
+        if not found:
+            missing.append(f"{name}.ckpt" + (f" (or {named})" if named and named != f"{name}.ckpt" else ""))
+        elif found[0] != f"{name}.ckpt":  # a local path: fetched from the folder itself, never from the hub
+            pretrainer.paths[name] = str((folder / found[0]).absolute())
+    if missing:
+        raise ValueError(f"{folder} lacks {', '.join(missing)} (the weights hyperparams.yaml's pretrainer loads); "
+                         "copy them into the folder (nothing is downloaded)")
+
+
 def load_speechbrain(folder: "str | Path", *, interface: str | None = None, **args: Any) -> SpeechBrainModel:
     """A SpeechBrain pretrained interface from a local folder, as avxai's model (eval mode; nothing downloads).
 
@@ -240,11 +258,7 @@ def load_speechbrain(folder: "str | Path", *, interface: str | None = None, **ar
     rate = _sample_rate(folder, hparams, args.get("sample_rate"))
     module_name, _, kind = INTERFACES[name]
     pretrainer = hparams["pretrainer"]
-    missing = [f"{n}.ckpt" for n in pretrainer.loadables if pretrainer.is_loadable(n)
-               and not (folder / f"{n}.ckpt").is_file()]
-    if missing:
-        raise ValueError(f"{folder} lacks {', '.join(missing)} (the weights hyperparams.yaml's pretrainer loads); "
-                         "copy them into the folder (nothing is downloaded)")
+    _local_paths(folder, pretrainer)
     interface_cls = getattr(importlib.import_module(f"speechbrain.inference.{module_name}"), name)  # optional dep.
     hparams["savedir"] = str(folder)
     try:  # what from_hparams(source=folder, savedir=folder) does, with every file already in the folder

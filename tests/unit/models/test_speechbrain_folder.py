@@ -132,6 +132,19 @@ def test_a_folder_that_lacks_a_part_names_it(tmp_path, one_thread):
         load_speechbrain(tmp_path)
 
 
+def test_a_cloned_repository_with_files_named_by_the_pretrainer_paths_loads(tmp_path, one_thread):
+    yaml = ECAPA.replace("<pretrained_path>/classifier.ckpt", "<pretrained_path>/classifier_weights.pt")
+    built = write_folder(tmp_path, yaml, seed=3)
+    (tmp_path / "classifier.ckpt").rename(tmp_path / "classifier_weights.pt")
+    model = load_speechbrain(tmp_path)
+    for key, value in built["classifier"].state_dict().items():  # read from classifier_weights.pt
+        assert torch.equal(model.mods.classifier.state_dict()[key], value)
+    assert not (tmp_path / "classifier.ckpt").exists()  # nothing was linked or copied into the folder
+    (tmp_path / "classifier_weights.pt").unlink()
+    with pytest.raises(ValueError, match=r"lacks classifier\.ckpt \(or classifier_weights\.pt\)"):
+        load_speechbrain(tmp_path)
+
+
 def test_sample_rate_and_interface_arguments(tmp_path, one_thread):
     write_folder(tmp_path / "sep", SEPFORMER.replace("sample_rate: 8000\n", ""))
     with pytest.raises(ValueError, match="states no sample_rate.*sample_rate=HZ"):
