@@ -13,7 +13,7 @@ import torch
 
 from avxai.audit.command import add_audit_parser, run_audit_command
 from avxai.config import build_config
-from avxai.demo import run_demo as demo
+from avxai.demo import DEMO_MODELS, run_demo as demo
 from avxai.explanation import runtime_info
 from avxai.methods import METHODS, get_method
 from avxai.metrics.localisation import segment_mass
@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="avxai-out", help="output folder (default: %(default)s)")
     demo.add_argument("--method", default="occlusion", choices=sorted(METHODS), help="method (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--model", default="speakernet", choices=DEMO_MODELS,
+                      help="speakernet: the bundled model on generated speech; resemblyzer: Resemblyzer's pretrained "
+                           "speaker encoder on real recordings, the cosine to A's enrollment (pip install "
+                           "avxai[resemblyzer]) (default: %(default)s)")
 
     ex = sub.add_parser("explain", help="explain one input of a model", description=(
         "Explain one input of a model. Task options (--input, --reference, ...) are read by the tasks named in "
@@ -215,7 +219,7 @@ def report(explanation, out: Path) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    demo(out=Path(args.out), method=args.method, progress=not args.quiet)
+    demo(out=Path(args.out), method=args.method, progress=not args.quiet, model=args.model)
     return 0
 
 
