@@ -1,17 +1,13 @@
 """HuggingFace transformers audio models from a local folder (``save_pretrained``), behind avxai's contract.
 
 Needs the optional dependency: ``pip install avxai[hf]``. Nothing is downloaded: the folder is read with
-``local_files_only=True``. Supported heads (``architectures`` in ``config.json``):
+``local_files_only=True``. Supported heads (``architectures`` in ``config.json``), each with its default
+``output`` (the ``ModelOutput`` field returned):
 
-==================================  ===============================  ============================================
-head                                default ``output``               avxai model
-==================================  ===============================  ============================================
-``*ForXVector`` (``WavLMForXVector``)  ``embeddings`` ``(batch, dim)``  speaker embedder (``embedder()``, cosine)
-``*ForSequenceClassification``,     ``logits`` ``(batch, classes)``  classifier (class logit / probability)
-``*ForAudioClassification``
-``*ForAudioFrameClassification``    ``logits`` ``(batch, frames,     frame classifier
-                                    classes)``
-==================================  ===============================  ============================================
+- ``*ForXVector`` (``WavLMForXVector``): ``embeddings`` ``(batch, dim)``; a speaker embedder (``embedder()``:
+  verification cosine).
+- ``*ForSequenceClassification``, ``*ForAudioClassification``: ``logits`` ``(batch, classes)``; class scores.
+- ``*ForAudioFrameClassification``: ``logits`` ``(batch, frames, classes)``; frame scores (``frame_hop_s``).
 
 The feature extractor (``preprocessor_config.json``) is rebuilt in torch, so gradients reach the waveform:
 ``Wav2Vec2FeatureExtractor`` (wav2vec2, HuBERT, WavLM, data2vec-audio, UniSpeech, SEW: the raw waveform, zero mean

@@ -3,21 +3,20 @@ contract.
 
 Needs the optional dependency: ``pip install avxai[speechbrain]``. The folder is what ``from_hparams(source=...,
 savedir=folder)`` leaves (or a copy of a model repository): ``hyperparams.yaml`` with ``modules`` and a
-``pretrainer``, and one ``<name>.ckpt`` per pretrainer loadable. It is loaded as ``from_hparams(source=folder,
-savedir=folder)`` does, offline: every ``.ckpt`` must already be in the folder (a pretrainer path naming a
-HuggingFace repository is never fetched). Like ``from_hparams``, reading ``hyperparams.yaml`` builds the classes
+``pretrainer``, and one ``<name>.ckpt`` per pretrainer loadable (or the file its pretrainer path names, as in a
+cloned repository: ``label_encoder.txt``). It is loaded as ``from_hparams(source=folder, savedir=folder)`` does,
+offline: every file must already be in the folder (a pretrainer path naming a HuggingFace repository is never
+fetched). Like ``from_hparams``, reading ``hyperparams.yaml`` builds the classes
 it names: load only folders you trust.
 
-======================================  ====================================  ==================================
-interface (``interface=``)              avxai model                           contract
-======================================  ====================================  ==================================
-``EncoderClassifier``,                  speaker embedder: ``compute_features``  ``sample_rate``, ``embedder()``
-``SpeakerRecognition``                  -> ``mean_var_norm`` -> ``embedding_model``
-``SepformerSeparation``                 separator: ``encoder`` -> ``masknet``   ``sample_rate``, ``num_sources``
-                                        -> ``decoder`` per source             (``num_spks``)
-``SpectralMaskEnhancement``             enhancer: log1p magnitude ->          ``sample_rate``, ``n_fft``,
-                                        ``enhance_model`` mask -> resynthesis  ``hop_length``
-======================================  ====================================  ==================================
+Interfaces (``interface=``), each with the avxai model it becomes and the contract it states:
+
+- ``EncoderClassifier``, ``SpeakerRecognition``: a speaker embedder, ``compute_features`` -> ``mean_var_norm`` ->
+  ``embedding_model``; ``sample_rate``, ``embedder()`` (itself).
+- ``SepformerSeparation``: a separator, ``encoder`` -> ``masknet`` -> ``decoder`` per source; ``sample_rate``,
+  ``num_sources`` (``num_spks``).
+- ``SpectralMaskEnhancement``: an enhancer, a mask on log1p magnitudes -> resynthesis with the noisy phase;
+  ``sample_rate``, ``n_fft``, ``hop_length``.
 
 Each adapter runs the interface's own modules in its own order (as ``encode_batch``, ``separate_batch`` and
 ``enhance_batch`` do), on full-length inputs, without ``no_grad``: gradients reach the waveform. The sample rate is
