@@ -298,8 +298,9 @@ class ModelSpec:
     """A model named by its spec and arguments, resolved again in each process that builds it.
 
     For the kinds whose weights are not an avxai checkpoint (a TorchScript file, a factory, a HuggingFace or
-    SpeechBrain folder): picklable and small; every worker needs the spec's files at the same path. ``digest``
-    covers the spec, the arguments and the bytes of the file or folder (so a changed model is a new audit).
+    SpeechBrain folder): picklable and small; every worker needs the spec's files at the same (absolute) path, and
+    a factory's module importable. ``digest`` covers the spec, the arguments and the bytes of the file or folder
+    (so a changed model is a new audit).
     """
 
     spec: str
@@ -354,6 +355,8 @@ def model_source(spec: "str | Path | None" = None, *, architecture: str | None =
         return _named_blob(spec, args)
     if kind.name == "checkpoint":
         return ModelBlob.from_path(spec, kwargs=args)
+    if Path(spec).exists():  # absolute: a worker (a Ray task) may run in another working directory
+        spec = str(Path(spec).resolve())
     h = hashlib.sha256(json.dumps({"spec": spec, "args": args}, sort_keys=True, default=repr).encode())
     if Path(spec).exists():
         _digest_path(Path(spec), h)

@@ -185,3 +185,17 @@ def test_every_method_and_the_resolver_are_top_level():
                  "resolve_model", "wrap", "FrameScore", "ClassSigmoid"):
         assert name in avxai.__all__ and hasattr(avxai, name)
     assert avxai.resolve_model is resolve_model
+
+
+def test_a_file_spec_travels_as_an_absolute_path_with_the_digest_of_its_bytes(tmp_path, monkeypatch):
+    kind = register_spec_kind(SpecKind("toyfile", lambda s: s.endswith(".toy"),
+                                       lambda s, a: Gain(float(open(s).read()))))
+    try:
+        (tmp_path / "m.toy").write_text("2.0")
+        monkeypatch.chdir(tmp_path)
+        source = model_source("m.toy")
+        assert source.spec == str(tmp_path / "m.toy") and source.build().gain == 2.0
+        (tmp_path / "m.toy").write_text("3.0")
+        assert model_source("m.toy").digest != source.digest
+    finally:
+        SPEC_KINDS.remove(kind)
