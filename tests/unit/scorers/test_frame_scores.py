@@ -153,7 +153,8 @@ def test_speaker_cosine_refuses_an_enrollment_too_short_to_embed():
 
 def test_several_enrollment_utterances_average_their_unit_embeddings():
     g = torch.Generator().manual_seed(2)
-    utts = [torch.randn(1, 1, 4000, generator=g), 3.0 * torch.randn(1, 1, 6000, generator=g), torch.randn(800, generator=g)]
+    utts = [torch.randn(1, 1, 4000, generator=g), 3.0 * torch.randn(1, 1, 6000, generator=g),
+            torch.randn(800, generator=g)]
     scorer = SpeakerCosine(Embed(), utts, sample_rate=16000)
     with torch.no_grad():
         units = [F.normalize(Embed()(u.view(1, 1, -1)), dim=-1) for u in utts]

@@ -49,7 +49,8 @@ def test_a_region_finds_the_burst_inside_it(one_thread, state_hop):
     assert _time_share(explanation, problem.modality, start - 0.05, end + 0.05) > 0.9
     info = explanation.metadata["scorer"]
     assert info["frame_hop_from"] == ("model" if state_hop else "input duration / output frames")
-    assert info["frame_hop_s"] == pytest.approx(CHUNK / RATE, rel=0.02 if not state_hop else 1e-9)  # derived: 2.2 s / 68 frames
+    # derived: 2.2 s / 68 frames
+    assert info["frame_hop_s"] == pytest.approx(CHUNK / RATE, rel=0.02 if not state_hop else 1e-9)
 
 
 def test_detected_frames_cover_both_bursts(one_thread):
