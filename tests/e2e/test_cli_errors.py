@@ -193,3 +193,24 @@ def test_ctrl_c_in_explain_is_one_line(monkeypatch, files, capsys):
     monkeypatch.setattr(cli, "run_explain", interrupted)
     assert main(_explain(root)) == 130
     assert capsys.readouterr().err.strip() == "avxai explain: interrupted"
+
+
+def test_a_batch_that_cannot_fit_is_refused_up_front_naming_the_flag(files, capsys, monkeypatch):
+    import torch
+    from torch import nn
+
+    from avxai import memory
+
+    model = nn.Sequential(nn.Linear(100, 1000), nn.Linear(1000, 10)).train()
+    x = torch.zeros(2, 100)
+    estimate = memory.check_batch_memory(model, x, x, 8, rows=2, available=10**9)
+    assert estimate["per_input"] == 400 + 400 + 2 * 4000 and estimate["batch"] == 8 * 8800
+    assert model.training  # measured in evaluation mode, restored
+    with pytest.raises(ValueError, match=r"a batch of 8 perturbed inputs needs at least .* lower --batch-size to 3 "):
+        memory.check_batch_memory(model, x, x, 8, rows=2, available=30000)
+    with pytest.raises(ValueError, match="even one perturbed input does not fit"):
+        memory.check_batch_memory(model, x, x, 8, rows=2, available=100)
+    root, _ = files
+    monkeypatch.setattr(memory, "available_memory", lambda device="cpu": 1 << 20)
+    line = _error(capsys, _explain(root, "--batch-size", "64"))
+    assert "a batch of 64 perturbed inputs needs at least" in line and "--batch-size to" in line
