@@ -15,6 +15,8 @@ from avxai.audit.command import add_audit_parser, run_audit_command
 from avxai.config import build_config
 from avxai.demo import DEMO_MODELS, run_demo as demo
 from avxai.explanation import runtime_info
+from avxai.hygiene import model_device
+from avxai.memory import check_batch_memory
 from avxai.methods import METHODS, get_method
 from avxai.metrics.localisation import segment_mass
 from avxai.models.registry import describe_architectures
@@ -183,6 +185,7 @@ def run_explain(args: argparse.Namespace) -> int:
     method = get_method(args.method)
     config = method_config(method, args)
     problem = task.build(task_model(task, args), options)
+    check_memory(problem, config)  # say up front what the batches need, not an allocator error after a minute
     explanation = method(problem.model, problem.modality, problem.scorer, config)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
@@ -194,6 +197,19 @@ def run_explain(args: argparse.Namespace) -> int:
     task.write_outputs(problem, explanation, out)
     report(explanation, out)
     return 0
+
+
+def check_memory(problem, config) -> None:
+    """Refuse, before the method runs, a ``--batch-size`` whose perturbed inputs cannot fit in the memory
+    available (:func:`avxai.memory.check_batch_memory`; a lower bound, so it never refuses what would fit)."""
+    batch_size = getattr(config, "batch_size", None)
+    if isinstance(batch_size, int) and batch_size > 0:
+        modality = problem.modality
+        need = check_batch_memory(problem.model, modality.model_input(), modality.representation, batch_size,
+                                  rows=modality.batch_size, device=model_device(problem.model))["batch"]
+        if need >= 1 << 30:  # worth knowing before a long run
+            print(f"note: batches of {batch_size} perturbed inputs need at least {need / (1 << 30):.1f} GiB of "
+                  "memory; --batch-size lowers it", file=sys.stderr)
 
 
 def report(explanation, out: Path) -> None:
