@@ -217,3 +217,15 @@ def test_several_enrollment_files_are_averaged(wav, tmp_path, capsys):
     assert main(["explain", "--task", "speaker", "--model", "toys.specs:window_speaker", "--enroll",
                  f"{enrolls[0]},{tmp_path / 'enroll8k.wav'}", "--input", str(wav), "--out", str(out)] + COARSE) == 2
     assert "8000 Hz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'; accepted forms"),
+    (["--model", "toys.specs:raises"], "factory toys.specs:raises raised RuntimeError"),
+    (["--model", "missing/model.pt"], "missing/model.pt does not exist"),
+    (["--model", "speakernet", "--model-arg", "oops"], "--model-arg takes KEY=VALUE"),
+])
+def test_audit_bad_models_are_one_line(argv, message, tmp_path, capsys):
+    rc = main(["audit", str(tmp_path / "trials.csv"), "--out", str(tmp_path / "out"), "--quiet"] + argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1, err
