@@ -159,11 +159,17 @@ class FrameScore(Scorer):
         return prepared
 
     # -- scoring ----------------------------------------------------------------------------------------
-    def __call__(self, output: Any) -> Tensor:
+    def per_frame(self, output: Any) -> Tensor:
+        """The value of every frame (the target column, in this scorer's units) before the reduction.
+
+        Shape: model output ``(n, frames)`` or ``(n, frames, classes)`` -> ``(n, frames)``.
+        """
         if self.frames is None:
             raise ValueError("FrameScore must be prepared on the unmasked output first (scorer.prepare(output))")
-        values = self._values(output)
-        column = self._column(values)
+        return self._column(self._values(output))
+
+    def __call__(self, output: Any) -> Tensor:
+        column = self.per_frame(output)
         if column.shape[1] != self.frames.shape[1]:
             raise ValueError(f"the model returned {column.shape[1]} frames for a masked input but "
                              f"{self.frames.shape[1]} for the unmasked one; the frame count must not depend on the "

@@ -17,18 +17,23 @@ or ``None`` (default), the frames the model detects on the unmasked input (per-f
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from avxai.explanation import to_jsonable
+from avxai.hygiene import evaluation_mode
 from avxai.models.contract import frame_hop_of, sample_rate_of
 from avxai.scorers.frames import FRAME_OUTPUTS, FRAME_REDUCTIONS, FrameScore
 from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
 
-__all__ = ["FramesOptions", "FramesTask", "build", "parse_region"]
+__all__ = ["FramesOptions", "FramesTask", "build", "parse_region", "frames_report", "write_frames_report"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,67 @@ class FramesTask(Task):
 
     def build(self, model: nn.Module, options: FramesOptions) -> Problem:
         return build(model, options)
+
+    def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
+        """``frames.json`` / ``frames.png``: the model's per-frame output, the scored frames, and the share of the
+        positive evidence inside them (:func:`write_frames_report`)."""
+        return write_frames_report(problem, explanation, out)
+
+
+def frames_report(problem: Problem, explanation, index: int = 0) -> dict[str, Any]:
+    """The unmasked model's per-frame values (in the scorer's units), the scored frames, their times, and the
+    share of the explanation's positive attribution whose STFT frames lie in the scored frames' time (beside
+    the share of the time they cover: a uniform map's share)."""
+    model, modality = problem.model, problem.modality
+    with evaluation_mode(model), torch.inference_mode():
+        output = model(modality.model_input())
+    scorer = problem.scorer.prepare(output)
+    values = scorer.per_frame(output)[index].float().cpu()
+    chosen = scorer.frames[index].cpu()
+    info = scorer.describe()
+    hop = info["frame_hop_s"] or (modality.waveform.shape[-1] / modality.sample_rate / values.numel())
+    doc: dict[str, Any] = {"units": scorer.units, "frame_hop_s": hop, "frame_hop_from": info["frame_hop_from"],
+                           "values": values.tolist(), "scored": chosen.nonzero().flatten().tolist(),
+                           "region_s": info["region_s"], "detect": info["detect"], "threshold": info.get("threshold"),
+                           "reduce": info["reduce"], "target": info["target"]}
+    attribution = getattr(explanation, "attribution", None)
+    if attribution is not None and explanation.axes and explanation.axes[-1] == "time":
+        positive = attribution[index].detach().float().cpu().clamp(min=0)
+        positive = positive.reshape(-1, positive.shape[-1]).sum(dim=0)   # per STFT frame
+        times = torch.arange(positive.numel()) * modality.hop_length / modality.sample_rate  # centred frames
+        inside = chosen[(times / hop).long().clamp(max=chosen.numel() - 1)]
+        total = float(positive.sum())
+        doc["evidence_share_in_scored_frames"] = float(positive[inside].sum()) / total if total > 0 else None
+        doc["time_share_of_scored_frames"] = float(inside.float().mean())
+    return doc
+
+
+def write_frames_report(problem: Problem, explanation, out: Path) -> list[str]:
+    """Write ``frames.json`` and ``frames.png`` (per-frame output with the scored frames shaded) for input 0;
+    print one line with the share of the evidence in the scored frames; return the names written."""
+    import matplotlib  # plotting library, imported only when a figure is written
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    doc = frames_report(problem, explanation)
+    out = Path(out)
+    (out / "frames.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
+    hop, values = doc["frame_hop_s"], doc["values"]
+    fig, ax = plt.subplots(figsize=(10, 2.6))
+    ax.step([i * hop for i in range(len(values))], values, where="post", color="k", lw=1.2)
+    for i in doc["scored"]:
+        ax.axvspan(i * hop, (i + 1) * hop, color="tab:orange", alpha=0.25, lw=0)
+    what = (f"region {doc['region_s'][0]:g}-{doc['region_s'][1]:g} s" if doc["region_s"] else
+            f"detected at >= {doc['threshold']:g}" if doc["detect"] else "all frames")
+    ax.set(xlabel="time (s)", ylabel=doc["units"], xlim=(0, len(values) * hop),
+           title=f"per-frame output; scored frames shaded ({what}, {doc['reduce']})")
+    fig.savefig(out / "frames.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    share = doc.get("evidence_share_in_scored_frames")
+    line = f"{len(doc['scored'])} of {len(values)} frames scored ({what})"
+    if share is not None:
+        line += (f"; {100 * share:.1f}% of the positive evidence lies in them "
+                 f"({100 * doc['time_share_of_scored_frames']:.1f}% of the time)")
+    print(f"      frames: {line}")
+    return ["frames.json", "frames.png"]

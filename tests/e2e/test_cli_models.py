@@ -102,6 +102,10 @@ def test_frames_task_with_a_factory_model_and_model_args(wav, tmp_path, capsys):
     assert scorer["scorer"] == "FrameScore" and scorer["output"] == "sigmoid" and scorer["reduce"] == "max"
     assert scorer["region_s"] == [start, end] and scorer["frame_hop_from"] == "model"
     assert doc["metadata"]["task"] == "frames" and "unmasked" in printed.out
+    report = json.loads((out / "frames.json").read_text())
+    assert report["scored"] == list(range(44, 56))  # 1.4-1.8 s in frames of 32 ms
+    assert report["evidence_share_in_scored_frames"] > 0.9 > 0.2 > report["time_share_of_scored_frames"]
+    assert (out / "frames.png").is_file() and "frames: 12 of 68 frames scored" in printed.out
 
 
 def test_frames_task_needs_a_model_and_reads_only_its_flags(wav, tmp_path, capsys):
@@ -187,9 +191,11 @@ def test_frames_task_on_silero_vad(tmp_path, capsys):
     assert 40 <= scorer["frames_scored"][0] <= 60  # about the 1.5 s of speech (47 frames)
     attribution = torch.from_numpy(np.load(out / "arrays.npz")["attribution"]).float()[0].clamp(min=0)
     assert torch.isfinite(attribution).all()
-    centres = (torch.arange(attribution.shape[-1]) + 0.5) * 128 / 16000  # the STFT frames' times (hop 128)
+    centres = torch.arange(attribution.shape[-1]) * 128 / 16000  # the STFT frames' times (hop 128, centred)
     inside = (centres >= 1.0) & (centres < 2.5)
     assert float(attribution[..., inside].sum() / attribution.sum()) > 0.7
+    report = json.loads((out / "frames.json").read_text())  # the same, measured on the detected frames
+    assert report["evidence_share_in_scored_frames"] > 0.7 and report["time_share_of_scored_frames"] < 0.5
 
 
 def test_audit_workers_resolve_the_spec(tmp_path, capsys):
