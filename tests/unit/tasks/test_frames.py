@@ -86,3 +86,15 @@ def test_bad_options_are_one_line():
     problem = frames.build(EnergyVAD(logits=True), FramesOptions(input=wav, sample_rate=RATE, region="all"))
     with pytest.raises(ValueError, match="'logit' or 'sigmoid'"):
         occlusion(problem.model, problem.modality, problem.scorer, COARSE)
+
+
+def test_the_frames_report_measures_the_evidence_in_the_scored_frames(one_thread, tmp_path, capsys):
+    start, end, _ = BURSTS[0]
+    problem = frames.build(EnergyVAD(), FramesOptions(input=bursts(), sample_rate=RATE, region=(start, end)))
+    explanation = occlusion(problem.model, problem.modality, problem.scorer, COARSE)
+    report = frames.frames_report(problem, explanation)
+    assert report["scored"] == list(range(16, 31))  # frames of 32 ms whose centres lie in 0.5-1.0 s
+    assert len(report["values"]) == 68 and report["units"] == "probability"
+    assert report["evidence_share_in_scored_frames"] > 0.9 and report["time_share_of_scored_frames"] < 0.3
+    assert TASKS["frames"].write_outputs(problem, explanation, tmp_path) == ["frames.json", "frames.png"]
+    assert "15 of 68 frames scored (region 0.5-1 s)" in capsys.readouterr().out
