@@ -2,7 +2,7 @@
 max of a per-frame score over a time region or over the frames the model detects.
 
     import avxai
-    vad = avxai.models.resolve_model("vad.jit", args={"chunk": 512})   # any model returning (batch, frames[, classes])
+    vad = avxai.resolve_model("silero_vad.jit", args={"sr": 16000, "chunk": 512})  # (batch, frames[, classes])
     problem = avxai.tasks.frames.build(vad, avxai.tasks.frames.FramesOptions(input=wav, sample_rate=16000,
                                                                              region=(1.0, 2.5)))
     explanation = avxai.occlusion(problem.model, problem.modality, problem.scorer)
