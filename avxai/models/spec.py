@@ -195,9 +195,10 @@ def _unknown(spec: str) -> Exception:
     path = Path(spec)
     forms = f"accepted forms: {spec_forms()}"
     if path.is_file():
-        json_note = (f"it is no avxai checkpoint (no {config_path(path).name} beside it: add --architecture NAME or "
-                     "write the JSON) and no TorchScript archive (torch.jit.save); " if path.suffix != ".json" else
-                     "it is a JSON config, pass the checkpoint beside it; ")
+        json_note = (f"it is no avxai checkpoint (no {config_path(path).name} beside it: name its architecture, e.g. "
+                     f"--architecture ecapa-tdnn for SpeechBrain's embedding_model.ckpt (known: "
+                     f"{', '.join(ARCHITECTURES)}), or write the JSON) and no TorchScript archive (torch.jit.save); "
+                     if path.suffix != ".json" else "it is a JSON config, pass the checkpoint beside it; ")
         return ValueError(f"model file {spec} is of no form avxai knows: {json_note}{forms}")
     if path.is_dir():
         return ValueError(f"model folder {spec} is of no form avxai knows (a HuggingFace folder holds config.json, "
