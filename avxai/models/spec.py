@@ -238,9 +238,9 @@ def _load_with(kind: SpecKind, spec: str, args: dict) -> nn.Module:
 
 def resolve_model(spec: "str | Path | nn.Module | None" = None, *, architecture: str | None = None,
                   args: Mapping[str, Any] | None = None, default: "str | None" = None) -> nn.Module:
-    """The model a spec names, in eval mode: one resolver for every ``--model SPEC``.
+    """The model a spec names, in eval mode (a module passes through): one resolver for every ``--model SPEC``.
 
-    spec : a module (returned in eval mode, it must state its ``sample_rate``), a spec string or path (see
+    spec : a module (returned as it is; it must state its ``sample_rate``), a spec string or path (see
         :data:`SPEC_KINDS`: a bundled name, an avxai checkpoint, and what the adapter modules add), or ``None``
         (``default``, else the architecture's bundled or built-in model).
     architecture : what a checkpoint without its JSON is (a registered name; ``--architecture``); with no spec,
