@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from avxai.audit.figures import distributions_figure, scores_figure
 from avxai.audit.summary import STATISTICS, ReportOptions, summarise
+from avxai.safety import write_bytes, write_text
 
 __all__ = ["build_report", "render_html"]
 
@@ -191,8 +192,9 @@ def build_report(directory: "str | Path", trials: Sequence, records: Mapping[str
     summary = summarise(trials, records, options)
     ordered = [records[t.id] for t in trials if t.id in records]
     ok = [r for r in ordered if r["status"] == "ok"]
-    (out / "figures" / "scores.png").write_bytes(scores_figure(ok, summary))
-    (out / "figures" / "distributions.png").write_bytes(distributions_figure(ok))
-    (out / "report.html").write_text(render_html(summary, ordered, info), encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps({"info": dict(info), **summary}, indent=2, sort_keys=True) + "\n")
+    # through avxai.safety: a symlink planted in the folder is refused, never written through
+    write_bytes(out, out / "figures" / "scores.png", scores_figure(ok, summary))
+    write_bytes(out, out / "figures" / "distributions.png", distributions_figure(ok))
+    write_text(out, out / "report.html", render_html(summary, ordered, info))
+    write_text(out, out / "summary.json", json.dumps({"info": dict(info), **summary}, indent=2, sort_keys=True) + "\n")
     return summary

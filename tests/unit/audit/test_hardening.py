@@ -101,6 +101,12 @@ def test_a_planted_symlink_in_the_output_folder_is_refused(data, tmp_path):
     with pytest.raises(ValueError, match="results.jsonl is a symlink"):
         run_audit(csv, out, CONFIG, model=ckpt, progress=False)
     assert list(elsewhere.iterdir()) == []
+    (out / "results.jsonl").unlink()
+    (out / "figures").mkdir()
+    (out / "figures" / "scores.png").symlink_to(elsewhere / "scores.png")
+    with pytest.raises(ValueError, match="scores.png is a symlink"):
+        run_audit(csv, out, CONFIG, model=ckpt, progress=False)
+    assert list(elsewhere.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------
