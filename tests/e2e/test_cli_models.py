@@ -235,3 +235,22 @@ def test_audit_bad_models_are_one_line(argv, message, tmp_path, capsys):
     rc = main(["audit", str(tmp_path / "trials.csv"), "--out", str(tmp_path / "out"), "--quiet"] + argv)
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_explain_and_audit_resemblyzer_by_name(tmp_path, capsys):
+    """The bundled name 'resemblyzer' (its weights ship in its wheel) through the same resolver as any spec."""
+    pytest.importorskip("resemblyzer", reason="resemblyzer is not installed (pip install avxai[resemblyzer])")
+    enroll = REAL.parent / "enroll_A.wav"
+    if not (REAL.is_file() and enroll.is_file()):
+        pytest.skip(f"no real recordings in {REAL.parent}")
+    out = tmp_path / "out"
+    rc = main(["explain", "--task", "speaker", "--model", "resemblyzer", "--enroll", str(enroll), "--input", str(REAL),
+               "--out", str(out), "--window", "257,50", "--stride", "257,50", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "explanation.json").read_text())
+    assert doc["metadata"]["scorer"]["scorer"] == "SpeakerCosine" and 0.5 < doc["scores"]["unmasked"][0] <= 1.0
+    trials = small_trial_list(tmp_path / "data", {"single": 1})
+    rc = main(["audit", str(trials), "--architecture", "resemblyzer", "--window", "64,20", "--areas", "0.1,0.3",
+               "--out", str(tmp_path / "audit"), "--quiet", "--no-media"])  # the issue's "invalid choice"
+    assert rc == 0, capsys.readouterr().err
+    assert [r["status"] for r in read_results(tmp_path / "audit").values()] == ["ok"]
