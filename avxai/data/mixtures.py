@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avxai.safety import read_regular
+
 __all__ = [
     "Segment", "build_aba", "add_noise", "mix_at_snr", "pad_with_silence", "build_noisy_with_silence",
     "energy_vad", "mask_to_segments", "segments_to_mask", "save_segments", "load_segments",
@@ -350,9 +352,10 @@ def load_segments(path: str | Path, with_metadata: bool = False):
     Returns ``list[Segment]``, or ``(list[Segment], metadata dict)`` when ``with_metadata``.
     """
     path = Path(path)
+    data = read_regular(path, what="segments file", kind="text")  # a FIFO or a directory is refused unread
     try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        doc = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); write it with save_segments") from None
     items, meta = (doc, {}) if isinstance(doc, list) else (doc.get("segments"), doc.get("metadata", {}))
     if not isinstance(items, list):

@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from avxai.config import build_config
+from avxai.data.mixtures import load_segments
 from avxai.explanation import Explanation
 from avxai.io import load_audio, read_video
 from avxai.io.audio import save_audio, wav_truncation
@@ -61,6 +62,8 @@ def test_only_regular_files_are_read_and_nothing_blocks(tmp_path, kind):
         read_video(path)
     with pytest.raises(ValueError, match="config file .* " + expected):
         build_config(OcclusionConfig, file=path)
+    with pytest.raises(ValueError, match="segments file .* " + expected):
+        load_segments(path)
 
 
 def test_the_size_cap_is_clear_and_configurable(tmp_path, monkeypatch):
