@@ -206,7 +206,7 @@ def check_memory(problem, config) -> None:
     if isinstance(batch_size, int) and batch_size > 0:
         modality = problem.modality
         need = check_batch_memory(problem.model, modality.model_input(), modality.representation, batch_size,
-                                  rows=modality.batch_size, device=model_device(problem.model))["batch"]
+                                  rows=modality.batch_size, device=model_device(problem.model)).get("batch", 0)
         if need >= 1 << 30:  # worth knowing before a long run
             print(f"note: batches of {batch_size} perturbed inputs need at least {need / (1 << 30):.1f} GiB of "
                   "memory; --batch-size lowers it", file=sys.stderr)

@@ -59,7 +59,8 @@ def forward_footprint(model: nn.Module, model_input: Any) -> int:
     def hook(module, inputs, output):
         largest[0] = max(largest[0], tensor_bytes(output))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    # TorchScript modules take no hooks: their outputs are seen by the nearest Python module around them
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not isinstance(m, torch.jit.ScriptModule)]
     try:
         with evaluation_mode(model), torch.inference_mode():
             model(model_input)
@@ -80,16 +81,19 @@ def check_batch_memory(model: nn.Module, model_input: Any, representation: Any, 
 
     ``model_input`` and ``representation``: the unmasked model input and maskable representation of ``rows``
     inputs (their bytes are divided by ``rows``). ``available``: bytes free (default :func:`available_memory`).
-    Returns ``{"per_input", "batch", "available"}`` in bytes (``available`` -1 when unknown).
+    Returns ``{"per_input", "batch", "available"}`` in bytes (``available`` -1 when unknown), or ``{}`` when
+    the model fails on the input (the method will report that failure).
     """
     try:
         largest = forward_footprint(model, model_input)
-    except RuntimeError as err:
+    except Exception as err:  # noqa: BLE001
         text = str(err).lower()
         if "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text:
             raise ValueError("one forward pass of the model on the unmasked input already runs out of memory; "
                              "shorten the input (cut it into parts and explain each)") from None
-        raise
+        # a model that fails on its input: no estimate here; the method's first forward pass reports the failure
+        # in its own words (the engine's one-line error naming the model and the input)
+        return {}
     rows = max(1, int(rows))
     per_input = (tensor_bytes(model_input) + tensor_bytes(representation)) // rows + 2 * largest // rows
     need = batch_size * per_input
