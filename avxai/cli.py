@@ -235,6 +235,7 @@ def report(explanation, out: Path) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    check_output_dir(args.out)  # before any work
     demo(out=Path(args.out), method=args.method, progress=not args.quiet, model=args.model)
     return 0
 
