@@ -241,8 +241,12 @@ def run_ray(batches: Iterable[Batch], blob: ModelSource, config: AuditConfig, *,
         kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
         if runtime_env:
             kwargs["runtime_env"] = runtime_env
+        main_thread = threading.current_thread() is threading.main_thread()
+        on_term = signal.getsignal(signal.SIGTERM) if main_thread else None
         try:
             ray.init(**kwargs)
+            if callable(on_term):  # ray.init installs its own SIGTERM handler (it exits, skipping every finally)
+                signal.signal(signal.SIGTERM, on_term)
         except ConnectionError as err:
             if reaper is not None:
                 reaper.close()

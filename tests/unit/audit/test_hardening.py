@@ -249,3 +249,72 @@ def test_a_killed_ray_driver_leaves_no_ray_process(data, tmp_path):
                 os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+AUDIT_DRIVER = textwrap.dedent("""
+    import os, sys, time
+    from dataclasses import dataclass
+    from pathlib import Path
+    from avxai.audit import AuditConfig, load_audit_model, run_audit
+    from avxai.models.registry import ModelBlob
+
+    @dataclass(frozen=True)
+    class SlowInWorkers(ModelBlob):
+        ready: str = ""
+        driver: int = 0
+
+        def build(self):
+            if os.getpid() != self.driver:  # a worker process or a Ray worker: stay busy
+                Path(self.ready, f"worker-{os.getpid()}").touch()
+                time.sleep(300)
+            return super().build()
+
+    if __name__ == "__main__":
+        csv, ckpt, ready, out, engine = sys.argv[1:6]
+        blob = load_audit_model(ckpt)
+        slow = SlowInWorkers(path=blob.path, config=blob.config, state=blob.state, digest=blob.digest,
+                             config_file=blob.config_file, ready=ready, driver=os.getpid())
+        try:
+            run_audit(csv, out, AuditConfig(areas=(0.1,)), model=slow, engine=engine,
+                      workers=2 if engine == "local" else 0, progress=False, media=False)
+        except KeyboardInterrupt:
+            sys.exit(130)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("engine,kill", [("local", signal.SIGTERM), ("ray", signal.SIGTERM), ("ray", signal.SIGINT)],
+                         ids=["workers-SIGTERM", "ray-SIGTERM", "ray-SIGINT"])
+def test_an_interrupted_audit_stops_its_workers_and_ray(data, tmp_path, engine, kill):
+    if engine == "ray":
+        pytest.importorskip("ray")
+    root, ckpt = data
+    csv = tmp_path / "trials.csv"
+    csv.write_text(f"enroll,test,label\n{root}/a.wav,{root}/b.wav,1\n{root}/b.wav,{root}/c.wav,0\n")
+    (tmp_path / "driver.py").write_text(AUDIT_DRIVER)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready),
+                             str(tmp_path / "out"), engine], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    started: list[int] = []
+    try:
+        deadline = time.time() + 200
+        while time.time() < deadline and proc.poll() is None and not list(ready.iterdir()):
+            time.sleep(0.2)
+        assert list(ready.iterdir()) and proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(1)
+        started += [p for p in _descendants(proc.pid) if _alive(p)]
+        proc.send_signal(kill)
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 130, err.decode()[-2000:]
+        assert _gone_within(started, 15), [Path(f"/proc/{p}/cmdline").read_bytes()[:60]
+                                           for p in started if _alive(p)]
+    finally:
+        for pid in started + (_descendants(proc.pid) if proc.poll() is None else []):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
