@@ -254,3 +254,23 @@ def test_explain_and_audit_resemblyzer_by_name(tmp_path, capsys):
                "--out", str(tmp_path / "audit"), "--quiet", "--no-media"])  # the issue's "invalid choice"
     assert rc == 0, capsys.readouterr().err
     assert [r["status"] for r in read_results(tmp_path / "audit").values()] == ["ok"]
+
+
+def test_frames_task_on_a_huggingface_frame_classifier(wav, tmp_path, capsys):
+    """A tiny random Wav2Vec2ForAudioFrameClassification folder: its frame hop comes from the adapter, the task
+    scores the sigmoid of one label's per-frame logit over a region."""
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install avxai[hf])")
+    from toys.hf import wav2vec2_frame_classifier_folder
+
+    folder = tmp_path / "frame-model"
+    wav2vec2_frame_classifier_folder(folder)
+    out = tmp_path / "out"
+    rc = main(["explain", "--task", "frames", "--model", str(folder), "--score", "sigmoid", "--target", "1",
+               "--region", "0.5-1.0", "--input", str(wav), "--out", str(out), "--window", "257,40", "--stride",
+               "257,40", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    scorer = json.loads((out / "explanation.json").read_text())["metadata"]["scorer"]
+    assert scorer["frame_hop_from"] == "model" and scorer["target"] == 1 and scorer["output"] == "sigmoid"
+    report = json.loads((out / "frames.json").read_text())
+    hop = report["frame_hop_s"]
+    assert all(0.5 <= (i + 0.5) * hop < 1.0 for i in report["scored"]) and len(report["scored"]) > 1
