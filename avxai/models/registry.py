@@ -247,8 +247,7 @@ class ModelBlob:
             if arch.bundled:
                 spec = arch.bundled_path()
             elif not arch.needs_checkpoint:
-                config = {"architecture": arch.name, "model": {}}
-                return cls(path=f"<{arch.name}>", config=config, state=b"", digest=_digest(b"", config))
+                return cls._own_weights(arch)
             else:
                 raise ValueError(f"architecture {arch.name!r} has no bundled checkpoint; pass the path of one, e.g. "
                                  f"load_model('model.pt', architecture={arch.name!r})")
@@ -257,6 +256,8 @@ class ModelBlob:
             if arch is not None and arch.name != named.name:
                 raise ValueError(f"model {spec!r} is a {named.name!r} model but architecture={arch.name!r} was given; "
                                  "drop one of them")
+            if not named.bundled and not named.needs_checkpoint:
+                return cls._own_weights(named)  # e.g. "resemblyzer": the weights ship in its pip package
             if not named.bundled:
                 raise ValueError(f"architecture {spec!r} has no bundled checkpoint; pass the path of one with "
                                  f"architecture={spec!r}")
@@ -276,6 +277,12 @@ class ModelBlob:
         config, config_file = _config_of(path, arch)
         state = path.read_bytes()
         return cls(path=str(path), config=config, state=state, digest=_digest(state, config), config_file=config_file)
+
+    @classmethod
+    def _own_weights(cls, arch: Architecture) -> "ModelBlob":
+        """A model that brings its own weights (an adapter of a pretrained package): only its name travels."""
+        config = {"architecture": arch.name, "model": {}}
+        return cls(path=f"<{arch.name}>", config=config, state=b"", digest=_digest(b"", config))
 
     def create(self) -> nn.Module:
         """A new model built from the config, with the checkpoint's weights, in eval mode."""

@@ -54,6 +54,9 @@ def test_the_registry_row_builds_the_real_encoder(model):
     assert set(model.state_dict()) == {k for k in VoiceEncoder(device="cpu", verbose=False).state_dict()}
     with pytest.raises(ValueError, match="takes 16000 Hz.*resample"):
         arch.create(sample_rate=8000)
+    by_name = load_model("resemblyzer")  # the README's spelling: a name whose weights ship in its pip package
+    assert isinstance(by_name, ResemblyzerEmbedder)
+    assert all(torch.equal(a, b) for a, b in zip(by_name.state_dict().values(), model.state_dict().values()))
 
 
 @pytest.mark.parametrize("name", ["aba.wav", "enroll_A.wav"])
