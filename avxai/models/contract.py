@@ -30,6 +30,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 from torch import nn
 
+from avxai.checks import check_sample_rate
+
 __all__ = ["ModelContract", "sample_rate_of", "stft_of", "fps_of", "crop_size_of", "num_sources_of", "embedder_of",
            "pca_layers_of", "frame_hop_of"]
 
@@ -72,6 +74,26 @@ def sample_rate_of(model: Any, *, required: bool = False) -> int | None:
     """The sample rate (Hz) of the audio ``model`` takes, or ``None`` when it states none."""
     return _positive_int(model, "sample_rate", required,
                          "set model.sample_rate (Hz) or wrap it with avxai.models.with_sample_rate(model, rate)")
+
+
+def agreed_sample_rate(stated: Any, given: Any, *, who: str, missing: str, stated_as: str = "sample_rate={} Hz") -> int:
+    """The one sample rate (Hz) of a model that may state its own (``stated``) and may be given one (``given``).
+
+    Neither: ``ValueError`` "``who`` does not state its sample rate; ``missing``". Both, and different:
+    ``ValueError`` (a model works at the rate it was trained at: resample the audio, never relabel the model).
+    A rate given as text of digits (a command-line argument) is read as an int.
+    """
+    if isinstance(given, str) and given.strip().isdigit():
+        given = int(given)
+    if given is None:
+        if stated is None:
+            raise ValueError(f"{who} does not state its sample rate; {missing}")
+        return check_sample_rate(stated, "sample_rate")
+    given = check_sample_rate(given, "sample_rate")
+    if stated is not None and stated != given:
+        raise ValueError(f"{who} says {stated_as.format(stated)} but sample_rate={given} was given; resample the "
+                         "audio instead of relabelling the model")
+    return given
 
 
 def fps_of(model: Any, *, required: bool = False) -> float | None:

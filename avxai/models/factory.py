@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from avxai.models.contract import sample_rate_of
+from avxai.models.contract import agreed_sample_rate, sample_rate_of
 from avxai.models.spec import SpecKind, register_spec_kind
 from avxai.models.wrap import wrap
 
@@ -99,9 +99,9 @@ def load_factory(spec: str, args: Mapping[str, Any] | None = None) -> nn.Module:
         model = wrap(model, sample_rate=adapter.get("sample_rate"), output=adapter.get("output"),
                      features=adapter.get("features"), frame_hop_s=adapter.get("frame_hop_s"),
                      mono=bool(adapter.get("mono", False)), embedding=bool(adapter.get("embedding", False)))
-    elif adapter.get("sample_rate") is not None and adapter["sample_rate"] != sample_rate_of(model):
-        raise ValueError(f"the model of factory {spec} says sample_rate={sample_rate_of(model)} Hz but "
-                         f"sample_rate={adapter['sample_rate']} was given; drop the argument or resample the audio")
+    else:
+        agreed_sample_rate(sample_rate_of(model), adapter.get("sample_rate"), who=f"the model of factory {spec}",
+                           missing="")
     return model.eval()
 
 

@@ -30,6 +30,7 @@ import torchaudio.compliance.kaldi as kaldi
 from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
+from avxai.models.contract import agreed_sample_rate
 from avxai.models.spec import SpecKind, register_spec_kind
 
 __all__ = ["HFAudioModel", "HFSpeakerEmbedder", "load_hf", "is_hf_folder", "HEADS", "FRONT_ENDS", "WaveformNorm",
@@ -189,18 +190,9 @@ def _front(folder: Path, model_type: Any, sample_rate: Any, transformers: Any) -
         raise ValueError(f"{folder}'s feature extractor {kind or '(unnamed)'} computes features avxai does not rebuild "
                          f"in torch (it does {', '.join(FRONT_ENDS)}); wrap the model with avxai.wrap and a torch "
                          "front end instead")
-    rate = pre.get("sampling_rate")
-    if isinstance(sample_rate, str) and sample_rate.strip().isdigit():
-        sample_rate = int(sample_rate)
-    if rate is None:
-        if sample_rate is None:
-            raise ValueError(f"{folder}/preprocessor_config.json lacks 'sampling_rate'; add it (Hz) or pass "
-                             "sample_rate=RATE (--model-arg sample_rate=16000)")
-        rate = sample_rate
-    elif sample_rate is not None and sample_rate != rate:
-        raise ValueError(f"{folder} was trained at sampling_rate={rate} Hz but sample_rate={sample_rate} was given; "
-                         "drop the argument and resample the audio instead")
-    rate = check_sample_rate(rate, f"sampling_rate of {folder}/preprocessor_config.json")
+    rate = agreed_sample_rate(pre.get("sampling_rate"), sample_rate, who=f"{folder}/preprocessor_config.json",
+                              stated_as="sampling_rate={} Hz", missing="add 'sampling_rate' (Hz) or pass "
+                                                                       "sample_rate=RATE (--model-arg sample_rate=16000)")
     normalize = pre.get("do_normalize", True)
     if not isinstance(normalize, bool):
         raise ValueError(f"{folder}/preprocessor_config.json: do_normalize must be true or false, got {normalize!r}")

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from avxai.models.contract import sample_rate_of
+from avxai.models.contract import agreed_sample_rate, sample_rate_of
 from avxai.models.ecapa import EcapaEmbedder
 from avxai.models.hdemucs import HDemucsSeparator
 from avxai.models.registry import get_architecture
@@ -62,17 +62,10 @@ def with_sample_rate(model: nn.Module, sample_rate: int | None) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     own = sample_rate_of(model)
-    if sample_rate is None:
-        if own is None:
-            raise ValueError(f"{type(model).__name__} has no sample_rate attribute; pass sample_rate= (Hz) so that "
-                             "audio at another rate is refused instead of silently misread")
-        return model
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive int in Hz, got {sample_rate!r}")
+    sample_rate = agreed_sample_rate(own, sample_rate, who=type(model).__name__,
+                                     missing="pass sample_rate= (Hz) so that audio at another rate is refused instead "
+                                             "of silently misread")
     if own is not None:
-        if own != sample_rate:
-            raise ValueError(f"{type(model).__name__} says sample_rate={own} Hz but {sample_rate} Hz was given; "
-                             "a model works at the rate it was trained at: resample the audio instead")
         return model
     try:
         model.sample_rate = sample_rate

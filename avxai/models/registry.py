@@ -37,7 +37,7 @@ from avxai.models.state import (
 )
 
 __all__ = ["Architecture", "ARCHITECTURES", "register", "get_architecture", "from_config", "save_model", "load_model",
-           "ModelBlob", "DEFAULT_ARCHITECTURE", "LOAD_OPTIONS", "describe_architectures"]
+           "ModelBlob", "build_cached", "DEFAULT_ARCHITECTURE", "LOAD_OPTIONS", "describe_architectures"]
 
 #: the architecture of ``load_model()`` without arguments, and of a JSON without ``"architecture"`` (written
 #: before the registry existed)
@@ -190,6 +190,16 @@ def save_model(model: nn.Module, path: str | Path, *, architecture: str, kwargs:
 _BUILT: dict[str, nn.Module] = {}
 
 
+def build_cached(digest: str, create: Callable[[], nn.Module]) -> nn.Module:
+    """``create()``, cached per process by ``digest``, one model at a time (an audit worker builds one model)."""
+    model = _BUILT.get(digest)
+    if model is None:
+        model = create()
+        _BUILT.clear()
+        _BUILT[digest] = model
+    return model
+
+
 def _missing_file(path: Path, arch: Architecture | None) -> FileNotFoundError:
     hint = ""
     if arch is not None and arch.recipe and arch.bundled_path() == path.resolve():
@@ -305,12 +315,7 @@ class ModelBlob:
 
     def build(self) -> nn.Module:
         """The model (:meth:`create`), cached per process by digest (one model at a time)."""
-        model = _BUILT.get(self.digest)
-        if model is None:
-            model = self.create()
-            _BUILT.clear()
-            _BUILT[self.digest] = model
-        return model
+        return build_cached(self.digest, self.create)
 
 
 def _config_of(path: Path, arch: Architecture | None) -> tuple[dict[str, Any], str | None]:

@@ -36,7 +36,7 @@ from torch import nn
 
 from avxai.config import parse_sets
 from avxai.models.contract import sample_rate_of
-from avxai.models.registry import ARCHITECTURES, ModelBlob, get_architecture
+from avxai.models.registry import ARCHITECTURES, ModelBlob, build_cached, get_architecture
 from avxai.models.state import config_path
 
 __all__ = ["SpecKind", "SPEC_KINDS", "register_spec_kind", "get_spec_kind", "spec_kind_of", "resolve_model",
@@ -257,14 +257,7 @@ def resolve_model(spec: "str | Path | nn.Module | None" = None, *, architecture:
             raise ValueError("architecture and model arguments apply to a model spec, not to a module you built: "
                              "build the module with them instead")
         return _check_loaded(spec, f"the {type(spec).__name__} module")
-    if spec is None and architecture is None:
-        spec = default
-        if spec is None:
-            raise ValueError(f"no model given; name one with --model SPEC ({spec_forms()})")
-    if isinstance(spec, Path):
-        spec = str(spec)
-    if spec is not None and not isinstance(spec, str):
-        raise TypeError(f"the model must be a spec string, a path or a torch.nn.Module, got {type(spec).__name__}")
+    spec = _spec_text(spec, architecture, default, accepts="a spec string, a path or a torch.nn.Module")
     if architecture is not None:
         get_architecture(architecture)
         if spec is None:  # the architecture's bundled or built-in model
@@ -282,7 +275,6 @@ def resolve_model(spec: "str | Path | nn.Module | None" = None, *, architecture:
 # ---------------------------------------------------------------------------------------------
 # a model for the audit's workers
 # ---------------------------------------------------------------------------------------------
-_BUILT: dict[str, nn.Module] = {}
 
 
 def _digest_path(path: Path, h: "hashlib._Hash") -> None:
@@ -320,12 +312,21 @@ class ModelSpec:
 
     def build(self) -> nn.Module:
         """The model (:meth:`create`), cached per process by digest (one model at a time)."""
-        model = _BUILT.get(self.digest)
-        if model is None:
-            model = self.create()
-            _BUILT.clear()
-            _BUILT[self.digest] = model
-        return model
+        return build_cached(self.digest, self.create)
+
+
+def _spec_text(spec: "str | Path | None", architecture: str | None, default: str | None, accepts: str) -> str | None:
+    """``spec`` as text (``default`` when neither a spec nor an architecture is given); ``None`` with an architecture
+    alone (its bundled or built-in model)."""
+    if spec is None and architecture is None:
+        spec = default
+        if spec is None:
+            raise ValueError(f"no model given; name one with --model SPEC ({spec_forms()})")
+    if isinstance(spec, Path):
+        spec = str(spec)
+    if spec is not None and not isinstance(spec, str):
+        raise TypeError(f"the model must be {accepts}, got {type(spec).__name__}")
+    return spec
 
 
 def model_source(spec: "str | Path | None" = None, *, architecture: str | None = None,
@@ -337,14 +338,7 @@ def model_source(spec: "str | Path | None" = None, *, architecture: str | None =
     resolves it, so the files must be readable there at the same path).
     """
     args = dict(args or {})
-    if spec is None and architecture is None:
-        spec = default
-        if spec is None:
-            raise ValueError(f"no model given; name one with --model SPEC ({spec_forms()})")
-    if isinstance(spec, Path):
-        spec = str(spec)
-    if spec is not None and not isinstance(spec, str):
-        raise TypeError(f"the model must be a spec string or a path, got {type(spec).__name__}")
+    spec = _spec_text(spec, architecture, default, accepts="a spec string or a path")
     if architecture is not None:
         get_architecture(architecture)
         return ModelBlob.from_path(spec, architecture=architecture, kwargs=args) if spec is not None \

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
+from avxai.models.contract import agreed_sample_rate
 from avxai.models.spec import SpecKind, register_spec_kind
 
 __all__ = ["SpeechBrainModel", "SpeechBrainEmbedder", "SpeechBrainSeparator", "SpeechBrainEnhancer",
@@ -182,16 +183,12 @@ def _interface_name(folder: Path, hparams: Mapping[str, Any], given: Any) -> str
 
 
 def _sample_rate(folder: Path, hparams: Mapping[str, Any], given: Any) -> int:
-    if isinstance(given, str) and given.strip().isdigit():
-        given = int(given)
     stated = hparams.get("sample_rate")
-    if stated is not None and given is not None and stated != given:
-        raise ValueError(f"{folder}/hyperparams.yaml says sample_rate: {stated} but sample_rate={given} was given; "
-                         "drop the argument and resample the audio instead")
-    rate = stated if stated is not None else given
-    if rate is None:  # the rate the front end was built for
-        front = hparams.get("compute_features") or hparams.get("compute_stft")
-        rate = getattr(getattr(front, "compute_fbanks", front), "sample_rate", None)
+    if stated is not None or given is not None:
+        return agreed_sample_rate(stated, given, who=f"{folder}/hyperparams.yaml", stated_as="sample_rate: {}",
+                                  missing="")
+    front = hparams.get("compute_features") or hparams.get("compute_stft")  # the rate the front end was built for
+    rate = getattr(getattr(front, "compute_fbanks", front), "sample_rate", None)
     if rate is None:
         raise ValueError(f"{folder}/hyperparams.yaml states no sample_rate; add 'sample_rate: HZ' to it or pass "
                          "sample_rate=HZ (--model-arg sample_rate=8000)")

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
-from avxai.models.contract import num_sources_of, sample_rate_of
+from avxai.models.contract import agreed_sample_rate, num_sources_of, sample_rate_of
 from avxai.models.features import build_front_end
 
 __all__ = ["Wrapped", "wrap", "select_output", "call_model"]
@@ -164,16 +164,9 @@ def wrap(model: nn.Module, *, sample_rate: int | None = None, output: Any = None
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"wrap takes a torch.nn.Module, got {type(model).__name__}; build the model first")
-    own = sample_rate_of(model)
-    if sample_rate is None:
-        if own is None:
-            raise ValueError(f"{type(model).__name__} does not state its sample rate; pass wrap(model, "
-                             "sample_rate=...) (Hz) so that audio at another rate is refused")
-        sample_rate = own
-    sample_rate = check_sample_rate(sample_rate, "sample_rate")
-    if own is not None and own != sample_rate:
-        raise ValueError(f"{type(model).__name__} says sample_rate={own} Hz but sample_rate={sample_rate} was given; "
-                         "resample the audio instead of relabelling the model")
+    sample_rate = agreed_sample_rate(sample_rate_of(model), sample_rate, who=type(model).__name__,
+                                     missing="pass wrap(model, sample_rate=...) (Hz) so that audio at another rate is "
+                                             "refused")
     if isinstance(features, (str, Mapping)):
         features = build_front_end(features, sample_rate)
     if features is not None:

@@ -169,12 +169,12 @@ def test_a_folder_that_lacks_a_part_names_it(tmp_path, one_thread):
     pre = json.loads((tmp_path / "pre.json").read_text())
     del pre["sampling_rate"]
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))
-    with pytest.raises(ValueError, match="lacks 'sampling_rate'.*sample_rate=16000"):
+    with pytest.raises(ValueError, match="does not state its sample rate; add 'sampling_rate'.*sample_rate=16000"):
         load_hf(tmp_path)
     assert load_hf(tmp_path, sample_rate=16000).sample_rate == 16000  # the argument fills the missing rate
     pre.update(sampling_rate=8000)
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))
-    with pytest.raises(ValueError, match="trained at sampling_rate=8000 Hz"):
+    with pytest.raises(ValueError, match="says sampling_rate=8000 Hz but sample_rate=16000 was given"):
         load_hf(tmp_path, sample_rate=16000)
     pre.update(feature_extractor_type="SeamlessM4TFeatureExtractor")
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(pre))

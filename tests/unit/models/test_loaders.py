@@ -127,7 +127,7 @@ def test_any_module_gets_a_sample_rate(tmp_path):
     torch.save({"g": torch.tensor(3.0)}, path)
     loaded = load_module(m, path, sample_rate=SR)
     assert loaded is m and loaded.sample_rate == SR and loaded.g.item() == 3.0
-    with pytest.raises(ValueError, match="no sample_rate attribute"):
+    with pytest.raises(ValueError, match="does not state its sample rate; pass sample_rate="):
         load_module(Gain())
     with pytest.raises(ValueError, match="resample the audio instead"):
         with_sample_rate(loaded, 16000)
