@@ -173,7 +173,9 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
                    extras={"frames": video.frames, "track": track, "video": video})
 
 
-class AVEnhancementTask(Task):
+class AVEnhancementTask(Task, name="av-enhancement", options=AVEnhancementOptions, model="av-enhancer", build=build,
+        help=("audio-visual speech enhancement (video with sound): SDR/SI-SDR of the output against --reference, "
+          "over the face video and the spectrogram (--stream)")):
     """``--task av-enhancement``: the SDR (``--score sdr``, default) or SI-SDR of the enhanced output of an
     audio-visual enhancer against the clean ``--reference`` (or, without one, against the model's own output
     on the unmasked clip). The input is a video with sound (the mixture); MTCNN tracks the face and the model
@@ -181,15 +183,6 @@ class AVEnhancementTask(Task):
     ``video`` the face video with the sound kept, ``audio`` the spectrogram with the face kept. Model:
     ``--model`` (default the bundled one). Besides the explanation it writes ``frames.png``: the heat map (or
     the PCA-RGB colours) pasted back onto the full frames."""
-
-    name = "av-enhancement"
-    help = ("audio-visual speech enhancement (video with sound): SDR/SI-SDR of the output against --reference, "
-            "over the face video and the spectrogram (--stream)")
-    options_class = AVEnhancementOptions
-    default_model = "av-enhancer"
-
-    def build(self, model: nn.Module, options: AVEnhancementOptions) -> Problem:
-        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``frames.png``: the explanation's video part pasted back onto the full frames (see

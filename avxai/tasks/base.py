@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from torch import nn
 
@@ -39,6 +39,10 @@ class Problem:
 class Task:
     """One kind of model: its options class, how to build a problem, its bundled model, its own outputs.
 
+    A task is declared in one line, its settings as class keywords::
+
+        class SpeakerTask(Task, name="speaker", help="...", options=SpeakerOptions, model="speakernet", build=build):
+
     ``avxai explain --task NAME`` reads the flags whose names are fields of ``options_class``; any other
     task flag that was given is an error, so no flag is silently ignored.
     """
@@ -49,10 +53,18 @@ class Task:
     options_class: ClassVar[type]
     #: the bundled reference model's name (the model when ``--model`` is not given); ``None``: ``--model`` is required
     default_model: ClassVar[str | None]
+    #: ``builder(model, options) -> Problem``: the task module's ``build``
+    builder: ClassVar[Callable[[nn.Module, Any], Problem]]
+
+    def __init_subclass__(cls, *, name: str, help: str, options: type, model: str | None,
+                          build: Callable[[nn.Module, Any], Problem], **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.help, cls.options_class, cls.default_model = name, help, options, model
+        cls.builder = staticmethod(build)
 
     def build(self, model: nn.Module, options) -> Problem:
         """Build the problem for ``model`` from ``options``; raise ``ValueError`` naming the bad input."""
-        raise NotImplementedError
+        return self.builder(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """Write task-specific files beside the saved explanation in ``out`` (figures that need the task's

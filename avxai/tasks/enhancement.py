@@ -110,19 +110,12 @@ def build(model: nn.Module, options: EnhancementOptions) -> Problem:
         extras={"target": None if reference is None else reference[0, 0]})
 
 
-class EnhancementTask(Task):
+class EnhancementTask(Task, name="enhancement", options=EnhancementOptions, model="enhancer", build=build,
+        help="speech enhancement: SDR/SI-SDR of the enhanced output against --reference (or the model's own output)"):
     """``--task enhancement``: the SDR (``--score sdr``, default) or SI-SDR (``--score si-sdr``) of the enhanced
     output against the clean ``--reference``, or, without one, against the model's own output on the
     unmasked input. Model: ``--model`` (default the bundled reference enhancer). Besides the explanation it
     writes ``target.png`` / ``target.json`` (see :meth:`write_outputs`)."""
-
-    name = "enhancement"
-    help = "speech enhancement: SDR/SI-SDR of the enhanced output against --reference (or the model's own output)"
-    options_class = EnhancementOptions
-    default_model = "enhancer"
-
-    def build(self, model: nn.Module, options: EnhancementOptions) -> Problem:
-        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``target.png`` / ``target.json``: mask vs the clean speech's ideal binary mask (with a reference),

@@ -119,20 +119,12 @@ def build(model: nn.Module, options: FramesOptions) -> Problem:
     return Problem(model=model, modality=modality, scorer=scorer, metadata=metadata)
 
 
-class FramesTask(Task):
+class FramesTask(Task, name="frames", options=FramesOptions, model=None, build=build,
+        help=("frame-level models (VAD, speaker activity): mean/max (--reduce) of a per-frame probability, logit or "
+          "sigmoid (--score) over --region START-END seconds, all frames, or the frames it detects (default)")):
     """``--task frames``: a VAD's or a speaker-activity model's per-frame output, its mean or max
     (``--reduce``) over ``--region START-END`` seconds, ``all`` frames or the frames it detects (default;
     ``--threshold``), as ``--score probability|logit|sigmoid`` of column ``--target``."""
-
-    name = "frames"
-    help = ("frame-level models (VAD, speaker activity): mean/max (--reduce) of a per-frame probability, logit or "
-            "sigmoid (--score) over --region START-END seconds, all frames, or the frames it detects (default)")
-    options_class = FramesOptions
-    #: no bundled frame-level model: ``--model`` is required
-    default_model = None
-
-    def build(self, model: nn.Module, options: FramesOptions) -> Problem:
-        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``frames.json`` / ``frames.png``: the model's per-frame output, the scored frames, and the share of the

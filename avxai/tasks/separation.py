@@ -76,20 +76,13 @@ def build(model: nn.Module, options: SeparationOptions) -> Problem:
         extras={"target": None if reference is None else reference[0, source]})
 
 
-class SeparationTask(Task):
+class SeparationTask(Task, name="separation", options=SeparationOptions, model="separator", build=build,
+        help="speech separation: SDR/SI-SDR of source --source against --reference s1.wav,s2.wav (or own output)"):
     """``--task separation``: the SDR (``--score sdr``, default) or SI-SDR of separated source ``--source k``
     (default 0) against reference k of ``--reference s1.wav,s2.wav``; the output channel that carries source k
     is matched once, on the unmasked mixture, and kept fixed under masking. Without references: channel k
     against the model's own output on the unmasked mixture. Model: ``--model`` (default the bundled
     ConvTasNet). Besides the explanation it writes ``target.png`` / ``target.json`` (see :meth:`write_outputs`)."""
-
-    name = "separation"
-    help = "speech separation: SDR/SI-SDR of source --source against --reference s1.wav,s2.wav (or own output)"
-    options_class = SeparationOptions
-    default_model = "separator"
-
-    def build(self, model: nn.Module, options: SeparationOptions) -> Problem:
-        return build(model, options)
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``target.png`` / ``target.json``: mask vs source k's ideal binary mask (with references), and the

@@ -91,15 +91,8 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
                    metadata={"input": describe_input(options.input), "segments": read_segments(options.segments)})
 
 
-class SpeakerTask(Task):
+class SpeakerTask(Task, name="speaker", options=SpeakerOptions, model="speakernet", build=build,
+        help="speaker identification (class logit) or verification (cosine to --enroll)"):
     """``--task speaker``: identification (``--target K`` or the predicted class;
     ``--score logit|probability|log-probability``) or verification (``--enroll E.wav``: cosine between the
     embeddings of the input and the enrollment)."""
-
-    name = "speaker"
-    help = "speaker identification (class logit) or verification (cosine to --enroll)"
-    options_class = SpeakerOptions
-    default_model = "speakernet"
-
-    def build(self, model: nn.Module, options: SpeakerOptions) -> Problem:
-        return build(model, options)
