@@ -81,12 +81,8 @@ def _convert(tp: Any, value: Any, lenient: bool) -> Any:
         if any(value == a and type(value) is type(a) for a in args):
             return value
         raise _Mismatch
-    if tp is type(None):
-        if value is None:
-            return None
-        raise _Mismatch
-    if tp is bool:
-        if isinstance(value, bool):
+    if tp in (type(None), bool, str):
+        if isinstance(value, tp):
             return value
         raise _Mismatch
     if tp is int:
@@ -101,10 +97,6 @@ def _convert(tp: Any, value: Any, lenient: bool) -> Any:
                 return float(value)
             except ValueError:
                 raise _Mismatch from None
-        raise _Mismatch
-    if tp is str:
-        if isinstance(value, str):
-            return value
         raise _Mismatch
     if tp is Path:
         if isinstance(value, (str, Path)):

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
 from avxai.models.contract import agreed_sample_rate
-from avxai.models.spec import SpecKind, register_spec_kind
+from avxai.models.spec import SpecKind, model_folder, register_spec_kind
 
 __all__ = ["HFAudioModel", "HFSpeakerEmbedder", "load_hf", "is_hf_folder", "HEADS", "FRONT_ENDS", "WaveformNorm",
            "KaldiFbank", "WhisperLogMel", "SPEC_KIND"]
@@ -303,15 +303,8 @@ def load_hf(folder: "str | Path", *, output: str | None = None, **args: Any) -> 
     >>> model = load_hf("wavlm-base-plus-sv")      # WavLMForXVector: embeddings, embedder() is itself
     >>> model = load_hf("ser-folder", output="logits")
     """
-    unknown = sorted(set(args) - set(LOAD_ARGS))
-    if unknown:
-        raise ValueError(f"load_hf takes no argument {', '.join(unknown)}; known: {', '.join(LOAD_ARGS)}")
-    if not isinstance(folder, (str, Path)):
-        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"HuggingFace model folder {folder} does not exist; pass the folder written by "
-                         "save_pretrained (config.json, weights, preprocessor_config.json)")
+    folder = model_folder(folder, args, loader="load_hf", known=LOAD_ARGS,
+                          holds="what save_pretrained wrote (config.json, weights, preprocessor_config.json)")
     config = _read_json(folder / "config.json", "the model config")
     name, kind, default_output = _head(config, folder)
     if output is not None and output not in OUTPUTS[kind]:

@@ -210,6 +210,20 @@ def _unknown(spec: str) -> Exception:
     return ValueError(f"unknown model {spec!r}; {forms}")
 
 
+def model_folder(folder: Any, args: Mapping[str, Any], *, loader: str, known: Iterable[str], holds: str) -> Path:
+    """``folder`` as an existing directory, after refusing arguments the ``loader`` does not take (for the adapters
+    of model folders: HuggingFace, SpeechBrain). ``holds`` says what the folder should hold."""
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise ValueError(f"{loader} takes no argument {', '.join(unknown)}; known: {', '.join(known)}")
+    if not isinstance(folder, (str, Path)):
+        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"model folder {folder} does not exist; pass the folder holding {holds}")
+    return folder
+
+
 def _check_loaded(model: Any, what: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"{what} gave a {type(model).__name__}, not a torch.nn.Module; make it return the module")

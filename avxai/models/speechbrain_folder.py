@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from avxai.checks import check_sample_rate
 from avxai.models.contract import agreed_sample_rate
-from avxai.models.spec import SpecKind, register_spec_kind
+from avxai.models.spec import SpecKind, model_folder, register_spec_kind
 
 __all__ = ["SpeechBrainModel", "SpeechBrainEmbedder", "SpeechBrainSeparator", "SpeechBrainEnhancer",
            "load_speechbrain", "is_speechbrain_folder", "INTERFACES", "SPEC_KIND"]
@@ -228,15 +228,8 @@ def load_speechbrain(folder: "str | Path", *, interface: str | None = None, **ar
     >>> model = load_speechbrain("pretrained_models/spkrec-ecapa-voxceleb")   # embedder(): itself
     >>> model = load_speechbrain("sepformer-wsj02mix")                          # num_sources == 2
     """
-    unknown = sorted(set(args) - set(LOAD_ARGS))
-    if unknown:
-        raise ValueError(f"load_speechbrain takes no argument {', '.join(unknown)}; known: {', '.join(LOAD_ARGS)}")
-    if not isinstance(folder, (str, Path)):
-        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"SpeechBrain model folder {folder} does not exist; pass the folder holding "
-                         "hyperparams.yaml and the .ckpt files")
+    folder = model_folder(folder, args, loader="load_speechbrain", known=LOAD_ARGS,
+                          holds="hyperparams.yaml and the .ckpt files")
     if not (folder / "hyperparams.yaml").is_file():
         raise ValueError(f"{folder} lacks hyperparams.yaml; pass the folder from_hparams(savedir=...) filled")
     load_hyperpyyaml, fetch_config, local_strategy = _speechbrain()
