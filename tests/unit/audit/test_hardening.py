@@ -149,22 +149,34 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start_driver(data, tmp_path) -> tuple[subprocess.Popen, list[int]]:
+def _launch(driver: str, rows: str, tmp_path, data, *args: str, ready_count: int = 1,
+            timeout_s: float = 150) -> subprocess.Popen:
+    """Run ``driver`` (a script's text) on a trial list of ``rows`` (``{root}`` is the audio folder) with
+    ``trials.csv``, the checkpoint, the ready folder and ``args`` as its arguments; wait until ``ready_count``
+    workers have touched the ready folder, and return the still running driver."""
     root, ckpt = data
     csv = tmp_path / "trials.csv"
-    csv.write_text(f"enroll,test,label\n{root}/a.wav,{root}/b.wav,1\n{root}/b.wav,{root}/c.wav,0\n"
-                   f"{root}/c.wav,{root}/a.wav,0\n")
-    (tmp_path / "driver.py").write_text(DRIVER)
+    csv.write_text("enroll,test,label\n" + rows.format(root=root))
+    (tmp_path / "driver.py").write_text(driver)
     ready = tmp_path / "ready"
     ready.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready)],
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready), *args],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 150
-    while time.time() < deadline and proc.poll() is None and len(list(ready.iterdir())) < 2:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None and len(list(ready.iterdir())) < ready_count:
         time.sleep(0.2)
-    workers = [int(p.name.split("-")[1]) for p in ready.iterdir()]
-    assert len(workers) == 2 and proc.poll() is None, proc.stderr.read().decode() if proc.poll() is not None else ""
+    if len(list(ready.iterdir())) < ready_count or proc.poll() is not None:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1].decode()[-2000:])
+    return proc
+
+
+def _start_driver(data, tmp_path) -> tuple[subprocess.Popen, list[int]]:
+    proc = _launch(DRIVER, "{root}/a.wav,{root}/b.wav,1\n{root}/b.wav,{root}/c.wav,0\n{root}/c.wav,{root}/a.wav,0\n",
+                   tmp_path, data, ready_count=2)
+    workers = [int(p.name.split("-")[1]) for p in (tmp_path / "ready").iterdir()]
+    assert len(workers) == 2
     assert all(_alive(pid) for pid in workers)
     return proc, workers
 
@@ -221,21 +233,9 @@ def _descendants(pid: int) -> list[int]:
 @pytest.mark.timeout(300)
 def test_a_killed_ray_driver_leaves_no_ray_process(data, tmp_path):
     pytest.importorskip("ray")
-    root, ckpt = data
-    csv = tmp_path / "trials.csv"
-    csv.write_text(f"enroll,test,label\n{root}/a.wav,{root}/b.wav,1\n")
-    (tmp_path / "driver.py").write_text(RAY_DRIVER)
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _launch(RAY_DRIVER, "{root}/a.wav,{root}/b.wav,1\n", tmp_path, data, timeout_s=200)
     ray_processes: list[int] = []
     try:
-        deadline = time.time() + 200
-        while time.time() < deadline and proc.poll() is None and not list(ready.iterdir()):
-            time.sleep(0.2)
-        assert list(ready.iterdir()) and proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(2)  # the agents are up
         ray_processes += [p for p in _descendants(proc.pid) if _alive(p)]
         assert len(ray_processes) >= 3  # gcs, raylet, agents, the task's worker
@@ -289,22 +289,10 @@ AUDIT_DRIVER = textwrap.dedent("""
 def test_an_interrupted_audit_stops_its_workers_and_ray(data, tmp_path, engine, kill):
     if engine == "ray":
         pytest.importorskip("ray")
-    root, ckpt = data
-    csv = tmp_path / "trials.csv"
-    csv.write_text(f"enroll,test,label\n{root}/a.wav,{root}/b.wav,1\n{root}/b.wav,{root}/c.wav,0\n")
-    (tmp_path / "driver.py").write_text(AUDIT_DRIVER)
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready),
-                             str(tmp_path / "out"), engine], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = _launch(AUDIT_DRIVER, "{root}/a.wav,{root}/b.wav,1\n{root}/b.wav,{root}/c.wav,0\n", tmp_path, data,
+                   str(tmp_path / "out"), engine, timeout_s=200)
     started: list[int] = []
     try:
-        deadline = time.time() + 200
-        while time.time() < deadline and proc.poll() is None and not list(ready.iterdir()):
-            time.sleep(0.2)
-        assert list(ready.iterdir()) and proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(1)
         started += [p for p in _descendants(proc.pid) if _alive(p)]
         proc.send_signal(kill)
