@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import AbstractContextManager
 
 __all__ = ["Reaper"]
 
@@ -70,7 +71,7 @@ for pid, start in noted.items():
 """
 
 
-class Reaper:
+class Reaper(AbstractContextManager):  # ``with Reaper(...) as x``: __enter__ returns x
     """Kill the processes this process starts from now on if this process dies without :meth:`close`.
 
     Use as a context manager around the code that starts them (e.g. ``ray.init`` and the tasks)."""
@@ -101,9 +102,6 @@ class Reaper:
         except subprocess.TimeoutExpired:
             self._proc.kill()
         self._proc = None
-
-    def __enter__(self) -> "Reaper":
-        return self
 
     def __exit__(self, *exc) -> None:
         self.close()

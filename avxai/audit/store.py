@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,7 +53,7 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix[:-1]}: {json.dumps(b)} in the folder, {json.dumps(a)} now"]
 
 
-class ResultStore:
+class ResultStore(AbstractContextManager):  # ``with ResultStore(...) as x``: __enter__ returns x
     """``DIR/audit.json`` (arguments and their hash), ``DIR/results.jsonl`` (one record per finished trial),
     ``DIR/trials/<id>/`` (figure and audio). The driver is the only writer; an advisory lock on
     ``DIR/.lock`` keeps a second audit from writing to the same folder at the same time.
@@ -103,9 +104,6 @@ class ResultStore:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-    def __enter__(self) -> "ResultStore":
-        return self
 
     def __exit__(self, *exc) -> None:
         self.close()
