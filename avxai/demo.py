@@ -1,9 +1,9 @@
 """The main job on bundled defaults: explain a speaker model on an A-B-A utterance (speaker A, then B, then A).
 
 ``avxai demo`` (``model="speakernet"``) explains the bundled reference speaker model on the bundled generated
-utterance ``assets/speaker/aba.wav``. ``avxai demo --model resemblyzer`` (``pip install avxai[resemblyzer]``)
+utterance ``avxai/assets/speaker/aba.wav``. ``avxai demo --model resemblyzer`` (``pip install avxai[resemblyzer]``)
 explains a real pretrained speaker encoder, Resemblyzer's GE2E ``VoiceEncoder``, on real recordings
-(``assets/real/``: two talkers of Debian's codec2-examples, see ``assets/README.md``): the verification cosine
+(``avxai/assets/real/``: two talkers of Debian's codec2-examples, see ``avxai/assets/README.md``): the verification cosine
 between the A-B-A utterance and A's enrollment.
 """
 
@@ -33,12 +33,12 @@ DEMO_MODELS = ("speakernet", "resemblyzer")
 
 
 def speaker_assets() -> Path:
-    """The folder of the bundled speaker model and utterances (``assets/speaker``)."""
+    """The folder of the bundled speaker model and utterances (``avxai/assets/speaker``)."""
     return ASSETS_DIR / "speaker"
 
 
 def real_assets() -> Path:
-    """The folder of the bundled real recordings (``assets/real``: aba.wav, its segments, enroll_A.wav)."""
+    """The folder of the bundled real recordings (``avxai/assets/real``: aba.wav, its segments, enroll_A.wav)."""
     return ASSETS_DIR / "real"
 
 
@@ -47,12 +47,12 @@ def run_demo(out: Path = Path("avxai-out"), method: str = "occlusion", progress:
              model: str = "speakernet") -> Explanation:
     """Explain speaker A on an A-B-A utterance and save everything to ``out``.
 
-    ``model="speakernet"``: speaker A's log-probability under the bundled model on ``assets/speaker/aba.wav``.
+    ``model="speakernet"``: speaker A's log-probability under the bundled model on ``avxai/assets/speaker/aba.wav``.
     The log-probability (log-softmax) rather than the raw logit: occluding B's speech then *raises* the
     score (B's turn is evidence against A), so the map separates A's evidence from B's.
 
-    ``model="resemblyzer"``: the cosine between Resemblyzer's embeddings of ``assets/real/aba.wav`` and of A's
-    enrollment ``assets/real/enroll_A.wav`` (real speech, pretrained weights). Needs ``pip install
+    ``model="resemblyzer"``: the cosine between Resemblyzer's embeddings of ``avxai/assets/real/aba.wav`` and of A's
+    enrollment ``avxai/assets/real/enroll_A.wav`` (real speech, pretrained weights). Needs ``pip install
     avxai[resemblyzer]`` (an ``ImportError`` naming it otherwise).
 
     ``window`` / ``stride`` are the occlusion patch and step in (frequency bins, frames) of the 512-point

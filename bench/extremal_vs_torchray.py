@@ -44,7 +44,7 @@ def load_model_and_audio():
     from avxai.data.synthetic import SyntheticSpeaker
     from avxai.models.speaker import SpeakerNet
 
-    print("note: assets/speaker/speaker_net.pt not found: using an untrained SpeakerNet (timings only)")
+    print("note: avxai/assets/speaker/speaker_net.pt not found: using an untrained SpeakerNet (timings only)")
     torch.manual_seed(0)  # the bench's own process: a fixed random model
     model = SpeakerNet(n_speakers=16)
     wav = SyntheticSpeaker(0, seed=0).utterance(3.0, sample_rate=16000, seed=3).reshape(1, 1, -1).float()

@@ -1,4 +1,4 @@
-"""Make assets/real/: a few seconds of two real talkers from Debian's codec2-examples package (LGPL-2.1).
+"""Make avxai/assets/real/: a few seconds of two real talkers from Debian's codec2-examples package (LGPL-2.1).
 
     python scripts/make_real_speech.py                      # downloads codec2-examples with apt-get (Debian/Ubuntu)
     python scripts/make_real_speech.py --codec2 /tmp/codec2 # a folder where codec2-examples_*.deb was extracted
@@ -43,7 +43,7 @@ A1, A2 = (1, 0.20, 2.55), (1, 3.20, 5.65)
 B1 = (0, 0.20, 2.55)
 ENROLL_A = [(3, 0.20, 2.45), (3, 3.20, 5.65)]
 ENROLL_B = [(2, 0.20, 2.80)]
-OUT = Path(__file__).resolve().parent.parent / "assets" / "real"
+OUT = Path(__file__).resolve().parent.parent / "avxai" / "assets" / "real"
 
 
 def extract_codec2(folder: Path) -> Path:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codec2", type=Path, help="folder where codec2-examples_*.deb was extracted (dpkg -x); "
                                                    "default: download it with apt-get")
-    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: assets/real)")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: avxai/assets/real)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         speech = read_source(args.codec2 or extract_codec2(Path(tmp)))

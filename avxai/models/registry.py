@@ -56,7 +56,7 @@ class Architecture:
     description : one line for listings and errors.
     extra : the pip extra that ``build`` needs (``"speechbrain"`` -> ``pip install avxai[speechbrain]``); an
         ``ImportError`` while building then becomes one line naming it.
-    bundled : the checkpoint under ``assets/`` that ``load_model(name)`` loads, if any.
+    bundled : the checkpoint under ``avxai/assets/`` that ``load_model(name)`` loads, if any.
     recipe : the script that writes the bundled checkpoint (named when it is missing).
     weights : the part of the model whose state dict a checkpoint holds (default: the model itself), e.g. the
         inner network of a wrapper that adds a sample rate.
@@ -101,7 +101,7 @@ class Architecture:
         return self.weights(model) if self.weights is not None else model
 
     def bundled_path(self) -> Path | None:
-        """``assets/<bundled>``, or ``None`` when the architecture has no bundled checkpoint."""
+        """``avxai/assets/<bundled>``, or ``None`` when the architecture has no bundled checkpoint."""
         return ASSETS_DIR / self.bundled if self.bundled else None
 
     def load(self, spec: "str | Path | None" = None, **kwargs: Any) -> nn.Module:
@@ -205,8 +205,8 @@ def _missing_file(path: Path, arch: Architecture | None) -> FileNotFoundError:
     if arch is not None and arch.recipe and arch.bundled_path() == path.resolve():
         hint = f"; create it with `python {arch.recipe}`"
         if not ASSETS_DIR.is_dir():
-            hint = (f"; the assets folder {ASSETS_DIR} is missing: the bundled models live in the source tree, not "
-                    "in an installed wheel (run from a clone with pip install -e .)")
+            hint = (f"; the assets folder {ASSETS_DIR} is missing from this install: reinstall avxai (the wheel "
+                    "carries the bundled models)")
     elif arch is not None and arch.recipe:
         hint = f"; pass the path of yours or train one with `python {arch.recipe}`"
     return FileNotFoundError(f"model checkpoint {path} does not exist{hint}")
@@ -238,7 +238,7 @@ class ModelBlob:
         ``architecture``.
 
         ``spec=None``: the bundled checkpoint of ``architecture`` (default ``"speakernet"``). A bundled name
-        (``"speakernet"``, ``"enhancer"``, ``"separator"``, ``"av-enhancer"``) loads ``assets/``. A path loads the
+        (``"speakernet"``, ``"enhancer"``, ``"separator"``, ``"av-enhancer"``) loads ``avxai/assets/``. A path loads the
         file with the JSON beside it; without a JSON, ``architecture`` names what to build (its defaults).
         ``kwargs``: constructor arguments (and :data:`LOAD_OPTIONS`) over the JSON's ``"model"``, e.g. for a
         checkpoint without a JSON: ``kwargs={"lin_neurons": 256, "strip_prefix": "module."}``.

@@ -21,7 +21,7 @@ so it is kept here, differentiable (``normalize_volume=True``, default: an occlu
 ``preprocess_wav`` would raise it). The VAD trimming is not: it is a discrete decision that deletes samples, so
 the model's input would no longer line up with the explained waveform's time axis and no gradient could reach
 the deleted samples. It is left to the data: give the model speech without long pauses (the bundled recordings in
-``assets/real`` are cut that way), or run ``resemblyzer.preprocess_wav`` on the file before explaining it. On
+``avxai/assets/real`` are cut that way), or run ``resemblyzer.preprocess_wav`` on the file before explaining it. On
 ``preprocess_wav`` output this module's embedding matches ``embed_utterance`` (cosine >= 0.9999, tested).
 """
 

@@ -6,6 +6,7 @@ load it strictly with every mismatching key listed, read and write the JSON besi
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import json
 from pathlib import Path
@@ -17,8 +18,9 @@ from torch import Tensor, nn
 __all__ = ["ASSETS_DIR", "config_path", "read_config", "load_checkpoint_config", "read_state", "state_mismatch",
            "load_state_dict_checked", "write_checkpoint"]
 
-#: ``<repo>/assets``: bundled models and demo audio (not part of the installed package).
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+#: ``avxai/assets``: bundled models, configs and demo media, shipped inside the package (the wheel carries them) and
+#: read through :mod:`importlib.resources`; the training recipes write there in a source checkout.
+ASSETS_DIR = Path(str(importlib.resources.files("avxai").joinpath("assets")))
 _SHOW = 5
 
 

@@ -70,15 +70,15 @@ def parse_train_args(cls: type[T], argv: Sequence[str] | None, recipe: Path, *, 
                      ) -> tuple[T, argparse.Namespace]:
     """The command line of the recipe in folder ``recipe`` (``recipes/<name>``): :func:`add_train_arguments`
     (plus ``extra(parser)``) parsed into ``cls`` by :func:`train_config`, with the defaults ``recipe/config.yaml``,
-    ``--out avxai-out/<name>_train`` and ``--assets assets/<name>``."""
+    ``--out avxai-out/<name>_train`` and ``--assets avxai/assets/<name>``."""
     repo, name = recipe.parents[1], recipe.name
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(p, config=recipe / "config.yaml", out=repo / "avxai-out" / f"{name}_train",
-                        assets=f"assets/{name}", length=length)
+                        assets=f"avxai/assets/{name}", length=length)
     if extra is not None:
         extra(p)
     args = p.parse_args(argv)
-    return train_config(p, args, cls, debug_overrides=debug, assets=repo / "assets" / name, length=length), args
+    return train_config(p, args, cls, debug_overrides=debug, assets=repo / "avxai" / "assets" / name, length=length), args
 
 
 def start_run(seed: int, threads: int) -> np.random.Generator:

@@ -40,7 +40,7 @@ from ibm_comparison import add_flags, explain_against_ibm, start
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, help="enhancer checkpoint (default: assets/enhancement/enhancer.pt)")
+    p.add_argument("--model", type=Path, help="enhancer checkpoint (default: avxai/assets/enhancement/enhancer.pt)")
     p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "enhancement_explain")
     p.add_argument("--noises", default="white,babble,band", help="noise kinds, one utterance each")
     p.add_argument("--utterances", type=int, default=1, help="utterances per noise kind")

@@ -2,11 +2,11 @@
 
 Tasks (each skipped, with the reason printed, when its model or audio is not there):
 
-``aba``           the bundled speaker model on the A-B-A utterance (``assets/speaker``); input 0 explains
+``aba``           the bundled speaker model on the A-B-A utterance (``avxai/assets/speaker``); input 0 explains
                   speaker A's logit (truth: A's frames), input 1 speaker B's logit (truth: B's frame).
-``separation``    the bundled ConvTasNet on its demo mixture (``assets/separation``); input ``s`` explains the
+``separation``    the bundled ConvTasNet on its demo mixture (``avxai/assets/separation``); input ``s`` explains the
                   SI-SDR of source ``s`` (truth: the source's ideal binary mask, ``avxai.metrics.masks``).
-``talking_face``  the bundled audio-visual enhancer on its example clip (``assets/av_enhancement``): the SI-SDR of
+``talking_face``  the bundled audio-visual enhancer on its example clip (``avxai/assets/av_enhancement``): the SI-SDR of
                   the enhanced output, explained on the tracked face crops with the audio held fixed (truth:
                   the generator's mouth box in each crop).
 
@@ -276,7 +276,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", type=Path, default=HERE / "config.yaml")
     p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "method_benchmark")
-    p.add_argument("--assets", type=Path, default=REPO / "assets", help="bundled models and audio (default assets/)")
+    p.add_argument("--assets", type=Path, default=REPO / "avxai" / "assets", help="bundled models and audio (default avxai/assets/)")
     p.add_argument("--debug", action="store_true", help="fast run: the config's `debug` overrides")
     p.add_argument("--methods", help="comma-separated subset of the config's methods")
     p.add_argument("--tasks", help="comma-separated subset of the config's tasks")

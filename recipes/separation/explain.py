@@ -42,7 +42,7 @@ from ibm_comparison import add_flags, explain_against_ibm, start
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, help="separator checkpoint (default: assets/separation/convtasnet.pt)")
+    p.add_argument("--model", type=Path, help="separator checkpoint (default: avxai/assets/separation/convtasnet.pt)")
     p.add_argument("--out", type=Path, default=REPO / "avxai-out" / "separation_explain")
     p.add_argument("--mixtures", type=int, default=4, help="held-out mixtures to explain (each: 2 sources)")
     p.add_argument("--seconds", type=float, default=1.0, help="mixture length")

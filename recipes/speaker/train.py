@@ -11,7 +11,7 @@ Outputs
 ``<assets>/aba.wav``, ``aba_segments.json``  A-B-A demo utterance (A and B are training speakers)
 ``<assets>/enroll_A.wav``               another utterance of speaker A (for verification)
 
-``<assets>`` is ``assets/speaker`` for a full run and ``<out>/assets`` for ``--debug``.
+``<assets>`` is ``avxai/assets/speaker`` for a full run and ``<out>/assets`` for ``--debug``.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ EXPERIMENTS = ("single", "verification", "aba", "noise")
 class RecipeConfig:
     """The recipe's keys in config.yaml (``extremal:`` holds the fields of :class:`avxai.ExtremalConfig`)."""
 
-    assets: str = "assets/speaker"
+    assets: str = "avxai/assets/speaker"
     out: str = "avxai-out/speaker_extremal"
     threads: int = 2
     experiments: tuple[str, ...] = EXPERIMENTS

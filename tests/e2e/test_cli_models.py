@@ -20,7 +20,7 @@ from avxai.audit.model import load_audit_model
 from toys.audit import read_results, small_trial_list, tiny_checkpoint
 from toys.frames import BURSTS, RATE, bursts
 
-REAL = Path(__file__).resolve().parents[2] / "assets" / "real" / "aba.wav"
+REAL = Path(__file__).resolve().parents[2] / "avxai" / "assets" / "real" / "aba.wav"
 COARSE = ["--window", "32,8", "--stride", "32,8", "--quiet"]
 
 

@@ -17,7 +17,7 @@ from avxai.models.torchscript import load_torchscript
 from avxai.scorers import Scorer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-REAL = Path(__file__).resolve().parents[3] / "assets" / "real" / "aba.wav"
+REAL = Path(__file__).resolve().parents[3] / "avxai" / "assets" / "real" / "aba.wav"
 
 
 class LeakyEnergy(nn.Module):
@@ -140,7 +140,7 @@ def test_silero_frames_match_the_jit_model_chunk_by_chunk(silero):
     assert isinstance(vad, Chunked) and vad.frame_hop_s == 0.032 and vad.sample_rate == 16000
     jit = torch.jit.load(str(silero))
     signals = [tone_then_silence()]
-    if REAL.is_file():  # a real recording (assets/real, 16 kHz) when it is there
+    if REAL.is_file():  # a real recording (avxai/assets/real, 16 kHz) when it is there
         sf = pytest.importorskip("soundfile")
         data, rate = sf.read(REAL, dtype="float32")
         assert rate == 16000

@@ -18,7 +18,7 @@ from avxai.models.state import read_config
 DEFAULT_SPEAKER_CHECKPOINT = ARCHITECTURES["speakernet"].bundled_path()
 
 REPO = Path(__file__).resolve().parents[3]
-ASSETS = REPO / "assets" / "speaker"
+ASSETS = REPO / "avxai" / "assets" / "speaker"
 
 
 def tiny(n_speakers: int = 4, **kw) -> SpeakerNet:

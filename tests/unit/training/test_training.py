@@ -204,7 +204,7 @@ def test_a_recipe_config_is_the_loops_fields_plus_its_own(tmp_path):
                                  doc=None, debug={"steps": 2})
     assert (cfg.steps, cfg.hidden, cfg.noise, cfg.seed, cfg.threads, cfg.max_wall_s) == (40, 12, 0.5, 3, 2, 90.0)
     assert cfg.budget() == Budget(40, math.inf, 90.0)
-    assert args.out == tmp_path / "avxai-out" / "toy_train" and args.assets == tmp_path / "assets" / "toy"
+    assert args.out == tmp_path / "avxai-out" / "toy_train" and args.assets == tmp_path / "avxai" / "assets" / "toy"
     debug, args = parse_train_args(_RecipeConfig, ["--debug", "--out", str(tmp_path / "o")], recipe, doc=None,
                                    debug={"steps": 2})
     assert debug.steps == 2 and args.assets == tmp_path / "o" / "assets"
