@@ -14,7 +14,10 @@ and 3, a female talker in clips 2 and 4). Talker A is the female, talker B the m
    with 10 ms raised-cosine fades, and scales each cut to an RMS of -26 dBFS,
 4. writes ``aba.wav`` (A's first sentence of clip 2, B's first sentence of clip 1, A's second sentence of clip 2),
    ``aba_segments.json`` (the three turns, in seconds), ``enroll_A.wav`` (A's two sentences of clip 4: other
-   words than in aba.wav) and ``enroll_B.wav`` (B's first sentence of clip 3), all 16 kHz mono 16-bit PCM.
+   words than in aba.wav) and ``enroll_B.wav`` (B's first sentence of clip 3), all 16 kHz mono 16-bit PCM,
+5. writes ``bab.wav`` (B's first sentence of clip 1, A's first sentence of clip 2, B's second sentence of clip 1)
+   and ``bab_segments.json`` the same way (target B, enrollment ``enroll_B.wav``): with ``aba.wav`` every
+   sentence of the two talkers' turns is bundled once in each order (``avxai.data.real_speech`` builds from them).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ LEVEL_DBFS = -26.0
 FADE_S = 0.01
 #: (clip index 0-3, start s, end s) inside a 6 s clip of hts.raw
 A1, A2 = (1, 0.20, 2.55), (1, 3.20, 5.65)
-B1 = (0, 0.20, 2.55)
+B1, B2 = (0, 0.20, 2.55), (0, 3.10, 5.40)
 ENROLL_A = [(3, 0.20, 2.45), (3, 3.20, 5.65)]
 ENROLL_B = [(2, 0.20, 2.80)]
 OUT = Path(__file__).resolve().parent.parent / "avxai" / "assets" / "real"
@@ -94,22 +97,26 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         speech = read_source(args.codec2 or extract_codec2(Path(tmp)))
     args.out.mkdir(parents=True, exist_ok=True)
-    turns = [("A", cut(speech, *A1)), ("B", cut(speech, *B1)), ("A", cut(speech, *A2))]
-    segments, t = [], 0.0
-    for label, piece in turns:
-        segments.append({"start_s": round(t, 4), "end_s": round(t + piece.numel() / RATE, 4), "label": label})
-        t += piece.numel() / RATE
-    write(args.out / "aba.wav", torch.cat([piece for _, piece in turns]))
+    source = "codec2-examples 1.0.5-1 (Debian), /usr/share/codec2/raw/hts.raw, LGPL-2.1, (c) 2007-2019 David Rowe"
+    talkers = {"A": {"talker": "female (clips 2 and 4 of hts.raw)", "cuts": {"1": A1, "2": A2}},
+               "B": {"talker": "male (clips 1 and 3 of hts.raw)", "cuts": {"1": B1, "2": B2}}}
+    for name, order, target in (("aba", [("A", A1), ("B", B1), ("A", A2)], "A"),
+                                ("bab", [("B", B1), ("A", A1), ("B", B2)], "B")):
+        turns = [(label, cut(speech, *where)) for label, where in order]
+        segments, t = [], 0.0
+        for label, piece in turns:
+            segments.append({"start_s": round(t, 4), "end_s": round(t + piece.numel() / RATE, 4), "label": label})
+            t += piece.numel() / RATE
+        write(args.out / f"{name}.wav", torch.cat([piece for _, piece in turns]))
+        used = {label: [list(where) for lab, where in order if lab == label] for label in "AB"}
+        doc = {"segments": segments, "metadata": {
+            "sample_rate": RATE, "target_label": target, "enroll": f"enroll_{target}.wav", "source": source,
+            **{label: {"talker": talkers[label]["talker"], "clip_times_s": used[label]} for label in "AB"},
+            "made_by": "scripts/make_real_speech.py"}}
+        (args.out / f"{name}_segments.json").write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.out / f'{name}_segments.json'}")
     write(args.out / "enroll_A.wav", torch.cat([cut(speech, *part) for part in ENROLL_A]))
     write(args.out / "enroll_B.wav", torch.cat([cut(speech, *part) for part in ENROLL_B]))
-    source = "codec2-examples 1.0.5-1 (Debian), /usr/share/codec2/raw/hts.raw, LGPL-2.1, (c) 2007-2019 David Rowe"
-    doc = {"segments": segments, "metadata": {
-        "sample_rate": RATE, "target_label": "A", "enroll": "enroll_A.wav", "source": source,
-        "A": {"talker": "female (clips 2 and 4 of hts.raw)", "clip_times_s": [list(A1), list(A2)]},
-        "B": {"talker": "male (clips 1 and 3 of hts.raw)", "clip_times_s": [list(B1)]},
-        "made_by": "scripts/make_real_speech.py"}}
-    (args.out / "aba_segments.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {args.out / 'aba_segments.json'}")
 
 
 if __name__ == "__main__":
