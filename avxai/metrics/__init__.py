@@ -13,3 +13,5 @@ from avxai.metrics.masks import (
 from avxai.metrics.localisation import frames_in_segments, mass_in_segments
 from avxai.metrics.shares import ModalityShares, modality_shares
 from avxai.metrics.verification import det_curve, eer, min_dcf
+from avxai.metrics.interpretability import interpretability_metrics, speechbrain_metrics
+from avxai.metrics.time_auc import speaker_localisation_auc, time_annotation_auc
