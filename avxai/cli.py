@@ -24,6 +24,7 @@ from avxai.models.spec import parse_model_args, resolve_model, spec_forms
 from avxai.perturbations import PERTURBATION_NAMES
 from avxai.safety import check_output_dir
 from avxai.tasks import TASKS, Task, get_task
+from avxai.version import __version__
 
 #: flags of the "task inputs" and "audio" groups: each is passed to the task when its options class has the field
 TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "region", "reduce",
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avxai", description="Explain audio-visual and speech models: which time-frequency regions of the "
                                   "spectrogram and which face regions carry a model's result.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the installed version (from the package metadata) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = sub.add_parser("demo", help="explain the bundled speaker model on the bundled A-B-A utterance",

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from avxai.io.video import VideoClip, write_video
+from avxai.notebook import DEFAULT_MAX_MEDIA_BYTES, explanation_html, write_html
 from avxai.safety import check_no_symlinks, write_text
 from avxai.version import __version__
 
@@ -103,6 +104,18 @@ class Explanation:
         from avxai.viz import plot_explanation
 
         return plot_explanation(self, index=index, **kwargs)
+
+    # -- notebook display -----------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        """What Jupyter shows: the figure, the scores and players for the media of input 0
+        (:func:`avxai.notebook.explanation_html`; media over the default size limit are left out with a note)."""
+        return explanation_html(self)
+
+    def to_html(self, path: "str | Path", *, index: int = 0,
+                max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES) -> Path:
+        """Write the notebook display of input ``index`` as one self-contained HTML file (figure, scores and
+        media embedded; media beyond ``max_media_bytes`` left out with a note). Returns the path."""
+        return write_html(self, path, index, max_media_bytes=max_media_bytes)
 
     # -- saving ---------------------------------------------------------------------------------
     def save(self, directory: "str | Path", *, figure: bool = True, media: bool = True) -> Path:
