@@ -21,10 +21,10 @@ LAYERS: list[set[str]] = [
     {"modalities", "scorers", "models", "data"},
     {"engine"},
     {"explanation", "viz", "notebook"},  # viz draws explanations; Explanation.plot is the one lazy call into viz
-    {"methods", "metrics"},
+    {"methods", "metrics", "inspect"},  # inspect: what a model learned (filters, embeddings, top segments, ...)
     {"tasks", "training", "recipe_config"},
     {"audit"},
-    {"cli", "demo", "__main__"},
+    {"cli", "demo", "__main__", "inspect_command"},
 ]
 #: imports within one layer that are still forbidden: (importer, imported) by first name
 FORBIDDEN_SIDEWAYS = {("metrics", "methods"), ("methods", "metrics"), ("explanation", "viz"),
