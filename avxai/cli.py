@@ -16,6 +16,7 @@ from avxai.config import build_config
 from avxai.demo import DEMO_MODELS, run_demo as demo
 from avxai.explanation import runtime_info
 from avxai.hygiene import model_device
+from avxai.inspect_command import add_inspect_parser, run_inspect_command
 from avxai.memory import check_batch_memory
 from avxai.methods import METHODS, get_method
 from avxai.metrics.localisation import segment_mass
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
 
     add_audit_parser(sub)
+    add_inspect_parser(sub)
     return parser
 
 
@@ -271,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_explain(args)
         if args.command == "audit":
             return run_audit_command(args)
+        if args.command == "inspect":
+            return run_inspect_command(args)
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; 130 = 128 + SIGINT, as shells report it
         print(f"\navxai {args.command}: {INTERRUPTED.get(args.command, 'interrupted')}", file=sys.stderr)
         return 130
