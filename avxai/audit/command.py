@@ -8,6 +8,7 @@ from typing import Any
 
 from avxai.audit.config import AuditConfig
 from avxai.audit.driver import run_audit
+from avxai.audit.findings import CRITERIA
 from avxai.audit.model import load_audit_model
 from avxai.audit.summary import ReportOptions
 from avxai.config import build_config, parse_sets
@@ -15,7 +16,7 @@ from avxai.methods import METHODS, get_method
 from avxai.models.registry import describe_architectures
 from avxai.models.spec import parse_model_args, spec_forms
 
-__all__ = ["add_audit_parser", "run_audit_command"]
+__all__ = ["add_audit_parser", "run_audit_command", "findings_line"]
 
 
 def _csv(kind):
@@ -39,7 +40,8 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
             "against the enrollment, an explanation of that score on the test spectrogram, the mask's mass in "
             "speech-active frames (energy VAD) and in labelled target segments, the scores of the preserved and "
             "deleted input per area and the deletion curve; over the audit the EER, minDCF, the statistics of "
-            "target and non-target trials and the trials that rely most on non-speech. Writes results.jsonl (one "
+            "target and non-target trials, the accept / reject decision per trial, and the trials flagged as decided "
+            "on non-speech, on an interfering talker or on channel. Writes results.jsonl (one "
             "line per finished trial; a rerun with the same arguments continues an interrupted audit), "
             "summary.json and report.html to --out."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -115,7 +117,19 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--p-target", type=float, default=0.01, help="prior of a target trial in the minDCF")
     s.add_argument("--c-miss", type=float, default=1.0, help="cost of a miss in the minDCF")
     s.add_argument("--c-fa", type=float, default=1.0, help="cost of a false alarm in the minDCF")
-    s.add_argument("--top", type=int, default=20, help="length of the list of trials relying most on non-speech")
+    s.add_argument("--threshold", type=float,
+                   help="accept a trial when its score is at or above this (default: the EER threshold of the "
+                        "finished trials); the report marks each trial's decision and its false accept / reject")
+    s.add_argument("--reliance-threshold", type=float, default=0.2,
+                   help="flag 'non-speech': the masks put at least this much more of their mass on non-speech "
+                        "frames than those frames' share")
+    s.add_argument("--interferer-threshold", type=float, default=0.5,
+                   help="flag 'interferer': at least this share of the smallest mask lies on the labelled "
+                        "interfering talker (target trials)")
+    s.add_argument("--nonspeech-score-threshold", type=float,
+                   help="flag 'channel': the non-speech frames alone score at least this (default: the decision "
+                        "threshold, i.e. they alone would be accepted)")
+    s.add_argument("--top", type=int, default=20, help="how many ranked trials summary.json's 'suspicious' lists")
     return p
 
 
@@ -156,11 +170,25 @@ def _fmt(value, pct: bool = False) -> str:
     return f"{100 * value:.2f}%" if pct else f"{value:.4f}"
 
 
+def findings_line(summary: dict) -> str:
+    """The findings headline in one line: trials decided on non-speech, the interferer, channel; the errors."""
+    f, d = summary["findings"], summary["decision"]
+    parts = [f"{f[c.flag]['flagged']} of {f[c.flag]['applies']} {c.finding}" for c in CRITERIA]
+    line = f"findings: the model decides {', '.join(parts)}; {f['any']} of {f['trials']} trials flagged"
+    if d["threshold"] is not None:
+        line += (f"; at the {'EER' if d['source'] == 'EER' else 'given'} threshold {d['threshold']:.4f}: "
+                 f"{f['false_accept']} false accepts, {f['false_reject']} false rejects")
+    return line
+
+
 def run_audit_command(args: argparse.Namespace) -> int:
     """Run the audit the arguments describe and print the summary; 0 when the audit ran, an error when every
     trial this run ran failed (a wrong setting, not a wrong trial)."""
     config = build_audit_config(args)
-    report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, top_suspicious=args.top)
+    report = ReportOptions(p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, threshold=args.threshold,
+                           nonspeech_reliance_threshold=args.reliance_threshold,
+                           interferer_mass_threshold=args.interferer_threshold,
+                           nonspeech_score_threshold=args.nonspeech_score_threshold, top_suspicious=args.top)
     source = load_audit_model(args.model, args.architecture, parse_model_args(args.model_arg))
     try:
         summary = run_audit(args.trials, args.out, config, model=source,
@@ -177,9 +205,10 @@ def run_audit_command(args: argparse.Namespace) -> int:
           + (f" ({run['trials_per_s']:.3f} trials/s)" if run["trials_per_s"] else ""))
     print(f"EER {_fmt(summary['eer'], pct=True)}, minDCF(p_target={summary['p_target']:g}) {_fmt(summary['min_dcf'])}"
           + (f" ({summary['note']})" if summary.get("note") else ""))
-    if summary["suspicious"]:
-        print("relying most on non-speech: " + ", ".join(f"{s['id']} ({s['nonspeech_reliance']:+.3f})"
-                                                        for s in summary["suspicious"][:5]))
+    print(findings_line(summary))
+    flagged = [s for s in summary["suspicious"] if s["flags"]]
+    if flagged:
+        print("flagged first: " + ", ".join(f"{s['id']} ({', '.join(s['flags'])})" for s in flagged[:5]))
     for item in summary["failed"][:5]:
         print(f"failed {item['id']} (CSV line {item['line']}): {item['error']['message']}")
     print(f"report: {args.out}/report.html")

@@ -20,10 +20,17 @@ from avxai.explanation import to_jsonable
 from avxai.methods import get_method
 from avxai.perturbations import parse_perturbation
 
-__all__ = ["AuditConfig", "METHOD_DEFAULTS", "SHARED_FIELDS", "FORMAT_VERSION", "check_window", "check_stft"]
+__all__ = ["AuditConfig", "METHOD_DEFAULTS", "SHARED_FIELDS", "FORMAT_VERSION", "FORMAT_CHANGES", "check_window",
+           "check_stft"]
 
-#: version of the records in ``results.jsonl``; a folder written with another version is not continued
-FORMAT_VERSION = 2
+#: version of the records in ``results.jsonl``; a folder written with another version is not continued (one line
+#: says so and names the fix). 3: the records hold ``speaker`` and the per-trial ``criteria`` of the report's
+#: flags, and each trial's folder its enrollment audio and ``arrays.npz`` (spectrogram, masks, attribution).
+FORMAT_VERSION = 3
+
+#: what changed in each format, for the error line that refuses an older folder
+FORMAT_CHANGES = {3: "records gained the enrolled speaker and the per-trial flag criteria, trial folders the "
+                     "enrollment audio and the arrays"}
 
 #: the audit's defaults for a method's config, per method (fields of that config); a method not listed runs with
 #: its config's defaults. Occlusion: windows of 32 bins x 20 frames without overlap, one forward pass per window

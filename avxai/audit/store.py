@@ -19,7 +19,7 @@ try:  # POSIX only: elsewhere the store takes no lock
 except ImportError:
     fcntl = None
 
-from avxai.audit.config import FORMAT_VERSION, AuditConfig
+from avxai.audit.config import FORMAT_CHANGES, FORMAT_VERSION, AuditConfig
 from avxai.audit.outcome import TrialOutcome
 from avxai.audit.trials import file_digest
 from avxai.explanation import to_jsonable
@@ -74,6 +74,13 @@ class ResultStore(AbstractContextManager):  # ``with ResultStore(...) as x``: __
             except json.JSONDecodeError:
                 raise ValueError(f"{meta} is not valid JSON; this folder was not written by avxai audit (or it was "
                                  "damaged): use another --out") from None
+            written = (old.get("arguments") or {}).get("format_version")
+            if written != FORMAT_VERSION:
+                change = FORMAT_CHANGES.get(FORMAT_VERSION, "the records changed")
+                raise ValueError(
+                    f"{self.dir} holds an audit in result format {written} but this avxai writes format "
+                    f"{FORMAT_VERSION} ({change}), so it cannot be continued: rerun with another --out (or delete "
+                    "the folder) to audit the trials again")
             if old.get("hash") != self.hash:
                 diffs = _differences(self.fingerprint, old.get("arguments", {}))
                 raise ValueError(

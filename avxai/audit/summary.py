@@ -1,5 +1,6 @@
-"""The audit's numbers over all finished trials: counts, EER and minDCF, statistics per class and condition,
-and the trials ranked by how much their explanation relies on non-speech.
+"""The audit's numbers over all finished trials: counts, EER and minDCF, statistics per class, the accept /
+reject decision per trial at a threshold, the flags and ranking of :mod:`avxai.audit.findings`, the findings
+headline, and the tables per speaker and per condition.
 
 The summary depends only on the finished records (never on timing or the order trials finished in), so an
 interrupted and resumed audit summarises to the same numbers as an uninterrupted one.
@@ -12,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from avxai.audit.findings import CRITERIA, assess, decision_threshold, group_table, headline
 from avxai.metrics.verification import eer, min_dcf
 
 __all__ = ["ReportOptions", "STATISTICS", "summarise"]
@@ -19,14 +21,43 @@ __all__ = ["ReportOptions", "STATISTICS", "summarise"]
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """How the report summarises: the detection-cost parameters and how many suspicious trials to list."""
+    """How the report summarises and decides (not hashed into the audit: changing it only redraws the report).
+
+    p_target, c_miss, c_fa : the detection cost of the minDCF.
+    threshold : accept a trial when its score is at or above it; None: the EER threshold of the finished trials.
+    nonspeech_reliance_threshold : flag "non-speech" when the non-speech reliance (mask mass in non-speech
+        frames minus their share of the frames, mean over areas) is at least this.
+    interferer_mass_threshold : flag "interferer" when at least this share of the smallest-area mask lies on the
+        labelled interfering talker (target trials); 0.5: most of it.
+    nonspeech_score_threshold : flag "channel" when the non-speech frames alone score at least this; None: the
+        decision threshold (those frames alone would be accepted).
+    top_suspicious : how many ranked trials ``summary["suspicious"]`` lists (the report's table has them all).
+    """
 
     p_target: float = 0.01
     c_miss: float = 1.0
     c_fa: float = 1.0
+    threshold: float | None = None
+    nonspeech_reliance_threshold: float = 0.2
+    interferer_mass_threshold: float = 0.5
+    nonspeech_score_threshold: float | None = None
     top_suspicious: int = 20
 
     def __post_init__(self):
+        for name in ("threshold", "nonspeech_reliance_threshold", "interferer_mass_threshold",
+                     "nonspeech_score_threshold"):
+            v = getattr(self, name)
+            if v is None and name in ("threshold", "nonspeech_score_threshold"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ValueError(f"{name} must be a finite number{' or None' if 'score' in name or name == 'threshold' else ''}"
+                                 f", got {v!r}")
+        if not 0.0 < self.interferer_mass_threshold <= 1.0:
+            raise ValueError(f"interferer_mass_threshold is a share of the mask, in (0, 1], got "
+                             f"{self.interferer_mass_threshold}")
+        if not -1.0 < self.nonspeech_reliance_threshold <= 1.0:
+            raise ValueError(f"nonspeech_reliance_threshold is a difference of shares, in (-1, 1], got "
+                             f"{self.nonspeech_reliance_threshold}")
         if not 0.0 < self.p_target < 1.0:
             raise ValueError(f"p_target must be in (0, 1), got {self.p_target}")
         if not (self.c_miss > 0 and self.c_fa > 0):
@@ -97,23 +128,35 @@ def summarise(trials: Sequence, records: Mapping[str, Mapping], options: ReportO
             values = [v for v in (get(r) for r in ok if r["label"] == label) if v is not None]
             per[cls] = _describe(values)
         stats[name] = {"description": description, **per}
+    threshold, source = decision_threshold(ok, options.threshold)
+    score_threshold = options.nonspeech_score_threshold if options.nonspeech_score_threshold is not None \
+        else threshold
+    thresholds = {"nonspeech_reliance": float(options.nonspeech_reliance_threshold),
+                  "interferer_mass": float(options.interferer_mass_threshold), "nonspeech_score": score_threshold}
+    rows = assess(ok, threshold, thresholds)
+    dcf = (options.p_target, options.c_miss, options.c_fa)
+    reliance = {r["id"]: r["nonspeech_reliance"] for r in ok}
     conditions = {}
-    for cond in sorted({r["condition"] for r in ordered}):
-        group = [r for r in ok if r["condition"] == cond]
-        conditions[cond] = {
-            "target": sum(r["label"] == 1 for r in group), "nontarget": sum(r["label"] == 0 for r in group),
-            "failed": sum(r["condition"] == cond for r in failed),
-            **{k: v for k, v in _error_rates(group, options).items() if k != "note"},
-            "nonspeech_reliance": _describe([r["nonspeech_reliance"] for r in group]),
-        }
-    ranked = sorted(ok, key=lambda r: (-r["nonspeech_reliance"], r["index"]))
+    for row in group_table(rows, failed, "condition", *dcf):
+        name = row.pop("condition")
+        conditions[name] = {**row, "nonspeech_reliance": _describe(
+            [reliance[r["id"]] for r in rows if r["condition"] == name])}
     return {
         "counts": counts,
         **_error_rates(ok, options),
         "p_target": options.p_target, "c_miss": options.c_miss, "c_fa": options.c_fa,
+        "decision": {"threshold": threshold, "source": source if threshold is not None else None,
+                     "note": None if threshold is not None else source},
+        "criteria": [{"key": c.key, "flag": c.flag, "finding": c.finding, "column": c.column,
+                      "threshold": thresholds[c.key],
+                      "rule": c.rule.format(t=thresholds[c.key]) if thresholds[c.key] is not None else
+                      "not applied: no threshold (no decision threshold)"} for c in CRITERIA],
+        "findings": headline(rows),
         "statistics": stats,
         "conditions": conditions,
-        "suspicious": [{"id": r["id"], "nonspeech_reliance": r["nonspeech_reliance"]}
-                       for r in ranked[:options.top_suspicious]],
+        "speakers": {row.pop("speaker"): row for row in group_table(rows, failed, "speaker", *dcf)},
+        "trials": rows,
+        "suspicious": [{"id": r["id"], "rank": r["rank"], "flags": r["flags"], **r["criteria"]}
+                       for r in rows[:options.top_suspicious]],
         "failed": [{"id": r["id"], "line": r["line"], "error": r["error"]} for r in failed],
     }

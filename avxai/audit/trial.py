@@ -12,7 +12,11 @@ returns masks (extremal) gives its own at those areas; a method that returns onl
 * ``speech``: mask mass in speech-active frames (energy-based voice activity) vs non-speech frames, the
   excess of non-speech mass over the non-speech share of the frames, and the score of the input reduced to
   its speech frames and to its non-speech frames;
-* ``target`` / ``interferer``: mask mass in the labelled segments of the test utterance (when labelled).
+* ``target`` / ``interferer``: mask mass in the labelled segments of the test utterance (when labelled);
+* ``criteria``: the per-trial values the report flags trials by (:data:`CRITERIA_DOC`).
+
+With media, the trial's folder ``trials/<id>/`` holds the figure, the enrollment and the original / preserved
+/ deleted test audio, and ``arrays.npz`` (:func:`trial_arrays`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,16 @@ from avxai.models.contract import sample_rate_of
 from avxai.tasks import speaker
 from avxai.tasks.audio import stft_for
 
-__all__ = ["run_trial", "run_batch", "explanation_masks"]
+__all__ = ["run_trial", "run_batch", "explanation_masks", "trial_criteria", "trial_arrays", "CRITERIA_DOC"]
+
+#: the per-trial values the report's flags are computed from (``record["criteria"]``; None: does not apply)
+CRITERIA_DOC = {
+    "interferer_mass": "share of the smallest-area mask on the labelled interfering talker; target trials with "
+                       "labelled interferer segments only (in a non-target trial every talker is someone else)",
+    "nonspeech_score": "cosine score of the test reduced to its non-speech frames (silence, noise: what the "
+                       "channel leaves); None when every frame is speech",
+    "nonspeech_reliance": "mask mass in non-speech frames minus the share of non-speech frames, mean over areas",
+}
 
 
 def _round(values: Any, digits: int = 6) -> Any:
@@ -187,13 +200,47 @@ def _run_trial(payload: TrialPayload, model, config: AuditConfig, start: tuple[f
                             "mass": _round(mask_mass(masks, inside))}
         else:
             record[name] = None
+    record["criteria"] = trial_criteria(record)
     files: dict[str, bytes] = {}
     if media:
         record["files"], files = _media(explanation, modality, masks, times, speech, trial, record, config)
+        names = {"enroll": f"trials/{trial.id}/enroll.wav", "arrays": f"trials/{trial.id}/arrays.npz"}
+        files[names["enroll"]] = _wav_bytes(enroll[0], rate)
+        files[names["arrays"]] = trial_arrays(explanation, masks, areas, times, speech)
+        record["files"].update(names)
     # timing (the only fields that differ between runs): wall seconds and CPU seconds of this process
     record["seconds"] = round(time.perf_counter() - start[0], 3)
     record["cpu_seconds"] = round(time.process_time() - start[1], 3)
     return TrialOutcome(record, files)
+
+
+def trial_criteria(record: dict) -> dict:
+    """The values of :data:`CRITERIA_DOC` for a finished record (JSON types; None where one does not apply)."""
+    interferer = record.get("interferer")
+    return {
+        "interferer_mass": (interferer["mass"][0] if interferer and record["label"] == 1 else None),
+        "nonspeech_score": record["speech"]["score_nonspeech_only"],
+        "nonspeech_reliance": record["nonspeech_reliance"],
+    }
+
+
+def trial_arrays(explanation: Explanation, masks: Tensor, areas: list[float], times: np.ndarray,
+                 speech: Tensor) -> bytes:
+    """``arrays.npz`` bytes (``numpy.load`` reads it, no pickle): ``spectrogram`` (the explained magnitude),
+    ``attribution``, ``masks`` (one per area, 1 = kept), ``areas``, ``times_s``, ``frequencies`` (Hz, or mel band
+    centres) and ``speech`` (voice activity per frame).
+
+    Shape: spectrogram, attribution ``(freq, frames)``; masks ``(K, freq, frames)``; times_s, speech ``(frames,)``.
+    """
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, spectrogram=explanation.grid[0].detach().cpu().numpy().astype(np.float32),
+        attribution=explanation.attribution[0].detach().cpu().numpy().astype(np.float32),
+        masks=masks.detach().cpu().numpy().astype(np.float32), areas=np.asarray(areas, dtype=np.float64),
+        times_s=np.asarray(times, dtype=np.float64),
+        frequencies=np.asarray(explanation.coordinates[explanation.axes[0]], dtype=np.float64),
+        speech=speech.numpy().astype(bool))
+    return buf.getvalue()
 
 
 def _media(explanation: Explanation, modality: Modality, masks: Tensor, times: np.ndarray, speech: Tensor,

@@ -6,6 +6,8 @@ enroll, test : audio files, relative to the CSV's folder (or absolute).
 label : 1 = same speaker (target trial), 0 = different speaker (non-target).
 id : optional trial name (letters, digits, ``_ . -``); default ``t<row>`` (``t00000`` is the first row).
 condition : optional free text used to group trials in the report (``single``, ``aba``, ``noisy``, ...).
+speaker : optional name of the enrolled speaker, used to group trials in the report; default: the enrollment
+    file's name without its folder and extension (``enroll/spk016.wav`` -> ``spk016``).
 target_segments : optional ``start-end`` seconds of the enrolled speaker in the test utterance, separated by
     ``;`` (e.g. ``0.0-1.0;2.0-3.0``), for multi-speaker tests.
 interferer_segments : optional, the same for other talkers in the test utterance.
@@ -31,7 +33,7 @@ __all__ = ["Trial", "read_trials", "write_trials", "parse_segments", "format_seg
            "OPTIONAL"]
 
 REQUIRED = ("enroll", "test", "label")
-OPTIONAL = ("id", "condition", "target_segments", "interferer_segments")
+OPTIONAL = ("id", "condition", "target_segments", "interferer_segments", "speaker")
 _ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
@@ -41,7 +43,8 @@ class Trial:
 
     ``index`` is the 0-based data row, ``line`` its line in the CSV (the header is line 1);
     ``enroll`` / ``test`` are the paths as written in the CSV, ``enroll_path`` / ``test_path`` resolved;
-    segments are ``((start_s, end_s), ...)`` in seconds.
+    segments are ``((start_s, end_s), ...)`` in seconds; ``speaker`` names the enrolled speaker (the CSV's
+    column, else the enrollment file's stem).
     """
 
     index: int
@@ -56,6 +59,7 @@ class Trial:
     target_segments: tuple[tuple[float, float], ...] = ()
     interferer_segments: tuple[tuple[float, float], ...] = ()
     extra: tuple[tuple[str, str], ...] = field(default=())
+    speaker: str = ""
 
     def segments(self) -> list[dict]:
         """Labelled segments as dicts ``{"start_s", "end_s", "label"}`` (labels ``target`` / ``interferer``)."""
@@ -66,7 +70,7 @@ class Trial:
     def describe(self) -> dict:
         """The trial as written in the CSV (JSON types)."""
         return {"id": self.id, "index": self.index, "line": self.line, "enroll": self.enroll, "test": self.test,
-                "label": self.label, "condition": self.condition,
+                "label": self.label, "condition": self.condition, "speaker": self.speaker,
                 "target_segments": [list(s) for s in self.target_segments],
                 "interferer_segments": [list(s) for s in self.interferer_segments],
                 "extra": dict(self.extra)}
@@ -178,6 +182,7 @@ def read_trials(path: "str | Path") -> list[Trial]:
             enroll_path=str((base / values["enroll"]).resolve()), test_path=str((base / values["test"]).resolve()),
             label=int(label_text), condition=values.get("condition", ""),
             target_segments=segs["target_segments"], interferer_segments=segs["interferer_segments"], extra=extra,
+            speaker=values.get("speaker") or Path(values["enroll"].replace("\\", "/")).stem,
         ))
     if not trials:
         raise ValueError(f"trial list {path} has a header but no trials; add rows 'enroll.wav,test.wav,1'")

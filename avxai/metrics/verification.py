@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["det_curve", "eer", "min_dcf"]
+__all__ = ["det_curve", "eer", "eer_threshold", "min_dcf"]
 
 
 def _check(scores: "Sequence[float] | np.ndarray", labels: "Sequence[int] | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +76,29 @@ def eer(scores: "Sequence[float] | np.ndarray", labels: "Sequence[int] | np.ndar
     d0, d1 = diff[i - 1], diff[i]
     alpha = d0 / (d0 - d1)
     return float(p_miss[i - 1] + alpha * (p_miss[i] - p_miss[i - 1]))
+
+
+def eer_threshold(scores: "Sequence[float] | np.ndarray", labels: "Sequence[int] | np.ndarray") -> float:
+    """A decision threshold at the equal error rate (accept when ``score >= threshold``).
+
+    Of the two operating points of the DET staircase around the crossing (the ones :func:`eer` interpolates
+    between), the one whose miss and false-alarm rates are closer (the later one on a tie) is taken, and the
+    threshold is put halfway between its score and the next lower score, where no trial lies, so a printed,
+    rounded threshold gives the same decisions. Perfectly separated scores give a threshold between the
+    highest non-target and the lowest target score (no errors).
+
+    Shape: scores, labels ``(trials,)`` -> float.
+    """
+    p_miss, p_fa, thresholds = det_curve(scores, labels)
+    diff = p_miss - p_fa
+    i = int(np.argmax(diff >= 0))
+    if i > 0 and abs(diff[i - 1]) < abs(diff[i]):
+        i -= 1
+    if i == 0:  # accept everything: below the lowest score
+        return float(thresholds[0])
+    if not np.isfinite(thresholds[i]):  # reject everything: just above the highest score
+        return float(np.nextafter(thresholds[i - 1], np.inf))
+    return float((thresholds[i - 1] + thresholds[i]) / 2)
 
 
 def min_dcf(scores: "Sequence[float] | np.ndarray", labels: "Sequence[int] | np.ndarray", p_target: float = 0.01,

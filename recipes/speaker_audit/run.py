@@ -5,7 +5,8 @@
    segments labelled), speech in white noise with silent gaps, and speech padded with digital silence.
    Half of each condition are target trials (same speaker), half non-target.
 2. Runs ``avxai.audit.run_audit`` on the bundled model (resumable: rerun the same command to continue).
-3. Prints the EER, minDCF, the mean statistics per condition and the trials that rely most on non-speech;
+3. Prints the EER, minDCF, the mean statistics per condition, the findings (trials decided on non-speech, on the
+   interfering talker, on channel; errors at the decision threshold) and the trials ranked first;
    ``<out>/report.html`` shows everything, ``<out>/summary.json`` holds the numbers.
 
     .venv/bin/python recipes/speaker_audit/run.py                       # 48 trials, extremal
@@ -28,7 +29,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-from avxai.audit import AuditConfig, run_audit  # noqa: E402
+from avxai.audit import AuditConfig, ReportOptions, run_audit  # noqa: E402
+from avxai.audit.command import findings_line  # noqa: E402
 from avxai.audit.generate import build_trial_list  # noqa: E402
 from avxai.config import build_config  # noqa: E402
 
@@ -115,6 +117,11 @@ def audit_config(cfg: dict) -> AuditConfig:
     return build_config(AuditConfig, values=audit)
 
 
+def report_options(cfg: dict) -> ReportOptions:
+    """The ``report:`` section (thresholds of the decision and of the flags) as :class:`ReportOptions`."""
+    return build_config(ReportOptions, values=dict(cfg.get("report") or {}))
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -128,6 +135,7 @@ def main(argv=None) -> int:
     out = Path(cfg["out"])
     try:
         config = audit_config(cfg)  # a field the method does not have fails here, before any data is built
+        report = report_options(cfg)
     except ValueError as err:
         print(f"speaker_audit: error: {err}", file=sys.stderr)
         return 2
@@ -137,7 +145,7 @@ def main(argv=None) -> int:
     model = cfg.get("model")
     summary = run_audit(trials_csv, out / "audit", config, model=model, architecture=cfg.get("architecture"),
                         engine=cfg["engine"], workers=int(cfg["workers"]), address=cfg.get("address"),
-                        progress=not args.quiet)
+                        report=report, progress=not args.quiet)
     c, run = summary["counts"], summary["run"]
     print(f"data: {trials_csv} ({c['trials']} trials, built in {built:.1f} s)")
     print(f"audit: {run['trials_run']} trials run now in {run['seconds']:.1f} s ({c['ok']} ok, {c['failed']} failed) "
@@ -152,8 +160,9 @@ def main(argv=None) -> int:
         s = stats[name]
         parts = [f"{cls} {s[cls]['mean']:.3f} (n={s[cls]['n']})" for cls in ("target", "nontarget") if s[cls]]
         print(f"{s['description']}: " + ", ".join(parts))
-    print("relying most on non-speech: " + ", ".join(f"{s['id']} ({s['nonspeech_reliance']:+.3f})"
-                                                    for s in summary["suspicious"][:5]))
+    print(findings_line(summary))
+    print("ranked first: " + ", ".join(f"{s['id']} ({', '.join(s['flags']) or 'no flag'})"
+                                       for s in summary["suspicious"][:5]))
     print(f"report: {out / 'audit' / 'report.html'} ({time.perf_counter() - start:.1f} s in all)")
     return 0 if c["failed"] == 0 else 1
 

@@ -23,10 +23,15 @@ def test_speaker_audit_recipe_debug(tmp_path):
     assert summary["eer"] is not None and summary["min_dcf"] is not None
     # the labelled target segments of the A-B-A, noisy and padded target trials are measured
     assert summary["statistics"]["target_mass"]["target"]["n"] == 3
-    assert len(summary["suspicious"]) == 8
+    assert len(summary["suspicious"]) == 8 and [t["rank"] for t in summary["trials"]] == list(range(1, 9))
+    assert summary["decision"]["source"] == "EER" and summary["decision"]["threshold"] is not None
+    assert {t["label"] for t in summary["trials"]} == {"target", "non-target"}
+    assert {t["decision"] for t in summary["trials"]} <= {"accept", "reject"}
+    assert set(summary["speakers"]) == {f"spk{i:03d}" for i in range(16, 24)}
     page = (out / "audit" / "report.html").read_text()
-    assert page.count('<section class="trial"') == 8 and page.count("<audio") == 24
-    assert "EER" in proc.stdout and "relying most on non-speech" in proc.stdout
+    assert page.count('<section class="trial"') == 8 and page.count("<audio") == 32
+    assert page.count('arrays.npz"') == 16 and 'id="findings"' in page
+    assert "EER" in proc.stdout and "findings: the model decides" in proc.stdout
     # a second run continues the finished audit: nothing to do, the same report
     again = subprocess.run([sys.executable, str(REPO / "recipes" / "speaker_audit" / "run.py"), "--debug", "--quiet",
                             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)

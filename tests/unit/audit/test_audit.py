@@ -89,10 +89,13 @@ def test_statistics_find_the_window_the_model_listens_to(tmp_path):
     # "early": speech at 0.0-1.0 s, so the window is speech.
     write_voiced(tmp_path / "late.wav", 2.0, (0.5, 1.5))
     write_voiced(tmp_path / "early.wav", 2.0, (0.0, 1.0), seed=1)
+    # "turn": the same audio with the labels swapped, so the window lies on the labelled interfering talker
     trials = read_trials(write_trials(tmp_path / "trials.csv", [
         {"id": "late", "enroll": "late.wav", "test": "late.wav", "label": 1,
          "target_segments": [(0.0, 0.45)], "interferer_segments": [(0.5, 1.5)]},
-        {"id": "early", "enroll": "early.wav", "test": "early.wav", "label": 0}]))
+        {"id": "early", "enroll": "early.wav", "test": "early.wav", "label": 0},
+        {"id": "turn", "enroll": "late.wav", "test": "late.wav", "label": 1,
+         "target_segments": [(0.5, 1.5)], "interferer_segments": [(0.0, 0.45)]}]))
     vad = voice_activity(voiced(2.0, (0.5, 1.5)), RATE)
     assert vad[:25].sum() == 0 and vad[25:75].all() and vad[75:].sum() == 0  # 20 ms frames
     model = WindowSpeakerModel(0.1, 0.4)
@@ -122,8 +125,20 @@ def test_statistics_find_the_window_the_model_listens_to(tmp_path):
     curve = late["curve"]
     assert curve["scores"][0] == pytest.approx(late["score"], abs=1e-6)
     assert curve["fractions"][2] == pytest.approx(0.2, abs=1e-3) and curve["drop"][2] > 0.3
-    summary = summarise(trials, records, ReportOptions())
-    assert [s["id"] for s in summary["suspicious"]] == ["late", "early"]
+    # the criteria the report flags by, stored with the trial
+    assert late["criteria"]["interferer_mass"] <= 0.05 and records["turn"]["criteria"]["interferer_mass"] >= 0.95
+    assert early["criteria"]["interferer_mass"] is None  # no interferer labelled
+    assert late["criteria"]["nonspeech_reliance"] == late["nonspeech_reliance"]
+    assert late["criteria"]["nonspeech_score"] == late["speech"]["score_nonspeech_only"]
+    assert late["speaker"] == "late" and early["speaker"] == "early"  # the enrollment file's stem
+    summary = summarise(trials, records, ReportOptions(threshold=0.5))
+    flags = {t["id"]: t["flags"] for t in summary["trials"]}
+    # "early": the toy embeds silence close to the 150 Hz voice (both mostly in its first band), so the
+    # non-speech frames alone would be accepted too (cosine 0.94): "channel" is the right flag there as well
+    assert flags["late"] == ["non-speech", "channel"] and flags["early"] == ["channel"]
+    assert flags["turn"] == ["non-speech", "interferer", "channel"]
+    assert [s["id"] for s in summary["suspicious"]] == ["turn", "late", "early"]
+    assert summary["findings"]["interferer"] == {"flagged": 1, "applies": 2}
     assert summary["statistics"]["nonspeech_mass"]["target"]["mean"] >= 0.95
 
 
@@ -170,10 +185,16 @@ def test_failed_trials_are_recorded_with_their_error(uninterrupted):
     assert summary["eer"] is not None and 0.0 <= summary["eer"] <= 1.0
     for r in records.values():
         if r["status"] == "ok":
-            for name in ("original", "preserved", "deleted", "figure"):
+            for name in ("enroll", "original", "preserved", "deleted", "figure", "arrays"):
                 assert (out / r["files"][name]).stat().st_size > 1000
+            with np.load(out / r["files"]["arrays"]) as arrays:  # no pickle needed
+                masks, spec = arrays["masks"], arrays["spectrogram"]
+                assert masks.shape == (2, *spec.shape) and arrays["attribution"].shape == spec.shape
+                assert arrays["times_s"].shape == arrays["speech"].shape == spec.shape[-1:]
+                assert list(arrays["areas"]) == r["areas"]
+                assert np.allclose(masks.mean(axis=(1, 2)), r["areas"], atol=0.02)
     page = (out / "report.html").read_text()
-    assert "too short" in page and "Trials that rely most on non-speech" in page
+    assert "too short" in page and "Trials, ranked" in page and 'href="trials/single-000/arrays.npz"' in page
 
 
 def test_interrupted_run_resumes_to_the_same_report(audit_inputs, uninterrupted, monkeypatch):
