@@ -29,7 +29,8 @@ from avxai.version import __version__
 
 #: flags of the "task inputs" and "audio" groups: each is passed to the task when its options class has the field
 TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "region", "reduce",
-              "threshold", "n_fft", "hop_length", "n_mels", "perturbation", "resample", "mono")
+              "threshold", "n_fft", "hop_length", "n_mels", "perturbation", "resample", "mono", "fps_convert", "face",
+              "face_confidence", "min_face_size", "detect_every", "track_cache")
 #: method-config fields with a flag of their own
 SHORTCUTS = ("areas", "window", "stride", "iterations", "batch_size", "seed")
 
@@ -131,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--perturbation", help="what masked cells become: " + ", ".join(PERTURBATION_NAMES) +
                                           " (NAME:VALUE sets an SNR in dB or a blur sigma in cells); av-enhancement "
                                           "also takes AUDIO,VIDEO, one per stream (e.g. zero,spatial-blur:8)")
+    v = ex.add_argument_group("video (av-enhancement)")
+    v.add_argument("--fps-convert", action="store_true",
+                   help="convert the clip's frames to the model's frame rate while decoding (nearest frame in time, "
+                        "as FFmpeg's fps filter; otherwise another rate is an error)")
+    v.add_argument("--face", help="which face the crops follow: 'largest' (default: in each shot the face with the "
+                                  "most box area over time) or a face track number from the metadata's "
+                                  "face_track.face_tracks (0 = the most prominent face of the clip)")
+    v.add_argument("--face-confidence", type=float, help="MTCNN probability a face needs (default 0.9)")
+    v.add_argument("--min-face-size", type=_positive_int, help="smallest face looked for, in pixels (default 20)")
+    v.add_argument("--detect-every", type=_positive_int,
+                   help="run the face detector on every N-th frame of a shot, interpolating between (default 1, "
+                        "or 3 for frames over 640 x 360 pixels)")
+    v.add_argument("--track-cache", help="folder for cached face detections, keyed by the clip's hash and the "
+                                         "tracker settings (default ~/.cache/avxai/tracks, or $AVXAI_CACHE_DIR/"
+                                         "tracks); 'off': detect every time")
     m = ex.add_argument_group("method configuration (each must exist in the chosen method's config)")
     m.add_argument("--config", help="YAML file of method config fields (a mapping, or a mapping under the method name)")
     m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 
 from avxai.checks import check_av_alignment, check_fps, check_sample_rate
-from avxai.safety import open_regular
+from avxai.io.video_stream import DecodeReport, iter_frames, probe_video, rate_fraction, read_audio_track
 
-__all__ = ["VideoClip", "read_video", "write_video", "check_av_alignment"]
+__all__ = ["VideoClip", "read_video", "write_video", "check_av_alignment", "probe_video", "iter_frames",
+           "read_audio_track"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def _av():
     return av
 
 
-def read_video(path: str | os.PathLike, *, need_audio: bool = False, max_bytes: int | None = None) -> VideoClip:
+def read_video(path: str | os.PathLike, *, need_audio: bool = False, max_bytes: int | None = None,
+               fps: float | None = None) -> VideoClip:
     """Decode every frame (and the first audio track, if any) of a video file.
 
     Parameters
@@ -121,104 +123,49 @@ def read_video(path: str | os.PathLike, *, need_audio: bool = False, max_bytes: 
     need_audio : raise ``ValueError`` when the file has no audio track.
     max_bytes : size cap (default :func:`avxai.safety.max_bytes_for` ``"video"``: 2 GiB, or
         ``AVXAI_MAX_VIDEO_MB``); only a regular file within it is read (a FIFO or a device is refused unread).
+    fps : convert the frames to this frame rate (nearest frame in time, FFmpeg's ``fps`` filter); ``None``:
+        the file's own rate.
 
     Returns
     -------
-    VideoClip with uint8 RGB frames ``(frames, height, width, 3)``; audio ``(channels, samples)``
-    float32 at the file's own sample rate (no resampling), trimmed to where the container's last
-    audio packet ends (removes the codec's end padding; the start padding is removed by FFmpeg).
+    VideoClip with uint8 RGB frames ``(frames, height, width, 3)`` in display orientation (the container's
+    rotation metadata applied); audio ``(channels, samples)`` float32 at the file's own sample rate (no
+    resampling), trimmed to where the container's last audio packet ends. Isolated undecodable packets are
+    skipped with one warning that counts them and says where (:class:`~avxai.io.video_stream.DecodeReport`).
     """
-    av = _av()
     path = os.fspath(path)
-    if not os.path.lexists(path):
-        raise ValueError(f"video file not found: {path!r}; check the path (relative paths are from {os.getcwd()!r}).")
-    open_regular(path, what="video file", kind="video", max_bytes=max_bytes).close()  # type and size, unread
-    try:
-        container = av.open(path)
-    except av.FFmpegError as e:
-        raise ValueError(f"cannot read video file {path!r}: it is corrupt or not a video FFmpeg understands ({e}).") from e
-    try:
-        with container:
-            if not container.streams.video:
-                raise ValueError(
-                    f"{path!r} has no video stream (streams: "
-                    f"{[s.type for s in container.streams] or 'none'}); pass a video file."
-                )
-            vstream = container.streams.video[0]
-            astream = container.streams.audio[0] if container.streams.audio else None
-            if need_audio and astream is None:
-                raise ValueError(
-                    f"{path!r} has no audio track, but the sound is needed here (an audio-visual model hears the "
-                    "clip's own audio); use a clip with an audio track."
-                )
-            vstream.thread_type = "AUTO"
-            rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
-            frames: list[np.ndarray] = []
-            chunks: list[np.ndarray] = []
-            resampler = None
-            if astream is not None:
-                resampler = av.AudioResampler(format="fltp", layout=astream.layout.name, rate=astream.rate)
-            streams = [vstream] + ([astream] if astream is not None else [])
-            audio_end = None  # end of the last audio packet, in the audio time base
-            for packet in container.demux(*streams):
-                if packet.stream is astream and packet.pts is not None and packet.duration:
-                    end = packet.pts + packet.duration
-                    audio_end = end if audio_end is None else max(audio_end, end)
-                for frame in packet.decode():
-                    if packet.stream is vstream:
-                        frames.append(frame.to_ndarray(format="rgb24"))
-                    else:
-                        for rf in resampler.resample(frame):
-                            chunks.append(rf.to_ndarray())
-            if resampler is not None:
-                for rf in resampler.resample(None):
-                    chunks.append(rf.to_ndarray())
-            declared_frames = int(vstream.frames or 0)
-            offset_s = 0.0  # when the sound starts relative to the first frame (an A/V sync offset)
-            if astream is not None and astream.start_time is not None and vstream.start_time is not None:
-                offset_s = float(astream.start_time * astream.time_base) - float(vstream.start_time * vstream.time_base)
-            audio, sample_rate = None, None
-            if astream is not None:
-                sample_rate = int(astream.rate)
-                channels = astream.channels
-                audio_np = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
-                # the decoder returns whole codec frames; the packets' timestamps say where the sound ends
-                # (the stream duration is rounded to the container's clock, 1 ms in mp4)
-                end = audio_end - (astream.start_time or 0) if audio_end is not None else astream.duration
-                if end is not None and astream.time_base is not None:
-                    declared = int(round(float(end * astream.time_base) * sample_rate))
-                    if 0 < declared < audio_np.shape[1]:
-                        audio_np = audio_np[:, :declared]
-                audio = torch.from_numpy(np.ascontiguousarray(audio_np, dtype=np.float32))
-    except av.FFmpegError as e:
-        raise ValueError(f"cannot decode video file {path!r}: the file is corrupt or truncated ({e}).") from e
-    if not frames:
-        raise ValueError(f"{path!r} has a video stream but no frame could be decoded; the file is empty or truncated.")
-    if declared_frames and len(frames) + 1 < declared_frames:
-        raise ValueError(f"{path!r} declares {declared_frames} frames but only {len(frames)} could be decoded; the file "
+    info = probe_video(path, max_bytes)
+    if need_audio and not info.has_audio:
+        raise ValueError(f"{path!r} has no audio track, but the sound is needed here (an audio-visual model hears the "
+                         "clip's own audio); use a clip with an audio track.")
+    if info.fps is None:
+        raise ValueError(f"{path!r} declares no frame rate; it needs a constant frame rate (re-encode it).")
+    if abs(info.audio_offset_s) > 1.0 / info.fps:
+        raise ValueError(f"the audio of {path!r} starts {info.audio_offset_s * 1000:+.0f} ms from its first video "
+                         "frame (more than one frame): avxai reads both from t = 0 and would pair sound and faces out "
+                         "of sync; re-mux the clip with its streams aligned.")
+    report = DecodeReport(path)
+    frames = torch.cat(list(iter_frames(path, fps=fps, chunk=64, max_bytes=max_bytes, report=report)))
+    track = read_audio_track(path, max_bytes=max_bytes, report=report) if info.has_audio else None
+    report.warn()
+    decoded = round(frames.shape[0] * info.fps / fps) if fps else frames.shape[0]  # in source frames
+    if info.num_frames and decoded + 1 < info.num_frames:
+        raise ValueError(f"{path!r} declares {info.num_frames} frames but only {decoded} could be decoded; the file "
                          "is truncated (an interrupted copy or download?): use the complete file.")
+    audio, sample_rate = track if track is not None else (None, None)
     if need_audio and (audio is None or audio.shape[1] == 0):
         raise ValueError(f"{path!r} has an audio track with no decodable samples (truncated?), but the sound is "
                          "needed here; use the complete file.")
-    if rate is not None and abs(offset_s) > 1.0 / float(rate):
-        raise ValueError(f"the audio of {path!r} starts {offset_s * 1000:+.0f} ms from its first video frame (more than "
-                         "one frame): avxai reads both from t = 0 and would pair sound and faces out of sync; "
-                         "re-mux the clip with its streams aligned (e.g. ffmpeg -itsoffset).")
-    if rate is None:
-        raise ValueError(f"{path!r} declares no frame rate; re-encode it with a constant frame rate (ffmpeg -r 25).")
-    return VideoClip(
-        frames=torch.from_numpy(np.stack(frames)),
-        fps=float(rate),
-        audio=audio,
-        sample_rate=sample_rate,
-    )
+    return VideoClip(frames=frames, fps=float(fps or info.fps), audio=audio, sample_rate=sample_rate)
 
 
-def write_video(path: str | os.PathLike, clip: VideoClip, *, crf: int = 17) -> None:
+def write_video(path: str | os.PathLike, clip: VideoClip, *, crf: int = 17, rotation: int = 0) -> None:
     """Write ``clip`` as an mp4: h264 video (yuv420p), plus an aac track when ``clip.audio`` is set.
 
     Height and width must be even (a yuv420p requirement). ``crf`` is x264's quality
     (0 = lossless, 17 = visually lossless, 23 = x264 default). Audio must have 1 or 2 channels.
+    ``rotation``: display rotation metadata in degrees counter-clockwise (a multiple of 90), as phones write
+    it; the frames are stored as given and a reader (:func:`read_video`, players) rotates them for display.
     """
     av = _av()
     path = os.fspath(path)
@@ -240,13 +187,17 @@ def write_video(path: str | os.PathLike, clip: VideoClip, *, crf: int = 17) -> N
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ValueError(f"cannot write {path!r}: folder {parent!r} does not exist; create it first.")
-    rate = Fraction(clip.fps).limit_denominator(1001)
+    if rotation % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation!r}")
+    rate = rate_fraction(clip.fps)
     try:
         with av.open(path, mode="w") as container:
             vstream = container.add_stream("libx264", rate=rate)
             vstream.width, vstream.height = width, height
             vstream.pix_fmt = "yuv420p"
             vstream.options = {"crf": str(int(crf))}
+            if rotation % 360:
+                vstream.set_display_rotation(int(rotation))
             astream = None
             if clip.audio is not None:
                 astream = container.add_stream("aac", rate=int(clip.sample_rate))

@@ -12,14 +12,21 @@ The spectrogram is on the model's own STFT unless ``n_fft`` / ``hop_length`` are
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor, nn
 
-from avxai.faces import FaceTracker
-from avxai.io.video import VideoClip, read_video
+from avxai.faces import FaceTrack, FaceTracker
+from avxai.io.video import VideoClip
+from avxai.io.video_stream import FrameSource, VideoInfo, iter_frames, probe_video, read_audio_track
+from avxai.tracking import Detections
 from avxai.metrics.shares import modality_shares
 from avxai.modalities.audio_visual import AudioVisual, FixedAudio, FixedVideo
 from avxai.io.audio import resample as resample_audio
@@ -36,6 +43,15 @@ __all__ = ["AVEnhancementOptions", "AVEnhancementTask", "DEFAULT_PERTURBATIONS",
 
 #: what ``stream`` explains: both streams on one joint grid, the face video alone, the spectrogram alone
 STREAMS = ("av", "video", "audio")
+#: the tracker's settings for a file: MTCNN on frames scaled to at most 640 px (bench/face_tracking.py)
+TRACKER_DEFAULTS = {"min_confidence": 0.9, "min_face_size": 20, "detect_side": 640}
+#: frames of more pixels than this are detected on every 3rd frame of a shot (and each shot's first and last),
+#: the boxes between interpolated; smaller frames, cheap to detect, on every frame (the crops follow the head
+#: exactly, as the bundled model's training crops do)
+SPARSE_DETECTION_PIXELS = 640 * 360
+#: a clip whose frames take at most this many bytes is decoded whole for the figures; a longer one stays a
+#: :class:`~avxai.io.video_stream.FrameSource` (frames decoded when a figure shows them)
+SMALL_CLIP_BYTES = 256 << 20
 #: baselines of masked cells: silence for the spectrogram, the clip's mean face (no motion) for the video
 DEFAULT_PERTURBATIONS = ("zero", "mean-time")
 
@@ -54,6 +70,11 @@ class AVEnhancementOptions:
     n_fft, hop_length : STFT of the explained spectrogram (default: the model's own).
     resample, mono : resample the clip's audio to the model's rate / average its channels.
     shares : also measure the audio-vs-video shares of the evidence (four model passes; metadata ``av_shares``).
+    fps_convert : convert the clip's frames to the model's frame rate while decoding (nearest frame in time).
+    face : the face the crops follow: ``"largest"`` (per shot) or a face track number (``face_track.face_tracks``).
+    face_confidence, min_face_size, detect_every : tracker settings (default :data:`TRACKER_DEFAULTS`).
+    track_cache : folder of cached face detections (default ``$AVXAI_CACHE_DIR/tracks`` or
+        ``~/.cache/avxai/tracks``; ``"off"``: no cache), keyed by the file's hash and the tracker settings.
     """
 
     input: "str | Path | VideoClip"
@@ -67,6 +88,12 @@ class AVEnhancementOptions:
     resample: bool = False
     mono: bool = False
     shares: bool = True
+    fps_convert: bool = False
+    face: "str | int" = "largest"
+    face_confidence: float | None = None
+    min_face_size: int | None = None
+    detect_every: int | None = None
+    track_cache: "str | Path | None" = None
 
 
 def split_perturbation(spec: str | None) -> tuple[str, str]:
@@ -86,19 +113,126 @@ def split_perturbation(spec: str | None) -> tuple[str, str]:
                      f"zero,mean-time), got {spec!r}")
 
 
-def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: str) -> tuple[FaceVideo, VideoClip]:
-    """The tracked face video of the clip and the decoded clip."""
-    name = describe_input(options.input) if not isinstance(options.input, VideoClip) else "the clip"
-    clip = options.input if isinstance(options.input, VideoClip) else read_video(options.input, need_audio=True)
-    if clip.audio is None:
-        raise ValueError(f"{name} has no audio track; the audio-visual enhancer needs the sound (the mixture)")
-    track = options.track
-    if track is None:
-        track = FaceTracker(crop_size=crop_size_of(model, required=True)).track(clip.frames, source=name)
-    video = FaceVideo(track.crops.unsqueeze(0), clip.fps, perturbation=perturbation, track=track,
-                      frames=clip.frames, source=None if isinstance(options.input, VideoClip) else name)
-    video.clip = clip
-    return video, clip
+def tracker_for(model: nn.Module, options: AVEnhancementOptions, frame_pixels: int = 0) -> FaceTracker:
+    """The face tracker of ``options`` at the model's crop size, for frames of ``frame_pixels`` pixels."""
+    given = {"min_confidence": options.face_confidence, "min_face_size": options.min_face_size,
+             "detect_every": options.detect_every}
+    every = 3 if frame_pixels > SPARSE_DETECTION_PIXELS else 1
+    settings = {**TRACKER_DEFAULTS, "detect_every": every, **{k: v for k, v in given.items() if v is not None}}
+    face = options.face
+    if isinstance(face, str) and face.strip().isdigit():
+        face = int(face)
+    return FaceTracker(crop_size=crop_size_of(model, required=True), face=face, **settings)
+
+
+def check_inputs(info: VideoInfo, name: str, fps: float, rate: int, options: AVEnhancementOptions) -> None:
+    """Every way the clip does not fit the model, in one ``ValueError`` with the fix for each (before any
+    decoding or face detection)."""
+    problems = []
+    if not info.has_audio:
+        problems.append("it has no audio track: the enhancer hears the clip's own sound (the mixture); use a clip "
+                        "with sound")
+    if info.fps is None or (abs(info.fps - fps) > 1e-3 and not options.fps_convert):
+        problems.append(f"{info.fps or 0:g} frames per second where the model takes {fps:g}: pass --fps-convert "
+                        f"(fps_convert=True) to convert the frames to {fps:g} fps while decoding")
+    if info.has_audio and info.audio_channels != 1 and not options.mono:
+        problems.append(f"{info.audio_channels} audio channels where the model takes mono: pass --mono (mono=True) "
+                        "to average them")
+    if info.has_audio and info.audio_rate != rate and not options.resample:
+        problems.append(f"audio at {info.audio_rate} Hz where the model takes {rate} Hz: pass --resample "
+                        "(resample=True) to resample it")
+    if info.fps and info.duration_s < 2.0 / info.fps:
+        problems.append(f"it lasts {info.duration_s:.3f} s, less than two frames: use a longer clip")
+    if info.has_audio and info.audio_duration_s and info.fps and \
+            abs(info.audio_duration_s - info.duration_s) > 1.0 / info.fps + 0.05:
+        problems.append(f"its sound lasts {info.audio_duration_s:.2f} s and its video {info.duration_s:.2f} s: "
+                        "trim both to the same span")
+    if problems:
+        raise ValueError(f"{name} does not fit the model ({fps:g} fps video, {rate} Hz mono audio): "
+                         + "; ".join(f"({i + 1}) {p}" for i, p in enumerate(problems)))
+
+
+def cache_file(path: "str | Path", tracker: FaceTracker, fps: float | None, folder: "str | Path | None") -> Path | None:
+    """Where the detections of ``path`` with ``tracker``'s settings are cached: ``FOLDER/<sha256>.npz``, the hash
+    of the file's bytes, the settings and the frame-rate conversion; ``None`` when caching is off."""
+    if str(folder) == "off":
+        return None
+    folder = Path(folder) if folder is not None else Path(
+        os.environ.get("AVXAI_CACHE_DIR") or Path.home() / ".cache" / "avxai") / "tracks"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(json.dumps({**tracker.settings(), "fps": fps, "version": 1}, sort_keys=True).encode())
+    return folder / f"{digest.hexdigest()[:32]}.npz"
+
+
+def _load_detections(file: Path | None) -> Detections | None:
+    if file is None or not file.exists():
+        return None
+    try:
+        with np.load(file) as z:
+            return Detections(frames=z["frames"], boxes=z["boxes"], probs=z["probs"], points=z["points"],
+                              detect_frames=z["detect_frames"], cuts=z["cuts"].tolist(),
+                              num_frames=int(z["num_frames"]), frame_size=tuple(int(v) for v in z["frame_size"]))
+    except (OSError, KeyError, ValueError) as err:
+        warnings.warn(f"ignoring the unreadable cached track {file} ({err}); detecting again", stacklevel=3)
+        return None
+
+
+def _save_detections(file: Path | None, det: Detections) -> None:
+    if file is None:
+        return
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp.npz")
+        np.savez(tmp, frames=det.frames, boxes=det.boxes, probs=det.probs, points=det.points,
+                 detect_frames=det.detect_frames, cuts=np.asarray(det.cuts, np.int64), num_frames=det.num_frames,
+                 frame_size=np.asarray(det.frame_size))
+        os.replace(tmp, file)
+    except OSError as err:
+        warnings.warn(f"could not cache the face track in {file} ({err}); the next run detects again", stacklevel=3)
+
+
+def track_file(path: "str | Path", tracker: FaceTracker, *, fps: float, convert: bool, cache=None,
+               name: str | None = None) -> tuple[FaceTrack, dict]:
+    """Track the face in a video file as a stream (never holding all its frames): detections from the cache
+    or one decoding pass, then a second pass that cuts the crops. Returns the track and how it was made."""
+    name = name or str(path)
+    target = fps if convert else None
+    file = cache_file(path, tracker, target, cache)
+    det = _load_detections(file)
+    cached = det is not None
+    if det is None:
+        det = tracker.detect_stream(iter_frames(path, fps=target, chunk=tracker.batch_size * 2), name)
+        _save_detections(file, det)
+    track = tracker.make_track(det, None, iter_frames(path, fps=target, chunk=64), name, fps)
+    return track, {"cache": None if file is None else str(file), "from_cache": cached}
+
+
+def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: str, fps: float, info: VideoInfo):
+    """The tracked face video of the clip, its audio ``(channels, time)`` with its rate, and how it was tracked."""
+    tracker = tracker_for(model, options, info.width * info.height)
+    if isinstance(options.input, VideoClip):
+        clip = options.input
+        track = options.track or tracker.track(clip.frames, source="the clip", fps=clip.fps)
+        frames, info, how = clip.frames, None, {}
+        audio = (clip.audio, clip.sample_rate)
+    else:
+        name = describe_input(options.input)
+        if options.track is not None:
+            track, how = options.track, {}
+        else:
+            track, how = track_file(options.input, tracker, fps=fps, convert=options.fps_convert,
+                                    cache=options.track_cache, name=name)
+        frames = FrameSource(options.input, fps if options.fps_convert else None, track.num_frames, track.frame_size)
+        if track.num_frames * track.frame_size[0] * track.frame_size[1] * 3 <= SMALL_CLIP_BYTES:
+            frames = frames[:]  # a short clip's frames fit: decoded once, a tensor for the figures
+        audio = read_audio_track(options.input)
+    video = FaceVideo(track.crops.unsqueeze(0), fps if options.fps_convert or not isinstance(options.input, VideoClip)
+                      else options.input.fps, perturbation=perturbation, track=track, frames=frames,
+                      source=None if isinstance(options.input, VideoClip) else str(options.input))
+    return video, audio, how
 
 
 def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
@@ -115,39 +249,48 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
         raise ValueError(f"--stream must be one of {', '.join(STREAMS)}, got {options.stream!r}")
     audio_pert, video_pert = split_perturbation(options.perturbation)
     name = describe_input(options.input) if not isinstance(options.input, VideoClip) else "the clip"
-    video, clip = _face_video(model, options, video_pert)
     fps, model_rate = fps_of(model, required=True), sample_rate_of(model, required=True)
-    if abs(video.fps - fps) > 1e-3:
-        raise ValueError(f"{name} has {video.fps:g} frames per second but the model was trained at {fps:g} "
-                         f"fps; re-encode the clip at {fps:g} fps (ffmpeg -i in.mp4 -r {fps:g} out.mp4)")
-    wav = clip.audio
+    if isinstance(options.input, VideoClip):
+        c = options.input
+        info = VideoInfo(path=name, fps=c.fps, num_frames=c.num_frames, width=c.frame_size[1], height=c.frame_size[0],
+                         rotation=0, duration_s=c.duration_s, audio_rate=c.sample_rate,
+                         audio_channels=None if c.audio is None else int(c.audio.shape[0]),
+                         audio_duration_s=None if c.audio is None else c.audio.shape[1] / c.sample_rate)
+        if options.fps_convert and abs(c.fps - fps) > 1e-3:
+            raise ValueError(f"fps_convert converts video files while decoding; the clip in memory has {c.fps:g} fps: "
+                             f"give the file, or resample its frames to {fps:g} fps first")
+    else:
+        info = probe_video(options.input)
+    check_inputs(info, name, fps, model_rate, options)  # every problem at once, before decoding or detection
+    reference = None
+    if options.reference is not None and not isinstance(options.reference, Tensor):
+        paths = [p.strip() for p in str(options.reference).split(",") if p.strip()]
+        if len(paths) != 1:
+            raise ValueError(f"--task av-enhancement takes one clean --reference (the target talker), got "
+                             f"{len(paths)}: {paths}")
+        reference = read_waveform(paths[0], model_rate, resample=options.resample, mono=options.mono,
+                                  what="reference")
+    elif options.reference is not None:
+        reference = options.reference.reshape(1, 1, -1)
+    if reference is not None and info.audio_duration_s and \
+            abs(reference.shape[-1] / model_rate - info.audio_duration_s) > 1.0 / (info.fps or fps) + 0.05:
+        raise ValueError(f"the reference lasts {reference.shape[-1] / model_rate:.3f} s but the audio of {name} "
+                         f"{info.audio_duration_s:.3f} s; they must cover the same time (cut or pad the reference)")
+    video, (wav, rate), how = _face_video(model, options, video_pert, fps, info)
     if wav.shape[0] != 1:
-        if not options.mono:
-            raise ValueError(f"{name} has {wav.shape[0]} audio channels but the model takes mono audio; pass --mono "
-                             "(mono=True) to average them")
         wav = wav.mean(dim=0, keepdim=True)
-    rate = int(clip.sample_rate)
     if rate != model_rate:
-        if not options.resample:
-            raise ValueError(f"{name} has audio at {rate} Hz but the model takes {model_rate} Hz; pass "
-                             "--resample (resample=True) to resample it, or re-encode the clip's audio")
         wav, rate = resample_audio(wav, rate, model_rate), model_rate
     wav = wav.unsqueeze(0).contiguous()  # (1, 1, time)
-    reference = None
-    if options.reference is not None:
-        if isinstance(options.reference, Tensor):
-            reference = options.reference.reshape(1, 1, -1)
-        else:
-            paths = [p.strip() for p in str(options.reference).split(",") if p.strip()]
-            if len(paths) != 1:
-                raise ValueError(f"--task av-enhancement takes one clean --reference (the target talker), got "
-                                 f"{len(paths)}: {paths}")
-            reference = read_waveform(paths[0], rate, resample=options.resample, mono=options.mono,
-                                      what="reference")
-        if reference.shape[-1] != wav.shape[-1]:
-            raise ValueError(f"the reference has {reference.shape[-1]} samples but the audio of {name} has "
-                             f"{wav.shape[-1]} ({wav.shape[-1] / rate:.3f} s); they must cover the same time (cut or "
-                             "pad the reference)")
+    if reference is not None and reference.shape[-1] != wav.shape[-1]:
+        raise ValueError(f"the reference has {reference.shape[-1]} samples but the audio of {name} has "
+                         f"{wav.shape[-1]} ({wav.shape[-1] / rate:.3f} s); they must cover the same time (cut or "
+                         "pad the reference)")
+    if reference is None:
+        warnings.warn(f"no --reference for {name}: the score is the SDR of the output against the model's own output "
+                      "on the unmasked clip (the unmasked clip scores 100 dB by construction), so the map shows what "
+                      "changes the output at all, not what helps the enhancement; give the clean target with "
+                      "--reference for a score of quality", stacklevel=2)
     scorer = reference_scorer(options.score, reference)
     spec = av = shares = None
     if options.stream != "video" or options.shares:
@@ -163,14 +306,37 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
     else:
         target_model, modality = FixedVideo(model, video.crops), spec
     track = video.track
+    face_track = {**track.report, **how, "rotation_applied_deg": info.rotation,
+                  "fps_converted_from": info.fps if options.fps_convert and abs(info.fps - fps) > 1e-3 else None}
     metadata = {
         "input": name, "stream": options.stream, "perturbations": {"audio": audio_pert, "video": video_pert},
         "score_against": "reference" if reference is not None else "model output on the unmasked input",
-        "av_shares": shares, "face_detection_rate": track.detection_rate,
+        "target_label": f"{'SI-SDR' if type(scorer).__name__ == 'SISDR' else 'SDR'} of the enhanced speech against "
+                        + ("the clean reference" if reference is not None else "the model's own output (no reference)"),
+        "av_shares": shares, "face_detection_rate": track.detection_rate, "face_track": face_track,
+        "crop_boxes": track.boxes.tolist(),
         "reference": None if options.reference is None else describe_input(options.reference),
     }
     return Problem(model=target_model, modality=modality, scorer=scorer, metadata=metadata,
                    extras={"frames": video.frames, "track": track, "video": video})
+
+
+def describe_track(report: dict) -> str:
+    """One line on the followed face: which, detection rate, shots, switches, frames where it was not found."""
+    if not report:
+        return "face track: given by the caller"
+    switches = report.get("switches", [])
+    lost = sum(u["end"] - u["start"] for u in report.get("undetected", []))
+    text = (f"face track: --face {report.get('face')} of {len(report.get('face_tracks', []))} face track(s); found on "
+            f"{100 * report.get('detection_rate', 0):.0f}% of the {report.get('frames_detected_on')} frames MTCNN ran on; "
+            f"{len(report.get('shots', [0]))} shot(s); {len(switches)} switch(es)")
+    if switches:
+        text += " (" + ", ".join(f"{w['time_s']:.2f} s: face {w['from']} -> {w['to']}, {w['reason']}"
+                                 for w in switches[:4]) + (", ..." if len(switches) > 4 else "") + ")"
+    text += f"; not found in {lost} frame(s)" if lost else ""
+    if report.get("cache"):
+        text += f"; detections {'read from' if report.get('from_cache') else 'cached in'} {report['cache']}"
+    return text
 
 
 class AVEnhancementTask(Task, name="av-enhancement", options=AVEnhancementOptions, model="av-enhancer", build=build,
@@ -189,6 +355,7 @@ class AVEnhancementTask(Task, name="av-enhancement", options=AVEnhancementOption
         :func:`avxai.viz.video.plot_frames_strip`); nothing for ``--stream audio`` (no video part)."""
         import matplotlib.pyplot as plt  # optional plotting dependency, imported lazily
 
+        print(describe_track(problem.metadata.get("face_track") or {}))
         if problem.metadata.get("stream") == "audio":
             return []
         fig = plot_frames_strip(explanation, frames=problem.extras["frames"], track=problem.extras["track"])

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "avxai"
 #: bottom first; a module may import its own layer and the layers below it, never a higher one.
 #: The key is the first name under ``avxai`` (a module or a sub-package).
 LAYERS: list[set[str]] = [
-    {"checks", "config", "hygiene", "io", "memory", "safety", "version", "perturbations", "faces"},
+    {"checks", "config", "hygiene", "io", "memory", "safety", "version", "perturbations", "faces", "tracking"},
     {"modalities", "scorers", "models", "data"},
     {"engine"},
     {"explanation", "viz", "notebook"},  # viz draws explanations; Explanation.plot is the one lazy call into viz

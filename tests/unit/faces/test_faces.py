@@ -85,12 +85,25 @@ def test_crops_follow_the_moving_mouth(clip, track):
         assert float((pasted[t] & changed).sum()) > 0.9 * float(pasted[t].sum())
 
 
-def test_blank_frames_are_filled_from_neighbours(clip, track):
+class Blind(FaceTracker):
+    """MTCNN that sees nothing on frames marked by a pixel (0, 0) of value (1, 2, 3): a face it misses."""
+
+    def detect_batch(self, frames):
+        found = super().detect_batch(frames)
+        marked = (frames[:, 0, 0] == torch.tensor([1, 2, 3], dtype=torch.uint8)).all(dim=1)
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+        return [empty if m else f for f, m in zip(found, marked.tolist())]
+
+
+def test_missed_frames_are_filled_from_neighbours_and_reported(clip, track):
     frames = clip.frames.clone()
-    frames[8:13] = 0  # five black frames: nothing to detect
-    exact = FaceTracker(crop_size=32, smoothing_frames=1, margin=0.0, anchor="box", fixed_size=False)
-    filled = exact.track(frames, "blanked")
+    frames[8:13, 0, 0] = torch.tensor([1, 2, 3], dtype=torch.uint8)  # the detector misses the face there
+    exact = Blind(crop_size=32, smoothing_frames=1, margin=0.0, anchor="box", fixed_size=False)
+    with pytest.warns(UserWarning, match=r"blanked: the followed face \(--face largest\) is not found in 5 frame"):
+        filled = exact.track(frames, "blanked")
     assert not bool(filled.detected[8:13].any()) and bool(filled.detected[:8].all()) and bool(filled.detected[13:].all())
+    assert filled.report["undetected"][0]["start"] == 8 and filled.report["undetected"][0]["end"] == 13
+    assert filled.report["shots"] == [0] and filled.report["switches"] == []
     raw = filled.raw_boxes.double()
     c = centres(raw)
     side = torch.maximum(raw[:, 2] - raw[:, 0], raw[:, 3] - raw[:, 1])
@@ -100,18 +113,23 @@ def test_blank_frames_are_filled_from_neighbours(clip, track):
         s = (1 - w) * side[7] + w * side[13]
         expected = torch.tensor([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2])
         assert torch.allclose(filled.boxes[t].double(), expected, atol=1e-3)
-    # with the default tracker, the filled boxes stay close to those found when nothing was blanked
-    default = FaceTracker(crop_size=64).track(frames, "blanked")
+    # with the default tracker, the filled boxes stay close to those found when nothing was missed
+    with pytest.warns(UserWarning, match="not found in 5 frame"):
+        default = Blind(crop_size=64).track(frames, "blanked")
     gap = (default.boxes[8:13] - track.boxes[8:13]).abs().max()
     assert float(gap) < 3.0, f"filled boxes are {float(gap):.1f} px from the boxes of the intact clip"
 
 
-def test_ends_hold_and_detect_every(clip):
+def test_a_faceless_shot_holds_the_nearest_box_and_detect_every(clip):
     frames = clip.frames[:12].clone()
-    frames[:3] = 128
-    track = FaceTracker(crop_size=32, smoothing_frames=1, detect_every=2).track(frames, "ends")
-    assert track.detected.tolist() == [False, False, False, False] + [i % 2 == 0 for i in range(4, 11)] + [True]
-    assert torch.allclose(track.boxes[0], track.boxes[4]) and torch.allclose(track.boxes[3], track.boxes[4])
+    frames[:3] = 128  # a grey shot, then a cut to the face at frame 3
+    with pytest.warns(UserWarning, match=r"not found in 3 frame"):
+        track = FaceTracker(crop_size=32, smoothing_frames=1, detect_every=2).track(frames, "ends")
+    assert track.report["shots"] == [0, 3]
+    # MTCNN ran on frames 0 and 2 (every 2nd of the first shot, and its last), then 3, 5, 7, 9 and the last, 11
+    assert track.report["frames_detected_on"] == 7
+    assert track.detected.tolist() == [False] * 3 + [i % 2 == 1 for i in range(3, 11)] + [True]
+    assert torch.allclose(track.boxes[0], track.boxes[3]) and torch.allclose(track.boxes[2], track.boxes[3])
 
 
 def test_no_face_raises_with_the_name():
@@ -155,29 +173,20 @@ def test_bad_input_is_rejected(track):
         paste_back(torch.ones(track.num_frames + 1, 8, 8), track)
 
 
-def test_the_track_follows_one_person_not_the_largest_face():
-    from avxai.faces import pick_face
-
-    first = np.array([[10, 10, 50, 50], [200, 20, 230, 50]], dtype=np.float32)  # largest first
-    assert pick_face(first, None) == 0
-    # next frame: a larger face elsewhere comes first; the one near the previous box continues the track
-    later = np.array([[190, 10, 260, 80], [12, 11, 52, 51]], dtype=np.float32)
-    assert pick_face(later, first[0]) == 1
-    assert pick_face(later[:1], first[0]) == 0  # a single face is taken
-
-
 def test_a_face_in_few_frames_warns(monkeypatch):
     tracker = FaceTracker(crop_size=16)
     frames = torch.zeros(10, 64, 64, 3, dtype=torch.uint8)
+    box = np.array([[10.0, 10.0, 40.0, 40.0]], np.float32)
+    points = np.array([[[20.0, 20.0], [30.0, 20.0], [25.0, 25.0], [21.0, 32.0], [29.0, 32.0]]], np.float32)
+    calls = []
 
-    def one_face(self, chunk, source="<frames>"):  # MTCNN finds a face in the first frame only
-        n = chunk.shape[0]
-        boxes, points, probs = torch.full((n, 4), float("nan")), torch.full((n, 5, 2), float("nan")), torch.full((n,), float("nan"))
-        boxes[0], probs[0] = torch.tensor([10.0, 10.0, 40.0, 40.0]), 0.99
-        points[0] = torch.tensor([[20.0, 20.0], [30.0, 20.0], [25.0, 25.0], [21.0, 32.0], [29.0, 32.0]])
-        return boxes, points, probs
+    def first_frame_only(self, chunk):  # MTCNN finds a face in the first frame only
+        calls.append(chunk.shape[0])
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+        return [(box, np.array([0.99], np.float32), points) if len(calls) == 1 and i == 0 else empty
+                for i in range(chunk.shape[0])]
 
-    monkeypatch.setattr(FaceTracker, "detect", one_face)
+    monkeypatch.setattr(FaceTracker, "detect_batch", first_frame_only)
     with pytest.warns(UserWarning, match=r"clip\.mp4: a face was found in only 10% of the 10 frames"):
         track = tracker.track(frames, "clip.mp4")
     assert track.crops.shape == (10, 3, 16, 16)
