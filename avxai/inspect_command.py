@@ -83,7 +83,7 @@ def add_inspect_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--unit", type=int, default=0, help="channel of the layer (default: %(default)s)")
     t.add_argument("--top", type=int, help="segments shown (default 8)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a TopSegmentsConfig field (per_recording, nms_iou, min_gap_s, rf_mass, margin_s, "
+                   help="a TopSegmentsConfig field (per_recording, nms_iou, min_gap_s, rf_level, margin_s, "
                         "channel_dim, n_fft, hop_length, max_candidates)")
     m = tools.add_parser("maximise", help="activation maximisation of a unit, a class or an embedding direction")
     _common(m)

@@ -86,7 +86,7 @@ def plot_embedding_map(emap: EmbeddingMap, width: float = PAGE_WIDTH, colour_by:
     if not methods or not colour_by:
         raise ValueError("an embedding map figure needs at least one projection and one labelling")
     rows, cols = len(colour_by), len(methods)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, width / max(cols, 2) * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, width / max(cols, 2) * rows * 0.8), squeeze=False)
     markers = "osD^v<>px*"
     for r, key in enumerate(colour_by):
         labels = emap.labels[key]
@@ -110,14 +110,13 @@ def plot_embedding_map(emap: EmbeddingMap, width: float = PAGE_WIDTH, colour_by:
                 else:
                     ax.scatter(pts[sel, 0], pts[sel, 1], s=14, color=cmap(gi % cmap.N), label=g, edgecolors="none")
             sil = emap.silhouettes.get(key)
-            ax.set_title(f"{method.upper()}, colour = {key}" + (f" (silhouette {sil:.2f})" if sil is not None else ""))
+            name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
+            ax.set_title(f"{name}: colour {key}" + (f", shape {other[0]}" if other else "") +
+                         (f"\nsilhouette by {key} {sil:.2f}" if sil is not None else ""))
             ax.set_xticks([])
             ax.set_yticks([])
             if c == cols - 1:
                 ax.legend(fontsize=7, loc="best", frameon=False, markerscale=0.8)
-    if len(emap.labels) > 1:
-        fig.text(0.5, 0.0, "marker shape = " + [k for k in emap.labels if k != colour_by[0]][0], ha="center",
-                 fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -6,8 +6,12 @@ partial utterances, every row) is a candidate, and the local maxima along time a
 all recordings. Each candidate's **receptive field is measured empirically**: the gradient of that one
 activation with respect to the recording's STFT magnitude (the :class:`~avxai.modalities.Spectrogram` modality:
 magnitude with the recording's phase, inverse STFT to the model's waveform) gives a (freq, frames) sensitivity
-map, and the box holding ``rf_mass`` of its absolute value along each axis (from the ``(1 - rf_mass) / 2`` to
-the ``(1 + rf_mass) / 2`` quantile) is the field drawn. Greedy non-maximum suppression then keeps a candidate
+map ``|gradient|``; the field drawn spans the frames around the peak of its time marginal where that marginal stays
+at or above ``rf_level`` times the peak, and, over those frames, the bins around the peak of the frequency
+marginal where it does (a span, not a mass quantile: a model that normalises
+over the whole input, e.g. by subtracting the mean over frames, makes every frame matter a little, and a mass
+quantile would then cover the whole recording). A candidate no gradient reaches, or one of a non-negative
+(ReLU) map that is not active (activation 0), is skipped. Greedy non-maximum suppression then keeps a candidate
 only if its box overlaps no kept box of the same recording by more than ``nms_iou`` (intersection over union)
 nor lies within ``min_gap_s`` of one it shares frequencies with, and its recording has fewer than ``per_recording`` kept segments, so one recording does not fill the page.
 """
@@ -31,7 +35,8 @@ from avxai.modalities.spectrogram import Spectrogram
 __all__ = ["TopSegmentsConfig", "TopSegments", "top_segments", "field_box"]
 
 RECEPTIVE_FIELD = ("empirical: gradient of the unit's activation at the position wrt the STFT magnitude of the "
-                   "recording; the box holds rf_mass of |gradient| along each axis")
+                   "recording; along each axis the box is the contiguous span around the peak of |gradient|'s "
+                   "marginal where it stays >= rf_level x its peak")
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class TopSegmentsConfig:
     nms_iou : a candidate whose box overlaps a kept box of its recording by more than this is dropped.
     min_gap_s : so is one whose box comes closer in time than this to a kept box of its recording that it
         overlaps in frequency (one sustained event gives one segment, not several neighbours).
-    rf_mass : share of the gradient's absolute value inside the receptive-field box, per axis.
+    rf_level : the receptive-field box spans, per axis, the cells around the peak whose |gradient| marginal is at
+        least this fraction of the peak's.
     margin_s : seconds of context on each side of the box in the saved audio and patch.
     max_candidates : at most this many receptive fields are computed (one backward pass each).
     n_fft, hop_length : STFT of the gradient and of the figures (``None``: ~32 ms windows, quarter hop).
@@ -55,7 +61,7 @@ class TopSegmentsConfig:
     per_recording: int = 2
     nms_iou: float = 0.3
     min_gap_s: float = 0.1
-    rf_mass: float = 0.9
+    rf_level: float = 0.1
     margin_s: float = 0.05
     max_candidates: int = 64
     n_fft: int | None = None
@@ -70,8 +76,8 @@ class TopSegmentsConfig:
             raise ValueError(f"unit must be a channel index >= 0, got {self.unit!r}")
         if not 0.0 <= self.nms_iou < 1.0:
             raise ValueError(f"nms_iou must be in [0, 1), got {self.nms_iou!r}")
-        if not 0.0 < self.rf_mass < 1.0:
-            raise ValueError(f"rf_mass must be in (0, 1), got {self.rf_mass!r}")
+        if not 0.0 < self.rf_level < 1.0:
+            raise ValueError(f"rf_level must be in (0, 1), got {self.rf_level!r}")
         for name in ("margin_s", "min_gap_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -94,16 +100,24 @@ class TopSegments:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def field_box(sensitivity: np.ndarray, mass: float) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``((f0, f1), (t0, t1))`` inclusive cell ranges holding ``mass`` of ``sensitivity`` ``(freq, frames)`` per axis."""
-    out = []
-    for axis in (1, 0):
-        marginal = sensitivity.sum(axis=axis)
-        cum = np.cumsum(marginal) / max(marginal.sum(), 1e-30)
-        lo = int(np.searchsorted(cum, (1 - mass) / 2))
-        hi = int(np.searchsorted(cum, (1 + mass) / 2))
-        out.append((min(lo, len(cum) - 1), min(max(hi, lo), len(cum) - 1)))
-    return out[0], out[1]
+def _span(marginal: np.ndarray, level: float) -> tuple[int, int]:
+    peak = int(marginal.argmax())
+    above = marginal >= level * marginal[peak]
+    lo, hi = peak, peak
+    while lo > 0 and above[lo - 1]:
+        lo -= 1
+    while hi < len(marginal) - 1 and above[hi + 1]:
+        hi += 1
+    return lo, hi
+
+
+def field_box(sensitivity: np.ndarray, level: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((f0, f1), (t0, t1))`` inclusive cells of ``sensitivity`` ``(freq, frames)``: the frames around the peak of
+    the time marginal where it stays >= ``level`` x its peak, then the bins around the peak of the frequency
+    marginal over those frames where it does."""
+    t0, t1 = _span(sensitivity.sum(axis=0), level)
+    f0, f1 = _span(sensitivity[:, t0:t1 + 1].sum(axis=1), level)
+    return (f0, f1), (t0, t1)
 
 
 def _same_event(a: dict, b: dict, iou: float, gap: float) -> bool:
@@ -164,8 +178,9 @@ def top_segments(model: nn.Module, layer: str, waveforms: Sequence[Tensor], samp
                 model(wav.to(device))
                 maps.append(unit_map(cap.output, config.unit, cdim).cpu())
         modalities = {}
+        relu = min(float(m.min()) for m in maps) >= 0  # a non-negative map: 0 means the unit is off
         for value, rec, idx in _candidates(maps, config.max_candidates):
-            if len(kept) >= config.top:
+            if len(kept) >= config.top or (relu and value <= 0):
                 break
             if sum(s["recording"] == rec for s in kept) >= config.per_recording:
                 continue
@@ -177,7 +192,9 @@ def top_segments(model: nn.Module, layer: str, waveforms: Sequence[Tensor], samp
             model(mod.to_model_input(rep))
             unit_map(cap.output, config.unit, cdim)[idx].backward()
             sens = rep.grad.abs().sum(dim=(0, 1)).cpu().numpy()  # (freq, frames)
-            (f0, f1), (t0, t1) = field_box(sens, config.rf_mass)
+            if not np.isfinite(sens).all() or sens.max() <= 0:
+                continue  # no gradient reaches the input from this position: no field to draw
+            (f0, f1), (t0, t1) = field_box(sens, config.rf_level)
             freqs, times = mod.coordinates()["freq"], mod.frame_times()
             df, dt = freqs[1] - freqs[0], hop / sample_rate
             seg = {"recording": rec, "name": names[rec], "activation": value, "position": list(idx),
@@ -185,15 +202,13 @@ def top_segments(model: nn.Module, layer: str, waveforms: Sequence[Tensor], samp
                    "freq_hz": (float(max(0.0, freqs[f0] - df / 2)), float(min(sample_rate / 2, freqs[f1] + df / 2))),
                    "peak_time_s": float(times[sens.sum(axis=0).argmax()]),
                    "peak_freq_hz": float(freqs[sens.sum(axis=1).argmax()])}
-            if not np.isfinite(sens).all() or sens.max() <= 0:
-                seg["note"] = "no gradient reaches the input from this position"
             if any(s["recording"] == rec and _same_event(s, seg, config.nms_iou, config.min_gap_s) for s in kept):
                 continue
             kept.append(seg)
             _clip(result, seg, waveforms[rec], sens, sample_rate, n_fft, hop, config.margin_s)
     result.segments = kept
     result.metadata = {"layer": layer, "unit": config.unit, "channel_dim": cdim, "recordings": names,
-                       "receptive_field": RECEPTIVE_FIELD, "rf_mass": config.rf_mass, "nms_iou": config.nms_iou,
+                       "receptive_field": RECEPTIVE_FIELD, "rf_level": config.rf_level, "nms_iou": config.nms_iou,
                        "min_gap_s": config.min_gap_s, "per_recording": config.per_recording, "n_fft": n_fft, "hop_length": hop,
                        "sample_rate": sample_rate, "segments": kept}
     return result

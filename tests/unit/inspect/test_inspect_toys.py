@@ -185,3 +185,10 @@ def test_bad_layer_and_unit_are_one_clear_error(model, recordings):
         top_segments(model, "energy", recordings, RATE, TopSegmentsConfig(unit=7))
     with pytest.raises(ValueError, match="Conv1d/2d/3d, Linear, LSTM or GRU"):
         first_layer_filters(model, "energy")
+
+
+def test_field_box_is_the_span_around_the_peak_not_a_mass_quantile():
+    from avxai.inspect.top_segments import field_box
+    sens = np.full((20, 100), 0.01)  # every cell matters a little (a mean over frames) ...
+    sens[5:9, 40:46] = 1.0  # ... and a local patch matters a lot
+    assert field_box(sens, 0.1) == ((5, 8), (40, 45))
