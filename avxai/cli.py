@@ -26,6 +26,7 @@ from avxai.perturbations import PERTURBATION_NAMES
 from avxai.safety import check_output_dir
 from avxai.tasks import TASKS, Task, get_task
 from avxai.version import __version__
+from avxai.viz.labels import growth_text
 
 #: flags of the "task inputs" and "audio" groups: each is passed to the task when its options class has the field
 TASK_FLAGS = ("input", "reference", "enroll", "source", "target", "segments", "score", "stream", "region", "reduce",
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "own unmasked output")
     g.add_argument("--enroll", help="enrollment audio: explain the verification cosine score (speaker); several "
                                     "files separated by commas: the mean of their unit embeddings")
-    g.add_argument("--source", type=int, help="which separated source to explain, 0-based (separation)")
+    g.add_argument("--source", type=int, help="which separated source to explain, counted from 1 (separation)")
     g.add_argument("--target", type=int, help="target class index; default: the class predicted on the input "
                                                "(speaker); the output column of a (batch, frames, classes) model "
                                                "(frames)")
@@ -170,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 def task_options(task: Task, args: argparse.Namespace):
     """The task's options from the parsed flags: every given task flag must be a field of its options class."""
     fields = {f.name for f in dataclasses.fields(task.options_class)}
+    source = getattr(args, "source", None)
+    if source is not None and source < 1:
+        raise ValueError(f"--source {source}: sources are counted from 1 (--source 1 is the first)")
     given = {k: getattr(args, k) for k in TASK_FLAGS if getattr(args, k, None) not in (None, False)}
+    if "source" in given:  # counted from 1 on the command line, 0-based in the options
+        given["source"] = source - 1
     extra = [k for k in given if k not in fields]
     if extra:
         flags = ", ".join("--" + o.replace("_", "-") for o in extra)
@@ -210,6 +216,8 @@ def run_explain(args: argparse.Namespace) -> int:
     explanation = method(problem.model, problem.modality, problem.scorer, config)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
+    explanation.metadata["model_name"] = (Path(args.model.rstrip("/")).name if args.model else None) or \
+        args.architecture or task.default_model  # the model as figure titles name it
     explanation.metadata["runtime"] = runtime_info(next(problem.model.parameters(), torch.empty(0)).device)
     shares = segment_mass(explanation)  # with --segments: how much of the evidence lies in each label's turns
     if shares:
@@ -237,8 +245,11 @@ def report(explanation, out: Path) -> None:
     """Print the scores and what was written."""
     units = explanation.metadata.get("scorer", {}).get("units", "")
     # scores that are not in the scorer's units: class indices, and ratios to the unmasked score
-    own_units = {"max_class": "(class)", "target": "(class)", "area_growth": "(x unmasked)"}
+    own_units = {"max_class": "(class)", "target": "(class)"}
     for name, value in explanation.scores.items():
+        if name == "area_growth":  # dB scores as differences, positive scores as ratios (avxai.viz.labels)
+            print(f"{name:>12}: {growth_text(explanation)}")
+            continue
         as_int = name in ("max_class", "target")
         vals = ", ".join(f"{v:.0f}" if as_int else f"{v:.3f}" for v in value.flatten().tolist()[:8])
         print(f"{name:>12}: {vals} {own_units.get(name, units)}")

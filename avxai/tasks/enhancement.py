@@ -106,6 +106,8 @@ def build(model: nn.Module, options: EnhancementOptions) -> Problem:
     return Problem(model=model, modality=modality, scorer=scorer, metadata={
         "input": describe_input(options.input), "reference": reference_name,
         "score_against": "reference" if reference is not None else "model output on the unmasked input",
+        "target_label": f"{'SI-SDR' if type(scorer).__name__ == 'SISDR' else 'SDR'} of the enhanced speech against "
+                        + ("the clean reference" if reference is not None else "the model's own output (no reference)"),
         "segments": read_segments(options.segments)},
         extras={"target": None if reference is None else reference[0, 0]})
 
@@ -120,6 +122,4 @@ class EnhancementTask(Task, name="enhancement", options=EnhancementOptions, mode
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``target.png`` / ``target.json``: mask vs the clean speech's ideal binary mask (with a reference),
         and the score of the preserved and deleted inputs (:mod:`avxai.tasks.target_report`)."""
-        name = problem.scorer.describe()["scorer"]
-        against = "the clean reference" if problem.extras.get("target") is not None else "its own unmasked output"
-        return write_target_report(problem, explanation, out, f"{name} of the enhanced output vs {against}")
+        return write_target_report(problem, explanation, out, problem.metadata["target_label"])

@@ -58,11 +58,11 @@ def build(model: nn.Module, options: SeparationOptions) -> Problem:
     if options.reference is not None:
         reference = read_references(options.reference, wav, rate, options)  # (batch, sources, time)
         if source >= reference.shape[1]:
-            raise ValueError(f"--source {source} does not exist: {reference.shape[1]} reference(s) were given "
-                             f"({describe_input(options.reference)}); sources are 0-based")
+            raise ValueError(f"--source {source + 1} does not exist: {reference.shape[1]} reference(s) were given "
+                             f"({describe_input(options.reference)}); sources are counted from 1")
     elif source >= num_sources_of(model, required=True):
-        raise ValueError(f"--source {source} does not exist: the model separates {num_sources_of(model)} sources "
-                         "(0-based)")
+        raise ValueError(f"--source {source + 1} does not exist: the model separates {num_sources_of(model)} "
+                         "sources (counted from 1)")
     modality = spectrogram_for(model, wav, rate, options)
     scorer = reference_scorer(options.score, reference, source=source)
     reference_name = None if options.reference is None else (
@@ -71,6 +71,8 @@ def build(model: nn.Module, options: SeparationOptions) -> Problem:
         ",".join(str(p) for p in options.reference))
     return Problem(model=model, modality=modality, scorer=scorer, metadata={
         "input": describe_input(options.input), "reference": reference_name, "source": source,
+        "target_label": f"{'SI-SDR' if type(scorer).__name__ == 'SISDR' else 'SDR'} of source {source + 1} against "
+                        + ("its reference" if reference is not None else "the model's own output (no reference)"),
         "score_against": "reference" if reference is not None else "model output on the unmasked input",
         "segments": read_segments(options.segments)},
         extras={"target": None if reference is None else reference[0, source]})
@@ -87,7 +89,4 @@ class SeparationTask(Task, name="separation", options=SeparationOptions, model="
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``target.png`` / ``target.json``: mask vs source k's ideal binary mask (with references), and the
         score of the preserved and deleted inputs (:mod:`avxai.tasks.target_report`)."""
-        name = problem.scorer.describe()["scorer"]
-        k = problem.metadata["source"]
-        against = f"reference {k}" if problem.extras.get("target") is not None else "its own unmasked output"
-        return write_target_report(problem, explanation, out, f"{name} of separated source {k} vs {against}")
+        return write_target_report(problem, explanation, out, problem.metadata["target_label"])

@@ -87,8 +87,18 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
             raise ValueError(f"score {options.score!r} is not a speaker-identification score: use "
                              f"{', '.join(SCORES)} (or cosine with an enrollment)")
         scorer = SCORES[options.score or "logit"](options.target)
+    if options.enroll is not None:  # what the figures name as the score's target
+        names = sources if isinstance(sources, (list, tuple)) else [sources]
+        label = "cosine to the enrollment " + ", ".join(
+            f"'{Path(n).stem}'" if isinstance(n, (str, Path)) else "(tensor)" for n in names)
+    else:
+        what = {"logit": "logit", "probability": "probability", "log-probability": "log-probability"}.get(
+            options.score or "logit", options.score)
+        label = f"{what} of class {options.target}" if options.target is not None else \
+            f"{what} of the class predicted on the input"
     return Problem(model=model, modality=modality, scorer=scorer,
-                   metadata={"input": describe_input(options.input), "segments": read_segments(options.segments)})
+                   metadata={"input": describe_input(options.input), "segments": read_segments(options.segments),
+                             "target_label": label})
 
 
 class SpeakerTask(Task, name="speaker", options=SpeakerOptions, model="speakernet", build=build,

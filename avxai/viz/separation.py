@@ -11,12 +11,27 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 import torch  # noqa: E402
 
-from avxai.viz.attribution import diverging_norm, extent_2d, to_db  # noqa: E402
+from avxai.viz.axes import show_plane, to_db  # noqa: E402
+from avxai.viz.labels import attribution_label, score_phrase, title_of, value_text  # noqa: E402
+from avxai.viz.style import OKABE_ITO, PAGE_WIDTH, legend_right, new_figure, styled  # noqa: E402
 
-__all__ = ["plot_mask_vs_ibm", "explanation_mask"]
+__all__ = ["plot_mask_vs_ibm", "explanation_mask", "chance_iou", "best_iou"]
 
-#: overlap colours: neither, mask only (false alarm), IBM only (miss), both (hit)
-_OVERLAP = ListedColormap(["#f4f4f4", "#e66101", "#5e3c99", "#1b9e77"])
+#: overlap colours (Okabe-Ito): neither, mask only (false alarm), IBM only (miss), both (hit)
+_OVERLAP = ListedColormap(["#f2f2f2", OKABE_ITO[1], OKABE_ITO[2], OKABE_ITO[5]])
+#: the ideal binary mask's two levels: the target is not / is the louder source in the cell
+_IBM = ListedColormap(["#f2f2f2", "#222222"])
+
+
+def chance_iou(area: float, truth_area: float) -> float:
+    """Expected IoU of a random set covering ``area`` of the grid with a truth covering ``truth_area``
+    (the same formula as :func:`avxai.metrics.masks.chance_iou`)."""
+    return area * truth_area / (area + truth_area - area * truth_area)
+
+
+def best_iou(area: float, truth_area: float) -> float:
+    """The best IoU a set covering ``area`` can reach with a truth covering ``truth_area``: min / max."""
+    return min(area, truth_area) / max(area, truth_area)
 
 
 def explanation_mask(explanation, index: int = 0, area: float | None = None):
@@ -49,9 +64,11 @@ def _score(explanation, name: str, index: int, k: int | None):
     return float(v)
 
 
+@styled
 def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None = None, title: str | None = None,
                      scores: dict | None = None, ibm_scores: dict | None = None):
-    """Mixture spectrogram, the explanation's mask, the target's ideal binary mask and their overlap.
+    """Mixture spectrogram, the explanation's map, the target's ideal binary mask and their overlap, at the
+    page width.
 
     Parameters
     ----------
@@ -59,16 +76,17 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
         attribution such as occlusion's).
     ibm : ideal binary mask of the explained target on the same grid, ``(freq, time)`` or ``(batch, freq, time)``
         (see :func:`avxai.metrics.masks.ideal_binary_mask`); ``None`` when there is no clean reference: the
-        figure then shows the mixture and the mask only.
+        figure then shows the mixture and the map only.
     index : which input of the batch.
     area : the mask area to show (mask methods); the top-``area`` cells of the map are compared with the IBM
         (``None``: the IBM's own area for attributions, the middle area for masks).
-    scores : ``{"unmasked", "preserved", "deleted"}`` floats for the title (e.g. from
-        :func:`avxai.metrics.masks.mask_scores`); ``None`` reads them from ``explanation.scores`` where present.
+    title : the first title line (default: from the metadata: method, model, score and its target).
+    scores : ``{"unmasked", "preserved", "deleted"}`` floats (e.g. from :func:`avxai.metrics.masks.mask_scores`);
+        ``None`` reads them from ``explanation.scores`` where present.
     ibm_scores : ``{"preserved", "deleted"}`` of the IBM itself (the oracle), shown on its panel.
 
-    The title line gives the scores of the unmasked, preserved and deleted inputs (scorer's units) and the
-    IoU panel the overlap of the top-``area`` cells with the IBM. Returns a matplotlib figure.
+    The IBM has a two-level legend; the overlap panel's IoU is given with its chance value (a random set of
+    the same area) and the best value reachable at that area. Returns a matplotlib figure.
     """
     if len(explanation.axes) != 2:
         raise ValueError(f"plot_mask_vs_ibm needs a (freq, time) explanation, got axes {explanation.axes}")
@@ -95,53 +113,57 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
     else:
         compare_area = max(float((mask > 0).mean()), 1.0 / mask.size)
 
-    extent, f_label, t_label = extent_2d(explanation)
     rows = 4 if truth is not None else 2
-    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.5 * rows), sharex=True, constrained_layout=True)
-    im = axes[0].imshow(to_db(grid), origin="lower", aspect="auto", extent=extent, cmap="magma")
-    fig.colorbar(im, ax=axes[0], label="dB re max")
-    axes[0].set_title("mixture")
+    fig = new_figure(PAGE_WIDTH, 1.25 * rows + 0.6)
+    axes = fig.subplots(rows, 1, sharex=True)
     units = explanation.metadata.get("scorer", {}).get("units", "")
+    im = show_plane(axes[0], explanation, to_db(grid), "db", xlabel=False)
+    fig.colorbar(im, ax=axes[0], label="level\n(dB re max)", pad=0.01, fraction=0.04)
+    axes[0].set_title("mixture", loc="left")
     if explanation.masks is not None:
-        im = axes[1].imshow(mask, origin="lower", aspect="auto", extent=extent, cmap="viridis", vmin=0, vmax=1)
-        fig.colorbar(im, ax=axes[1], label="mask (1 = keep)")
+        im = show_plane(axes[1], explanation, mask, "mask", xlabel=rows == 2)
+        fig.colorbar(im, ax=axes[1], label="mask\n(1 = kept)", pad=0.01, fraction=0.04)
     else:
-        im = axes[1].imshow(mask, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
-                            norm=diverging_norm(mask))
-        fig.colorbar(im, ax=axes[1], label=f"score drop ({units})" if units else "attribution")
-    axes[1].set_title(f"{explanation.method}: {label}")
+        im = show_plane(axes[1], explanation, mask, "signed", xlabel=rows == 2)
+        fig.colorbar(im, ax=axes[1], label=attribution_label(explanation).replace(" when", "\nwhen"), pad=0.01,
+                     fraction=0.04)
+    axes[1].set_title(f"{explanation.method}: {label}", loc="left")
     if truth is not None:
         cells = mask.size
         top = np.zeros(cells, dtype=bool)
         top[np.argsort(-mask.reshape(-1), kind="stable")[:max(1, int(round(compare_area * cells)))]] = True
         top_t = torch.from_numpy(top.reshape(mask.shape))  # the top cells, as avxai.metrics.masks.mask_iou takes them
         iou = float((top_t & truth).sum() / (top_t | truth).sum())
+        truth_area = float(truth.float().mean())
         overlap = top.reshape(mask.shape).astype(int) + 2 * truth.numpy().astype(int)  # 0 none, 1 mask, 2 IBM, 3 both
-        im = axes[2].imshow(truth.numpy().astype(float), origin="lower", aspect="auto", extent=extent, cmap="Greys",
-                            vmin=0, vmax=1)
-        fig.colorbar(im, ax=axes[2], label="IBM")
+        show_plane(axes[2], explanation, truth.numpy().astype(float), "mask", xlabel=False)
+        axes[2].images[0].set_cmap(_IBM)
+        legend_right(axes[2], handles=[Patch(color=_IBM(1), label="target louder"),
+                                       Patch(color=_IBM(0), ec="0.6", label="rest louder")],
+                     labels=["target louder", "rest louder"], title="IBM")
         oracle = ""
         if ibm_scores:
-            oracle = (f"; IBM kept {ibm_scores['preserved']:.1f}, IBM removed {ibm_scores['deleted']:.1f} "
+            oracle = (f"; the IBM itself: kept {ibm_scores['preserved']:.1f}, removed {ibm_scores['deleted']:.1f} "
                       f"{units}").rstrip()
-        axes[2].set_title(f"ideal binary mask of the target (area {float(truth.float().mean()):.2f}){oracle}")
-        axes[3].imshow(overlap, origin="lower", aspect="auto", extent=extent, cmap=_OVERLAP, vmin=-0.5, vmax=3.5,
-                       interpolation="nearest")
-        fig.colorbar(im, ax=axes[3]).remove()
-        axes[3].legend(handles=[Patch(color=_OVERLAP(3), label="both"), Patch(color=_OVERLAP(1), label="mask only"),
-                                Patch(color=_OVERLAP(2), label="IBM only")], loc="upper right", fontsize=7, ncol=3)
-        axes[3].set_title(f"top {compare_area:.2f} of the {label.split(' ')[0]} vs IBM: IoU {iou:.2f}")
-    for ax in axes:
-        ax.set_ylabel(f_label)
-    axes[-1].set_xlabel(t_label)
+        axes[2].set_title(f"ideal binary mask of the target (area {truth_area:.2f}){oracle}", loc="left")
+        show_plane(axes[3], explanation, overlap.astype(float), "mask")
+        axes[3].images[0].set_cmap(_OVERLAP)
+        axes[3].images[0].set_clim(-0.5, 3.5)
+        legend_right(axes[3], handles=[Patch(color=_OVERLAP(3), label="both"), Patch(color=_OVERLAP(1),
+                                                                                     label="map only"),
+                                       Patch(color=_OVERLAP(2), label="IBM only"),
+                                       Patch(color=_OVERLAP(0), ec="0.6", label="neither")],
+                     labels=["both", "map only", "IBM only", "neither"])
+        axes[3].set_title(f"top {compare_area:.2f} of the {label.split(' ')[0]} vs IBM: IoU {iou:.2f} (chance "
+                          f"{chance_iou(compare_area, truth_area):.2f}, best reachable at this area "
+                          f"{best_iou(compare_area, truth_area):.2f})", loc="left")
     if scores is None:
         scores = {name: v for name in ("unmasked", "preserved", "deleted")
                   if (v := _score(explanation, name, index, k)) is not None}
-    parts = [f"{name} {scores[name]:.1f}" for name in ("unmasked", "preserved", "deleted")
+    parts = [f"{name} {value_text(scores[name], units)}" for name in ("unmasked", "preserved", "deleted")
              if scores.get(name) is not None]
-    scorer = explanation.metadata.get("scorer", {})
-    head = title or f"{scorer.get('scorer', 'score')} of source {scorer.get('source', 0)}"
-    fig.suptitle(head + (": " + ", ".join(parts) + f" {units}" if parts else "") +
-                 (f"\n(preserved / deleted: the top {compare_area:.2f} of the grid kept / removed)"
-                  if parts and explanation.masks is None else ""))
+    head = title or title_of(explanation, index).split("\n")[0]
+    kept = f"top {compare_area:.2f} of the grid kept / removed" if explanation.masks is None else \
+        f"mask of area {compare_area:g} kept / removed"
+    fig.suptitle(head + ("\n" + ", ".join(parts) + f" ({kept})" if parts else ""))
     return fig

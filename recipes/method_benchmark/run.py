@@ -62,7 +62,7 @@ COLUMNS = ["task", "method", "mass", "pointing", "iou", "deletion_auc", "inserti
            "s_per_input"]
 HEADERS = {"task": "task", "method": "method", "mass": "mass in truth ↑", "pointing": "pointing ↑",
            "iou": "IoU@area ↑", "deletion_auc": "deletion AUC ↓", "insertion_auc": "insertion AUC ↑",
-           "randomisation_r": "rand. ρ ↓", "s_per_input": "s / input"}
+           "randomisation_r": "rand. ρ (best near 0)", "s_per_input": "s / input"}
 
 
 @dataclass
@@ -262,7 +262,7 @@ def write_tables(rows: list[dict], curves: dict, out: Path, meta: dict, labels: 
         for r in rows:
             per = r.get("per_input") or {}
             n = len(next(iter(per.values()), []))
-            names = (labels or {}).get(r["task"]) or [f"input {j}" for j in range(n)]
+            names = (labels or {}).get(r["task"]) or [f"input {j + 1}" for j in range(n)]
             for i in range(n):
                 writer.writerow({"task": r["task"], "method": r["method"], "input": names[i],
                                  **{k: per[k][i] for k in COLUMNS[2:-1] if k in per}})

@@ -69,11 +69,11 @@ def test_tasks_build_model_modality_and_scorer(tmp_path):
     assert enh.modality.grid_shape[0] == N_FFT // 2 + 1
     own = _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enhancer.pt")))
     assert isinstance(own.scorer, SDRClass) and own.scorer.reference is None
-    sep = _prepare("separation", _args(tmp_path, model=str(tmp_path / "convtasnet.pt"), source=1,
+    sep = _prepare("separation", _args(tmp_path, model=str(tmp_path / "convtasnet.pt"), source=2,  # from 1
                                             reference=f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}"))
     assert sep.scorer.reference.shape == (1, 2, mixture.shape[-1]) and sep.scorer.source == 1
-    with pytest.raises(ValueError, match="--source 2 does not exist"):
-        _prepare("separation", _args(tmp_path, model=str(tmp_path / "convtasnet.pt"), source=2,
+    with pytest.raises(ValueError, match="--source 3 does not exist"):
+        _prepare("separation", _args(tmp_path, model=str(tmp_path / "convtasnet.pt"), source=3,
                                           reference=f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}"))
     with pytest.raises(ValueError, match="same recording length"):
         _prepare("enhancement", _args(tmp_path, model=str(tmp_path / "enhancer.pt"),
@@ -94,7 +94,7 @@ def test_cli_explains_a_separated_source(tmp_path):
     _task_files(tmp_path)
     out = tmp_path / "out"
     code = main(["explain", "--task", "separation", "--method", "occlusion", "--input", str(tmp_path / "mix.wav"),
-                 "--reference", f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}", "--source", "1",
+                 "--reference", f"{tmp_path / 's1.wav'},{tmp_path / 's2.wav'}", "--source", "2",
                  "--model", str(tmp_path / "convtasnet.pt"), "--score", "si-sdr",
                  "--n-fft", str(N_FFT), "--hop-length", str(HOP), "--window", "43,16", "--stride", "43,16",
                  "--out", str(out), "--quiet"])

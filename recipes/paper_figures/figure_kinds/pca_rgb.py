@@ -60,12 +60,12 @@ def figure_pca_rgb(expl: Explanation, index: int = 0, frames: int = 8):
     n = min(frames, rgb.shape[0])
     idx = np.linspace(0, rgb.shape[0] - 1, n).round().astype(int)
     if spectral:
-        fig, axes = plt.subplots(1, 1, figsize=(COLUMN_WIDTH, 1.6), squeeze=False, constrained_layout=True)
+        fig, axes = plt.subplots(1, 1, figsize=(COLUMN_WIDTH, 1.8), squeeze=False, constrained_layout=True)
         axes[0, 0].imshow(rgb[0], origin="lower", aspect="auto", interpolation="nearest")
-        axes[0, 0].set_xlabel("layer frame")
-        axes[0, 0].set_ylabel("layer frequency bin" if rgb.shape[1] > 1 else "")
+        axes[0, 0].set_xlabel("layer frame (index)")
+        axes[0, 0].set_ylabel("layer frequency bin (index)" if rgb.shape[1] > 1 else "")
     else:
-        fig, axes = plt.subplots(1, n, figsize=(min(PAGE_WIDTH, 1.2 * n + 0.4), 1.4), squeeze=False,
+        fig, axes = plt.subplots(1, n, figsize=(PAGE_WIDTH if n > 2 else COLUMN_WIDTH, 1.4), squeeze=False,
                                  constrained_layout=True)
         fps = (expl.metadata.get("modality") or {}).get("fps") if isinstance(expl.metadata.get("modality"), dict) \
             else None
@@ -74,7 +74,7 @@ def figure_pca_rgb(expl: Explanation, index: int = 0, frames: int = 8):
             axes[0, j].set_xticks([])
             axes[0, j].set_yticks([])
             if n > 1:
-                axes[0, j].set_title(f"{f / fps:.2f} s" if fps else f"frame {f}")
+                axes[0, j].set_title(f"{f / fps:.2f} s" if fps else f"frame {f + 1}")
     layer = expl.metadata.get("layer")
     fig.suptitle("first three principal components as RGB" + (f" (layer {layer})" if layer else ""))
     return fig

@@ -3,18 +3,17 @@ metadata has ``segments``), and every method's attribution over time on the A-B-
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
 
 from avxai.explanation import Explanation
-from avxai.viz.attribution import draw_segments, extent_2d, to_db
-from avxai.viz.style import CMAPS, METHOD_COLOURS, PAGE_WIDTH, method_colour
-from figure_kinds.labels import attribution_label, input_labels
+from avxai.viz.axes import draw_turns, show_plane, time_of, to_db
+from avxai.viz.style import METHOD_COLOURS, PAGE_WIDTH, method_colour, new_figure, signed_norm
+from figure_kinds.labels import attribution_label, input_labels, title_of
 
 
 def figure_aba(expl: Explanation):
-    """Spectrogram, then one attribution map per explained input, with the A/B segment boundaries.
+    """Spectrogram, then one attribution map per explained input (one signed colour map, zero white, one
+    colour bar for all), with the turn boundaries as dashed lines and their labels above the spectrogram.
 
     Shape: ``expl.attribution`` is ``(batch, freq|mel, time)``.
     """
@@ -23,63 +22,52 @@ def figure_aba(expl: Explanation):
     attr = expl.attribution.numpy()
     if attr.ndim != 3:
         raise ValueError("the A-B-A figure needs a (freq|mel, time) explanation")
-    extent, f_label, t_label = extent_2d(expl)
     rows = 1 + expl.batch_size
-    fig, axes = plt.subplots(rows, 1, figsize=(PAGE_WIDTH * 0.62, 1.35 * rows), sharex=True, squeeze=False,
-                             constrained_layout=True)
-    axes = axes[:, 0]
-    im = axes[0].imshow(to_db(grid), origin="lower", aspect="auto", extent=extent, cmap=CMAPS["magnitude"])
-    fig.colorbar(im, ax=axes[0], label="dB re max", pad=0.01)
-    axes[0].set_ylabel(f_label)
-    ymax = axes[0].get_ylim()[1]
-    for seg in segments:
-        axes[0].text((seg["start_s"] + seg["end_s"]) / 2, ymax, seg["label"], ha="center", va="bottom",
-                     fontweight="bold")
-    signed = (attr < 0).any()
-    bound = max(float(np.abs(attr).max()), 1e-12)
-    for i, label in enumerate(input_labels(expl)):
+    fig = new_figure(PAGE_WIDTH, 1.25 * rows + 0.55)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    im = show_plane(axes[0], expl, to_db(grid), "db", xlabel=False)
+    fig.colorbar(im, ax=axes[0], label="level\n(dB re max)", pad=0.01, fraction=0.04)
+    draw_turns(axes[0], segments, labels=True)
+    norm = signed_norm(attr)
+    labels = input_labels(expl)
+    for i in range(expl.batch_size):
         ax = axes[1 + i]
-        if signed:
-            im = ax.imshow(attr[i], origin="lower", aspect="auto", extent=extent, cmap=CMAPS["attribution"],
-                           norm=TwoSlopeNorm(0.0, -bound, bound))
-        else:
-            im = ax.imshow(attr[i], origin="lower", aspect="auto", extent=extent, cmap=CMAPS["heat"], vmin=0,
-                           vmax=bound)
-        fig.colorbar(im, ax=ax, label=attribution_label(expl), pad=0.01)
-        ax.set_ylabel(f_label)
-        ax.set_title(f"{expl.method}: {label}", loc="left")
-    for ax in axes:
-        for seg in segments:
-            for x in (seg["start_s"], seg["end_s"]):
-                ax.axvline(x, color="k", lw=0.7, ls="--", alpha=0.8)
-    axes[-1].set_xlabel(t_label)
+        im = show_plane(ax, expl, attr[i], "signed", norm=norm, xlabel=i == expl.batch_size - 1)
+        ax.set_title(labels[i] or expl.method, loc="left")
+        draw_turns(ax, segments, labels=False)
+    fig.colorbar(im, ax=axes[1:].tolist(), label=attribution_label(expl).replace(" when", "\nwhen"), pad=0.01,
+                 fraction=0.04)
+    fig.suptitle(title_of(expl, 0).replace(f" ({labels[0]})", "") if labels[0] else title_of(expl, 0))
     return fig
 
 
 def figure_aba_methods(expls: dict[str, Explanation]):
-    """Per method, the positive attribution summed over frequency against time (each input scaled to its max)."""
+    """Per method, the attribution summed over frequency against time (each input scaled to its largest
+    absolute value, so the sign stays: above 0 the turn supports the score), turn boundaries dashed."""
     order = list(METHOD_COLOURS)
     names = sorted(expls, key=lambda m: (order.index(m) if m in order else len(order), m))
     first = expls[names[0]]
     n_inputs = first.batch_size
-    fig, axes = plt.subplots(len(names), n_inputs, figsize=(PAGE_WIDTH, 0.9 * len(names) + 0.4), sharex=True,
-                             sharey=True, squeeze=False, constrained_layout=True)
+    fig = new_figure(PAGE_WIDTH, 0.75 * len(names) + 0.9)
+    axes = fig.subplots(len(names), n_inputs, sharex=True, sharey=True, squeeze=False)
     for r, name in enumerate(names):
         expl = expls[name]
-        t = np.asarray(expl.coordinates.get(expl.axes[-1], np.arange(expl.attribution.shape[-1])))
+        t = time_of(expl, expl.axes[-1], expl.attribution.shape[-1])
         for c in range(n_inputs):
             ax = axes[r, c]
-            profile = np.clip(expl.attribution[c].numpy(), 0, None).reshape(-1, len(t)).sum(axis=0)
-            profile = profile / max(profile.max(), 1e-12)
-            ax.fill_between(t, profile, color=method_colour(name), alpha=0.8, lw=0)
-            draw_segments(ax, expl.metadata.get("segments"))
-            ax.set_ylim(0, 1.05)
-            ax.set_yticks([0, 1])
+            profile = expl.attribution[c].numpy().reshape(-1, len(t)).sum(axis=0)
+            profile = profile / max(np.abs(profile).max(), 1e-12)
+            ax.fill_between(t, profile, color=method_colour(name), alpha=0.85, lw=0)
+            ax.axhline(0, color="0.5", lw=0.5)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_yticks([-1, 0, 1])
+            draw_turns(ax, expl.metadata.get("segments"), labels=r == 0)
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center")
             if r == 0:
-                ax.set_title(input_labels(expl)[c])
+                ax.set_title(input_labels(expl)[c] or "", pad=10)
     for c in range(n_inputs):
         axes[-1, c].set_xlabel("time (s)")
-    fig.suptitle("positive attribution over time, scaled to its maximum (shaded: A / B turns)")
+    fig.suptitle("attribution summed over frequency, scaled to its largest absolute value (score drop when "
+                 "removed; dashed: turn boundaries)")
     return fig

@@ -143,7 +143,7 @@ def test_separation_problem_scores_the_chosen_source():
     assert isinstance(problem.scorer, SDR) and problem.scorer.source == 1
     assert problem.scorer.reference.shape == (1, 2, 8000) and torch.equal(problem.extras["target"], sources[1])
     assert (problem.modality.n_fft, problem.modality.hop_length) == (256, 64)  # ~32 ms at 8 kHz, no STFT of its own
-    with pytest.raises(ValueError, match="--source 2 does not exist: 2 reference"):
+    with pytest.raises(ValueError, match="--source 3 does not exist: 2 reference"):  # counted from 1
         TASKS["separation"].build(model, SeparationOptions(input=mix, sample_rate=8000, reference=sources, source=2))
     with pytest.raises(ValueError, match="the model separates 2 sources"):
         TASKS["separation"].build(model, SeparationOptions(input=mix, sample_rate=8000, source=2))

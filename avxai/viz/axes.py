@@ -1,0 +1,109 @@
+"""Drawing pieces every figure shares: spectrograms in dB, time-frequency planes with frequency in Hz (mel
+bands too), A-B-A turns as boundary lines with their labels above the data (never shading over it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avxai.viz.style import CMAPS, SEGMENT_COLOURS, signed_norm
+
+__all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "show_plane", "time_of"]
+
+
+def to_db(magnitude: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
+    """Magnitude -> dB relative to the maximum, floored at ``floor_db``."""
+    ref = max(float(np.max(magnitude)), 1e-12)
+    return np.maximum(20 * np.log10(np.maximum(magnitude, 1e-12) / ref), floor_db)
+
+
+def time_of(explanation, axis: str | None = None, n: int | None = None) -> np.ndarray:
+    """Coordinates of the time axis (s), or cell indices when the explanation has none of the right length."""
+    axis = axis or explanation.axes[-1]
+    n = n if n is not None else explanation.grid.shape[1 + list(explanation.axes).index(axis)]
+    t = np.asarray(explanation.coordinates.get(axis, np.arange(n, dtype=float)), dtype=float)
+    return t if t.shape[0] == n else np.arange(n, dtype=float)
+
+
+def plane_extent(explanation, axes: "tuple[str, str] | None" = None) -> tuple[list[float], str, str, bool]:
+    """``(imshow extent, frequency label, time label, mel)`` of a (freq|mel, time) plane: the explanation's
+    last two axes, or ``axes``. Mel bands are drawn at their band index (they are not evenly spaced in Hz);
+    :func:`freq_in_hz` then labels that axis in Hz."""
+    f_axis, t_axis = tuple(explanation.axes[-2:]) if axes is None else axes
+    t = np.asarray(explanation.coordinates.get(t_axis, np.arange(explanation.grid.shape[-1])), dtype=float)
+    f = np.asarray(explanation.coordinates.get(f_axis, np.arange(explanation.grid.shape[-2])), dtype=float)
+    dt = (t[1] - t[0]) if len(t) > 1 else 1.0
+    units = explanation.units
+    t_label = f"time ({units.get(t_axis, 'frame')})"
+    if f_axis == "mel":
+        return [t[0] - dt / 2, t[-1] + dt / 2, -0.5, len(f) - 0.5], "frequency (Hz, mel scale)", t_label, True
+    df = (f[1] - f[0]) if len(f) > 1 else 1.0
+    f_unit = units.get(f_axis, "bin")
+    return [t[0] - dt / 2, t[-1] + dt / 2, f[0] - df / 2, f[-1] + df / 2], \
+        (f"frequency ({f_unit})" if f_axis in ("freq", "mel") or f_unit == "Hz" else f"{f_axis} ({f_unit})"), \
+        t_label, False
+
+
+def freq_in_hz(ax, centres_hz: np.ndarray, count: int = 4) -> None:
+    """Label a mel-band axis (drawn at band index) in Hz: a few round frequencies at their band positions."""
+    centres = np.asarray(centres_hz, dtype=float)
+    if centres.size < 2:
+        return
+    candidates = np.array([100, 200, 250, 500, 1000, 2000, 4000, 8000, 16000], dtype=float)
+    inside = candidates[(candidates >= centres[0]) & (candidates <= centres[-1])]
+    if inside.size > count:
+        inside = inside[np.linspace(0, inside.size - 1, count).round().astype(int)]
+    positions = np.interp(inside, centres, np.arange(centres.size))
+    ax.set_yticks(positions)
+    ax.set_yticklabels([f"{v / 1000:g}k" if v >= 1000 else f"{v:g}" for v in inside])
+
+
+def show_plane(ax, explanation, values: np.ndarray, kind: str, axes: "tuple[str, str] | None" = None,
+               norm=None, ylabel: bool = True, xlabel: bool = True):
+    """Draw a (freq|mel, time) plane: ``kind`` ``"db"`` (a magnitude, drawn in dB re max), ``"signed"``
+    (attribution, :data:`~avxai.viz.style.SIGNED_CMAP` around 0), ``"mask"`` ([0, 1]) or ``"value"`` (any input). Returns the image."""
+    extent, f_label, t_label, mel = plane_extent(explanation, axes)
+    if kind == "db":
+        im = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=CMAPS["magnitude"],
+                       norm=norm, interpolation="nearest")
+    elif kind == "signed":
+        im = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=CMAPS["attribution"],
+                       norm=norm or signed_norm(values), interpolation="nearest")
+    elif kind == "value":
+        im = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=CMAPS["mask"], norm=norm,
+                       interpolation="nearest")
+    elif kind == "mask":
+        im = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=CMAPS["mask"], vmin=0, vmax=1,
+                       interpolation="nearest")
+    else:
+        raise ValueError(f"unknown plane kind {kind!r}; use 'db', 'signed', 'mask' or 'value'")
+    f_axis = (axes or tuple(explanation.axes[-2:]))[0]
+    if mel:
+        freq_in_hz(ax, explanation.coordinates.get(f_axis, []))
+    if ylabel:
+        ax.set_ylabel(f_label)
+    else:
+        ax.tick_params(labelleft=False)
+    if xlabel:
+        ax.set_xlabel(t_label)
+    else:
+        ax.tick_params(labelbottom=False)
+    return im
+
+
+def draw_turns(ax, segments, labels: bool = True, colour: str | None = None) -> None:
+    """Labelled time segments (dicts with start_s, end_s, label): dashed boundary lines over the data and,
+    with ``labels``, each turn's label above the axes (in the axes' x coordinates, clear of the data). Lines
+    are white over images, black over curves (``colour`` overrides)."""
+    if not segments:
+        return
+    edges = sorted({float(s["start_s"]) for s in segments} | {float(s["end_s"]) for s in segments})
+    lo, hi = ax.get_xlim()
+    for x in edges:
+        if lo < x < hi:
+            ax.axvline(x, color=colour or ("w" if ax.images else "k"), lw=0.8, ls=(0, (3, 2)), alpha=0.9)
+    if labels:
+        for seg in segments:
+            mid = (float(seg["start_s"]) + float(seg["end_s"])) / 2
+            if lo <= mid <= hi:
+                ax.text(mid, 1.0, str(seg["label"]), transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                        fontsize=7.5, fontweight="bold", color=SEGMENT_COLOURS.get(seg["label"], "k"), clip_on=False)
