@@ -34,4 +34,4 @@ test: setup-test
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(OUT) .pytest_cache
+	rm -rf $(OUT) .pytest_cache build dist
