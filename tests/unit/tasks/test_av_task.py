@@ -1,0 +1,87 @@
+"""The av-enhancement task on generated clips: every input problem in one message before any face detection,
+conversions when asked, rotation applied, the face detections cached per clip and settings, and the warning
+without a reference."""
+
+import numpy as np
+import pytest
+import torch
+
+from avxai.faces import FaceTracker
+from avxai.models import load_model
+from avxai.tasks.av_enhancement import AVEnhancementOptions, build, cache_file, describe_track
+from toys.clips import render, write_clip
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("av-enhancer")  # 25 fps, 8 kHz mono, 64 px crops
+
+
+def face_frames(n=12, rotate=0):
+    pos = np.tile([[70.0, 30.0, 90.0]], (n, 1))
+    pos[:, 0] += np.arange(n)
+    frames = render(n, (160, 240), [("astronaut", pos)])
+    return torch.from_numpy(np.ascontiguousarray(np.rot90(frames.numpy(), -rotate // 90, axes=(1, 2))))
+
+
+@pytest.fixture
+def count_detections(monkeypatch):
+    calls = []
+    real = FaceTracker.detect_stream
+
+    def counted(self, chunks, source="<frames>"):
+        calls.append(source)
+        return real(self, chunks, source)
+
+    monkeypatch.setattr(FaceTracker, "detect_stream", counted)
+    return calls
+
+
+def options(path, tmp_path, **kw):
+    return AVEnhancementOptions(input=path, stream="video", shares=False, track_cache=tmp_path / "cache", **kw)
+
+
+def test_every_input_problem_in_one_message_before_detection(model, tmp_path, count_detections):
+    path = write_clip(tmp_path / "film.mp4", face_frames(15), fps=30.0, sample_rate=16000, channels=2)
+    with pytest.raises(ValueError) as err:
+        build(model, options(path, tmp_path))
+    message = str(err.value)
+    assert message.startswith(f"{path} does not fit the model (25 fps video, 8000 Hz mono audio): (1) 30 frames")
+    for fix in ("--fps-convert", "--mono", "--resample"):
+        assert fix in message
+    assert "ffmpeg" not in message and count_detections == []  # no face detection before the inputs are right
+    with pytest.warns(UserWarning, match="no --reference"):
+        problem = build(model, options(path, tmp_path, fps_convert=True, mono=True, resample=True))
+    assert problem.modality.fps == 25.0 and problem.modality.num_frames in (12, 13)  # 0.5 s: 12.5 frames at 25 fps
+    assert problem.metadata["face_track"]["fps_converted_from"] == pytest.approx(30.0)
+
+
+def test_rotation_metadata_is_applied_before_tracking(model, tmp_path):
+    path = write_clip(tmp_path / "phone.mp4", face_frames(rotate=90), rotation=90)  # stored sideways
+    with pytest.warns(UserWarning, match="no --reference"):
+        problem = build(model, options(path, tmp_path))
+    report = problem.metadata["face_track"]
+    assert report["rotation_applied_deg"] == 90 and report["detection_rate"] == 1.0
+    assert problem.extras["frames"].shape == (12, 160, 240, 3)  # upright, as players show it
+    boxes = torch.tensor(problem.metadata["crop_boxes"])
+    assert float(((boxes[:, 0] + boxes[:, 2]) / 2 - (115 + torch.arange(12))).abs().max()) < 6
+
+
+def test_detections_are_cached_per_clip_and_settings(model, tmp_path, count_detections):
+    path = write_clip(tmp_path / "clip.mp4", face_frames())
+    with pytest.warns(UserWarning, match="no --reference"):
+        first = build(model, options(path, tmp_path))
+    with pytest.warns(UserWarning, match="no --reference"):
+        second = build(model, options(path, tmp_path))
+    assert count_detections == [str(path)]  # the second command read the detections from the cache
+    assert second.metadata["face_track"]["from_cache"] and not first.metadata["face_track"]["from_cache"]
+    assert torch.equal(first.modality.crops, second.modality.crops)
+    assert "read from" in describe_track(second.metadata["face_track"])
+    with pytest.warns(UserWarning, match="no --reference"):
+        build(model, options(path, tmp_path, face_confidence=0.95))  # other settings: detected again
+    assert len(count_detections) == 2
+    tracker = FaceTracker(crop_size=64)
+    assert cache_file(path, tracker, None, tmp_path) != cache_file(path, tracker, 25.0, tmp_path)
+    assert cache_file(path, tracker, None, "off") is None
