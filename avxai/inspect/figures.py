@@ -28,7 +28,7 @@ def plot_filters(filters: Filters, width: float = PAGE_WIDTH, max_images: int = 
     """Sorted responses and centre frequencies (waveform, features), or the kernels as images."""
     if filters.kind in ("image", "spectro-temporal"):
         images = filters.images[:max_images]
-        cols = min(8, len(images))
+        cols = min(8, len(images), int(np.ceil(np.sqrt(2 * len(images)))))
         rows = int(np.ceil(len(images) / cols))
         fig, axes = plt.subplots(rows, cols, figsize=(width, width / cols * rows * 1.05), squeeze=False)
         for ax in axes.flat:
@@ -41,8 +41,9 @@ def plot_filters(filters: Filters, width: float = PAGE_WIDTH, max_images: int = 
                 ax.imshow(img, origin="lower", cmap=CMAPS["attribution"], vmin=-lim, vmax=lim, aspect="auto",
                           interpolation="nearest")
             ax.set_title(str(int(filters.order[i])), fontsize=7, pad=1)
-        what = "RGB kernels" if filters.kind == "image" else "kernels (rows: frequency, columns: time)"
+        what = "RGB kernels" if filters.kind == "image" else "kernels (freq x time)"
         fig.suptitle(f"{filters.layer}: {what}")
+        fig.tight_layout()
         return fig
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(width, width * 0.36), gridspec_kw={"width_ratios": [2.2, 1]})
     k = filters.response.shape[0]

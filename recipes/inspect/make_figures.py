@@ -1,0 +1,202 @@
+"""What the model learned, on the bundled speaker model (SpeakerNet, generated speech) and on a real pretrained
+one (Resemblyzer's GE2E encoder, real speech from codec2-examples): filters, embedding maps, top segments and
+activation maximisation. Writes each tool's full output (arrays, audio, index.html) under ``--out`` and the paper
+figures (``inspect_*.png``, print style: 3.4 / 7.0 in wide, fonts >= 7 pt) under ``--figures``.
+
+    python recipes/inspect/make_figures.py --out avxai-out/inspect --figures docs/figures --dpi 110
+    python recipes/inspect/make_figures.py --debug --out /tmp/inspect --figures /tmp/inspect/figures
+
+Needs ``pip install avxai[resemblyzer]`` for the real model (skipped with a note otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avxai.data.synthetic import SyntheticSpeaker
+from avxai.inspect import (MaximiseConfig, TopSegmentsConfig, apply_condition, embed, embedding_map,
+                           first_layer_filters, maximise, nearest, top_segments)
+from avxai.inspect.figures import plot_embedding_map, plot_filters, plot_maximised, plot_top_segments
+from avxai.inspect.embeddings import silhouette
+from avxai.inspect.maximise import class_objective, direction_objective
+from avxai.inspect.outputs import write_embedding_map, write_filters, write_maximised, write_top_segments
+from avxai.inspect.probe import capture, default_channel_dim, unit_map
+from avxai.io.audio import load_audio
+from avxai.models.contract import embedder_of
+from avxai.models.spec import resolve_model
+from avxai.models.state import ASSETS_DIR
+from avxai.viz.style import COLUMN_WIDTH, PAGE_WIDTH, paper_style, plt
+
+REAL = ASSETS_DIR / "real"
+RATE = 16000
+CONDITIONS = ("clean", "telephone", "noise:5")
+#: rc overrides of the figures (--dpi)
+STYLE: dict = {"savefig.dpi": 300}
+
+
+def figure(fig, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=STYLE["savefig.dpi"])
+    plt.close(fig)
+    print(f"  figure {folder / name}.png")
+
+
+def real_utterances(window: float) -> tuple[list[torch.Tensor], dict[str, list[str]], list[str]]:
+    """The bundled real recordings cut at their turns (aba: its segments JSON; enroll_*: one talker each) into
+    windows of ``window`` s, each under every condition."""
+    # bab.wav reuses aba.wav's sentences (the same cuts in another order): left out so no utterance is counted twice
+    turns = json.loads((REAL / "aba_segments.json").read_text())["segments"]
+    pieces = [("aba", t["start_s"], t["end_s"], t["label"]) for t in turns]
+    pieces += [("enroll_A", 0.0, None, "A"), ("enroll_B", 0.0, None, "B")]
+    waves, labels, names = [], {"speaker": [], "condition": []}, []
+    for stem, start, end, speaker in pieces:
+        wav, _ = load_audio(REAL / f"{stem}.wav", sample_rate=RATE)
+        a, b = int(start * RATE), wav.shape[-1] if end is None else int(end * RATE)
+        step = int(window * RATE)
+        for w0 in range(a, b - step + 1, step):
+            for cond in CONDITIONS:
+                waves.append(apply_condition(wav[..., w0:w0 + step], RATE, cond, seed=len(waves)))
+                labels["speaker"].append(speaker)
+                labels["condition"].append(cond)
+                names.append(f"{stem}@{w0 / RATE:.1f}s/{cond}")
+    return waves, labels, names
+
+
+def synthetic_utterances(speakers: int, per_speaker: int, seconds: float):
+    """Generated speech of the bundled SpeakerNet's training speakers (ids 0.., seed 0; fresh utterance seeds)."""
+    waves, labels, names = [], {"speaker": [], "condition": []}, []
+    for sid in range(speakers):
+        spk = SyntheticSpeaker(sid, seed=0)
+        for u in range(per_speaker):
+            wav = spk.utterance(seconds, sample_rate=RATE, seed=900_000 + 97 * sid + u).view(1, 1, -1)
+            for cond in CONDITIONS:
+                waves.append(apply_condition(wav, RATE, cond, seed=len(waves)))
+                labels["speaker"].append(f"spk{sid}")
+                labels["condition"].append(cond)
+                names.append(f"spk{sid}/u{u}/{cond}")
+    return waves, labels, names
+
+
+def selective_unit(model, layer: str, waves: list[torch.Tensor]) -> int:
+    """The channel whose peak activation over ``waves`` stands highest above its median, in standard deviations."""
+    cdim = default_channel_dim(model, layer)
+    with torch.no_grad(), capture(model, layer) as cap:
+        acts = []
+        for w in waves:
+            cap.outputs.clear()
+            model(w)
+            a = cap.output.movedim(cdim, -1)
+            acts.append(a.reshape(-1, a.shape[-1]))
+    a = torch.cat(acts)
+    score = (a.max(dim=0).values - a.median(dim=0).values) / a.std(dim=0).clamp_min(1e-8)
+    return int(score.argmax())
+
+
+def run_model(tag: str, model, layer: str, emb_data, seg_waves, seg_names, objective, out: Path, figs: Path,
+              config: MaximiseConfig, top: int) -> dict:
+    """The four tools on one model; returns the numbers for the summary."""
+    summary: dict = {}
+    t = time.time()
+    filters = first_layer_filters(model)
+    write_filters(filters, out / f"{tag}_filters", {"model": tag})
+    with paper_style(**STYLE):
+        figure(plot_filters(filters, width=PAGE_WIDTH), figs, f"inspect_filters_{tag}")
+    waves, labels, names = emb_data
+    x = embed(model, waves)
+    emap = embedding_map(x, labels, names, projections=("pca", "tsne", "umap"))
+    nn = nearest(x, 0, 5)
+    write_embedding_map(emap, out / f"{tag}_embeddings", waves, RATE, 0, meta={"model": tag}, neighbours=nn)
+    with paper_style(**STYLE):
+        figure(plot_embedding_map(emap, width=PAGE_WIDTH), figs, f"inspect_embeddings_{tag}")
+    summary["silhouette"] = emap.silhouettes
+    cond, spk = np.array(labels["condition"]), np.array(labels["speaker"])
+    summary["silhouette_vs_clean"] = {  # each condition against clean alone: by condition and by speaker
+        c: {by: silhouette(x[np.isin(cond, ("clean", c))], list(lab[np.isin(cond, ("clean", c))]))
+            for by, lab in (("condition", cond), ("speaker", spk))} for c in CONDITIONS if c != "clean"}
+    summary["utterances"] = len(waves)
+    summary["umap"] = emap.notes["umap"]
+    unit = selective_unit(model, layer, seg_waves)
+    result = top_segments(model, layer, seg_waves, RATE, TopSegmentsConfig(unit=unit, top=top), names=seg_names)
+    write_top_segments(result, out / f"{tag}_top_segments", {"model": tag, "unit_rule": "most selective channel"})
+    with paper_style(**STYLE):
+        figure(plot_top_segments(result, width=PAGE_WIDTH), figs, f"inspect_top_segments_{tag}")
+    summary["top_segments"] = {"layer": layer, "unit": unit, "segments": [
+        {k: s[k] for k in ("name", "activation", "time_s", "freq_hz")} for s in result.segments]}
+    res = maximise(model, objective, RATE, config)
+    write_maximised(res, out / f"{tag}_maximise", {"model": tag})
+    with paper_style(**STYLE):
+        figure(plot_maximised(res, width=PAGE_WIDTH), figs, f"inspect_maximise_{tag}")
+    summary["maximise"] = {k: res.metadata[k] for k in ("objective", "start_score", "final_score",
+                                                         "griffin_lim_score")}
+    summary["seconds"] = round(time.time() - t, 1)
+    return summary
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="avxai-out/inspect")
+    p.add_argument("--figures", default="docs/figures")
+    p.add_argument("--debug", action="store_true", help="fewer utterances and steps (a smoke run)")
+    p.add_argument("--dpi", type=int, default=300, help="PNG resolution (docs/figures uses 110 to stay small)")
+    args = p.parse_args(argv)
+    STYLE["savefig.dpi"] = args.dpi
+    torch.manual_seed(0)
+    out, figs = Path(args.out), Path(args.figures)
+    out.mkdir(parents=True, exist_ok=True)
+    steps, starts = (8, 2) if args.debug else (120, 3)
+    summary = {}
+
+    av = resolve_model("av-enhancer")  # the visual subnet's first layer: RGB kernels as images
+    print("av-enhancer (bundled): visual and audio first layers")
+    for part, layer in (("visual", "visual.trunk.0.0"), ("av_audio", "audio.front.0")):
+        filters = first_layer_filters(av, layer)
+        write_filters(filters, out / f"av_enhancer_filters_{part}", {"model": "av-enhancer"})
+        with paper_style(**STYLE):
+            figure(plot_filters(filters, width=COLUMN_WIDTH if part == "av_audio" else PAGE_WIDTH), figs,
+                   f"inspect_filters_{part}")
+
+    spk = resolve_model("speakernet")
+    print("speakernet (bundled, generated speech)")
+    emb = synthetic_utterances(3 if args.debug else 6, 2 if args.debug else 4, 1.0)
+    seg_waves = [load_audio(ASSETS_DIR / "speaker" / f, sample_rate=RATE)[0] for f in ("aba.wav", "enroll_A.wav")]
+    seg_names = ["aba.wav", "enroll_A.wav"]
+    for sid in range(2 if args.debug else 6):  # and one fresh utterance of each of a few training speakers
+        seg_waves.append(SyntheticSpeaker(sid, seed=0).utterance(1.5, sample_rate=RATE, seed=800_000 + sid).view(1, 1, -1))
+        seg_names.append(f"spk{sid}")
+    summary["speakernet"] = run_model(
+        "speakernet", spk, "tdnn.2", emb, seg_waves, seg_names, class_objective(0), out, figs,
+        MaximiseConfig(seconds=1.0, steps=steps, starts=starts), 4 if args.debug else 8)
+
+    try:
+        res = resolve_model("resemblyzer")
+    except ImportError as err:
+        print(f"resemblyzer skipped: {err}")
+    else:
+        print("resemblyzer (real weights, real speech)")
+        emb = real_utterances(2.0 if args.debug else 1.2)
+        files = ["aba.wav"] if args.debug else ["aba.wav", "enroll_A.wav", "enroll_B.wav"]
+        seg_waves = [load_audio(REAL / f, sample_rate=RATE)[0] for f in files]
+        enroll, _ = load_audio(REAL / "enroll_A.wav", sample_rate=RATE)
+        with torch.no_grad():
+            direction = (embedder_of(res) or res)(enroll)[0]
+        summary["resemblyzer"] = run_model(
+            "resemblyzer", res, "lstm", emb, seg_waves, files, direction_objective(res, direction), out, figs,
+            MaximiseConfig(seconds=1.6, steps=steps, starts=starts), 4 if args.debug else 8)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    for tag, s in summary.items():
+        sil = ", ".join(f"{k} {v:.3f}" for k, v in s["silhouette"].items() if v is not None)
+        vs = "; ".join(f"clean+{c}: by condition {v['condition']:.3f}, by speaker {v['speaker']:.3f}"
+                       for c, v in s["silhouette_vs_clean"].items())
+        print(f"{tag}: silhouette {sil} ({vs}); maximise {s['maximise']['start_score']} -> {s['maximise']['final_score']} "
+              f"(Griffin-Lim {s['maximise']['griffin_lim_score']}); {s['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
