@@ -213,7 +213,8 @@ def _objective(args, model, rate):
         raise ValueError("--layer goes with --unit; --class and --enroll use the model's output / embedding")
     if args.class_index is not None:
         return class_objective(args.class_index)
-    embedder = embedder_of(model) or model
+    embedder = embedder_of(model)
+    embedder = model if embedder is None else embedder
     with torch.no_grad():
         direction = embedder(_load(args.enroll, rate, args.resample))
     return direction_objective(model, direction[0])

@@ -50,7 +50,8 @@ def embed(model: nn.Module, waveforms: Sequence[Tensor], *, layer: str | None = 
     rows = []
     with evaluation_mode(model), torch.no_grad():
         if layer is None:
-            net = embedder_of(model) or model
+            net = embedder_of(model)
+            net = model if net is None else net
             for wav in waveforms:
                 out = net(wav.to(device))
                 out = out[0] if isinstance(out, (tuple, list)) else out

@@ -135,7 +135,8 @@ def class_objective(index: int) -> Objective:
 
 def direction_objective(model: nn.Module, direction: Tensor) -> Objective:
     """The cosine between the model's embedding (``model.embedder()``, else its output) and ``direction`` ``(dim,)``."""
-    embedder = embedder_of(model) or model
+    embedder = embedder_of(model)
+    embedder = model if embedder is None else embedder
     d = F.normalize(direction.detach().reshape(1, -1).float(), dim=-1)
 
     def objective(net: nn.Module, wav: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 from torch import Tensor
 
 __all__ = ["default_stft", "magnitude_db", "griffin_lim", "istft_with_phase", "GRIFFIN_LIM"]
@@ -44,8 +45,6 @@ def istft_with_phase(magnitude: Tensor, phase: Tensor, n_fft: int, hop_length: i
 def griffin_lim(magnitude: Tensor, n_fft: int, hop_length: int, length: int, n_iter: int = 64,
                 seed: int = 0) -> Tensor:
     """Waveforms from magnitudes by Griffin-Lim (torchaudio). Shape: ``(n, freq, frames)`` -> ``(n, 1, length)``."""
-    import torchaudio.functional as AF
-
     with torch.random.fork_rng(devices=[]):  # griffinlim draws its initial phase from the global generator
         torch.manual_seed(seed)
         wav = AF.griffinlim(magnitude.detach().float(), window=torch.hann_window(n_fft), n_fft=n_fft,
