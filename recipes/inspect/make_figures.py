@@ -161,6 +161,13 @@ def main(argv=None) -> int:
             figure(plot_filters(filters, width=COLUMN_WIDTH if part == "av_audio" else PAGE_WIDTH), figs,
                    f"inspect_filters_{part}")
 
+    sep = resolve_model("separator")  # a waveform front end (Conv-TasNet's encoder): responses in Hz and dB
+    print("separator (bundled): encoder filters")
+    filters = first_layer_filters(sep)
+    write_filters(filters, out / "separator_filters", {"model": "separator"})
+    with paper_style(**STYLE):
+        figure(plot_filters(filters, width=PAGE_WIDTH), figs, "inspect_filters_separator")
+
     spk = resolve_model("speakernet")
     print("speakernet (bundled, generated speech)")
     emb = synthetic_utterances(3 if args.debug else 6, 2 if args.debug else 4, 1.0)
