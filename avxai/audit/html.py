@@ -76,6 +76,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence["Cell | str"]], *, text
     cls = ' class="sortable"' if sortable else ""
     ident = f' id="{esc(table_id)}"' if table_id else ""
     out = f"<table{cls}{ident}><thead><tr>{''.join(head)}</tr></thead><tbody>{body}</tbody></table>"
+    if sortable:  # a wide table scrolls inside the page instead of widening it
+        out = f'<div class="scroll">{out}</div>'
     if not (filters or search):
         return out
     controls = []
@@ -107,7 +109,8 @@ th[data-type] { cursor: pointer; user-select: none; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 td.text, th.text { text-align: left; }
-td.text a { white-space: nowrap; }
+table.sortable td { white-space: nowrap; }
+.scroll { overflow-x: auto; max-width: 100%; }
 .filters { font-size: 0.85em; margin-top: 0.6em; display: flex; gap: 1em; flex-wrap: wrap; align-items: center; }
 .filters .shown { color: #555; }
 .headline { border: 2px solid #0072B2; padding: 0.4em 1em; background: #f5f9fc; }

@@ -76,7 +76,7 @@ def _ranking(summary: Mapping, by_id: Mapping[str, Mapping]) -> str:
     for t in summary["trials"]:
         r, crit = by_id[t["id"]], t["criteria"]
         files = r.get("files") or {}
-        arrays = f'<a href="{url(files["arrays"])}">arrays.npz</a>' if "arrays" in files else "&ndash;"
+        arrays = f'<a href="{url(files["arrays"])}">npz</a>' if "arrays" in files else "&ndash;"
         rows.append([Cell(str(t["rank"]), t["rank"]), Cell(_link(r), t["id"]), Cell(esc(t["speaker"]), t["speaker"]),
                      Cell(esc(t["condition"] or "(none)"), t["condition"] or "(none)"), Cell(esc(t["label"]), t["label"]),
                      Cell(num(t["score"]), t["score"]), _words(t["decision"]),
