@@ -3,12 +3,15 @@ whether the model decides on the speaker's voice or on silence, noise, channel o
 
 ``run_audit(trials_csv, out, AuditConfig(...))`` (``avxai audit`` on the command line) is resumable:
 one JSON line per finished trial in ``out/results.jsonl``, a hash of the arguments in ``out/audit.json``,
-and ``out/report.html`` with the summary (EER, minDCF, statistics), the trials that rely most on
-non-speech, and per trial the spectrogram with the mask and audio players.
+and ``out/report.html``: the findings headline (trials decided on non-speech, on an interfering talker, on
+channel), the accept / reject decision per trial at the EER or a given threshold with its errors, the flagged
+trials ranked (a table that sorts and filters), per-speaker and per-condition tables, the DET curve, and per
+trial the spectrogram with the mask, enrollment and test players and its arrays.
 
 One idea per module, imports going down this list: ``trials`` (the CSV) and ``generate`` (a generated
 list); ``config`` (:class:`AuditConfig`, the method's config); ``model`` (the checkpoint from the
-registry); ``decode`` (audio bytes), ``speech`` (voice activity), ``outcome``; ``summary`` and ``figures``;
+registry); ``decode`` (audio bytes), ``speech`` (voice activity), ``outcome``; ``findings`` (decisions, flags,
+ranking), ``summary``, ``figures`` and ``html`` (tables that sort and filter);
 ``trial`` (one trial: the speaker task's problem, any registered method, the statistics); ``store`` (the
 resumable ``results.jsonl``); ``engines`` (in process, worker processes, Ray); ``report`` (HTML);
 ``driver`` (:func:`run_audit`); ``command`` (``avxai audit``).

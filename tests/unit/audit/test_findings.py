@@ -183,8 +183,15 @@ def test_a_folder_of_an_older_format_is_refused_in_one_line(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["audit", str(trials_csv), "--model", str(ckpt), "--window", "64,20", "--areas", "0.1,0.3",
             "--min-duration", "0.3", "--out", str(out), "--quiet", "--no-media", "--limit", "0"]
-    assert main(argv) == 0
-    capsys.readouterr()
+    assert main(argv + ["--threshold", "0.25", "--interferer-threshold", "0.6"]) == 0
+    assert "findings: the model decides" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["decision"] == {"threshold": 0.25, "source": "given", "note": None}
+    assert {c["flag"]: c["threshold"] for c in summary["criteria"]} == {"non-speech": 0.2, "interferer": 0.6,
+                                                                        "channel": 0.25}
+    assert main(argv + ["--interferer-threshold", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interferer_mass_threshold is a share of the mask, in (0, 1]" in err
     meta = json.loads((out / "audit.json").read_text())
     meta["arguments"]["format_version"] = FORMAT_VERSION - 1
     meta["hash"] = "older"
