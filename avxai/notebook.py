@@ -95,15 +95,18 @@ def scores_table(explanation: Any, index: int) -> str:
     """The scores of input ``index`` as an HTML table: one row per score, one column per area when the
     explanation has several (extremal: ``(batch, k)`` scores)."""
     areas = list(explanation.areas or [])
+    batch = int(explanation.attribution.shape[0])
     rows = []
     for name, value in explanation.scores.items():
         row = torch.as_tensor(value).detach().cpu().double()
-        row = row[index] if row.dim() >= 1 and row.shape[0] > index else row
-        cells = [_number(v) for v in row.flatten().tolist()]
+        per_input = row.dim() >= 1 and row.shape[0] == batch
+        cells = [_number(v) for v in (row[index] if per_input else row).flatten().tolist()]
         if len(cells) > 1 and len(cells) == len(areas):
             text = ", ".join(f"{c} (area {a:g})" for c, a in zip(cells, areas))
         else:
             text = ", ".join(cells)
+        if batch > 1 and not per_input:
+            text += " (one value for the whole batch)"
         rows.append(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(text)}</td></tr>")
     if not rows:
         return "<p>no scores</p>"
@@ -126,7 +129,10 @@ def media_players(explanation: Any, index: int, max_media_bytes: int) -> tuple[s
     (each with its kind and size, or why it could not be encoded)."""
     players, left_out, used = [], [], 0
     for name, (kind, data, rate) in explanation.media.items():
-        item = data[index] if data.shape[0] > index else data[0]
+        if data.shape[0] <= index:  # a medium for fewer inputs than the batch: never another input's
+            left_out.append(f"{name} ({kind}: none for input {index + 1})")
+            continue
+        item = data[index]
         if kind == "audio":
             estimate = item.numel() * 2 + 44  # 16-bit PCM and the WAV header: known before encoding
             if used + estimate > max_media_bytes:

@@ -130,7 +130,10 @@ def test_a_batch_shows_one_input_and_says_which():
     wav = tone_in_noise(seconds=0.25, batch=2)
     mod = Spectrogram(wav, 16000, n_fft=256, hop_length=64)
     expl = occlusion(RegionEnergy(), mod, First(), OcclusionConfig(window=(16, 8), stride=(16, 8), progress=False))
-    page = Page(explanation_html(expl, index=1, figure=False))
+    text = explanation_html(expl, index=1, figure=False)
+    page = Page(text)
+    first, second = (f"{float(v):.4g}" for v in expl.scores["unmasked"])
+    assert first != second and f"<th>unmasked</th><td>{second}</td>" in text  # input 2's score
     (data, _), = [sf.read(io.BytesIO(payload(src, "audio/wav")), dtype="float32")
                   for (_, src), name in zip(page.sources, page.captions) if name == "original"]
     assert np.allclose(data, wav[1, 0].numpy(), atol=2 / 32768)  # input 2's audio, not input 1's
