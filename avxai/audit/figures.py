@@ -2,8 +2,8 @@
 
 Every figure is drawn at its size on the page (:data:`DISPLAY_WIDTH_IN`, the print style's double-column width,
 shown at :data:`CSS_DPI` CSS pixels per inch) with text of at least 7 pt, and saved at twice that resolution
-(:data:`PNG_DPI`), so it is sharp on a 2x (retina) screen. Colours: the Okabe-Ito colour-blind-safe pair for
-target / non-target (blue / orange), vermilion for the mask outline and for "removed".
+(:data:`PNG_DPI`), so it is sharp on a 2x (retina) screen. Style, colours and the smallest text size are the
+print style's (:mod:`avxai.viz.style`): Okabe-Ito blue / orange for target / non-target trials.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from avxai.metrics.verification import det_curve
 from avxai.viz.attribution import to_db
-from avxai.viz.style import PAGE_WIDTH, paper_style
+from avxai.viz.style import CMAPS, MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH, SEGMENT_COLOURS, paper_style
 
 __all__ = ["trial_figure", "scores_figure", "distributions_figure", "det_axes_points", "CSS_DPI", "PNG_DPI",
            "DISPLAY_WIDTH_IN", "display_width_px", "COLOURS"]
@@ -31,11 +31,11 @@ CSS_DPI = 96
 PNG_DPI = 2 * CSS_DPI
 #: every audit figure is as wide as a double-column print figure
 DISPLAY_WIDTH_IN = PAGE_WIDTH
-#: Okabe-Ito (colour-blind safe): target / non-target, labelled segments, mask outline
-COLOURS = {"target": "#0072B2", "non-target": "#E69F00", "interferer": "#E69F00", "mask": "#D55E00",
-           "removed": "#D55E00", "kept": "#0072B2", "curve": "#000000", "nonspeech": "0.85"}
-#: smallest text on any audit figure (points)
-MIN_FONT_PT = 7.0
+#: the print style's Okabe-Ito colours (colour-blind safe): target / non-target trials blue / orange; labelled
+#: segments as the style's speakers A / B; the mask outline sky blue over the magma spectrogram
+COLOURS = {"target": OKABE_ITO[5], "non-target": OKABE_ITO[1], "segment target": SEGMENT_COLOURS["A"],
+           "segment interferer": SEGMENT_COLOURS["B"], "mask": OKABE_ITO[2], "removed": OKABE_ITO[6],
+           "kept": OKABE_ITO[5], "curve": OKABE_ITO[0], "nonspeech": "0.85"}
 
 
 def display_width_px() -> int:
@@ -80,13 +80,13 @@ def trial_figure(*, grid: np.ndarray, mask: np.ndarray, times: np.ndarray, freqs
             df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
             extent = [x0, x1, (freqs[0] - df / 2) / 1000, (freqs[-1] + df / 2) / 1000]
         ax_spec.set_ylabel("frequency (kHz)")
-        image = ax_spec.imshow(to_db(grid), origin="lower", aspect="auto", extent=extent, cmap="gray_r",
+        image = ax_spec.imshow(to_db(grid), origin="lower", aspect="auto", extent=extent, cmap=CMAPS["magnitude"],
                                interpolation="nearest")
         if mask.max() > 0.5 > mask.min():
             ys = np.linspace(extent[2], extent[3], mask.shape[0] + 1)
             xs = np.linspace(extent[0], extent[1], mask.shape[1] + 1)
             ax_spec.contour((xs[:-1] + xs[1:]) / 2, (ys[:-1] + ys[1:]) / 2, mask, levels=[0.5],
-                            colors=[COLOURS["mask"]], linewidths=1.0)
+                            colors=[COLOURS["mask"]], linewidths=1.1)
         bar = fig.colorbar(image, ax=ax_spec, pad=0.01, fraction=0.04)
         bar.set_label("level (dB re max)")
         area = record.get("display_area")
@@ -102,7 +102,7 @@ def trial_figure(*, grid: np.ndarray, mask: np.ndarray, times: np.ndarray, freqs
         ax_time.fill_between(times, 0, top, where=~speech.astype(bool), color=COLOURS["nonspeech"], step="mid",
                              lw=0, label="non-speech (VAD)")
         for seg in segments:
-            colour = COLOURS.get(seg["label"], "0.4")
+            colour = COLOURS.get(f"segment {seg['label']}", "0.4")
             ax_time.axvspan(seg["start_s"], seg["end_s"], ymin=0.88, ymax=1.0, color=colour, lw=0)
             ax_time.text((seg["start_s"] + seg["end_s"]) / 2, 1.02, seg["label"], ha="center", va="bottom",
                          transform=ax_time.get_xaxis_transform(), fontsize=MIN_FONT_PT, color=colour)
