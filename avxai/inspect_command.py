@@ -19,10 +19,12 @@ from avxai.inspect.conditions import apply_condition, parse_conditions
 from avxai.inspect.embeddings import PROJECTIONS, embed, embedding_map, nearest
 from avxai.inspect.filters import first_layer_filters
 from avxai.inspect.maximise import MaximiseConfig, class_objective, direction_objective, maximise, unit_objective
-from avxai.inspect.outputs import write_embedding_map, write_filters, write_maximised, write_top_segments
+from avxai.inspect.maximise_video import VideoMaximiseConfig, maximise_video
+from avxai.inspect.outputs import (write_embedding_map, write_filters, write_maximised, write_maximised_video,
+                                   write_top_segments)
 from avxai.inspect.top_segments import TopSegmentsConfig, top_segments
 from avxai.io.audio import load_audio
-from avxai.models.contract import embedder_of, sample_rate_of
+from avxai.models.contract import crop_size_of, embedder_of, fps_of, sample_rate_of
 from avxai.models.spec import parse_model_args, resolve_model, spec_forms
 from avxai.safety import check_output_dir
 
@@ -92,13 +94,18 @@ def add_inspect_parser(sub) -> argparse.ArgumentParser:
     m.add_argument("--class", dest="class_index", type=int, help="maximise this output column (a logit)")
     m.add_argument("--enroll", help="maximise the cosine to this utterance's embedding (an embedding direction)")
     m.add_argument("--resample", action="store_true", help="resample --enroll to the model's rate")
+    m.add_argument("--video", action="store_true",
+                   help="maximise on face-crop video (frames of the model's crop_size; an audio-visual model hears "
+                        "quiet seeded noise) instead of the spectrogram; needs --layer and --unit (a visual layer)")
+    m.add_argument("--frames", type=int, help="--video: frames of the optimised clip (default 8)")
     m.add_argument("--seconds", type=float, help="length of the optimised input (default 2)")
     m.add_argument("--steps", type=int, help="gradient steps (default 150)")
     m.add_argument("--starts", type=int, help="random starts (default 3)")
     m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a MaximiseConfig field: l2, tv_freq, tv_time, tv_power, temporal (slow|fast), "
                         "modulation_frames, lr, start_db, start_jitter, max_amplitude, seed, n_fft, hop_length, "
-                        "griffin_lim_iters")
+                        "griffin_lim_iters; with --video a VideoMaximiseConfig field: l2, tv_space, tv_time, "
+                        "tv_power, temporal, modulation_frames, lr, start_jitter, seed")
     return ins
 
 
@@ -187,7 +194,11 @@ def run_inspect_command(args: argparse.Namespace) -> int:
         waves = [_load(p, rate, args.resample) for p in args.input]
         result = top_segments(model, args.layer, waves, rate, config, names=[Path(p).name for p in args.input])
         write_top_segments(result, out, spec)
+    elif args.video:
+        _maximise_video(args, model, rate, out, spec)
     else:
+        if args.frames is not None:
+            raise ValueError("--frames goes with --video (the spectrogram's length is --seconds)")
         objective = _objective(args, model, rate)
         config = build_config(MaximiseConfig, sets=args.set, shortcuts={"seconds": args.seconds, "steps": args.steps,
                                                                         "starts": args.starts})
@@ -218,3 +229,26 @@ def _objective(args, model, rate):
     with torch.no_grad():
         direction = embedder(_load(args.enroll, rate, args.resample))
     return direction_objective(model, direction[0])
+
+
+def _maximise_video(args, model, rate, out, spec) -> None:
+    """``maximise --video``: a unit of a visual layer, on face-crop frames of the model's ``crop_size``."""
+    if args.layer is None or args.unit is None or args.class_index is not None or args.enroll is not None:
+        raise ValueError("maximise --video needs --layer NAME --unit N (a channel of a visual layer), and neither "
+                         "--class nor --enroll")
+    crop = crop_size_of(model, required=True)
+    config = build_config(VideoMaximiseConfig, sets=args.set, shortcuts={"frames": args.frames, "steps": args.steps,
+                                                                         "starts": args.starts,
+                                                                         "seconds": args.seconds})
+    call = None
+    if rate is not None:  # an audio-visual model: quiet seeded noise as the sound, as long as the clip
+        fps = fps_of(model, required=True)
+        g = torch.Generator().manual_seed(config.seed)
+        audio = 1e-3 * torch.randn(1, 1, max(1, round(config.frames / fps * rate)), generator=g)
+
+        def call(net, video):
+            return net(audio.expand(video.shape[0], -1, -1).to(video.device), video)
+    result = maximise_video(model, unit_objective(model, args.layer, args.unit, call=call), crop, config)
+    write_maximised_video(result, out, {**spec, "audio": None if call is None else "quiet white noise (-60 dBFS)"})
+    print("objective per start: " + ", ".join(f"{v:.4g}" for v in result.metadata["final_score"]) +
+          " (start: " + ", ".join(f"{v:.4g}" for v in result.metadata["start_score"]) + ")")

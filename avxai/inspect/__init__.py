@@ -11,7 +11,7 @@ module                 question it answers
                        silhouette, nearest neighbours)
 :mod:`.top_segments`   which time-frequency patches of a set of recordings drive one unit of a named layer?
 :mod:`.maximise`       what input does a unit, a class or an embedding direction want? (regularised gradient
-                       ascent on the spectrogram, audio by Griffin-Lim)
+                       ascent on the spectrogram, audio by Griffin-Lim; :mod:`.maximise_video` on face crops)
 =====================  ====================================================================================
 
 A layer is named by its dotted module path (``"tdnn.0.0"``, ``"lstm"``), as Grad-CAM and PCA-RGB name it.
@@ -21,9 +21,11 @@ from avxai.inspect.conditions import CONDITIONS, apply_condition, parse_conditio
 from avxai.inspect.embeddings import EmbeddingMap, embed, embedding_map, nearest, project
 from avxai.inspect.filters import Filters, first_layer_filters
 from avxai.inspect.maximise import MaximiseConfig, Maximised, maximise
+from avxai.inspect.maximise_video import MaximisedVideo, VideoMaximiseConfig, maximise_video
 from avxai.inspect.probe import Capture, capture, unit_score
 from avxai.inspect.top_segments import TopSegments, TopSegmentsConfig, top_segments
 
 __all__ = ["CONDITIONS", "apply_condition", "parse_conditions", "EmbeddingMap", "embed", "embedding_map", "nearest",
-           "project", "Filters", "first_layer_filters", "MaximiseConfig", "Maximised", "maximise", "Capture",
-           "capture", "unit_score", "TopSegments", "TopSegmentsConfig", "top_segments"]
+           "project", "Filters", "first_layer_filters", "MaximiseConfig", "Maximised", "maximise",
+           "VideoMaximiseConfig", "MaximisedVideo", "maximise_video", "Capture", "capture", "unit_score", "TopSegments",
+           "TopSegmentsConfig", "top_segments"]

@@ -13,10 +13,11 @@ import numpy as np
 from avxai.inspect.embeddings import EmbeddingMap
 from avxai.inspect.filters import Filters
 from avxai.inspect.maximise import Maximised
+from avxai.inspect.maximise_video import MaximisedVideo
 from avxai.inspect.top_segments import TopSegments
 from avxai.viz.style import CMAPS, PAGE_WIDTH, plt
 
-__all__ = ["plot_filters", "plot_embedding_map", "plot_top_segments", "plot_maximised"]
+__all__ = ["plot_filters", "plot_embedding_map", "plot_top_segments", "plot_maximised", "plot_maximised_video"]
 
 
 def _khz(ax, axis: str = "y") -> None:
@@ -174,5 +175,25 @@ def plot_maximised(result: Maximised, width: float = PAGE_WIDTH):
     _khz(axes[-1])
     obj = result.metadata.get("objective", {})
     fig.suptitle("activation maximisation: " + ", ".join(f"{k}={v}" for k, v in obj.items()))
+    fig.tight_layout()
+    return fig
+
+
+def plot_maximised_video(result: MaximisedVideo, width: float = PAGE_WIDTH, max_frames: int = 8):
+    """One row of frames per start (the optimised face crops)."""
+    starts, frames = result.video.shape[:2]
+    shown = np.linspace(0, frames - 1, min(frames, max_frames)).round().astype(int)
+    fig, axes = plt.subplots(starts, len(shown), figsize=(width, width / len(shown) * starts * 1.15), squeeze=False)
+    for i in range(starts):
+        for j, f in enumerate(shown):
+            ax = axes[i, j]
+            ax.imshow(np.clip(np.moveaxis(result.video[i, f], 0, -1), 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"frame {f}", fontsize=7)
+        axes[i, 0].set_ylabel(f"start {i}\n{result.metadata['final_score'][i]:.3g}", fontsize=7)
+    obj = result.metadata.get("objective", {})
+    fig.suptitle("face-crop maximisation: " + ", ".join(f"{k}={v}" for k, v in obj.items()))
     fig.tight_layout()
     return fig

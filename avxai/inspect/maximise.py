@@ -108,14 +108,17 @@ def _batched(values: Tensor, n: int) -> Tensor:
     return values.reshape(n, -1).mean(dim=1)
 
 
-def unit_objective(model: nn.Module, layer: str, unit: int, channel_dim: int | None = None) -> Objective:
-    """The mean activation of channel ``unit`` of ``layer`` (over its positions)."""
+def unit_objective(model: nn.Module, layer: str, unit: int, channel_dim: int | None = None,
+                   call: Callable[[nn.Module, Tensor], Any] | None = None) -> Objective:
+    """The mean activation of channel ``unit`` of ``layer`` (over its positions, and over the rows a layer runs
+    per input, such as partial utterances or video frames). ``call(net, x)`` runs the model on the optimised input
+    (default ``net(x)``; e.g. ``lambda net, video: net(audio, video)`` for an audio-visual model)."""
     cdim = default_channel_dim(model, layer) if channel_dim is None else channel_dim
 
-    def objective(net: nn.Module, wav: Tensor) -> Tensor:
+    def objective(net: nn.Module, x: Tensor) -> Tensor:
         with capture(net, layer) as cap:
-            net(wav)
-        return _batched(unit_score(cap.output, unit, cdim), wav.shape[0])
+            net(x) if call is None else call(net, x)
+        return _batched(unit_score(cap.output, unit, cdim), x.shape[0])
     objective.describe = {"target": "unit", "layer": layer, "unit": unit, "channel_dim": cdim}
     return objective
 

@@ -15,14 +15,17 @@ import numpy as np
 from torch import Tensor
 
 from avxai.inspect.embeddings import EmbeddingMap
-from avxai.inspect.figures import plot_embedding_map, plot_filters, plot_maximised, plot_top_segments
+from avxai.inspect.figures import (plot_embedding_map, plot_filters, plot_maximised, plot_maximised_video,
+                                   plot_top_segments)
 from avxai.inspect.filters import Filters
 from avxai.inspect.maximise import Maximised
+from avxai.inspect.maximise_video import MaximisedVideo
 from avxai.inspect.top_segments import TopSegments
 from avxai.io.audio import save_audio
 from avxai.viz.style import save_figure
 
-__all__ = ["write_filters", "write_embedding_map", "write_top_segments", "write_maximised", "write_json"]
+__all__ = ["write_filters", "write_embedding_map", "write_top_segments", "write_maximised", "write_maximised_video",
+           "write_json"]
 
 
 def _plain(value: Any) -> Any:
@@ -135,4 +138,13 @@ def write_maximised(result: Maximised, out: "str | Path", meta: dict[str, Any] |
                      f"{result.metadata['griffin_lim_score'][i]:.4g} on this Griffin-Lim audio", name))
     write_json(out / "inspect.json", {"tool": "maximise", **result.metadata, **(meta or {})})
     _player_page(out, "activation maximisation", rows)
+    return out
+
+
+def write_maximised_video(result: MaximisedVideo, out: "str | Path", meta: dict[str, Any] | None = None) -> Path:
+    out = _folder(out)
+    np.savez_compressed(out / "arrays.npz", video=result.video, history=result.history)
+    save_figure(plot_maximised_video(result), out / "maximise_video", formats=("png",))
+    write_json(out / "inspect.json", {"tool": "maximise", "input": "face-crop video", **result.metadata,
+                                      **(meta or {})})
     return out

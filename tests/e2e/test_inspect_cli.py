@@ -79,12 +79,24 @@ def test_embeddings_cli_with_a_manifest_and_conditions(tmp_path, wavs, capsys):
     assert (out / "embeddings.png").is_file() and len(list((out / "audio").glob("*.wav"))) == 12
 
 
+def test_maximise_video_cli_on_an_audio_visual_toy(tmp_path):
+    out = tmp_path / "video"
+    assert main(["inspect", "maximise", "--model", "toys.inspect_models:LowerHalfRed", "--video", "--layer", "region",
+                 "--unit", "0", "--frames", "3", "--steps", "40", "--starts", "1", "--out", str(out)]) == 0
+    video = np.load(out / "arrays.npz")["video"]  # (1, 3, 3, 16, 16)
+    lower = video[0, :, :, 8:]
+    assert (lower[:, 0] - lower[:, 1]).mean() > 0.3 and (out / "maximise_video.png").is_file()
+    assert "noise" in _json(out)["audio"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["maximise", "--model", TOY], "exactly one target"),
     (["maximise", "--model", TOY, "--unit", "1"], "--unit needs --layer"),
     (["top-segments", "--model", TOY, "--layer", "nope", "--input", "WAV"], "no layer 'nope'"),
     (["embeddings", "--model", TOY, "--input", "WAV", "--conditions", "loud"], "unknown condition 'loud'"),
     (["filters", "--model", TOY, "--layer", "energy"], "Conv1d/2d/3d, Linear, LSTM or GRU"),
+    (["maximise", "--model", TOY, "--video", "--class", "1"], "--video needs --layer NAME --unit N"),
+    (["maximise", "--model", TOY, "--class", "1", "--frames", "3"], "--frames goes with --video"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, wavs, capsys, argv, message):
     argv = [wavs[0] if a == "WAV" else a for a in argv]

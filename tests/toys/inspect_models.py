@@ -70,3 +70,29 @@ RECORDINGS = [
     [(4000.0, 0.30, 0.50), (2000.0, 0.70, 0.90)],
 ]
 BURSTS_1K = [(0, 0.20, 0.40), (1, 0.65, 0.85)]
+
+
+class LowerHalfRed(nn.Module):
+    """Face video ``(n, frames, 3, S, S)`` -> layer ``"region"`` ``(n * frames, 2, S, S)``: channel 0 is red minus
+    green in the lower half of each frame (the mouth region of a face crop) and 0 in the upper half, channel 1 is
+    blue everywhere. Its unit 0 wants a red lower half and leaves the upper half alone. Called as an audio-visual
+    model ``(waveform, video)`` (the sound is ignored) or with the video alone."""
+
+    def __init__(self, crop_size: int = 16, sample_rate: int = 16000, fps: float = 25.0):
+        super().__init__()
+        self.crop_size, self.sample_rate, self.fps = crop_size, sample_rate, fps
+        self.colour = nn.Conv2d(3, 2, 1, bias=False)
+        with torch.no_grad():
+            self.colour.weight.zero_()
+            self.colour.weight[0, 0], self.colour.weight[0, 1], self.colour.weight[1, 2] = 1.0, -1.0, 1.0
+        mask = torch.zeros(1, 2, crop_size, crop_size)
+        mask[:, 0, crop_size // 2:] = 1.0
+        mask[:, 1] = 1.0
+        self.register_buffer("mask", mask)
+        self.region = nn.Identity()
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        video = inputs[-1]
+        n, t = video.shape[:2]
+        x = self.region(self.colour(video.reshape(n * t, *video.shape[2:])) * self.mask)
+        return x.reshape(n, t, -1).mean(dim=(1, 2))
