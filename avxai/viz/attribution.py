@@ -52,7 +52,8 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         t = time_of(explanation, explanation.axes[1], attr.shape[1])
         axes[2].plot(t, attr.sum(axis=0), color="k", lw=0.9)
         axes[2].axhline(0, color="0.5", lw=0.5)
-        axes[2].set_ylabel("sum over freq.")
+        units = label.split("(")[-1].rstrip(")") if label.endswith(")") else ""
+        axes[2].set_ylabel("sum over freq." + (f"\n({units})" if units else ""))
         axes[2].set_xlabel(f"time ({explanation.units.get(explanation.axes[1], 'frame')})")
         fig.colorbar(im, ax=axes[2], pad=0.01, fraction=0.04).ax.set_visible(False)  # align with the maps
         for ax in axes:

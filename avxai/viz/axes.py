@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avxai.viz.style import CMAPS, SEGMENT_COLOURS, signed_norm
+from avxai.viz.style import CMAPS, SEGMENT_COLOURS, SIGNED_CMAP, signed_norm
 
 __all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "show_plane", "time_of"]
 
@@ -93,14 +93,15 @@ def show_plane(ax, explanation, values: np.ndarray, kind: str, axes: "tuple[str,
 def draw_turns(ax, segments, labels: bool = True, colour: str | None = None) -> None:
     """Labelled time segments (dicts with start_s, end_s, label): dashed boundary lines over the data and,
     with ``labels``, each turn's label above the axes (in the axes' x coordinates, clear of the data). Lines
-    are white over images, black over curves (``colour`` overrides)."""
+    are white over dark images (spectrograms, masks), black over curves and signed maps (``colour`` overrides)."""
     if not segments:
         return
-    edges = sorted({float(s["start_s"]) for s in segments} | {float(s["end_s"]) for s in segments})
+    edges = sorted({float(s["start_s"]) for s in segments} | {float(s["end_s"]) for s in segments})[1:-1]
     lo, hi = ax.get_xlim()
-    for x in edges:
+    dark = bool(ax.images) and not any(im.get_cmap().name == SIGNED_CMAP for im in ax.images)
+    for x in edges:  # the boundaries between turns (not the ends of the input)
         if lo < x < hi:
-            ax.axvline(x, color=colour or ("w" if ax.images else "k"), lw=0.8, ls=(0, (3, 2)), alpha=0.9)
+            ax.axvline(x, color=colour or ("w" if dark else "k"), lw=0.8, ls=(0, (3, 2)), alpha=0.9)
     if labels:
         for seg in segments:
             mid = (float(seg["start_s"]) + float(seg["end_s"])) / 2

@@ -20,8 +20,8 @@ _STYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
 #: the y label per normalisation, negative values explained
 _YLABEL = {
-    "range": "score, scaled: 1 = input, 0 = baseline\n(< 0: below the baseline's score)",
-    "unmasked": "score / unmasked score\n(< 0: the score changed sign)",
+    "range": "score (1 = input, 0 = baseline)",
+    "unmasked": "score / unmasked score",
     "none": "score (scorer's units)",
 }
 
@@ -72,10 +72,11 @@ def plot_faithfulness_curves(deletion: Mapping[str, Any], insertion: Mapping[str
         ax.set_title(f"{kind}: AUC {'lower' if kind == 'deletion' else 'higher'} is better", loc="left")
     what = " / ".join(kind for kind, _ in panels)
     handles = [lines[name] for name in order]
-    labels = [f"{name} ({what} AUC {' / '.join(aucs[name])})" for name in order]
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 3), frameon=False)
+    labels = [f"{name}: {' / '.join(aucs[name])}" for name in order]
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 3), frameon=False,
+               title=f"method: {what} AUC")
     if title or negative:
         fig.suptitle((title or "") + ("\n" if title and negative else "") +
-                     ("values below 0: the perturbed input scores below the baseline (removing helped the score)"
+                     ("values below 0: the perturbed input scores below the fully removed one (the baseline)"
                       if negative else ""))
     return fig

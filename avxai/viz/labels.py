@@ -146,6 +146,10 @@ def input_labels(explanation) -> list[str]:
 
 def title_of(explanation, index: int = 0, extra: str = "") -> str:
     """Two lines: ``"<method> on <model>: <score phrase>"`` and ``"unmasked <score>; removed cells <words>"``."""
+    if explanation.method == "pca-rgb":  # no score, no perturbation: an embedding of the model's features
+        model = model_phrase(explanation)
+        return "PCA-RGB of the model's features" + (f" on {model}" if model else "") + \
+            ("\n" + extra if extra else "") + " (similar features, similar colours)"
     head = method_phrase(explanation)
     model = model_phrase(explanation)
     label = input_labels(explanation)[index] if explanation.batch_size > 1 else input_labels(explanation)[0]

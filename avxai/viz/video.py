@@ -281,8 +281,8 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
     switches = _switch_frames(report)
     n = len(chosen)
     height, width = int(frames.shape[1]), int(frames.shape[2])
-    cell = (PAGE_WIDTH - 0.8) / n
-    fig = new_figure(PAGE_WIDTH, 2 * cell * height / width + 0.75)
+    cell = (PAGE_WIDTH - 1.0) / n  # the colour bar takes about 0.9 in; rows as high as the frames, no empty band
+    fig = new_figure(PAGE_WIDTH, 2 * cell * height / width + 0.8)
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"wspace": 0.01, "hspace": 0.01})
     fps = explanation.metadata.get("modality", {}).get("fps") or \
         explanation.metadata.get("modality", {}).get("parts", {}).get("video", {}).get("fps")

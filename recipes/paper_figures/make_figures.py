@@ -9,7 +9,8 @@ This script finds the saved material and picks the figures; each kind is drawn b
 Figures (each as ``<name>.pdf`` and ``<name>.png``):
 
 ``extremal_<tag>[_<i>]``  extremal perturbation: the method's own per-area panel per input (``plot_explanation``)
-``area_growth_<tag>``     preserved score / unmasked score against the kept area (extremal)
+``area_growth_<tag>``     the preserved score against the kept area (extremal): dB scores as preserved - unmasked,
+                          positive bounded scores as preserved / unmasked; once per explanation (not per part)
 ``aba_<tag>``             spectrogram + one attribution map per explained speaker, segment boundaries drawn
 ``aba_methods``           time profiles of every method on the A-B-A task (benchmark explanations)
 ``tf_<tag>``              spectrogram + one attribution map per input, for (freq|mel, time) explanations without
@@ -86,7 +87,7 @@ def _figures_of(expl: Explanation, name: str, out: Path, formats: tuple[str, ...
             suffix = "" if expl.batch_size == 1 else f"_{i}"
             written += save_figure(figure_method_panel(expl, i), out / f"extremal_{name}{suffix}", formats)
         kinds.append("extremal")
-        if "area_growth" in expl.scores:
+        if "area_growth" in expl.scores and not expl.metadata.get("part"):  # parts share the joint score: once
             written += save_figure(figure_area_growth(expl), out / f"area_growth_{name}", formats)
             kinds.append("area growth")
     if "pca" in expl.method:  # a part whose features were not embedded (no rgb_* array) has no colours to show
@@ -117,7 +118,11 @@ def make_figures(explanation_roots: list[Path], benchmark: Path | None, out: Pat
     with paper_style():
         for tag, folder in found.items():
             kinds = []
-            for part, expl in split_parts(Explanation.load(folder)).items():
+            whole = Explanation.load(folder)
+            if len(split_parts(whole)) > 1 and "area_growth" in whole.scores:  # one curve for the joint score
+                written += save_figure(figure_area_growth(whole), out / f"area_growth_{tag}", formats)
+                kinds.append("area growth")
+            for part, expl in split_parts(whole).items():
                 name = f"{tag}_{part}" if part else tag
                 kinds += [f"{k} ({part})" if part else k for k in _figures_of(expl, name, out, formats, written)]
                 if (not part and expl.metadata.get("task") == "aba" and expl.metadata.get("segments")

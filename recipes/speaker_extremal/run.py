@@ -129,24 +129,20 @@ def describe(expl, segments=None, label=None) -> dict:
 
 
 def plot_area_growth(summary: dict, path_stem: Path) -> list[Path]:
-    """Preserved score / unmasked score against the kept area, one line per experiment (PDF and PNG)."""
-    import matplotlib
+    """The area growth of every experiment (PDF and PNG), one panel per kind of score (the identification
+    logit and the verification cosine are not on one axis; :func:`avxai.viz.growth.plot_area_growth`), from
+    the explanations saved beside ``path_stem``."""
+    from avxai.explanation import Explanation
+    from avxai.viz.growth import plot_area_growth as draw
+    from avxai.viz.style import paper_style, save_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from avxai.viz.style import COLUMN_WIDTH, paper_style, save_figure
-
+    expls = []
+    for name in summary["experiments"]:
+        expl = Explanation.load(path_stem.parent / name)
+        expl.metadata["labels"] = [name] * expl.batch_size  # the legend names the experiment
+        expls.append(expl)
     with paper_style():
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.3), constrained_layout=True)
-        for name, numbers in summary["experiments"].items():
-            areas = summary["extremal"]["growth_areas"] or summary["extremal"]["areas"]
-            ax.plot([100 * a for a in areas], numbers["area_growth"], marker="o", ms=3, label=name)
-        ax.axhline(1.0, color="grey", lw=0.6, ls="--")
-        ax.set_xlabel("kept area (% of the time-frequency grid)")
-        ax.set_ylabel("preserved / unmasked score")
-        ax.legend(frameon=False)
-        return save_figure(fig, path_stem)
+        return save_figure(draw(expls), path_stem)
 
 
 def main(argv=None) -> dict:

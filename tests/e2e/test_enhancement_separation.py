@@ -154,6 +154,6 @@ def test_mask_vs_ibm_figure(tmp_path):
     assert (tmp_path / "ibm.png").stat().st_size > 10_000
     title = fig._suptitle.get_text()
     assert "preserved" in title and "deleted" in title
-    assert any("IoU" in ax.get_title() for ax in fig.axes)
+    assert any("IoU" in ax.get_title(loc="left") and "chance" in ax.get_title(loc="left") for ax in fig.axes)
     with pytest.raises(ValueError, match="grid"):
         plot_mask_vs_ibm(expl, ibm[:, :-1])
