@@ -65,6 +65,11 @@ def test_trial_list_paths_segments_and_errors(tmp_path):
     assert trials[0].test_path == str((tmp_path / "t.wav").resolve())
     assert trials[0].target_segments == ((0.0, 1.0), (2.0, 3.5)) and trials[1].target_segments == ()
     assert trials[0].line == 2 and trials[1].label == 0
+    assert trials[0].speaker == "e"  # no speaker column: the enrollment file's stem
+    named = read_trials(write_trials(tmp_path / "named.csv", [
+        {"enroll": "e.wav", "test": "t.wav", "label": 1, "speaker": "Ana Lima"},
+        {"enroll": "e.wav", "test": "t2.wav", "label": 0, "speaker": ""}]))
+    assert [t.speaker for t in named] == ["Ana Lima", "e"] and named[0].describe()["speaker"] == "Ana Lima"
 
     def bad(text, match):
         p = tmp_path / "bad.csv"
