@@ -32,6 +32,7 @@ from avxai.models.contract import frame_hop_of, sample_rate_of
 from avxai.scorers.frames import FRAME_OUTPUTS, FRAME_REDUCTIONS, FrameScore
 from avxai.tasks.audio import AudioOptions, describe_input, read_waveform, spectrogram_for
 from avxai.tasks.base import Problem, Task, read_segments
+from avxai.viz.style import OKABE_ITO, PAGE_WIDTH, paper_style
 
 __all__ = ["FramesOptions", "FramesTask", "build", "parse_region", "frames_report", "write_frames_report"]
 
@@ -172,15 +173,16 @@ def write_frames_report(problem: Problem, explanation, out: Path) -> list[str]:
     out = Path(out)
     (out / "frames.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
     hop, values = doc["frame_hop_s"], doc["values"]
-    fig, ax = plt.subplots(figsize=(10, 2.6))
-    ax.step([i * hop for i in range(len(values))], values, where="post", color="k", lw=1.2)
-    for i in doc["scored"]:
-        ax.axvspan(i * hop, (i + 1) * hop, color="tab:orange", alpha=0.25, lw=0)
     what = (f"region {doc['region_s'][0]:g}-{doc['region_s'][1]:g} s" if doc["region_s"] else
             f"detected at >= {doc['threshold']:g}" if doc["detect"] else "all frames")
-    ax.set(xlabel="time (s)", ylabel=doc["units"], xlim=(0, len(values) * hop),
-           title=f"per-frame output; scored frames shaded ({what}, {doc['reduce']})")
-    fig.savefig(out / "frames.png", dpi=110, bbox_inches="tight")
+    with paper_style():  # the print look of every figure (avxai.viz.style): page width, text >= 7 pt
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 2.0), layout="constrained")
+        ax.step([i * hop for i in range(len(values))], values, where="post", color="k", lw=1.2)
+        for i in doc["scored"]:
+            ax.axvspan(i * hop, (i + 1) * hop, color=OKABE_ITO[1], alpha=0.3, lw=0)
+        ax.set(xlabel="time (s)", ylabel=f"model output ({doc['units']})", xlim=(0, len(values) * hop),
+               title=f"per-frame output; scored frames shaded ({what}, {doc['reduce']})")
+        fig.savefig(out / "frames.png", dpi=150)
     plt.close(fig)
     share = doc.get("evidence_share_in_scored_frames")
     line = f"{len(doc['scored'])} of {len(values)} frames scored ({what})"
