@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import pickle
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,7 @@ from avxai.hygiene import model_device
 from avxai.inspect_command import add_inspect_parser, run_inspect_command
 from avxai.memory import check_batch_memory
 from avxai.methods import METHODS, get_method
+from avxai.methods.base import ExplanationWarning
 from avxai.metrics.localisation import segment_mass
 from avxai.models.registry import describe_architectures
 from avxai.models.spec import parse_model_args, resolve_model, spec_forms
@@ -213,7 +215,11 @@ def run_explain(args: argparse.Namespace) -> int:
     config = method_config(method, args)
     problem = task.build(task_model(task, args), options)
     check_memory(problem, config)  # say up front what the batches need, not an allocator error after a minute
-    explanation = method(problem.model, problem.modality, problem.scorer, config)
+    with warnings.catch_warnings():  # printed below, once each, from the explanation's metadata
+        warnings.simplefilter("ignore", ExplanationWarning)
+        explanation = method(problem.model, problem.modality, problem.scorer, config)
+    for message in explanation.metadata.get("warnings", []):
+        print(f"avxai explain: warning: {message}", file=sys.stderr)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
     explanation.metadata["model_name"] = (Path(args.model.rstrip("/")).name if args.model else None) or \

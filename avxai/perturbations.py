@@ -171,6 +171,63 @@ class Noise(BaselinePerturbation):
 
 
 @dataclass(frozen=True)
+class Floor(BaselinePerturbation):
+    """Replace masked cells with the input's own noise floor: what its quietest frames along ``time`` hold.
+
+    The frames are ranked by their energy (mean square over channels and the other grid axes); the quietest
+    ``quantile`` of them (at least one) give, per channel and cell of the other axes (per frequency bin of a
+    spectrogram), the floor's power. A removed region then sounds like the input's pauses (the background of
+    the recording, the noise between words) rather than digital silence, which the models never heard and at
+    which some are singular (``sqrt`` or ``log`` of 0): removing stays inside the inputs a model is meant to
+    see. The power is at least the input's mean power ``min_db`` dB down (a digitally silent pause does not
+    bring back exact zeros).
+
+    ``noise=False`` (``"floor"``): the floor is the root of that power, constant over time (for a magnitude
+    spectrogram: the quiet frames' RMS spectrum, heard with the input's phase). ``noise=True``
+    (``"floor-noise"``): noise with that power drawn with ``seed`` (a Rayleigh magnitude on a non-negative grid,
+    Gaussian values around 0 otherwise).
+    """
+
+    quantile: float = 0.1
+    min_db: float = -60.0
+    noise: bool = False
+    seed: int = 0
+    axis: str = "time"
+
+    def __post_init__(self):
+        if not 0.0 < self.quantile <= 1.0:
+            raise ValueError(f"the floor's quantile of quiet frames must be in (0, 1], got {self.quantile}")
+        if not math.isfinite(self.min_db) or self.min_db >= 0:
+            raise ValueError(f"min_db must be a finite negative number of dB, got {self.min_db}")
+
+    def baseline(self, x: Tensor, info: GridInfo) -> Tensor:
+        if self.axis not in info.axes:
+            raise ValueError(f"the floor perturbation ranks frames along {self.axis!r}, but this grid has axes "
+                             f"{info.axes}; use 'noise' or 'mean' here")
+        dim = info.dim(self.axis)
+        moved = x.movedim(dim, -1)  # (b, c, *other, frames)
+        power = moved.square()
+        frames = moved.shape[-1]
+        energy = power.flatten(1, -2).mean(dim=1)  # (b, frames)
+        k = max(1, int(round(self.quantile * frames)))
+        quiet = energy.topk(k, dim=1, largest=False).indices  # (b, k)
+        index = quiet.view(quiet.shape[0], *([1] * (moved.dim() - 2)), k).expand(*moved.shape[:-1], k)
+        floor_power = power.gather(-1, index).mean(dim=-1, keepdim=True)  # (b, c, *other, 1)
+        least = power.flatten(1).mean(dim=1).view(-1, *([1] * (moved.dim() - 1))) * 10.0 ** (self.min_db / 10.0)
+        floor_power = torch.maximum(floor_power, least)
+        if not self.noise:
+            return floor_power.sqrt().expand_as(moved).movedim(-1, dim)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        if info.nonnegative:
+            re = torch.randn(moved.shape, generator=gen, dtype=x.dtype).to(x.device)
+            im = torch.randn(moved.shape, generator=gen, dtype=x.dtype).to(x.device)
+            values = torch.sqrt((re.square() + im.square()) / 2.0 * floor_power)
+        else:
+            values = torch.randn(moved.shape, generator=gen, dtype=x.dtype).to(x.device) * floor_power.sqrt()
+        return values.movedim(-1, dim)
+
+
+@dataclass(frozen=True)
 class Blur(BaselinePerturbation):
     """Replace masked cells with a Gaussian blur of the input; ``sigmas`` maps axis name -> sigma in cells.
 
@@ -310,7 +367,8 @@ def parse_perturbation(spec: "str | Perturbation") -> Perturbation:
     """Build a perturbation from a short name, as used in configs and on the command line.
 
     ``zero``, ``const:V``, ``mean``, ``mean-time`` (mean over time: long-term spectrum / mean face),
-    ``noise[:SNR_DB]``, ``time-blur[:SIGMA]``, ``freq-blur[:SIGMA]``, ``spatial-blur[:SIGMA]``,
+    ``noise[:SNR_DB]``, ``floor[:QUANTILE]`` / ``floor-noise[:QUANTILE]`` (the input's own noise floor: its
+    quietest frames, see :class:`Floor`), ``time-blur[:SIGMA]``, ``freq-blur[:SIGMA]``, ``spatial-blur[:SIGMA]``,
     ``freeze`` (hold the previous frame), ``pyramid-time[:SIGMA]``, ``pyramid-freq[:SIGMA]``,
     ``pyramid-tf[:SIGMA]``, ``pyramid-spatial[:SIGMA]``. Sigmas are in grid cells.
     """
@@ -333,6 +391,8 @@ def parse_perturbation(spec: "str | Perturbation") -> Perturbation:
         "mean": lambda: Mean(),
         "mean-time": lambda: Mean(("time",)),
         "noise": lambda: Noise(snr_db=v(0.0)),
+        "floor": lambda: Floor(quantile=v(0.1)),
+        "floor-noise": lambda: Floor(quantile=v(0.1), noise=True),
         "time-blur": lambda: Blur({"time": v(4.0)}),
         "freq-blur": lambda: Blur({"freq": v(4.0)}),
         "spatial-blur": lambda: Blur({"height": v(6.0), "width": v(6.0)}),
@@ -348,6 +408,6 @@ def parse_perturbation(spec: "str | Perturbation") -> Perturbation:
 
 
 PERTURBATION_NAMES: Sequence[str] = (
-    "zero", "const", "mean", "mean-time", "noise", "time-blur", "freq-blur", "spatial-blur", "freeze",
+    "zero", "const", "mean", "mean-time", "noise", "floor", "floor-noise", "time-blur", "freq-blur", "spatial-blur", "freeze",
     "pyramid-time", "pyramid-freq", "pyramid-tf", "pyramid-spatial",
 )

@@ -52,6 +52,7 @@ class AreaConstraint:
         self.rank = None if most == 0 else cells - min(ones) + 1  # kthvalue's k (ascending) in a padded row
         above = torch.arange(most - min(ones)).unsqueeze(0) < torch.tensor([most - k for k in ones]).unsqueeze(1)
         self.padding = torch.where(above, math.inf, -math.inf).to(device=device, dtype=dtype)  # (n, pad)
+        self._ones = torch.tensor(ones, dtype=dtype, device=device)
 
     def __call__(self, masks: Tensor, weight: float = 1.0) -> tuple[Tensor, Tensor]:
         """``R_a`` per row ``(n,)`` and ``weight`` times its gradient ``(n, *grid)``."""
@@ -63,17 +64,14 @@ class AreaConstraint:
             return x.square().mean(dim=1), x.mul(2.0 * weight / self.cells).view_as(masks)
         padded = torch.cat([x, self.padding], dim=1) if self.padding.shape[1] else x
         threshold = _kth_smallest(padded, self.rank)  # each row's k-th largest value
-        top = x >= threshold
-        faces = top.to(x.dtype)  # o, when no other value ties with the k-th largest
-        if int(top.count_nonzero()) == self.total_ones:
-            diff = x - faces
-            value = torch.linalg.vecdot(diff, diff, dim=1).div_(self.cells)
-        else:  # ties at the threshold: those values share the ones left
-            tied = (x == threshold).to(x.dtype)
-            excess = faces.sum(dim=1) - torch.tensor(self.ones, dtype=x.dtype, device=x.device)
-            faces = faces - tied * (excess / tied.sum(dim=1).clamp_min(1.0)).unsqueeze(1)  # no ties: no share
-            diff = x - faces
-            value = (diff.square() + faces - faces.square()).mean(dim=1)
+        faces = (x >= threshold).to(x.dtype)  # o, when no other value ties with the k-th largest
+        # values tied at the threshold share the ones left (no ties: the excess is 0 and o stays 0/1); one formula
+        # for both cases, so that no step has to ask the device whether there were ties (no host synchronisation)
+        tied = (x == threshold).to(x.dtype)
+        excess = faces.sum(dim=1) - self._ones.to(device=x.device, dtype=x.dtype)
+        faces = faces - tied * (excess / tied.sum(dim=1).clamp_min(1.0)).unsqueeze(1)
+        diff = x - faces
+        value = (diff.square() + faces - faces.square()).mean(dim=1)
         return value, diff.mul_(2.0 * weight / self.cells).view_as(masks)
 
 

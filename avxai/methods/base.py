@@ -6,10 +6,12 @@ The batched engine that every perturbation method hands its masks to lives in :m
 from __future__ import annotations
 
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from avxai.engine import check_model_rate, prepare_scorer
@@ -68,8 +70,33 @@ class Method(ABC):
         """Compute the explanation; ``unmasked`` holds the scores ``(batch,)`` of the unperturbed inputs."""
 
 
+class ExplanationWarning(UserWarning):
+    """A method's result may mislead (a preserved score far above the unmasked one, an area off its target, a
+    reward that barely moves, NaN gradients held still...): the same sentences are in ``metadata["warnings"]``."""
+
+
+def report_warnings(messages: list[str]) -> list[str]:
+    """Issue each message as an :class:`ExplanationWarning` (the caller also keeps them in its metadata)."""
+    for message in messages:
+        warnings.warn(message, ExplanationWarning, stacklevel=4)
+    return messages
+
+
+def check_finite(method: str, name: str, values: Tensor, cause: str = "") -> None:
+    """``ValueError`` when ``values`` hold NaN or infinities: a method never returns such a map."""
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        bad = int((~torch.isfinite(values)).sum())
+        raise ValueError(f"{method}: the {name} holds {bad} NaN or infinite values of {values.numel()}"
+                         + (f" ({cause})" if cause else "") + "; nothing was saved")
+
+
 def new_explanation(method: str, modality: Modality, attribution: Tensor, **kwargs: Any) -> Explanation:
-    """An :class:`Explanation` with the grid, axes, coordinates and units taken from ``modality``."""
+    """An :class:`Explanation` with the grid, axes, coordinates and units taken from ``modality``; ``ValueError``
+    when the attribution (or the masks) hold NaN or infinities."""
+    check_finite(method, "attribution", attribution, "the model's gradient or scores were NaN or infinite for some "
+                 "perturbed inputs")
+    if isinstance(kwargs.get("masks"), Tensor):
+        check_finite(method, "masks", kwargs["masks"])
     return Explanation(method=method, attribution=attribution.detach(), grid=modality.grid().detach(),
                        axes=tuple(modality.axes), coordinates=modality.coordinates(), units=modality.units(),
                        **kwargs)

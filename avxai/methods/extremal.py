@@ -26,7 +26,6 @@ the model, the masks' upsampling and the smooth mask to the parameters; the area
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
@@ -35,8 +34,9 @@ from tqdm.auto import tqdm
 
 from avxai.engine import mask_media, score_and_output, score_inputs
 from avxai.explanation import Explanation
+from avxai.memory import rows_within_budget
 from avxai.methods.area import AreaConstraint, area_regulariser, ones_of, ramp
-from avxai.methods.base import Method, new_explanation
+from avxai.methods.base import Method, new_explanation, report_warnings
 from avxai.methods.extremal_config import ExtremalConfig
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.parts import PartsMaskGenerator, modality_parts
@@ -100,6 +100,9 @@ class Extremal(Method):
         areas_all = config.optimised_areas()
         k_all, k = len(areas_all), len(config.areas)
         n = k_all * batch
+        # a long input whose rows (and their activations) exceed the memory budget: the model runs them in chunks,
+        # recomputing activations in the backward pass (avxai.memory.RowChunks); else the model itself
+        model = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1))
         if modality_parts(modality) is None:
             step, sigma = config.resolve(grid)
             generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature,
@@ -113,7 +116,8 @@ class Extremal(Method):
         # its mean; sorting fewer cells is cheaper): ones of the ramp r_a of each row there.
         cells = math.prod(generator.out_shape)
         area_constraint = AreaConstraint(ones_of(row_areas, cells).tolist(), cells, dtype, device)
-        scale = self._reward_scale(model, view, scorer, config, unmasked, grid).to(dtype).repeat(k_all)
+        removed = self._removed_score(model, view, scorer, grid)  # (B,): the score with every cell removed
+        scale = self._reward_scale(config, unmasked, removed).to(dtype).repeat(k_all)
 
         # The default Modality.upsample is linear interpolation: the generator does the same with one small
         # matrix product per axis (faster); a modality with its own upsample keeps it.
@@ -134,6 +138,10 @@ class Extremal(Method):
         # d(loss)/d(score) of the scored rows, loss = lambda * R - reward: the same every step
         signs = {"preserve": [-1.0], "delete": [1.0], "dual": [-1.0, 1.0]}[config.variant]
         score_grad = torch.cat([sign / scale for sign in signs])
+        # the reward saturates: a preserved score above, or a deleted score below, these bounds earns nothing more
+        low, high = _saturation_bounds(config, signs, unmasked.to(dtype), removed.to(dtype), k_all)
+        bad_grads = torch.zeros((), dtype=torch.long, device=device)  # gradient cells that were NaN or infinite
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
         with torch.enable_grad():
             for it in range(config.iterations):
                 smooth = generator(params)
@@ -152,7 +160,7 @@ class Extremal(Method):
                 hist["scores"].append(last)
                 bar.update(1)
                 converged = (config.patience is not None and it + 1 > config.patience
-                             and self._converged(hist, score_grad, n, config))
+                             and self._converged(hist, score_grad, n, config, low, high))
                 if converged or it + 1 == config.iterations:
                     # these masks are the result: no step after the last forward pass, whose scores are final
                     stopped_at = it + 1 if converged and it + 1 < config.iterations else None
@@ -162,14 +170,28 @@ class Extremal(Method):
                                      "scorer detaches its output, or runs outside torch); extremal perturbation "
                                      "needs gradients: fix the model, or use occlusion, which does not")
                 # d(loss)/d(params): the score's gradient through the model and the masks, plus lambda * dR/d(smooth)
+                if low is not None:  # saturation: no gradient from a score beyond its bound
+                    scores = torch.maximum(torch.minimum(scores, high.to(scores.dtype)), low.to(scores.dtype))
                 (grad,) = torch.autograd.grad([scores, smooth], params, [score_grad.to(scores.dtype), regul_grad])
-                optimiser.step(grad)
+                # a NaN or infinite gradient (a model singular at the perturbed input, e.g. sqrt(0) on a silent
+                # chunk) would turn the masks into NaN: those cells do not move this step, and the run reports it
+                # at the end (counted on the device, no host synchronisation here)
+                finite = torch.isfinite(grad)
+                n_bad = finite.numel() - finite.sum()
+                first_bad = torch.where((first_bad < 0) & (n_bad > 0), it, first_bad)
+                bad_grads += n_bad
+                optimiser.step(torch.where(finite, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)))
                 with torch.no_grad():
                     params.clamp_(0.0, 1.0)
         bar.close()
 
         final = masks.detach().clamp(0.0, 1.0)
         output = output.detach() if isinstance(output, Tensor) else output
+        # the one host synchronisation of the run's diagnostics: gradient cells that were NaN or infinite
+        problems = _gradient_problems(int(bad_grads), int(first_bad), params.numel() * max(1, len(hist["scores"]) - 1))
+        if not bool(torch.isfinite(final).all()):
+            raise ValueError("extremal perturbation produced NaN or infinite masks: the mask's parameters left the "
+                             "finite range (a NaN learning rate or initial value?); nothing was saved")
         all_scores = self._final_scores(model, view, scorer, final, batch, k_all, config.variant, last,
                                         output)  # name -> (B, K_all)
         scores = {name: value[:, :k].contiguous() for name, value in all_scores.items()}
@@ -180,11 +202,13 @@ class Extremal(Method):
         final = final.view(k_all, batch, *grid)[:k].transpose(0, 1).contiguous()  # (B, K, *grid)
         scores_run = torch.stack(hist.pop("scores"))  # (steps, rows)
         hist["score"] = scores_run[:, :n].to(dtype)
-        hist["reward"] = _reward(scores_run, score_grad, n).to(dtype)
+        hist["reward"] = _reward(_clamp(scores_run, low, high), score_grad, n).to(dtype)
         if config.variant == "dual":
             hist["deleted_score"] = scores_run[:, n:].to(dtype)
         history = {name: (values if isinstance(values, Tensor) else torch.stack(values))
                    .view(len(values), k_all, batch)[:, :k].transpose(1, 2).contiguous() for name, values in hist.items()}
+        problems += _score_problems(scores["preserved"], unmasked.to(dtype), removed.to(dtype), config, final)
+        report_warnings(problems)
         media_k = config.areas.index(config.media_mask_area())
         keep = final[:, media_k]
         return new_explanation(
@@ -196,36 +220,36 @@ class Extremal(Method):
                       "iterations_run": scores_run.shape[0], "stopped_early_at": stopped_at,
                       "lambda": [config.lambda_at(0), config.lambda_at(config.iterations - 1)],
                       "reward_scale": scale.view(k_all, batch)[0].tolist(),
-                      "growth_areas": list(growth_areas), "media_area": config.media_mask_area()},
+                      "growth_areas": list(growth_areas), "media_area": config.media_mask_area(),
+                      "removed_score": removed.tolist(), "saturation": config.saturation,
+                      "nonfinite_gradient_cells": int(bad_grads), "warnings": problems},
         )
 
     # -- pieces -------------------------------------------------------------------------------------
     @staticmethod
-    def _reward_scale(model: nn.Module, view: Any, scorer: Scorer, config: ExtremalConfig, unmasked: Tensor,
-                      grid: tuple[int, ...]) -> Tensor:
+    @torch.inference_mode()
+    def _removed_score(model: nn.Module, view: Any, scorer: Scorer, grid: tuple[int, ...]) -> Tensor:
+        """The score of every input with all of its cells removed ``(B,)`` (one forward pass)."""
+        empty = torch.zeros(view.batch_size, *grid, dtype=view.representation.dtype,
+                            device=view.representation.device)
+        return score_inputs(model, view, scorer, empty).detach().clone()
+
+    @staticmethod
+    def _reward_scale(config: ExtremalConfig, unmasked: Tensor, removed: Tensor) -> Tensor:
         """Per-input divisor of the reward ``(B,)`` (see ``ExtremalConfig.reward_scale``)."""
         if config.reward_scale == "none":
             return torch.ones_like(unmasked)
-        if config.reward_scale == "unmasked":
-            scale = unmasked.abs()
-        else:
-            with torch.inference_mode():
-                empty = torch.zeros(view.batch_size, *grid, dtype=view.representation.dtype,
-                                    device=view.representation.device)
-                removed = score_inputs(model, view, scorer, empty)
-            scale = (unmasked - removed).abs().clone()
+        scale = unmasked.abs() if config.reward_scale == "unmasked" else (unmasked - removed).abs()
         floor = 1e-6 * max(1.0, float(unmasked.abs().max()))
-        if (scale <= floor).any():
-            warnings.warn(
-                f"the score barely changes when the whole input is perturbed (scale {scale.tolist()}); the "
-                "model may ignore this perturbation: try another one (config.perturbation)", stacklevel=3)
         return scale.clamp_min(floor)
 
     @staticmethod
-    def _converged(hist: dict[str, list[Tensor]], score_grad: Tensor, n: int, config: ExtremalConfig) -> bool:
-        """Whether every row's reward and area changed by less than the tolerance over the last ``patience`` steps."""
+    def _converged(hist: dict[str, list[Tensor]], score_grad: Tensor, n: int, config: ExtremalConfig,
+                   low: Tensor | None, high: Tensor | None) -> bool:
+        """Whether every row's reward and area changed by less than the tolerance over the last ``patience`` steps
+        (one host synchronisation per step: early stopping is off by default)."""
         window = config.patience + 1
-        for recent in (_reward(torch.stack(hist["scores"][-window:]), score_grad, n),
+        for recent in (_reward(_clamp(torch.stack(hist["scores"][-window:]), low, high), score_grad, n),
                        torch.stack(hist["area"][-window:])):
             if (recent.amax(dim=0) - recent.amin(dim=0)).max() >= config.tolerance:
                 return False
@@ -263,6 +287,85 @@ class Extremal(Method):
                 scores["target"] = per_input(target)
                 scores["target_score"] = per_input(logits.gather(1, target.unsqueeze(1)).squeeze(1))
         return scores
+
+
+def _saturation_bounds(config: ExtremalConfig, signs: list[float], unmasked: Tensor, removed: Tensor,
+                       k_all: int) -> tuple[Tensor | None, Tensor | None]:
+    """Per scored row, the bounds ``(low, high)`` that the scores are clamped to before the reward (``None``, ``None``
+    without saturation). With ``s1`` the unmasked and ``s0`` the removed score of the row's input and ``c =
+    config.saturation``: a preserved row earns nothing above ``s1 + (c - 1) |s1 - s0|``, a deleted row nothing below
+    ``s0 - (c - 1) |s1 - s0|`` (c = 1: nothing beyond the unmasked / the fully removed input's score).
+
+    Shape: ``(rows,)`` each, rows = ``K_all * B`` per scored side, preserved side first.
+    """
+    if config.saturation is None:
+        return None, None
+    span = (unmasked - removed).abs() * (config.saturation - 1.0)
+    inf = torch.full_like(unmasked, math.inf)
+    lows, highs = [], []
+    for sign in signs:  # -1: the preserved side (maximised), +1: the deleted side (minimised)
+        lows.append(-inf if sign < 0 else removed - span)
+        highs.append(unmasked + span if sign < 0 else inf)
+    return torch.cat(lows).repeat(k_all), torch.cat(highs).repeat(k_all)
+
+
+def _clamp(scores: Tensor, low: Tensor | None, high: Tensor | None) -> Tensor:
+    """Scores ``(..., rows)`` clamped to the saturation bounds (unchanged without)."""
+    if low is None:
+        return scores
+    return torch.maximum(torch.minimum(scores, high.to(scores.dtype)), low.to(scores.dtype))
+
+
+def _gradient_problems(bad: int, first: int, total: int) -> list[str]:
+    """A warning when the mask's gradient held NaN or infinite cells; ``ValueError`` when it mostly did."""
+    if bad == 0:
+        return []
+    share = bad / max(1, total)
+    what = (f"the mask's gradient was NaN or infinite in {bad} parameter cells over the run ({100 * share:.1f} %, "
+            f"first at iteration {first}): the model is singular at some of the perturbed inputs (a sqrt, log or "
+            "norm of an exactly silent or zero region); ")
+    if share > 0.5:
+        raise ValueError(what + "the masks could not be optimised. Use a perturbation that never makes exact zeros, "
+                         "e.g. perturbation='floor' (the input's own noise floor) or 'noise:30'")
+    return [what + "those cells were held still on those steps. perturbation='floor' (the input's own noise floor) "
+            "avoids exact zeros"]
+
+
+def _score_problems(preserved: Tensor, unmasked: Tensor, removed: Tensor, config: ExtremalConfig,
+                    masks: Tensor) -> list[str]:
+    """Warnings on the final masks ``(B, K, *grid)`` and their preserved scores ``(B, K)``: a preserved score far above
+    the unmasked one, an area off its target, a reward that barely moves (see ``ExtremalConfig``)."""
+    out = []
+    span = (unmasked - removed).abs()
+    level = torch.maximum(unmasked.abs(), removed.abs())
+    flat = level <= 0
+    ill = (span <= config.ill_conditioned * level) | flat
+    if bool(ill.any()):
+        rows = ill.nonzero().flatten().tolist()
+        out.append(f"ill-conditioned reward for input(s) {rows}: the score barely moves between the input "
+                   f"({_fmt(unmasked[rows])}) and the fully removed input ({_fmt(removed[rows])}); the model may "
+                   "ignore this perturbation (try another, e.g. perturbation='floor' or 'noise:10'), and the masks "
+                   "say little")
+    margin = torch.maximum(unmasked.abs(), span).unsqueeze(1) * (config.warn_above - 1.0)
+    above = preserved - unmasked.unsqueeze(1) > margin
+    if bool(above.any()):
+        cells = [(int(b), config.areas[int(a)]) for b, a in above.nonzero().tolist()]
+        out.append(f"the preserved score exceeds the unmasked one by more than {100 * (config.warn_above - 1):.0f} % "
+                   f"(input, area: {cells}; preserved {_fmt(preserved[above])} vs unmasked "
+                   f"{_fmt(unmasked.unsqueeze(1).expand_as(above)[above])}): the masks keep an input the model scores "
+                   "above the real one, likely one it was never meant to see; do not read them as the evidence. Use "
+                   "saturation=1.0 and perturbation='floor', or check with occlusion")
+    areas = masks.flatten(2).mean(dim=2)  # (B, K)
+    off = (areas - torch.tensor(config.areas, dtype=areas.dtype, device=areas.device)).abs() > config.area_tolerance
+    if bool(off.any()):
+        cells = [(int(b), config.areas[int(a)], round(float(areas[b, a]), 3)) for b, a in off.nonzero().tolist()]
+        out.append(f"final mask area off its target by more than {config.area_tolerance} (input, area, final area: "
+                   f"{cells}): the area constraint did not win against the score; raise iterations or growth")
+    return out
+
+
+def _fmt(values: Tensor) -> str:
+    return "[" + ", ".join(f"{float(v):.3g}" for v in values.flatten()[:6]) + (", ...]" if values.numel() > 6 else "]")
 
 
 def _reward(scores: Tensor, score_grad: Tensor, n: int) -> Tensor:

@@ -63,6 +63,17 @@ class ExtremalConfig(MethodConfig):
         drawn from a generator seeded with ``seed``.
     patience, tolerance : stop early once, over the last ``patience`` iterations, every row's reward
         (scaled, see ``reward_scale``) and area have changed by less than ``tolerance``; ``None`` = never.
+    saturation : the reward saturates (Fong et al. 2019 cap their area-growth bars 25 % above the unmasked
+        score): with ``s1`` the unmasked and ``s0`` the fully removed input's score, a preserved score above
+        ``s1 + (saturation - 1) |s1 - s0|`` (a deleted score below ``s0 - (saturation - 1) |s1 - s0|``) earns no
+        more reward and gives no gradient, so the masks gain nothing by building an input the model scores above
+        the real one (scattered blobs of noise that a pretrained model likes better than the speech); ``None``:
+        no saturation (the paper's objective).
+    warn_above, area_tolerance, ill_conditioned : when to warn (``metadata["warnings"]`` and an
+        :class:`~avxai.methods.base.ExplanationWarning`): a preserved score above the unmasked one by more than
+        ``warn_above - 1`` (0.25 = 25 %) of ``max(|s1|, |s1 - s0|)``; a final mask area more than
+        ``area_tolerance`` from its target; ``|s1 - s0| <= ill_conditioned * max(|s1|, |s0|)`` (the score
+        barely moves when the whole input is removed).
     growth_areas : areas whose preserved score, as a fraction of the unmasked score, forms the
         area-growth curve (the paper's Fig. 5); areas not in ``areas`` are optimised alongside them.
         ``None``: the requested areas.
@@ -92,6 +103,10 @@ class ExtremalConfig(MethodConfig):
     seed: int = 0
     patience: int | None = None
     tolerance: float = 1e-3
+    saturation: float | None = None
+    warn_above: float = 1.25
+    area_tolerance: float = 0.03
+    ill_conditioned: float = 0.05
     growth_areas: tuple[float, ...] | None = None
     media_area: float | None = None
     progress: bool = False
@@ -153,6 +168,18 @@ class ExtremalConfig(MethodConfig):
             raise ValueError(f"patience must be an int >= 1 or None (no early stopping), got {self.patience!r}")
         if not self.tolerance >= 0:
             raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.saturation is not None and not (isinstance(self.saturation, (int, float)) and
+                                                not isinstance(self.saturation, bool) and self.saturation >= 1.0
+                                                and math.isfinite(self.saturation)):
+            raise ValueError(f"saturation must be None or a number >= 1 (1.0: the reward stops at the unmasked "
+                             f"score, 1.25: 25 % above it), got {self.saturation!r}")
+        if not (self.warn_above >= 1.0 and math.isfinite(self.warn_above)):
+            raise ValueError(f"warn_above must be a finite number >= 1 (1.25: warn 25 % above the unmasked score), "
+                             f"got {self.warn_above!r}")
+        if not 0.0 <= self.area_tolerance < 1.0:
+            raise ValueError(f"area_tolerance must be in [0, 1), got {self.area_tolerance!r}")
+        if not 0.0 <= self.ill_conditioned < 1.0:
+            raise ValueError(f"ill_conditioned must be in [0, 1), got {self.ill_conditioned!r}")
         if self.media_area is not None and float(self.media_area) not in self.areas:
             raise ValueError(f"media_area {self.media_area} is not one of the areas {self.areas}; pick one of them "
                              "or None")

@@ -18,13 +18,15 @@ from torch import Tensor, nn
 from avxai.explanation import Explanation
 from avxai.checks import check_positive_int
 from avxai.engine import check_output, chunk_rows, evaluate_masks, mask_media, score_inputs, top_fraction_mask
-from avxai.methods.base import Method, MethodConfig, new_explanation
+from avxai.methods.base import Method, MethodConfig, check_finite, new_explanation, report_warnings
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
 NoiseTarget = Literal["mask", "representation"]
 Rule = Literal["trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
 RULES = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+#: a relative completeness gap |sum IG - (f(x) - f(baseline))| / |f(x) - f(baseline)| above this is warned about
+COMPLETENESS_TOLERANCE = 0.1
 
 
 def _check_common(batch_size: int, listen_fraction: float) -> None:
@@ -124,6 +126,9 @@ class Saliency(Method):
                 unmasked: Tensor) -> Explanation:
         ones = torch.ones(modality.batch_size, *modality.grid_shape, dtype=modality.representation.dtype)
         grads, _ = mask_gradients(model, modality, scorer, ones, batch_size=modality.batch_size)
+        check_finite(self.name, "gradient of the score at the input (mask = 1)", grads,
+                     "the model is singular at this input itself: check the input (silence, level, NaN samples) "
+                     "and the model (a sqrt, log or norm of 0 inside it)")
         attribution = grads.abs() if config.absolute else grads
         return _finish(self.name, modality, attribution, config.listen_fraction,
                        {"gradient_of": "mask at 1", "absolute": config.absolute})
@@ -197,6 +202,9 @@ class SmoothGrad(Method):
             noise = (config.noise * span * draws).reshape(k * b, *rep.shape[1:])
         grads, _ = mask_gradients(model, modality, scorer, masks.reshape(k * b, *grid),
                                   batch_size=config.batch_size, noise=noise)
+        check_finite(self.name, "gradient of the score at the noisy copies", grads,
+                     "the model is singular at some noisy copies (a sqrt, log or norm of 0 inside it, e.g. on "
+                     "magnitudes clamped to 0): lower noise or use noise_on='mask'")
         grads = grads.view(k, b, *grid)
         attribution = (grads.abs() if config.absolute else grads).mean(dim=0)
         return _finish(self.name, modality, attribution, config.listen_fraction,
@@ -261,6 +269,7 @@ class IntegratedGradients(Method):
         masks = alphas.to(dtype).view(k, 1, *([1] * len(grid))).expand(k, b, *grid).reshape(k * b, *grid)
         grads, _ = mask_gradients(model, modality, scorer, masks, batch_size=config.batch_size)
         grads = grads.view(k, b, *grid).to(torch.float64)
+        _check_path_gradients(grads, alphas, modality)
         attribution = (weights.view(k, 1, *([1] * len(grid))) * grads).sum(dim=0).to(dtype)
         ends = torch.stack([torch.zeros(b, *grid, dtype=dtype), torch.ones(b, *grid, dtype=dtype)]).reshape(2 * b, *grid)
         end_scores = evaluate_masks(model, modality, scorer, ends, batch_size=config.batch_size).view(2, b)
@@ -270,10 +279,43 @@ class IntegratedGradients(Method):
         relative = gap / (score_1 - score_0).abs().clamp_min(1e-12)
         completeness = {"score_1": score_1.tolist(), "score_0": score_0.tolist(), "sum_attribution": total.tolist(),
                         "gap": gap.tolist(), "relative_gap": relative.tolist()}
+        problems = []
+        far = (relative.abs() > COMPLETENESS_TOLERANCE).nonzero().flatten().tolist()
+        if far:
+            problems.append(f"integrated-gradients: the attributions of input(s) {far} do not add up to score(input) - "
+                            f"score(baseline) (relative completeness gap {[round(relative[i].item(), 3) for i in far]}, "
+                            f"above {COMPLETENESS_TOLERANCE}): the path integral is coarse; raise steps (now "
+                            f"{config.steps}) or check the model for sharp steps along the path")
+        report_warnings(problems)
         return _finish(self.name, modality, attribution, config.listen_fraction,
                        {"path": "mask alpha * 1, alpha 0 -> 1", "rule": config.rule, "evaluations": k,
-                        "completeness": completeness},
+                        "completeness": completeness, "warnings": problems},
                        scores={"baseline": end_scores[0].detach().clone()})
+
+
+def _check_path_gradients(grads: Tensor, alphas: Tensor, modality: Modality) -> None:
+    """``ValueError`` naming the cause when the mask's gradient is NaN or infinite somewhere on the path: at
+    ``alpha = 0`` the baseline sits on a singular point of the model (the gradient of a sqrt, log or norm at an
+    exactly silent or zero input), elsewhere the model itself is singular there.
+
+    Shape: grads ``(k, batch, *grid)``, alphas ``(k,)``.
+    """
+    finite = torch.isfinite(grads).flatten(1).all(dim=1)  # (k,)
+    if bool(finite.all()):
+        return
+    bad = [round(float(a), 4) for a in alphas[~finite.cpu()]]
+    baseline = repr(getattr(modality, "perturbation", None))
+    if bad == [0.0]:
+        raise ValueError(
+            "integrated-gradients: the mask's gradient is NaN or infinite at the baseline (alpha = 0: every cell "
+            f"removed, the modality's {baseline} perturbation, e.g. digital silence), where the model is singular "
+            "(a sqrt, log or norm of 0 inside it); use a baseline off that point: perturbation='floor' (the "
+            "input's own noise floor; --perturbation floor) or 'noise:30', or rule='riemann_right' / "
+            "'riemann_middle', which do not evaluate alpha = 0")
+    raise ValueError(
+        f"integrated-gradients: the mask's gradient is NaN or infinite at alpha = {bad} of the path: the model is "
+        "singular at those scaled inputs (a sqrt, log or norm of 0 inside it); use perturbation='floor' (the "
+        "input's own noise floor) so that no point of the path is exactly silent, or check the model")
 
 
 saliency = Saliency()
