@@ -176,8 +176,13 @@ def attribution_label(explanation) -> str:
     method = explanation.method
     if method == "occlusion":
         return f"score drop when removed{unit}"
-    if method in ("saliency", "smoothgrad", "integrated-gradients"):
-        return f"score drop when removed, gradient estimate{unit}"
+    if method == "integrated-gradients":  # sums to the score drop when every cell is removed (completeness)
+        return f"score drop when removed (IG){unit}"
+    if method in ("saliency", "smoothgrad"):
+        meta = _meta(explanation)
+        absolute = meta.get("absolute", (meta.get("config") or {}).get("absolute", True))
+        per = f" ({units} per unit mask)" if units else ""
+        return f"|d score / d mask|{per}" if absolute else f"d score / d mask: drop when removed{per}"
     if method == "gradcam":
         return "Grad-CAM (a.u., > 0 supports)"
     return f"attribution{unit}"
