@@ -22,6 +22,7 @@ from avxai.inspect.maximise import MaximiseConfig, class_objective, direction_ob
 from avxai.inspect.maximise_video import VideoMaximiseConfig, maximise_video
 from avxai.inspect.outputs import (write_embedding_map, write_filters, write_maximised, write_maximised_video,
                                    write_top_segments)
+from avxai.inspect.sources import separate_sources
 from avxai.inspect.top_segments import TopSegmentsConfig, top_segments
 from avxai.io.audio import load_audio
 from avxai.models.contract import crop_size_of, embedder_of, fps_of, sample_rate_of
@@ -70,6 +71,11 @@ def add_inspect_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--layer", help="embed this layer's output averaged over positions (default: the model's "
                                    "embedder, else its output)")
     e.add_argument("--window", type=float, help="cut each utterance into windows of this many seconds")
+    e.add_argument("--separator", metavar="SPEC", help="the inputs are mixtures: separate each with this model "
+                                                       "(same SPEC forms as --model) and embed every separated source "
+                                                       "with --model, labelled by its output slot and its mixture")
+    e.add_argument("--separator-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="an argument of the --separator (YAML value), repeatable")
     e.add_argument("--conditions", default="clean", help="recording conditions applied to every utterance, e.g. "
                                                          "clean,noise:10,telephone,lowpass:2000,gain:-20 "
                                                          "(default: %(default)s)")
@@ -181,7 +187,11 @@ def run_inspect_command(args: argparse.Namespace) -> int:
     if args.tool == "filters":
         write_filters(first_layer_filters(model, args.layer), out, spec)
     elif args.tool == "embeddings":
-        waves, labels, names = _utterances(args, rate)
+        if args.separator is None:
+            waves, labels, names = _utterances(args, rate)
+        else:
+            waves, labels, names = _separated(args, rate)
+            spec["separator"] = args.separator
         x = embed(model, waves, layer=args.layer)
         projections = [p.strip() for p in args.projections.split(",") if p.strip()]
         emap = embedding_map(x, labels, names, projections=projections, seed=args.seed)
@@ -252,3 +262,19 @@ def _maximise_video(args, model, rate, out, spec) -> None:
     write_maximised_video(result, out, {**spec, "audio": None if call is None else "quiet white noise (-60 dBFS)"})
     print("objective per start: " + ", ".join(f"{v:.4g}" for v in result.metadata["final_score"]) +
           " (start: " + ", ".join(f"{v:.4g}" for v in result.metadata["start_score"]) + ")")
+
+
+def _separated(args, rate):
+    """``embeddings --separator``: the inputs (mixtures, at the separator's rate) separated, each source an utterance
+    at the embedding model's rate; a manifest's columns are copied to each of a mixture's sources."""
+    separator = resolve_model(args.separator, args=parse_model_args(args.separator_arg, flag="--separator-arg"))
+    mixtures, labels, names = _utterances(args, sample_rate_of(separator, required=True))
+    if rate is None:
+        raise ValueError("the --model states no sample_rate; pass --model-arg sample_rate=HZ")
+    waves, source_labels, source_names = separate_sources(separator, mixtures, to_rate=rate, names=names)
+    per = len(waves) // len(mixtures)
+    for key, values in labels.items():
+        if key == "speaker" and not args.labels:
+            continue  # without a manifest the 'speaker' label is only the file's name: the mixture label says it
+        source_labels.setdefault(key, [values[i // per] for i in range(len(waves))])
+    return waves, source_labels, source_names

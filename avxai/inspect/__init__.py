@@ -8,7 +8,7 @@ module                 question it answers
 =====================  ====================================================================================
 :mod:`.filters`        which frequencies (or mel bands, or image patterns) do the first-layer filters pass?
 :mod:`.embeddings`     do the embeddings cluster by speaker, or by channel / condition? (PCA, t-SNE,
-                       silhouette, nearest neighbours)
+                       silhouette, nearest neighbours; :mod:`.sources` embeds a separator's sources)
 :mod:`.top_segments`   which time-frequency patches of a set of recordings drive one unit of a named layer?
 :mod:`.maximise`       what input does a unit, a class or an embedding direction want? (regularised gradient
                        ascent on the spectrogram, audio by Griffin-Lim; :mod:`.maximise_video` on face crops)
@@ -23,9 +23,10 @@ from avxai.inspect.filters import Filters, first_layer_filters
 from avxai.inspect.maximise import MaximiseConfig, Maximised, maximise
 from avxai.inspect.maximise_video import MaximisedVideo, VideoMaximiseConfig, maximise_video
 from avxai.inspect.probe import Capture, capture, unit_score
+from avxai.inspect.sources import separate_sources
 from avxai.inspect.top_segments import TopSegments, TopSegmentsConfig, top_segments
 
 __all__ = ["CONDITIONS", "apply_condition", "parse_conditions", "EmbeddingMap", "embed", "embedding_map", "nearest",
            "project", "Filters", "first_layer_filters", "MaximiseConfig", "Maximised", "maximise",
            "VideoMaximiseConfig", "MaximisedVideo", "maximise_video", "Capture", "capture", "unit_score", "TopSegments",
-           "TopSegmentsConfig", "top_segments"]
+           "TopSegmentsConfig", "top_segments", "separate_sources"]

@@ -79,6 +79,17 @@ def test_embeddings_cli_with_a_manifest_and_conditions(tmp_path, wavs, capsys):
     assert (out / "embeddings.png").is_file() and len(list((out / "audio").glob("*.wav"))) == 12
 
 
+def test_embeddings_cli_of_separated_sources(tmp_path):
+    paths = [str(save_audio(tmp_path / f"mix{s}.wav", bursts([(500.0, 0.0, 0.5), (2000.0, 0.0, 0.5)], seconds=0.5,
+                                                             seed=s), 16000)) for s in range(3)]
+    out = tmp_path / "sep"
+    assert main(["inspect", "embeddings", "--model", TOY, "--layer", "energy", "--separator",
+                 "toys.inspect_models:BandSplit", "--input", *paths, "--projections", "pca", "--out", str(out)]) == 0
+    meta = _json(out)
+    assert meta["utterances"] == 6 and set(meta["labels"]) == {"source", "mixture"}
+    assert meta["silhouette"]["source"] > 0.9 and meta["separator"] == "toys.inspect_models:BandSplit"
+
+
 def test_maximise_video_cli_on_an_audio_visual_toy(tmp_path):
     out = tmp_path / "video"
     assert main(["inspect", "maximise", "--model", "toys.inspect_models:LowerHalfRed", "--video", "--layer", "region",

@@ -96,3 +96,19 @@ class LowerHalfRed(nn.Module):
         n, t = video.shape[:2]
         x = self.region(self.colour(video.reshape(n * t, *video.shape[2:])) * self.mask)
         return x.reshape(n, t, -1).mean(dim=(1, 2))
+
+
+class BandSplit(nn.Module):
+    """A separator whose answer is known: source 0 = everything below ``cutoff`` Hz, source 1 = everything above
+    (brick-wall FFT masks). Shape: ``(batch, 1, time) -> (batch, 2, time)``."""
+
+    def __init__(self, sample_rate: int = 16000, cutoff: float = 1500.0):
+        super().__init__()
+        self.sample_rate, self.cutoff, self.num_sources = sample_rate, cutoff, 2
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, wav: Tensor) -> Tensor:
+        spec = torch.fft.rfft(wav, dim=-1)
+        low = (torch.fft.rfftfreq(wav.shape[-1], 1.0 / self.sample_rate) < self.cutoff).to(spec.dtype)
+        parts = [torch.fft.irfft(spec * m, n=wav.shape[-1], dim=-1) for m in (low, 1 - low)]
+        return self.gain * torch.cat(parts, dim=1)

@@ -192,3 +192,17 @@ def test_field_box_is_the_span_around_the_peak_not_a_mass_quantile():
     sens = np.full((20, 100), 0.01)  # every cell matters a little (a mean over frames) ...
     sens[5:9, 40:46] = 1.0  # ... and a local patch matters a lot
     assert field_box(sens, 0.1) == ((5, 8), (40, 45))
+
+
+def test_separated_sources_of_a_band_splitter_cluster_by_source(model):
+    from avxai.inspect import separate_sources
+    from toys.inspect_models import BandSplit
+
+    mixtures = [bursts([(500.0, 0.0, 0.5), (2000.0, 0.0, 0.5)], seconds=0.5, seed=s) * (1 + s) for s in range(4)]
+    waves, labels, names = separate_sources(BandSplit(), mixtures, to_rate=RATE)
+    assert len(waves) == 8 and labels["source"][:2] == ["source 0", "source 1"] and names[1] == "mixture 0/source 1"
+    x = embed(model, waves, layer="energy")
+    emap = embedding_map(x, labels, names, projections=("pca",))
+    assert emap.silhouettes["source"] > 0.9 and emap.silhouettes["mixture"] < 0.1
+    with pytest.raises(ValueError, match="sources >= 2"):
+        separate_sources(model, mixtures)
