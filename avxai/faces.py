@@ -166,8 +166,8 @@ class FaceTracker:
 
     def settings(self) -> dict[str, Any]:
         """The settings that change the detections (the key of a cached track, with the clip's hash)."""
-        return {k: v for k, v in asdict(self).items()
-                if k in ("detect_every", "min_confidence", "min_face_size", "detect_side", "cut_threshold")}
+        keys = ("detect_every", "min_confidence", "min_face_size", "detect_side", "cut_threshold")
+        return {k: v for k, v in asdict(self).items() if k in keys}
 
     @property
     def mtcnn(self):
@@ -178,26 +178,23 @@ class FaceTracker:
             self._cache["mtcnn"] = MTCNN(min_face_size=12, select_largest=True, keep_all=True, device=self.device)
         return self._cache["mtcnn"]
 
-    def _scale(self, height: int, width: int) -> float:
-        return 1.0 if not self.detect_side else min(1.0, self.detect_side / max(height, width))
-
-    def detect_batch(self, frames: Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def detect_batch(self, frames: Tensor, frame_size: tuple[int, int] | None = None) -> list[tuple]:
         """Confident MTCNN faces of each frame, largest first: ``(boxes (k, 4), probs (k,), points (k, 5, 2))``
-        in the frames' own pixels (detection ran on a copy scaled by ``detect_side``).
+        in pixels of the full frames of ``frame_size`` (default: the frames' own; smaller frames are scaled
+        copies, e.g. decoded small); MTCNN runs on frames scaled to at most ``detect_side``.
 
-        Shape: frames ``(n, H, W, 3)`` uint8 -> n tuples.
+        Shape: frames ``(n, h, w, 3)`` uint8 -> n tuples.
         """
         height, width = int(frames.shape[1]), int(frames.shape[2])
-        scale = self._scale(height, width)
-        self.mtcnn.min_face_size = max(12, int(round(self.min_face_size * scale)))
+        full_h, full_w = frame_size or (height, width)
+        target = 1.0 if not self.detect_side else min(1.0, self.detect_side / max(full_h, full_w))
         arr = frames
-        if scale < 1.0:
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if target * full_w < width - 1:  # still larger than detect_side: scale down here
+            size = (max(1, round(full_h * target)), max(1, round(full_w * target)))
             arr = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True,
                                 align_corners=False).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-            scale_xy = np.array([width / size[1], height / size[0]], dtype=np.float32)
-        else:
-            scale_xy = np.ones(2, dtype=np.float32)
+        scale_xy = np.array([full_w / arr.shape[2], full_h / arr.shape[1]], dtype=np.float32)
+        self.mtcnn.min_face_size = max(12, int(round(self.min_face_size / float(scale_xy.max()))))
         batch_boxes, batch_probs, batch_points = self.mtcnn.detect(arr.numpy(), landmarks=True)
         out = []
         for bx, pr, pt in zip(batch_boxes, batch_probs, batch_points):
@@ -212,10 +209,12 @@ class FaceTracker:
             out.append((bx[keep], pr[keep], pt[keep]))
         return out
 
-    def detect_stream(self, chunks: Iterable[Tensor], source: str = "<frames>") -> Detections:
-        """Shot cuts and every confident face on the detection frames of a stream of frame chunks.
+    def detect_stream(self, chunks: Iterable[Tensor], source: str = "<frames>",
+                      frame_size: tuple[int, int] | None = None) -> Detections:
+        """Shot cuts and every confident face on the detection frames of a stream of frame chunks (scaled copies
+        of frames of ``frame_size`` when given: boxes in full-frame pixels).
 
-        Shape: chunks of ``(t, H, W, 3)`` uint8 (any ``t``) -> :class:`~avxai.tracking.Detections`.
+        Shape: chunks of ``(t, h, w, 3)`` uint8 (any ``t``) -> :class:`~avxai.tracking.Detections`.
         """
         todo, found, detect_frames, cuts, scores = [], {}, [], [], [0.0]
         n, shot_start, prev, size, last_sig = 0, 0, None, None, None
@@ -223,7 +222,7 @@ class FaceTracker:
         def run(final: bool = False):
             while todo and (final or len(todo) >= self.batch_size):
                 batch, todo[:] = todo[: self.batch_size], todo[self.batch_size:]
-                for (f, _), res in zip(batch, self.detect_batch(torch.stack([img for _, img in batch]))):
+                for (f, _), res in zip(batch, self.detect_batch(torch.stack([img for _, img in batch]), frame_size)):
                     found[f] = res
                     detect_frames.append(f)
 
@@ -260,7 +259,7 @@ class FaceTracker:
                           probs=np.concatenate([r[2] for r in rows]).astype(np.float32),
                           points=np.concatenate([r[3] for r in rows]).astype(np.float32),
                           detect_frames=np.asarray(detect_frames, np.int64), cuts=cuts, num_frames=n,
-                          frame_size=size)
+                          frame_size=tuple(frame_size or size))
 
     def follow(self, det: Detections, source: str = "<frames>", fps: float = 25.0):
         """Choose the face and make the crop boxes: ``(boxes (T, 4), detected, raw, points, probs, report)``."""

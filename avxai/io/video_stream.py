@@ -171,7 +171,8 @@ def _seconds(pts, time_base) -> float | None:
 
 
 def iter_frames(path: "str | os.PathLike", *, fps: float | None = None, chunk: int = 32,
-                max_bytes: int | None = None, report: DecodeReport | None = None) -> Iterator[Tensor]:
+                max_bytes: int | None = None, report: DecodeReport | None = None,
+                max_side: int | None = None) -> Iterator[Tensor]:
     """Decode the video stream as a stream of chunks of uint8 RGB frames in display orientation.
 
     Parameters
@@ -180,6 +181,7 @@ def iter_frames(path: "str | os.PathLike", *, fps: float | None = None, chunk: i
         ``None``: the file's own frames.
     chunk : frames per yielded chunk.
     report : a :class:`DecodeReport` to fill (skipped packets); it warns and checks at the end either way.
+    max_side : scale the frames down (FFmpeg's scaler, while decoding) so their longer side is at most this.
 
     Shape: yields ``(<= chunk, height, width, 3)`` uint8.
     """
@@ -220,7 +222,12 @@ def iter_frames(path: "str | os.PathLike", *, fps: float | None = None, chunk: i
                 for frame in frames:
                     t = _seconds(frame.pts, vs.time_base)
                     i = index + 1 if t is None else max(index + 1, int(round((t - start) * src_fps)))
-                    img = frame.to_ndarray(format="rgb24")
+                    if max_side and max(frame.width, frame.height) > max_side:
+                        k = max_side / max(frame.width, frame.height)
+                        img = frame.to_ndarray(format="rgb24", width=max(1, round(frame.width * k)),
+                                               height=max(1, round(frame.height * k)), interpolation="AREA")
+                    else:
+                        img = frame.to_ndarray(format="rgb24")
                     turns = _quarter_turns(frame.rotation)
                     if turns:
                         img = np.ascontiguousarray(np.rot90(img, turns))

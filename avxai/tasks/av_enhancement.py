@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from avxai.faces import FaceTrack, FaceTracker
@@ -35,6 +36,8 @@ from avxai.modalities.video import FaceVideo
 from avxai.models.contract import crop_size_of, fps_of, sample_rate_of
 from avxai.tasks.audio import describe_input, read_waveform, stft_for
 from avxai.tasks.base import Problem, Task
+from avxai.scorers.base import rows_for
+from avxai.scorers.sdr import SDR, SISDR
 from avxai.tasks.enhancement import reference_scorer
 from avxai.viz.video import plot_frames_strip
 
@@ -52,6 +55,9 @@ SPARSE_DETECTION_PIXELS = 640 * 360
 #: a clip whose frames take at most this many bytes is decoded whole for the figures; a longer one stays a
 #: :class:`~avxai.io.video_stream.FrameSource` (frames decoded when a figure shows them)
 SMALL_CLIP_BYTES = 256 << 20
+#: output level drop (dB) below which the level-aware scores add no penalty (a mask that removes the noise
+#: lowers the level a little)
+LEVEL_TOLERANCE_DB = 3.0
 #: baselines of masked cells: silence for the spectrogram, the clip's mean face (no motion) for the video
 DEFAULT_PERTURBATIONS = ("zero", "mean-time")
 
@@ -73,6 +79,8 @@ class AVEnhancementOptions:
     fps_convert : convert the clip's frames to the model's frame rate while decoding (nearest frame in time).
     face : the face the crops follow: ``"largest"`` (per shot) or a face track number (``face_track.face_tracks``).
     face_confidence, min_face_size, detect_every : tracker settings (default :data:`TRACKER_DEFAULTS`).
+    level_aware : subtract the output's level drop from the score (:class:`LevelSDR`): closes the volume loophole
+        of scale-invariant scores.
     track_cache : folder of cached face detections (default ``$AVXAI_CACHE_DIR/tracks`` or
         ``~/.cache/avxai/tracks``; ``"off"``: no cache), keyed by the file's hash and the tracker settings.
     """
@@ -94,6 +102,49 @@ class AVEnhancementOptions:
     min_face_size: int | None = None
     detect_every: int | None = None
     track_cache: "str | Path | None" = None
+    level_aware: bool = True
+
+
+class _LevelAware:
+    """SDR / SI-SDR less the output's level drop: both ignore the output's scale, so a mask that keeps the whole
+    input at 1-3 % gain (the model's output scaled down with it) keeps the score and wins an extremal search
+    while explaining nothing. Here every dB the output's RMS falls below the unmasked output's, beyond
+    :data:`LEVEL_TOLERANCE_DB`, costs one dB of score."""
+
+    level: Tensor | None = None
+
+    def prepare(self, unmasked_output):
+        prepared = super().prepare(unmasked_output)
+        out = prepared._signals(unmasked_output).detach()
+        rows = torch.arange(out.shape[0])
+        prepared.level = out[rows, prepared.channel].pow(2).mean(-1).sqrt().clamp_min(1e-12)  # (batch,)
+        return prepared
+
+    def metric(self, estimate: Tensor, reference: Tensor) -> Tensor:
+        base = super().metric(estimate, reference)
+        level = rows_for(self.level.to(estimate.dtype), estimate.shape[0])
+        drop = 20.0 * torch.log10(level / estimate.pow(2).mean(-1).sqrt().clamp_min(1e-12))
+        return base - (drop - LEVEL_TOLERANCE_DB).clamp_min(0.0)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "level_penalty": f"minus the dB by which the output's RMS falls more than "
+                                                       f"{LEVEL_TOLERANCE_DB:g} dB below the unmasked output's"}
+
+
+class LevelSDR(_LevelAware, SDR):
+    """BSS-eval SDR less the output's level drop (see :class:`_LevelAware`)."""
+
+
+class LevelSISDR(_LevelAware, SISDR):
+    """SI-SDR less the output's level drop (see :class:`_LevelAware`)."""
+
+
+def av_scorer(score: str | None, reference: Tensor | None, level_aware: bool = True):
+    """The task's scorer: SDR (default) or SI-SDR, level-aware unless ``level_aware=False``."""
+    scorer = reference_scorer(score, reference)
+    if not level_aware:
+        return scorer
+    return (LevelSISDR if isinstance(scorer, SISDR) else LevelSDR)(reference)
 
 
 def split_perturbation(spec: str | None) -> tuple[str, str]:
@@ -204,7 +255,9 @@ def track_file(path: "str | Path", tracker: FaceTracker, *, fps: float, convert:
     det = _load_detections(file)
     cached = det is not None
     if det is None:
-        det = tracker.detect_stream(iter_frames(path, fps=target, chunk=tracker.batch_size * 2), name)
+        info = probe_video(path)
+        small = iter_frames(path, fps=target, chunk=tracker.batch_size * 2, max_side=tracker.detect_side or None)
+        det = tracker.detect_stream(small, name, frame_size=(info.height, info.width))
         _save_detections(file, det)
     track = tracker.make_track(det, None, iter_frames(path, fps=target, chunk=64), name, fps)
     return track, {"cache": None if file is None else str(file), "from_cache": cached}
@@ -291,7 +344,7 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
                       "on the unmasked clip (the unmasked clip scores 100 dB by construction), so the map shows what "
                       "changes the output at all, not what helps the enhancement; give the clean target with "
                       "--reference for a score of quality", stacklevel=2)
-    scorer = reference_scorer(options.score, reference)
+    scorer = av_scorer(options.score, reference, options.level_aware)
     spec = av = shares = None
     if options.stream != "video" or options.shares:
         n_fft, hop = stft_for(model, rate, options.n_fft, options.hop_length)

@@ -88,8 +88,8 @@ def test_crops_follow_the_moving_mouth(clip, track):
 class Blind(FaceTracker):
     """MTCNN that sees nothing on frames marked by a pixel (0, 0) of value (1, 2, 3): a face it misses."""
 
-    def detect_batch(self, frames):
-        found = super().detect_batch(frames)
+    def detect_batch(self, frames, frame_size=None):
+        found = super().detect_batch(frames, frame_size)
         marked = (frames[:, 0, 0] == torch.tensor([1, 2, 3], dtype=torch.uint8)).all(dim=1)
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
         return [empty if m else f for f, m in zip(found, marked.tolist())]
@@ -180,7 +180,7 @@ def test_a_face_in_few_frames_warns(monkeypatch):
     points = np.array([[[20.0, 20.0], [30.0, 20.0], [25.0, 25.0], [21.0, 32.0], [29.0, 32.0]]], np.float32)
     calls = []
 
-    def first_frame_only(self, chunk):  # MTCNN finds a face in the first frame only
+    def first_frame_only(self, chunk, frame_size=None):  # MTCNN finds a face in the first frame only
         calls.append(chunk.shape[0])
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
         return [(box, np.array([0.99], np.float32), points) if len(calls) == 1 and i == 0 else empty

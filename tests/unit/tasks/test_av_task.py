@@ -31,9 +31,9 @@ def count_detections(monkeypatch):
     calls = []
     real = FaceTracker.detect_stream
 
-    def counted(self, chunks, source="<frames>"):
+    def counted(self, chunks, source="<frames>", frame_size=None):
         calls.append(source)
-        return real(self, chunks, source)
+        return real(self, chunks, source, frame_size)
 
     monkeypatch.setattr(FaceTracker, "detect_stream", counted)
     return calls
@@ -85,3 +85,25 @@ def test_detections_are_cached_per_clip_and_settings(model, tmp_path, count_dete
     tracker = FaceTracker(crop_size=64)
     assert cache_file(path, tracker, None, tmp_path) != cache_file(path, tracker, 25.0, tmp_path)
     assert cache_file(path, tracker, None, "off") is None
+
+
+def test_the_level_aware_score_closes_the_volume_loophole(model):
+    """SDR ignores the output's scale: the whole mixture at 2 % gain keeps its score; the task's default
+    (level-aware) score loses the 34 dB the output fell."""
+    from avxai.io.audio import load_audio
+    from avxai.models.av_enhancement import DEFAULT_AV_ENHANCER_CHECKPOINT
+    from avxai.scorers.sdr import SDR
+
+    clip, clean = (DEFAULT_AV_ENHANCER_CHECKPOINT.parent / n for n in ("example.mp4", "clean.wav"))
+    reference, _ = load_audio(clean, sample_rate=8000)
+    problem = build(model, AVEnhancementOptions(input=clip, reference=reference, stream="audio", shares=False,
+                                                track_cache="off"))
+    wav = problem.modality.model_input()
+    with torch.no_grad():
+        full, quiet = problem.model(wav), problem.model(0.02 * wav)
+    plain = SDR(reference.reshape(1, 1, -1)).prepare(full)
+    assert abs(float(plain(quiet) - plain(full))) < 3.0  # premise: the loophole is there
+    scorer = problem.scorer.prepare(full)
+    assert float(scorer(full)) == pytest.approx(float(plain(full)), abs=1e-4)  # no penalty at the unmasked level
+    assert float(scorer(full) - scorer(quiet)) > 25.0
+    assert "level_penalty" in scorer.describe()
