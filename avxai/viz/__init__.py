@@ -1,14 +1,20 @@
 """Figures of explanations. ``plot_explanation`` picks a layout by what the explanation holds and by its grid's
-axis names and units (:func:`avxai.viz.layout.layout_of`), never by the method's name."""
+axis names and units (:func:`avxai.viz.layout.layout_of`), never by the method's name. Every figure is made at a
+print width (3.4 or 7.0 in) with text >= 7 pt (:mod:`avxai.viz.style`), titled from the explanation's metadata
+(:mod:`avxai.viz.labels`)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from avxai.viz.attribution import plot_attribution
+from avxai.viz.curves import plot_faithfulness_curves
 from avxai.viz.extremal import plot_extremal
+from avxai.viz.growth import plot_area_growth
 from avxai.viz.layout import layout_of
-from avxai.viz.video import plot_pca_rgb, plot_video_explanation
+from avxai.viz.separation import plot_mask_vs_ibm
+from avxai.viz.style import check_print, paper_style, save_figure
+from avxai.viz.video import plot_frames_strip, plot_pca_rgb, plot_video_explanation
 
 #: layout (:func:`layout_of`) -> plotting function ``f(explanation, index, **kwargs) -> Figure``
 PLOTTERS: dict[str, Callable] = {
@@ -27,4 +33,5 @@ def plot_explanation(explanation, index: int = 0, **kwargs):
 
 
 __all__ = ["PLOTTERS", "plot_explanation", "layout_of", "plot_attribution", "plot_extremal",
-           "plot_video_explanation", "plot_pca_rgb"]
+           "plot_video_explanation", "plot_pca_rgb", "plot_frames_strip", "plot_area_growth", "plot_mask_vs_ibm",
+           "plot_faithfulness_curves", "paper_style", "save_figure", "check_print"]
