@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avxai.data.speech_mixtures import two_speaker_mixture
 from avxai.data.synthetic import SyntheticSpeaker
 from avxai.inspect import (MaximiseConfig, TopSegmentsConfig, apply_condition, embed, embedding_map,
                            first_layer_filters, maximise, nearest, top_segments)
@@ -30,7 +31,8 @@ from avxai.inspect.maximise_video import VideoMaximiseConfig, maximise_video
 from avxai.inspect.outputs import (write_embedding_map, write_filters, write_maximised, write_maximised_video,
                                    write_top_segments)
 from avxai.inspect.probe import capture, default_channel_dim, unit_map
-from avxai.io.audio import load_audio
+from avxai.inspect.sources import separate_sources
+from avxai.io.audio import load_audio, resample
 from avxai.models.contract import embedder_of
 from avxai.models.spec import resolve_model
 from avxai.models.state import ASSETS_DIR
@@ -99,6 +101,45 @@ def selective_unit(model, layer: str, waves: list[torch.Tensor]) -> int:
     a = torch.cat(acts)
     score = (a.max(dim=0).values - a.median(dim=0).values) / a.std(dim=0).clamp_min(1e-8)
     return int(score.argmax())
+
+
+def separated_map(sep, spk, out: Path, figs: Path, pairs: list[tuple[int, int]]) -> dict:
+    """The bundled separator's sources of generated two-speaker mixtures (8 kHz), embedded by SpeakerNet (16 kHz);
+    each source labelled by its output slot and by the speaker whose clean signal it correlates with most."""
+    speakers = {i: SyntheticSpeaker(i, seed=0) for pair in pairs for i in pair}
+    mixtures, truth = [], []
+    for k, (a, b) in enumerate(pairs):
+        m = two_speaker_mixture(speakers[a], speakers[b], 1.5, sep.sample_rate, seed=k)
+        mixtures.append(m.mixture.view(1, 1, -1))
+        truth.append(((a, b), m.sources))
+    names = [f"mix{k}:spk{a}+spk{b}" for k, (a, b) in enumerate(pairs)]
+    own, labels, source_names = separate_sources(sep, mixtures, names=names)  # at the separator's rate
+    per = len(own) // len(mixtures)
+    labels["speaker"] = []
+    for i, est in enumerate(own):
+        (a, b), refs = truth[i // per]
+        corr = [float(torch.nn.functional.cosine_similarity(est.reshape(1, -1), r.reshape(1, -1))) for r in refs]
+        labels["speaker"].append(f"spk{(a, b)[int(np.argmax(corr))]}")
+    # the clean signals too, through the same 8 kHz band: a baseline that tells the separator's errors apart from
+    # the band limit (SpeakerNet was trained on 16 kHz speech)
+    refs = [r[k:k + 1].view(1, 1, -1) for (_, r) in truth for k in range(per)]
+    ref_speakers = [f"spk{ab[k]}" for (ab, _) in truth for k in range(per)]
+    waves = [resample(w, sep.sample_rate, RATE) for w in own + refs]
+    x = embed(spk, waves)
+    kinds = ["separated"] * len(own) + ["clean reference"] * len(refs)
+    emap = embedding_map(x, {"speaker": labels["speaker"] + ref_speakers, "kind": kinds},
+                         source_names + [f"{n}/clean {k}" for n in names for k in range(per)],
+                         projections=("pca", "tsne"))
+    sep_only = [i for i, k in enumerate(kinds) if k == "separated"]
+    ref_only = [i for i, k in enumerate(kinds) if k != "separated"]
+    write_embedding_map(emap, out / "separator_sources_embeddings", waves, RATE, 0,
+                        meta={"model": "speakernet", "separator": "separator"}, neighbours=nearest(x, 0, 5))
+    with paper_style(**STYLE):
+        figure(plot_embedding_map(emap, width=PAGE_WIDTH), figs, "inspect_embeddings_separated")
+    return {"sources": len(own), "silhouette": emap.silhouettes,
+            "silhouette_by_speaker_separated": silhouette(x[sep_only], [emap.labels["speaker"][i] for i in sep_only]),
+            "silhouette_by_slot_separated": silhouette(x[sep_only], labels["source"]),
+            "silhouette_by_speaker_clean": silhouette(x[ref_only], [emap.labels["speaker"][i] for i in ref_only])}
 
 
 def run_model(tag: str, model, layer: str, emb_data, seg_waves, seg_names, objective, out: Path, figs: Path,
@@ -184,6 +225,10 @@ def main(argv=None) -> int:
         figure(plot_filters(filters, width=PAGE_WIDTH), figs, "inspect_filters_separator")
 
     spk = resolve_model("speakernet")
+    print("separated sources: the bundled separator's outputs embedded by the bundled SpeakerNet")
+    pairs = [(0, 1), (2, 3), (0, 2), (1, 3)] if args.debug else [(0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2),
+                                                                 (4, 5), (4, 0), (5, 2)]
+    summary["separated_sources"] = separated_map(sep, spk, out, figs, pairs)
     print("speakernet (bundled, generated speech)")
     emb = synthetic_utterances(3 if args.debug else 6, 2 if args.debug else 4, 1.0)
     seg_waves = [load_audio(ASSETS_DIR / "speaker" / f, sample_rate=RATE)[0] for f in ("aba.wav", "enroll_A.wav")]
@@ -212,8 +257,8 @@ def main(argv=None) -> int:
             MaximiseConfig(seconds=1.6, steps=steps, starts=starts), 4 if args.debug else 8)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     for tag, s in summary.items():
-        if "silhouette" not in s:
-            print(f"{tag}: maximise {s['start_score']} -> {s['final_score']}")
+        if "maximise" not in s:
+            print(f"{tag}: {s}")
             continue
         sil = ", ".join(f"{k} {v:.3f}" for k, v in s["silhouette"].items() if v is not None)
         vs = "; ".join(f"clean+{c}: by condition {v['condition']:.3f}, by speaker {v['speaker']:.3f}"
