@@ -40,6 +40,10 @@ __all__ = ["PCAEmbedding", "PCARGBConfig", "PCARGB", "pca_rgb", "layer_features"
            "default_layers"]
 
 
+#: feature vectors projected at a time (float64 work buffers of this many rows, whatever the clip's length)
+PROJECT_CHUNK = 1 << 16
+
+
 class PCAEmbedding:
     """A 3-component PCA of feature vectors with per-component robust ranges, mapping features to RGB.
 
@@ -62,18 +66,19 @@ class PCAEmbedding:
 
     @staticmethod
     def vectors(features: Tensor) -> Tensor:
-        """``(n, C, *spatial)`` -> ``(n * prod(spatial), C)`` feature vectors, float64."""
+        """``(n, C, *spatial)`` -> ``(n * prod(spatial), C)`` feature vectors in the features' own dtype (a long
+        clip's features are never copied to float64 whole: :meth:`fit` samples, :meth:`project` goes by chunks)."""
         if not isinstance(features, Tensor) or features.dim() < 2:
             raise ValueError(f"features must be a tensor (n, channels, *spatial), got "
                              f"{tuple(getattr(features, 'shape', ())) or type(features).__name__}")
-        return features.detach().double().movedim(1, -1).reshape(-1, features.shape[1])
+        return features.detach().movedim(1, -1).reshape(-1, features.shape[1])
 
     @classmethod
     def fit(cls, features: "Tensor | Sequence[Tensor]", percentiles: tuple[float, float] = (1.0, 99.0),
             max_vectors: int = 200_000, seed: int = 0) -> "PCAEmbedding":
         """Fit on one feature tensor or a list of them (a data set), each ``(n, C, *spatial)``, same ``C``.
 
-        At most ``max_vectors`` vectors (drawn with ``seed``) enter the fit.
+        At most ``max_vectors`` vectors (drawn with ``seed``) enter the fit; only they are copied to float64.
         """
         items = [features] if isinstance(features, Tensor) else list(features)
         if not items:
@@ -87,10 +92,16 @@ class PCAEmbedding:
         lo, hi = (float(p) for p in percentiles)
         if not 0.0 <= lo < hi <= 100.0:
             raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
-        x = torch.cat(vecs)
-        if x.shape[0] > max_vectors:
+        sizes = [v.shape[0] for v in vecs]
+        total = sum(sizes)
+        if total > max_vectors:  # draw the sample's indices first, then copy only those vectors
             gen = torch.Generator().manual_seed(int(seed))
-            x = x[torch.randperm(x.shape[0], generator=gen)[:max_vectors]]
+            pick = torch.randperm(total, generator=gen)[:max_vectors]
+            starts = torch.tensor([0] + sizes).cumsum(0)
+            x = torch.cat([v[pick[(pick >= a) & (pick < b)] - a].double()
+                           for v, a, b in zip(vecs, starts[:-1].tolist(), starts[1:].tolist())])
+        else:
+            x = torch.cat([v.double() for v in vecs])
         if x.shape[0] < 3:
             raise ValueError(f"PCA needs at least 3 feature vectors, got {x.shape[0]}")
         mean = x.mean(dim=0)
@@ -107,20 +118,24 @@ class PCAEmbedding:
         return emb
 
     def project(self, features: Tensor) -> Tensor:
-        """Raw principal-component scores ``(n, 3, *spatial)``."""
+        """Raw principal-component scores ``(n, 3, *spatial)`` float32, computed :data:`PROJECT_CHUNK` vectors at
+        a time in float64."""
         if features.shape[1] != self.mean.numel():
             raise ValueError(f"the features have {features.shape[1]} channels but the embedding was fit on "
                              f"{self.mean.numel()}; use features of the same layer")
         x = self.vectors(features)
-        proj = (x - self.mean) @ self.components.T
-        return proj.reshape(features.shape[0], *features.shape[2:], 3).movedim(-1, 1).float()
+        proj = torch.empty(x.shape[0], 3, dtype=torch.float32)
+        for start in range(0, x.shape[0], PROJECT_CHUNK):
+            proj[start:start + PROJECT_CHUNK] = ((x[start:start + PROJECT_CHUNK].double() - self.mean)
+                                                 @ self.components.T).float()
+        return proj.reshape(features.shape[0], *features.shape[2:], 3).movedim(-1, 1)
 
     def transform(self, features: Tensor) -> Tensor:
         """RGB in [0, 1]: each component scaled by its fitted percentile range, clipped. ``(n, 3, *spatial)``."""
-        proj = self.project(features).double()
+        proj = self.project(features)
         shape = (1, 3) + (1,) * (proj.dim() - 2)
-        span = (self.high - self.low).clamp_min(1e-12).view(shape)
-        return ((proj - self.low.view(shape)) / span).clamp(0, 1).float()
+        span = (self.high - self.low).clamp_min(1e-12).float().view(shape)
+        return ((proj - self.low.float().view(shape)) / span).clamp(0, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "components": self.components.tolist(), "low": self.low.tolist(),
