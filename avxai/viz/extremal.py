@@ -32,7 +32,7 @@ def _model_line(explanation, index: int, k: int) -> str:
 
 
 def _mask_line(mask: np.ndarray, area: float) -> str:
-    return f"area {area:g}: kept {mask.mean():.3f}\nmin {mask.min():.2f} / max {mask.max():.2f}"
+    return f"area {area:g}\nkept {mask.mean():.3f}\nmin {mask.min():.2f} / max {mask.max():.2f}"
 
 
 def _title(ax, text: str) -> None:

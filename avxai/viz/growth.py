@@ -46,8 +46,13 @@ def draw_growth(ax, explanation, indices: Sequence[int] | None = None, colours: 
         ax.plot(100 * np.asarray(areas), y, "o-", ms=3, color=colour, label=labels[i] if labels[i] else None)
         if kind == "score":
             ax.axhline(u, color=colour, lw=0.6, ls=":")
+            if n == 0:
+                ax.text(1.0, u, "unmasked", transform=ax.get_yaxis_transform(), ha="right", va="bottom",
+                        fontsize=7, color="0.3")
     if kind in ("db", "ratio"):
         ax.axhline(0.0 if kind == "db" else 1.0, color="0.4", lw=0.6, ls="--")
+        ax.text(1.0, 0.0 if kind == "db" else 1.0, "unmasked", transform=ax.get_yaxis_transform(), ha="right",
+                va="bottom", fontsize=7, color="0.3")
     ax.set_xlabel("kept area (% of the grid)")
     ax.set_ylabel(growth_axis_label(kind, units))
     return kind

@@ -129,6 +129,8 @@ def _perturbation_of(explanation) -> str:
                  if isinstance(p, dict) and p.get("perturbation")]
         if words:
             return "; ".join(words)
+    if meta.get("part") and modality.get("perturbation"):  # one part of an audio-visual explanation: its own
+        return perturbation_phrase(modality.get("perturbation"))
     return perturbation_phrase(meta.get("perturbation") or modality.get("perturbation"))
 
 
