@@ -21,10 +21,13 @@ from avxai.inspect.filters import first_layer_filters
 from avxai.inspect.maximise import MaximiseConfig, class_objective, direction_objective, maximise, unit_objective
 from avxai.inspect.maximise_video import VideoMaximiseConfig, maximise_video
 from avxai.inspect.outputs import (write_embedding_map, write_filters, write_maximised, write_maximised_video,
-                                   write_top_segments)
+                                   write_top_patches, write_top_segments)
 from avxai.inspect.sources import separate_sources
+from avxai.inspect.top_patches import top_patches
 from avxai.inspect.top_segments import TopSegmentsConfig, top_segments
+from avxai.faces import FaceTracker
 from avxai.io.audio import load_audio
+from avxai.modalities.video import FaceVideo
 from avxai.models.contract import crop_size_of, embedder_of, fps_of, sample_rate_of
 from avxai.models.spec import parse_model_args, resolve_model, spec_forms
 from avxai.safety import check_output_dir
@@ -90,6 +93,9 @@ def add_inspect_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--layer", required=True, help="dotted layer path, e.g. tdnn.2 or lstm")
     t.add_argument("--unit", type=int, default=0, help="channel of the layer (default: %(default)s)")
     t.add_argument("--top", type=int, help="segments shown (default 8)")
+    t.add_argument("--video", action="store_true",
+                   help="the inputs are video files: track the face (MTCNN), crop it at the model's crop_size and rank "
+                        "face-crop patches of a visual layer (an audio-visual model hears quiet seeded noise)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a TopSegmentsConfig field (per_recording, nms_iou, min_gap_s, rf_level, margin_s, "
                         "channel_dim, n_fft, hop_length, max_candidates)")
@@ -199,6 +205,9 @@ def run_inspect_command(args: argparse.Namespace) -> int:
         write_embedding_map(emap, out, waves, rate, args.query, meta=spec, neighbours=nn)
         print("silhouette (cosine): " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a"
                                                    for k, v in emap.silhouettes.items()))
+    elif args.tool == "top-segments" and args.video:
+        config = build_config(TopSegmentsConfig, sets=args.set, shortcuts={"unit": args.unit, "top": args.top})
+        _top_patches(args, model, rate, config, out, spec)
     elif args.tool == "top-segments":
         config = build_config(TopSegmentsConfig, sets=args.set, shortcuts={"unit": args.unit, "top": args.top})
         waves = [_load(p, rate, args.resample) for p in args.input]
@@ -250,14 +259,7 @@ def _maximise_video(args, model, rate, out, spec) -> None:
     config = build_config(VideoMaximiseConfig, sets=args.set, shortcuts={"frames": args.frames, "steps": args.steps,
                                                                          "starts": args.starts,
                                                                          "seconds": args.seconds})
-    call = None
-    if rate is not None:  # an audio-visual model: quiet seeded noise as the sound, as long as the clip
-        fps = fps_of(model, required=True)
-        g = torch.Generator().manual_seed(config.seed)
-        audio = 1e-3 * torch.randn(1, 1, max(1, round(config.frames / fps * rate)), generator=g)
-
-        def call(net, video):
-            return net(audio.expand(video.shape[0], -1, -1).to(video.device), video)
+    call = _quiet_sound(model, rate, config.frames, config.seed)
     result = maximise_video(model, unit_objective(model, args.layer, args.unit, call=call), crop, config)
     write_maximised_video(result, out, {**spec, "audio": None if call is None else "quiet white noise (-60 dBFS)"})
     print("objective per start: " + ", ".join(f"{v:.4g}" for v in result.metadata["final_score"]) +
@@ -278,3 +280,34 @@ def _separated(args, rate):
             continue  # without a manifest the 'speaker' label is only the file's name: the mixture label says it
         source_labels.setdefault(key, [values[i // per] for i in range(len(waves))])
     return waves, source_labels, source_names
+
+
+def _quiet_sound(model, rate, frames: int, seed: int):
+    """``call(net, video)`` giving an audio-visual model quiet seeded noise (-60 dBFS) as long as ``frames`` at its
+    fps; ``None`` for a model that states no sample rate (it takes the video alone)."""
+    if rate is None:
+        return None
+    fps = fps_of(model, required=True)
+    g = torch.Generator().manual_seed(seed)
+    audio = 1e-3 * torch.randn(1, 1, max(1, round(frames / fps * rate)), generator=g)
+
+    def call(net, video):
+        return net(audio.expand(video.shape[0], -1, -1).to(video.device), video)
+    return call
+
+
+def _top_patches(args, model, rate, config, out, spec) -> None:
+    """``top-segments --video``: face-crop patches of a visual unit over the --input clips."""
+    crop = crop_size_of(model, required=True)
+    videos = []
+    for path in args.input:
+        face = FaceVideo.from_file(path, tracker=FaceTracker(crop_size=crop))
+        videos.append(face.to_model_input(face.representation))
+    frames = {v.shape[1] for v in videos}
+    if rate is not None and len(frames) > 1:
+        calls = {n: _quiet_sound(model, rate, n, 0) for n in frames}
+        call = lambda net, v: calls[v.shape[1]](net, v)  # noqa: E731
+    else:
+        call = _quiet_sound(model, rate, videos[0].shape[1], 0)
+    result = top_patches(model, args.layer, videos, config, names=[Path(p).name for p in args.input], call=call)
+    write_top_patches(result, out, {**spec, "audio": None if call is None else "quiet white noise (-60 dBFS)"})

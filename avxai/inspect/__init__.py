@@ -24,9 +24,11 @@ from avxai.inspect.maximise import MaximiseConfig, Maximised, maximise
 from avxai.inspect.maximise_video import MaximisedVideo, VideoMaximiseConfig, maximise_video
 from avxai.inspect.probe import Capture, capture, unit_score
 from avxai.inspect.sources import separate_sources
+from avxai.inspect.top_patches import TopPatches, top_patches
 from avxai.inspect.top_segments import TopSegments, TopSegmentsConfig, top_segments
 
 __all__ = ["CONDITIONS", "apply_condition", "parse_conditions", "EmbeddingMap", "embed", "embedding_map", "nearest",
            "project", "Filters", "first_layer_filters", "MaximiseConfig", "Maximised", "maximise",
            "VideoMaximiseConfig", "MaximisedVideo", "maximise_video", "Capture", "capture", "unit_score", "TopSegments",
-           "TopSegmentsConfig", "top_segments", "separate_sources"]
+           "TopSegmentsConfig", "top_segments", "separate_sources", "TopPatches",
+           "top_patches"]

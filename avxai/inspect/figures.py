@@ -14,10 +14,12 @@ from avxai.inspect.embeddings import EmbeddingMap
 from avxai.inspect.filters import Filters
 from avxai.inspect.maximise import Maximised
 from avxai.inspect.maximise_video import MaximisedVideo
+from avxai.inspect.top_patches import TopPatches
 from avxai.inspect.top_segments import TopSegments
 from avxai.viz.style import CMAPS, PAGE_WIDTH, plt
 
-__all__ = ["plot_filters", "plot_embedding_map", "plot_top_segments", "plot_maximised", "plot_maximised_video"]
+__all__ = ["plot_filters", "plot_embedding_map", "plot_top_segments", "plot_maximised", "plot_maximised_video",
+           "plot_top_patches"]
 
 
 def _khz(ax, axis: str = "y") -> None:
@@ -195,5 +197,27 @@ def plot_maximised_video(result: MaximisedVideo, width: float = PAGE_WIDTH, max_
         axes[i, 0].set_ylabel(f"start {i}\n{result.metadata['final_score'][i]:.3g}", fontsize=7)
     obj = result.metadata.get("objective", {})
     fig.suptitle("face-crop maximisation: " + ", ".join(f"{k}={v}" for k, v in obj.items()))
+    fig.tight_layout()
+    return fig
+
+
+def plot_top_patches(result: TopPatches, width: float = PAGE_WIDTH, cols: int = 6):
+    """Each top patch's peak frame with its empirical receptive field drawn as a box."""
+    n = len(result.patches)
+    if n == 0:
+        raise ValueError("no patch to draw")
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width, width / cols * 1.25 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, p, img in zip(axes.flat, result.patches, result.images):
+        ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
+        (r0, r1), (c0, c1) = p["rows"], p["cols"]
+        ax.add_patch(plt.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, edgecolor="#00e5ff",
+                                   linewidth=1.0))
+        ax.set_title(f"{p['name']} f{p['peak_frame']}\nact {p['activation']:.3g}", fontsize=7)
+    meta = result.metadata
+    fig.suptitle(f"{meta.get('layer')} unit {meta.get('unit')}: top face-crop patches (box: empirical field)")
     fig.tight_layout()
     return fig

@@ -16,16 +16,17 @@ from torch import Tensor
 
 from avxai.inspect.embeddings import EmbeddingMap
 from avxai.inspect.figures import (plot_embedding_map, plot_filters, plot_maximised, plot_maximised_video,
-                                   plot_top_segments)
+                                   plot_top_patches, plot_top_segments)
 from avxai.inspect.filters import Filters
 from avxai.inspect.maximise import Maximised
 from avxai.inspect.maximise_video import MaximisedVideo
+from avxai.inspect.top_patches import TopPatches
 from avxai.inspect.top_segments import TopSegments
 from avxai.io.audio import save_audio
 from avxai.viz.style import save_figure
 
 __all__ = ["write_filters", "write_embedding_map", "write_top_segments", "write_maximised", "write_maximised_video",
-           "write_json"]
+           "write_top_patches", "write_json"]
 
 
 def _plain(value: Any) -> Any:
@@ -146,5 +147,18 @@ def write_maximised_video(result: MaximisedVideo, out: "str | Path", meta: dict[
     np.savez_compressed(out / "arrays.npz", video=result.video, history=result.history)
     save_figure(plot_maximised_video(result), out / "maximise_video", formats=("png",))
     write_json(out / "inspect.json", {"tool": "maximise", "input": "face-crop video", **result.metadata,
+                                      **(meta or {})})
+    return out
+
+
+def write_top_patches(result: TopPatches, out: "str | Path", meta: dict[str, Any] | None = None) -> Path:
+    out = _folder(out)
+    arrays = {f"image_{i:02d}": im for i, im in enumerate(result.images)}
+    arrays.update({f"field_{i:02d}": f for i, f in enumerate(result.fields)})
+    arrays["activation"] = np.array([p["activation"] for p in result.patches])
+    np.savez_compressed(out / "arrays.npz", **arrays)
+    if result.patches:
+        save_figure(plot_top_patches(result), out / "top_patches", formats=("png",))
+    write_json(out / "inspect.json", {"tool": "top-segments", "input": "face clips", **result.metadata,
                                       **(meta or {})})
     return out

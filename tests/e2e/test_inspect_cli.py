@@ -108,6 +108,7 @@ def test_maximise_video_cli_on_an_audio_visual_toy(tmp_path):
     (["filters", "--model", TOY, "--layer", "energy"], "Conv1d/2d/3d, Linear, LSTM or GRU"),
     (["maximise", "--model", TOY, "--video", "--class", "1"], "--video needs --layer NAME --unit N"),
     (["maximise", "--model", TOY, "--class", "1", "--frames", "3"], "--frames goes with --video"),
+    (["top-segments", "--model", TOY, "--video", "--layer", "energy", "--input", "WAV"], "crop_size"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, wavs, capsys, argv, message):
     argv = [wavs[0] if a == "WAV" else a for a in argv]

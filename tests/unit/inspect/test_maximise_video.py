@@ -37,3 +37,22 @@ def test_spatial_and_temporal_terms_are_separate_fields():
         VideoMaximiseConfig(tv_space=-0.1)
     with pytest.raises(ValueError, match="crop_size"):
         maximise_video(model, unit_objective(model, "region", 0), 0)
+
+
+def test_top_patches_of_the_red_lower_half_unit_are_red_lower_halves():
+    import torch
+
+    from avxai.inspect import TopSegmentsConfig
+    from avxai.inspect.top_patches import top_patches
+
+    model = LowerHalfRed(16)
+    grey = torch.full((1, 4, 3, 16, 16), 0.5)
+    red_mouth = grey.clone()
+    red_mouth[:, 2, 0, 10:14, 3:7] = 1.0  # a red spot in the lower half of frame 2
+    red_top = grey.clone()
+    red_top[:, 1, 0, 2:6, 3:7] = 1.0  # a red spot in the upper half: the unit does not look there
+    result = top_patches(model, "region", [red_top, red_mouth], TopSegmentsConfig(unit=0, top=2, per_recording=1))
+    assert [p["name"] for p in result.patches] == ["clip 1"]  # clip 0's map is 0 everywhere: skipped
+    p = result.patches[0]
+    assert p["peak_frame"] == 2 and p["frames"] == (2, 2) and 10 <= p["rows"][0] <= p["rows"][1] <= 13
+    assert 3 <= p["cols"][0] <= p["cols"][1] <= 6 and result.images[0].shape == (16, 16, 3)
