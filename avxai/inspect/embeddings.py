@@ -81,7 +81,8 @@ def project(x: np.ndarray, method: str = "pca", *, seed: int = 0) -> tuple[np.nd
     if method == "tsne":
         from sklearn.manifold import TSNE  # optional dependency (scikit-learn)
         perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
-        out = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed).fit_transform(x)
+        tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
+        out = tsne.fit_transform(x)
         return out, f"t-SNE (scikit-learn, cosine, perplexity {perplexity:g}, seed {seed})"
     try:
         import umap  # optional dependency (umap-learn)

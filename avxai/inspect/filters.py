@@ -173,7 +173,8 @@ def first_layer_filters(model: nn.Module, layer: str | None = None, *, n_points:
         order = _sorted(centres)
         meta.update(axis="kernel rows x columns = frequency x time cells of the layer's input",
                     centre="kernel row with the most energy")
-        return Filters("spectro-temporal", name, w, None, None, centres[order], order, images=w[order, 0], metadata=meta)
+        return Filters("spectro-temporal", name, w, None, None, centres[order], order, images=w[order, 0],
+                       metadata=meta)
     if isinstance(module, (nn.Conv2d, nn.Conv3d)) and module.in_channels == 3:
         order = np.arange(w.shape[0])
         meta.update(axis="RGB kernels, each scaled to [0, 1] on its own", centre="none (images are not sorted)")

@@ -2,8 +2,9 @@
 
 The input is a log-magnitude spectrogram ``Z`` ``(freq, frames)``; the model hears ``istft(exp(Z) * phase)``
 with a fixed random phase per start (seeded), so any model that takes a waveform can be optimised. Gradient
-ascent (Adam, :class:`avxai.methods.optimisers.Adam`) maximises ``objective / scale - regularisers``; ``scale`` is the objective's mean absolute value at
-the start, so the regulariser weights below are relative to the objective's own scale, whatever its units.
+ascent (Adam, :class:`avxai.methods.optimisers.Adam`) maximises ``objective / scale - regularisers``; ``scale``
+is the objective's mean absolute value at the start, so the regulariser weights below are relative to the
+objective's own scale, whatever its units.
 Every regulariser is a named field (Simonyan et al. 2014; Mahendran & Vedaldi 2016; the separate spatial and
 temporal terms and the slow-vs-fast knob of Feichtenhofer et al. 2018 become separate frequency and time terms):
 

@@ -13,7 +13,8 @@ over the whole input, e.g. by subtracting the mean over frames, makes every fram
 quantile would then cover the whole recording). A candidate no gradient reaches, or one of a non-negative
 (ReLU) map that is not active (activation 0), is skipped. Greedy non-maximum suppression then keeps a candidate
 only if its box overlaps no kept box of the same recording by more than ``nms_iou`` (intersection over union)
-nor lies within ``min_gap_s`` of one it shares frequencies with, and its recording has fewer than ``per_recording`` kept segments, so one recording does not fill the page.
+nor lies within ``min_gap_s`` of one it shares frequencies with, and its recording has fewer than
+``per_recording`` kept segments, so one recording does not fill the page.
 """
 
 from __future__ import annotations
@@ -209,8 +210,8 @@ def top_segments(model: nn.Module, layer: str, waveforms: Sequence[Tensor], samp
     result.segments = kept
     result.metadata = {"layer": layer, "unit": config.unit, "channel_dim": cdim, "recordings": names,
                        "receptive_field": RECEPTIVE_FIELD, "rf_level": config.rf_level, "nms_iou": config.nms_iou,
-                       "min_gap_s": config.min_gap_s, "per_recording": config.per_recording, "n_fft": n_fft, "hop_length": hop,
-                       "sample_rate": sample_rate, "segments": kept}
+                       "min_gap_s": config.min_gap_s, "per_recording": config.per_recording, "n_fft": n_fft,
+                       "hop_length": hop, "sample_rate": sample_rate, "segments": kept}
     return result
 
 
