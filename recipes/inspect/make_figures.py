@@ -23,18 +23,21 @@ from avxai.data.speech_mixtures import two_speaker_mixture
 from avxai.data.synthetic import SyntheticSpeaker
 from avxai.inspect import (MaximiseConfig, TopSegmentsConfig, apply_condition, embed, embedding_map,
                            first_layer_filters, maximise, nearest, top_segments)
+from avxai.faces import FaceTracker
 from avxai.inspect.figures import (plot_embedding_map, plot_filters, plot_maximised, plot_maximised_video,
-                                   plot_top_segments)
+                                   plot_top_patches, plot_top_segments)
 from avxai.inspect.embeddings import silhouette
 from avxai.inspect.maximise import class_objective, direction_objective, unit_objective
 from avxai.inspect.maximise_video import VideoMaximiseConfig, maximise_video
 from avxai.inspect.outputs import (write_embedding_map, write_filters, write_maximised, write_maximised_video,
-                                   write_top_segments)
+                                   write_top_patches, write_top_segments)
 from avxai.inspect.probe import capture, default_channel_dim, unit_map
 from avxai.inspect.sources import separate_sources
+from avxai.inspect.top_patches import top_patches
 from avxai.io.audio import load_audio, resample
 from avxai.models.contract import embedder_of
 from avxai.models.spec import resolve_model
+from avxai.modalities.video import FaceVideo
 from avxai.models.state import ASSETS_DIR
 from avxai.viz.style import COLUMN_WIDTH, PAGE_WIDTH, paper_style, plt
 
@@ -217,6 +220,23 @@ def main(argv=None) -> int:
         figure(plot_maximised_video(result, width=PAGE_WIDTH), figs, "inspect_maximise_video_av")
     summary["av_enhancer_video"] = {k: result.metadata[k] for k in ("objective", "start_score", "final_score")}
 
+    # the same unit's top face-crop patches in the bundled talking-face clip (faces tracked by MTCNN)
+    face = FaceVideo.from_file(ASSETS_DIR / "av_enhancement" / "example.mp4",
+                               tracker=FaceTracker(crop_size=av.crop_size))
+    clip = face.to_model_input(face.representation)
+    quiet_clip = 1e-3 * torch.randn(1, 1, round(clip.shape[1] / av.fps * av.sample_rate), generator=g)
+    patches = top_patches(av, "visual.trunk.2", [clip], TopSegmentsConfig(unit=3, top=6, per_recording=6),
+                          names=["example.mp4"], call=lambda net, v: net(quiet_clip, v))
+    write_top_patches(patches, out / "av_enhancer_top_patches", {"model": "av-enhancer"})
+    with paper_style(**STYLE):
+        figure(plot_top_patches(patches, width=PAGE_WIDTH), figs, "inspect_top_patches_av")
+    mouth = json.loads((ASSETS_DIR / "av_enhancement" / "mouth_boxes.json").read_text())["mouth_boxes"]
+    mouth = face.region_in_crop(torch.tensor(mouth))  # (frames, S, S): the generator's mouth boxes in crop pixels
+    summary["av_enhancer_top_patches"] = {"mouth_share_of_crop": float(mouth.mean()), "patches": [
+        {**{k: p[k] for k in ("peak_frame", "activation", "rows", "cols")},
+         "mouth_share_of_box": float(mouth[p["peak_frame"], p["rows"][0]:p["rows"][1] + 1,
+                                           p["cols"][0]:p["cols"][1] + 1].mean())} for p in patches.patches]}
+
     sep = resolve_model("separator")  # a waveform front end (Conv-TasNet's encoder): responses in Hz and dB
     print("separator (bundled): encoder filters")
     filters = first_layer_filters(sep)
@@ -234,7 +254,8 @@ def main(argv=None) -> int:
     seg_waves = [load_audio(ASSETS_DIR / "speaker" / f, sample_rate=RATE)[0] for f in ("aba.wav", "enroll_A.wav")]
     seg_names = ["aba.wav", "enroll_A.wav"]
     for sid in range(2 if args.debug else 6):  # and one fresh utterance of each of a few training speakers
-        seg_waves.append(SyntheticSpeaker(sid, seed=0).utterance(1.5, sample_rate=RATE, seed=800_000 + sid).view(1, 1, -1))
+        utterance = SyntheticSpeaker(sid, seed=0).utterance(1.5, sample_rate=RATE, seed=800_000 + sid)
+        seg_waves.append(utterance.view(1, 1, -1))
         seg_names.append(f"spk{sid}")
     summary["speakernet"] = run_model(
         "speakernet", spk, "tdnn.2", emb, seg_waves, seg_names, class_objective(0), out, figs,
@@ -257,13 +278,14 @@ def main(argv=None) -> int:
             MaximiseConfig(seconds=1.6, steps=steps, starts=starts), 4 if args.debug else 8)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     for tag, s in summary.items():
-        if "maximise" not in s:
+        if not isinstance(s, dict) or "maximise" not in s:
             print(f"{tag}: {s}")
             continue
         sil = ", ".join(f"{k} {v:.3f}" for k, v in s["silhouette"].items() if v is not None)
         vs = "; ".join(f"clean+{c}: by condition {v['condition']:.3f}, by speaker {v['speaker']:.3f}"
                        for c, v in s["silhouette_vs_clean"].items())
-        print(f"{tag}: silhouette {sil} ({vs}); maximise {s['maximise']['start_score']} -> {s['maximise']['final_score']} "
+        print(f"{tag}: silhouette {sil} ({vs}); maximise {s['maximise']['start_score']} -> "
+              f"{s['maximise']['final_score']} "
               f"(Griffin-Lim {s['maximise']['griffin_lim_score']}); {s['seconds']} s")
     return 0
 
