@@ -205,6 +205,19 @@ def method_config(method, args: argparse.Namespace):
                         shortcuts={k: getattr(args, k) for k in SHORTCUTS})
 
 
+def task_defaults(task: Task, method, config, args: argparse.Namespace):
+    """The config with the task's own defaults for this method (``Task.method_defaults``, e.g. the AV task's
+    extremal areas and iterations) in the fields that no flag, ``--set`` or ``--config`` file gave."""
+    defaults = dict(getattr(task, "method_defaults", {}).get(method.name, {}))
+    given = {k for k in SHORTCUTS if getattr(args, k, None) is not None}
+    given |= {item.split("=", 1)[0].strip().replace("-", "_") for item in args.set}
+    if args.config and defaults:
+        plain, from_file = method.config_class(), build_config(method.config_class, file=args.config, section=method.name)
+        given |= {k for k in defaults if getattr(from_file, k) != getattr(plain, k)}
+    keep = {k: v for k, v in defaults.items() if k not in given}
+    return dataclasses.replace(config, **keep) if keep else config
+
+
 def run_explain(args: argparse.Namespace) -> int:
     check_output_dir(args.out)  # before any work: a wrong --out fails now, not after the computation
     if args.threads is not None:
@@ -212,7 +225,7 @@ def run_explain(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     options = task_options(task, args)
     method = get_method(args.method)
-    config = method_config(method, args)
+    config = task_defaults(task, method, method_config(method, args), args)
     problem = task.build(task_model(task, args), options)
     check_memory(problem, config)  # say up front what the batches need, not an allocator error after a minute
     with warnings.catch_warnings():  # printed below, once each, from the explanation's metadata
