@@ -12,7 +12,7 @@ from matplotlib.patches import Patch  # noqa: E402
 import torch  # noqa: E402
 
 from avxai.viz.axes import show_plane, to_db  # noqa: E402
-from avxai.viz.labels import attribution_label, score_phrase, title_of, value_text  # noqa: E402
+from avxai.viz.labels import attribution_label, method_phrase, model_phrase, title_of, value_text  # noqa: E402
 from avxai.viz.style import OKABE_ITO, PAGE_WIDTH, legend_right, new_figure, styled  # noqa: E402
 
 __all__ = ["plot_mask_vs_ibm", "explanation_mask", "chance_iou", "best_iou"]
@@ -80,7 +80,7 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
     index : which input of the batch.
     area : the mask area to show (mask methods); the top-``area`` cells of the map are compared with the IBM
         (``None``: the IBM's own area for attributions, the middle area for masks).
-    title : the first title line (default: from the metadata: method, model, score and its target).
+    title : what the score is (default: from the metadata); the method and the model are put before it.
     scores : ``{"unmasked", "preserved", "deleted"}`` floats (e.g. from :func:`avxai.metrics.masks.mask_scores`);
         ``None`` reads them from ``explanation.scores`` where present.
     ibm_scores : ``{"preserved", "deleted"}`` of the IBM itself (the oracle), shown on its panel.
@@ -162,7 +162,9 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
                   if (v := _score(explanation, name, index, k)) is not None}
     parts = [f"{name} {value_text(scores[name], units)}" for name in ("unmasked", "preserved", "deleted")
              if scores.get(name) is not None]
-    head = title or title_of(explanation, index).split("\n")[0]
+    model = model_phrase(explanation)
+    head = title_of(explanation, index).split("\n")[0] if title is None else \
+        f"{method_phrase(explanation)}" + (f" on {model}" if model else "") + f": {title}"
     kept = f"top {compare_area:.2f} of the grid kept / removed" if explanation.masks is None else \
         f"mask of area {compare_area:g} kept / removed"
     fig.suptitle(head + ("\n" + ", ".join(parts) + f" ({kept})" if parts else ""))
