@@ -203,6 +203,9 @@ def run_inspect_command(args: argparse.Namespace) -> int:
         emap = embedding_map(x, labels, names, projections=projections, seed=args.seed)
         nn = nearest(x, args.query, args.neighbours)
         write_embedding_map(emap, out, waves, rate, args.query, meta=spec, neighbours=nn)
+        for method, note in emap.notes.items():
+            if method not in emap.projections:
+                print(f"note: {note}")
         print("silhouette (cosine): " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a"
                                                    for k, v in emap.silhouettes.items()))
     elif args.tool == "top-segments" and args.video:
