@@ -23,6 +23,7 @@ Usage::
     python recipes/method_benchmark/real.py                       # the full track (about 15 min on 2 loaded cores)
     python recipes/method_benchmark/real.py --quick               # seconds: short inputs, few iterations
     python recipes/method_benchmark/real.py --tasks aba --methods extremal,occlusion --out /tmp/real
+    python recipes/method_benchmark/real.py --methods extremal --set extremal.iterations=300 --out /tmp/real300
 """
 
 from __future__ import annotations
@@ -214,7 +215,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", help="comma-separated subset of the registered methods")
     p.add_argument("--tasks", help="comma-separated subset of the config's real tasks")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.FIELD=VALUE",
+                   help="override a method's config field for every task (YAML value), e.g. extremal.iterations=300")
     return p.parse_args(argv)
+
+
+def overrides(items: list[str]) -> dict:
+    """``["extremal.saturation=1.0", ...]`` -> ``{"extremal": {"saturation": 1.0}}`` (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, field = key.strip().partition(".")
+        if not sep or not dot or not method or not field:
+            raise ValueError(f"--set takes METHOD.FIELD=VALUE (e.g. extremal.iterations=300), got {item!r}")
+        if method not in METHODS:
+            raise ValueError(f"--set {item!r}: unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+        out.setdefault(method, {})[field] = yaml.safe_load(value)
+    return out
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -225,6 +242,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cfg = yaml.safe_load(args.config.read_text())["real"]
     if args.quick:
         cfg = merge(cfg, cfg.get("quick", {}))
+    cfg = merge(cfg, {"method_configs": overrides(args.set)})
     tasks = args.tasks.split(",") if args.tasks else list(cfg["tasks"])
     unknown = [t for t in tasks if t not in cfg["tasks"]]
     if unknown:

@@ -35,7 +35,7 @@ def _real():
 def test_quick_real_track_on_resemblyzer(tmp_path):
     pytest.importorskip("resemblyzer", reason="resemblyzer is not installed (pip install avxai[resemblyzer])")
     rows = _real().main(["--quick", "--tasks", "aba", "--methods", "occlusion,saliency,extremal,gradcam",
-                         "--out", str(tmp_path)])
+                         "--set", "extremal.iterations=2", "--out", str(tmp_path)])
     by_method = {r["method"]: r for r in rows}
     assert set(by_method) == {"occlusion", "saliency", "extremal"}     # gradcam does not apply: skipped, said why
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -51,8 +51,13 @@ def test_quick_real_track_on_resemblyzer(tmp_path):
         assert r["seconds"] > 0
     assert (tmp_path / "extremal.csv").read_text().count("\n") == 2    # header + one area in quick mode
     assert "| aba | extremal |" in (tmp_path / "results.md").read_text()
+    assert saved["config"]["method_configs"]["extremal"]["iterations"] == 2     # --set reached the method
 
 
-def test_unknown_task_is_one_clear_error(tmp_path):
+def test_bad_arguments_are_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown real task"):
         _real().main(["--quick", "--tasks", "nope", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="METHOD.FIELD=VALUE"):
+        _real().main(["--quick", "--set", "iterations=3", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="unknown method"):
+        _real().main(["--quick", "--set", "extremel.iterations=3", "--out", str(tmp_path)])
