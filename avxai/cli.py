@@ -18,8 +18,9 @@ from avxai.demo import DEMO_MODELS, run_demo as demo
 from avxai.explanation import runtime_info
 from avxai.hygiene import model_device
 from avxai.inspect_command import add_inspect_parser, run_inspect_command
-from avxai.memory import check_batch_memory
+from avxai.memory import check_batch_memory, memory_budget, parse_size
 from avxai.methods import METHODS, get_method
+from avxai.methods.plan import plan_run
 from avxai.methods.base import ExplanationWarning
 from avxai.metrics.localisation import segment_mass
 from avxai.models.registry import describe_architectures
@@ -164,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch CPU threads (default: torch's own); recorded in explanation.json: the same seed and "
                          "threads give bitwise-equal results")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = ex.add_argument_group("resources")
+    r.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
+                   help="memory budget of the batches of perturbed inputs, e.g. 2G or 800M (default: 1G, at most half "
+                        "of the memory available); batches are sized to fit, and a long input's extremal rows run in "
+                        "chunks; the plan printed before the run says what was chosen")
+    r.add_argument("--device", help="where the model and the explanation run: cpu, cuda, cuda:1 (default: where "
+                                    "the model is)")
 
     add_audit_parser(sub)
     add_inspect_parser(sub)
@@ -226,15 +234,18 @@ def run_explain(args: argparse.Namespace) -> int:
     options = task_options(task, args)
     method = get_method(args.method)
     config = task_defaults(task, method, method_config(method, args), args)
-    problem = task.build(task_model(task, args), options)
+    problem = task.build(on_device(task_model(task, args), args.device), options)
     check_memory(problem, config)  # say up front what the batches need, not an allocator error after a minute
-    with warnings.catch_warnings():  # printed below, once each, from the explanation's metadata
+    config, plan = plan_for(method, problem, config, args)  # the plan: work, batches, memory, time; printed
+    with warnings.catch_warnings(), memory_budget(args.max_memory):  # printed below, once each, from the metadata
         warnings.simplefilter("ignore", ExplanationWarning)
         explanation = method(problem.model, problem.modality, problem.scorer, config)
     for message in explanation.metadata.get("warnings", []):
         print(f"avxai explain: warning: {message}", file=sys.stderr)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
+    if plan is not None:
+        explanation.metadata["plan"] = plan.as_dict()
     explanation.metadata["model_name"] = (Path(args.model.rstrip("/")).name if args.model else None) or \
         args.architecture or task.default_model  # the model as figure titles name it
     explanation.metadata["runtime"] = runtime_info(next(problem.model.parameters(), torch.empty(0)).device)
@@ -245,6 +256,37 @@ def run_explain(args: argparse.Namespace) -> int:
     task.write_outputs(problem, explanation, out)
     report(explanation, out)
     return 0
+
+
+def _memory_size(text: str) -> int:
+    """argparse type: a memory size (2G, 800M, bytes)."""
+    try:
+        return parse_size(text)
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def on_device(model, device: str | None):
+    """``model`` moved to ``--device`` (``None``: where it is); the task builds its input there."""
+    if device is None:
+        return model
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    return model.to(target)
+
+
+def plan_for(method, problem, config, args):
+    """The method's plan (:func:`avxai.methods.plan.plan_run`) under ``--max-memory``, printed (one line, also with
+    ``--quiet``); the config the run uses (occlusion: its batch size from the budget)."""
+    with memory_budget(args.max_memory):
+        config, plan = plan_run(method, problem.model, problem.modality, config)
+    if plan is not None:
+        print(plan.line(), file=sys.stderr)
+    return config, plan
 
 
 def check_memory(problem, config) -> None:

@@ -181,7 +181,7 @@ class Spectrogram(Modality):
         """
         c, f, t = self.representation.shape[1:]
         b = self.batch_size
-        frame_idx = torch.arange(t)
+        frame_idx = torch.arange(t, device=changed.device)
         first = torch.where(changed, frame_idx, t).min(dim=1).values
         last = torch.where(changed, frame_idx, -1).max(dim=1).values
         span = int((last - first + 1).clamp(min=0).max())
@@ -192,8 +192,8 @@ class Spectrogram(Modality):
         if span > t // 2:
             return None
         start = torch.where(last >= 0, first.clamp(max=t - span), torch.zeros_like(first))
-        frames = start.unsqueeze(1) + torch.arange(span)  # (n, span)
-        rows = torch.arange(n).unsqueeze(1)
+        frames = start.unsqueeze(1) + torch.arange(span, device=start.device)  # (n, span)
+        rows = torch.arange(n, device=start.device).unsqueeze(1)
         inputs = rows % b  # row i perturbs input i mod batch; index the (batch, ...) tensors without expanding
         delta = change(rows, inputs, frames) * _frames(self._phasor(), inputs, frames)
         dtype = self.representation.dtype
@@ -202,7 +202,7 @@ class Spectrogram(Modality):
         length = (span - 1) * self.hop_length + self.n_fft
         ola = F.fold(segments.reshape(n * c, self.n_fft, span), output_size=(1, length),
                      kernel_size=(1, self.n_fft), stride=(1, self.hop_length)).reshape(n, c, length)
-        padded_pos = start.unsqueeze(1) * self.hop_length + torch.arange(length)  # (n, length)
+        padded_pos = start.unsqueeze(1) * self.hop_length + torch.arange(length, device=start.device)  # (n, length)
         envelope = self._envelope(dtype)
         ola = ola / envelope[padded_pos.clamp(max=envelope.numel() - 1)].unsqueeze(1)
         pos = padded_pos - self.n_fft // 2

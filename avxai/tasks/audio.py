@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
+from avxai.hygiene import model_device
 from avxai.io.audio import load_audio, resample as resample_audio
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.models.contract import stft_of
@@ -111,5 +112,6 @@ def spectrogram_for(model: nn.Module, waveform: Tensor, sample_rate: int, option
     """The spectrogram modality of ``waveform`` ``(batch, 1, time)`` with the options' STFT (:func:`stft_for`),
     mel bands and perturbation (default ``"zero"``)."""
     n_fft, hop = stft_for(model, sample_rate, options.n_fft, options.hop_length)
+    waveform = waveform.to(model_device(model))  # the explanation runs where the model is (--device)
     return Spectrogram(waveform, sample_rate, n_fft=n_fft, hop_length=hop, n_mels=options.n_mels,
                        perturbation=options.perturbation or "zero")

@@ -1,0 +1,75 @@
+"""What a run will do, said before it starts: the work, the batches, the memory and a rough time.
+
+    with avxai.memory.memory_budget("2G"):
+        config, plan = plan_run(get_method("occlusion"), model, modality, OcclusionConfig())
+        print(plan.line())      # plan: occlusion, 1024 windows in 32 forward passes of up to 32 ...
+        explanation = occlusion(model, modality, scorer, config)
+
+:func:`plan_run` measures one forward pass of the unmasked input (:func:`avxai.memory.measure_forward`) and
+returns the config the run should use (occlusion: ``batch_size`` filled in from the budget) with an
+:class:`avxai.memory.Plan`; methods without a planner here get ``None`` (they run as configured). The time is
+the measured forward pass times the passes (a backward pass counted as two forward passes): a rough guide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+from torch import nn
+
+from avxai.memory import Plan, RowChunks, current_budget, rows_within_budget, row_need
+from avxai.methods.base import Method, MethodConfig
+from avxai.methods.extremal_config import ExtremalConfig
+from avxai.methods.occlusion import MAX_AUTO_BATCH, OcclusionConfig, auto_batch_size, occlusion_windows
+from avxai.modalities.base import Modality
+
+__all__ = ["plan_run", "PLANNERS"]
+
+
+def _plan_occlusion(model: nn.Module, modality: Modality, config: OcclusionConfig,
+                    budget: int) -> tuple[OcclusionConfig, Plan]:
+    windows, _ = occlusion_windows(modality, config)
+    rows = modality.batch_size
+    batch, per_input, seconds = auto_batch_size(model, modality, budget, warm_time=True)
+    if config.batch_size is not None:
+        batch = config.batch_size
+    per_forward = max(1, batch // rows)
+    passes = -(-len(windows) // per_forward)
+    notes = [] if per_forward * rows >= min(MAX_AUTO_BATCH, len(windows) * rows) else [
+        f"batch sized from the budget ({per_input / (1 << 20):.0f} MiB per perturbed input)"]
+    plan = Plan("occlusion", f"{len(windows)} windows", passes, per_forward * rows, per_forward * rows * per_input,
+                budget, seconds * len(windows) * rows, notes)
+    return replace(config, batch_size=per_forward * rows), plan
+
+
+def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig,
+                   budget: int) -> tuple[ExtremalConfig, Plan]:
+    rows = len(config.optimised_areas()) * modality.batch_size * (2 if config.variant == "dual" else 1)
+    per_row, seconds = row_need(model, modality, grad=True, warm_time=True)
+    chosen = rows_within_budget(model, modality, rows, budget=budget)
+    notes = [chosen.plan_note] if isinstance(chosen, RowChunks) else []
+    slower = 4.0 / 3.0 if notes else 1.0  # one more forward pass per backward pass
+    plan = Plan("extremal", f"{config.iterations} iterations x {rows} masks", config.iterations + 1, rows,
+                rows * per_row if not notes else min(rows, chosen.chunk) * per_row, budget,
+                seconds * rows * config.iterations * slower, notes)
+    return config, plan
+
+
+#: method name -> ``planner(model, modality, config, budget) -> (config, Plan)``
+PLANNERS: dict[str, Callable[..., tuple[Any, Plan]]] = {"occlusion": _plan_occlusion, "extremal": _plan_extremal}
+
+
+def plan_run(method: Method, model: nn.Module, modality: Modality, config: MethodConfig,
+             budget: int | None = None) -> tuple[MethodConfig, Plan | None]:
+    """The config to run with and the :class:`~avxai.memory.Plan` of ``method`` on ``modality``
+    (``budget``: bytes, default :func:`avxai.memory.current_budget`); ``(config, None)`` for a method without a
+    planner or a model that fails on its input (the method's own first pass reports that)."""
+    planner = PLANNERS.get(method.name)
+    if planner is None:
+        return config, None
+    budget = current_budget(modality.representation.device) if budget is None else budget
+    try:
+        return planner(model, modality, config, budget)
+    except (RuntimeError, ValueError, TypeError):
+        return config, None

@@ -1,0 +1,243 @@
+"""Methods on realistic model sizes against the models' own passes (issue 17).
+
+Models (3 s of the bundled real recording ``avxai/assets/real/aba.wav``, explained on the task's spectrogram):
+
+* ``ecapa512`` / ``ecapa1024``: SpeechBrain's ECAPA-TDNN, C = 512 / 1024 (random weights, seeded) behind an
+  80-band log-mel front end and a 16-class linear head; score: the logit of the class predicted on the input;
+* ``resemblyzer``: Resemblyzer's pretrained GE2E encoder (real weights, ``avxai.models.load_model``); score:
+  the cosine to the embedding of the input itself;
+* ``convtasnet``: torchaudio's ConvTasNet at the paper's size (N = 512, L = 16, B = H = 128/512, P = 3, X = 8,
+  R = 3, two sources; random weights), 8 kHz; score: SI-SDR of source 1 against the model's unmasked output.
+
+Arms, each ratio measured side by side (interleaved repeats, every other one reversed; median of the paired
+ratios):
+
+* extremal, K = 3 areas, N iterations / the bare model's N forward + N - 1 backward passes at batch K
+  (goal <= 1.05);
+* occlusion over W windows / the bare model's forward passes over W inputs at the same batch size (goal <= 1.10);
+* saliency / SmoothGrad (S samples) / integrated gradients (S steps) / the bare model's forward + backward passes
+  over as many inputs at the same batch size.
+
+    .venv/bin/python bench/realistic_models.py                       # ~3 min quiet, 2 threads
+    .venv/bin/python bench/realistic_models.py --models ecapa512 --methods extremal --iterations 20 --repeats 5
+    .venv/bin/python bench/realistic_models.py --device cuda --seconds 4 --iterations 300 --models ecapa512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from avxai import (ExtremalConfig, IntegratedGradientsConfig, OcclusionConfig, SaliencyConfig, SmoothGradConfig,
+                   Spectrogram, extremal, integrated_gradients, occlusion, saliency, smoothgrad)
+from avxai.io.audio import load_audio, resample
+from avxai.scorers.classification import ClassLogit
+from avxai.scorers.sdr import SISDR
+from avxai.scorers.speaker import SpeakerCosine
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH = ROOT / "avxai" / "assets" / "real" / "aba.wav"
+
+
+class EcapaSpeaker(nn.Module):
+    """Waveform ``(n, 1, time)`` at 16 kHz -> 80-band log-mel -> ECAPA-TDNN (C channels) -> 16 logits."""
+
+    sample_rate = 16000
+
+    def __init__(self, channels: int, seed: int = 0):
+        super().__init__()
+        import torchaudio  # optional dependency: speechbrain
+        from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+        torch.manual_seed(seed)
+        self.mel = torchaudio.transforms.MelSpectrogram(self.sample_rate, n_fft=512, win_length=400, hop_length=160,
+                                                        n_mels=80)
+        self.ecapa = ECAPA_TDNN(input_size=80, channels=[channels] * 4 + [3 * channels], lin_neurons=192)
+        self.head = nn.Linear(192, 16)
+
+    def forward(self, waveform):
+        logmel = torch.log(self.mel(waveform.mean(dim=1)) + 1e-6)
+        logmel = logmel - logmel.mean(dim=-1, keepdim=True)
+        return self.head(self.ecapa(logmel.transpose(1, 2)).squeeze(1))
+
+
+class TasNet(nn.Module):
+    """torchaudio's ConvTasNet (paper size) on ``(n, 1, time)`` at 8 kHz -> sources ``(n, 2, time)``."""
+
+    sample_rate = 8000
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        from torchaudio.models import ConvTasNet
+
+        torch.manual_seed(seed)
+        self.net = ConvTasNet(num_sources=2)  # the defaults are the paper's best configuration
+
+    def forward(self, waveform):
+        return self.net(waveform)
+
+
+def build(name: str, seconds: float, device: torch.device):
+    """``(model, waveform (1, 1, time), scorer, n_fft, hop)`` of one named set-up."""
+    wav, rate = load_audio(SPEECH, mono=True)
+    if name.startswith("ecapa"):
+        model = EcapaSpeaker(int(name[5:]))
+    elif name == "resemblyzer":
+        from avxai.models import load_model
+        model = load_model("resemblyzer")
+    elif name == "convtasnet":
+        model = TasNet()
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    sr = model.sample_rate
+    wav = resample(wav, rate, sr) if sr != rate else wav
+    wav = wav[..., :int(seconds * sr)].to(device)
+    if name.startswith("ecapa"):
+        with torch.no_grad():
+            scorer = ClassLogit(int(model(wav).argmax()))
+    elif name == "resemblyzer":
+        scorer = SpeakerCosine(model, wav, sample_rate=sr)
+    else:
+        scorer = SISDR(None, source=0)
+    n_fft = 2 ** round(torch.log2(torch.tensor(0.032 * sr)).item())
+    return model, wav, scorer, n_fft, n_fft // 4
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_grad(model, x, n_forward, n_backward, device):
+    """``n_forward`` forward passes of ``model`` on ``x``, ``n_backward`` of them with a backward pass."""
+    start = time.perf_counter()
+    for i in range(n_forward):
+        if i < n_backward:
+            inp = x.detach().requires_grad_(True)
+            out = model(inp)
+            torch.autograd.grad(out.float().mean(), inp)
+        else:
+            with torch.inference_mode():
+                model(x)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def bare_forward(model, x, inputs, batch, device):
+    """Forward passes over ``inputs`` inputs, ``batch`` at a time (the last batch shorter)."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for first in range(0, inputs, batch):
+            model(x[:min(batch, inputs - first)])
+    sync(device)
+    return time.perf_counter() - start
+
+
+def timed(run, device):
+    start = time.perf_counter()
+    run()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def arms(name, model, wav, scorer, n_fft, hop, args, device):
+    """``{method: (run_method, run_bare, what)}`` for the requested methods."""
+    def mod():
+        return Spectrogram(wav, model.sample_rate, n_fft=n_fft, hop_length=hop)
+
+    grid = mod().grid_shape
+    out = {}
+    k, n = 3, args.iterations
+    if "extremal" in args.methods:
+        ecfg = ExtremalConfig(areas=(0.05, 0.1, 0.2), iterations=n)
+        xk = wav.repeat(k, 1, 1)
+        out["extremal"] = (lambda: extremal(model, mod(), scorer, ecfg), lambda: bare_grad(model, xk, n, n - 1, device),
+                           f"K={k}, N={n} vs {n} forward + {n - 1} backward at batch {k}")
+    if "occlusion" in args.methods:
+        w = [max(1, -(-g // args.occlusion_split)) for g in grid]
+        ocfg = OcclusionConfig(window=tuple(w), stride=tuple(w), batch_size=args.batch_size)
+        windows = 1
+        for g, wi in zip(grid, w):
+            windows *= -(-g // wi)
+        xb = wav.repeat(args.batch_size, 1, 1)
+        out["occlusion"] = (lambda: occlusion(model, mod(), scorer, ocfg),
+                            lambda: bare_forward(model, xb, windows, args.batch_size, device),
+                            f"{windows} windows vs {windows} forward inputs at batch {args.batch_size}")
+    s = args.samples
+    if "saliency" in args.methods:
+        out["saliency"] = (lambda: saliency(model, mod(), scorer, SaliencyConfig()),
+                           lambda: bare_grad(model, wav, 1, 1, device), "vs 1 forward + backward")
+    xs = wav.repeat(min(s, 32), 1, 1)
+    if "smoothgrad" in args.methods:
+        out["smoothgrad"] = (lambda: smoothgrad(model, mod(), scorer, SmoothGradConfig(samples=s)),
+                             lambda: bare_grad(model, xs, -(-s // 32), -(-s // 32), device),
+                             f"{s} samples vs forward + backward of {s} inputs")
+    if "integrated-gradients" in args.methods:
+        out["integrated-gradients"] = (
+            lambda: integrated_gradients(model, mod(), scorer, IntegratedGradientsConfig(steps=s)),
+            lambda: bare_grad(model, wav.repeat(min(s + 1, 32), 1, 1), -(-(s + 1) // 32), -(-(s + 1) // 32), device),
+            f"{s} steps vs forward + backward of {s + 1} inputs (+ 2 forward end points in the method)")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["ecapa512", "ecapa1024", "resemblyzer", "convtasnet"])
+    ap.add_argument("--methods", nargs="+",
+                    default=["extremal", "occlusion", "saliency", "smoothgrad", "integrated-gradients"])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--iterations", type=int, default=10, help="extremal iterations N")
+    ap.add_argument("--occlusion-split", type=int, default=4, help="occlusion windows per grid axis")
+    ap.add_argument("--batch-size", type=int, default=16, help="occlusion batch (both arms)")
+    ap.add_argument("--samples", type=int, default=16, help="SmoothGrad samples / integrated-gradients steps")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    results = []
+    for name in args.models:
+        model, wav, scorer, n_fft, hop = build(name, args.seconds, device)
+        runs = arms(name, model, wav, scorer, n_fft, hop, args, device)
+        for method, (run, bare, what) in runs.items():
+            run(), bare()  # warm: first-call costs (allocations, library set-up) out of the timing
+            pairs = []
+            for r in range(args.repeats):
+                order = [("m", run), ("b", bare)] if r % 2 == 0 else [("b", bare), ("m", run)]
+                got = {}
+                for key, fn in order:
+                    got[key] = timed(fn, device) if key == "m" else fn()
+                pairs.append((got["m"], got["b"]))
+            ratio = statistics.median(m / b for m, b in pairs)
+            row = {"model": name, "method": method, "what": what, "method_s": [round(m, 3) for m, _ in pairs],
+                   "bare_s": [round(b, 3) for _, b in pairs], "ratio": round(ratio, 3)}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    goals = {"extremal": 1.05, "occlusion": 1.10}
+    print(f"\n{args.device}, {args.threads} threads, {args.seconds:g} s, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (median of {args.repeats} paired ratios)")
+    print(f"{'model':>12} {'method':>22} {'method s':>9} {'bare s':>8} {'ratio':>7}  goal")
+    for r in results:
+        goal = goals.get(r["method"])
+        verdict = "" if goal is None else f"<= {goal}: {'met' if r['ratio'] <= goal else 'NOT met'}"
+        print(f"{r['model']:>12} {r['method']:>22} {statistics.median(r['method_s']):>9.3f} "
+              f"{statistics.median(r['bare_s']):>8.3f} {r['ratio']:>7.3f}  {verdict}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
