@@ -75,10 +75,12 @@ class WindowEmbedder(nn.Module):
         return self.gain * (energy + 1e-6).sqrt() + self.offset
 
 
-class WindowSpeakerModel:
-    """What the audit's trial runner needs of a model (the contract): ``sample_rate`` and ``embedder()``."""
+class WindowSpeakerModel(nn.Module):
+    """What the audit's trial runner needs of a model (the contract of :mod:`avxai.models.contract`: an
+    ``nn.Module`` with ``sample_rate``) and ``embedder()``."""
 
     def __init__(self, start_s: float, end_s: float, sample_rate: int = RATE):
+        super().__init__()
         self.sample_rate = sample_rate
         self._embedder = WindowEmbedder(start_s, end_s, sample_rate)
 
