@@ -56,14 +56,15 @@ def _leaves(output: Any) -> list[Tensor] | None:
     return found
 
 
-def check_output(output: Any) -> Any:
-    """Raise when a model output is not a tensor (or a tuple/list/mapping of tensors), or holds NaN or infinities."""
+def check_output(output: Any, finite: bool = True) -> Any:
+    """Raise when a model output is not a tensor (or a tuple/list/mapping of tensors), or (``finite``) holds NaN or
+    infinities. The finiteness check reads a value back from the device (a host synchronisation)."""
     tensors = _leaves(output)
     if not tensors:
         raise TypeError(
             f"the model returned {type(output).__name__}, not a tensor or a mapping (or tuple) of tensors; make its "
             "forward return the tensor to explain, or pick it: avxai.wrap(model, output=KEY), --model-arg output=KEY")
-    for t in tensors:
+    for t in tensors if finite else ():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise ValueError(
                 "the model returned NaN or infinite values; check the model's weights and its input "
@@ -109,8 +110,13 @@ def score_inputs(model: nn.Module, modality: Modality, scorer: Scorer, masks: Te
 
 
 def score_and_output(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor) -> tuple[Tensor, Any]:
-    """:func:`score_inputs` and the model output it scored."""
-    output = check_output(model(modality.perturb(masks)))
+    """:func:`score_inputs` and the model output it scored.
+
+    Masks that require gradients (an optimisation loop: extremal's iterations) skip the finiteness check of the
+    output, which would synchronise the host with the device once per step; the unmasked output was checked
+    (:func:`prepare_scorer`) and the loop watches its own gradients and masks.
+    """
+    output = check_output(model(modality.perturb(masks)), finite=not (masks.requires_grad and torch.is_grad_enabled()))
     scores = scorer(output)
     if scores.dim() != 1 or scores.shape[0] != masks.shape[0]:
         raise ValueError(
