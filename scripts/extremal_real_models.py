@@ -7,7 +7,8 @@ Inputs (``avxai.data.real_speech``): ``aba`` / ``bab`` (two real talkers, target
 = Resemblyzer's cosine to the target's separate enrollment), ``aba1`` / ``bab1`` (the same with the target's turns
 cut to 1 s: a uniform map's share about 0.45), ``noisy`` (talker A in 0.5 s pieces with 0.5 s gaps, white noise
 at 5 dB SNR; Resemblyzer: cosine to A's enrollment; ``vad``: Silero VAD's mean speech probability over the frames it
-detects). Prints and appends one JSON line per run: the share of each mask's mass in the target's segments, the
+detects). ``--input toy-aba --model speakernet`` is avxai's own toy for comparison: the bundled speaker model on
+the generated A-B-A of ``avxai demo`` (log-probability of A; not a real model). Prints and appends one JSON line per run: the share of each mask's mass in the target's segments, the
 uniform share, preserved / deleted / unmasked scores, the warnings, seconds. One torch thread.
 """
 
@@ -26,8 +27,8 @@ from avxai.data.real_speech import speech_with_gaps_and_noise, turns_utterance
 from avxai.methods import get_method
 from avxai.metrics.localisation import frames_in_segments, mass_in_segments
 
-INPUTS = ("aba", "bab", "aba1", "bab1", "noisy")
-MODELS = ("resemblyzer", "vad")
+INPUTS = ("aba", "bab", "aba1", "bab1", "noisy", "toy-aba")
+MODELS = ("resemblyzer", "vad", "speakernet")
 
 
 def utterance(name: str):
@@ -36,7 +37,7 @@ def utterance(name: str):
     return turns_utterance(name[:3].upper(), target_turn_s=1.0 if name.endswith("1") else None)
 
 
-def problem(model: str, u):
+def problem(model: str, u, perturbation: str | None = None):
     import avxai
     from avxai.tasks import frames, speaker
 
@@ -44,12 +45,13 @@ def problem(model: str, u):
         m = avxai.models.load_model("resemblyzer")
         return speaker.build(m, speaker.SpeakerOptions(input=u.waveform, sample_rate=u.sample_rate,
                                                        enroll=u.enroll[u.speaker], segments=u.segment_list(),
-                                                       n_fft=512, hop_length=128))
+                                                       n_fft=512, hop_length=128, perturbation=perturbation))
     path = str(importlib.resources.files("silero_vad").joinpath("data/silero_vad.jit"))
     m = avxai.resolve_model(path, args={"sr": 16000, "chunk": 512})
     torch.set_num_threads(1)  # importing silero_vad sets it too
     return frames.build(m, frames.FramesOptions(input=u.waveform, sample_rate=u.sample_rate,
-                                                segments=u.segment_list(), n_fft=512, hop_length=128))
+                                                segments=u.segment_list(), n_fft=512, hop_length=128,
+                                                perturbation=perturbation))
 
 
 def parse_value(text: str):
@@ -74,11 +76,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--method", default="extremal")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config field")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--perturbation", default=None, help="the modality's perturbation (the task's option; "
+                        "gradient methods' baseline), e.g. floor; default zero")
     parser.add_argument("--out", default=None, help="append the JSON line to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    u = utterance(args.input)
-    p = problem(args.model, u)
+    if (args.input == "toy-aba") != (args.model == "speakernet"):
+        parser.error("--input toy-aba goes with --model speakernet (avxai's toy), and only with it")
+    if args.model == "speakernet":
+        from avxai.demo import _speakernet_problem
+
+        p, _ = _speakernet_problem()
+        u = argparse.Namespace(target="A", segment_list=lambda: p.metadata["segments"])
+    else:
+        u = utterance(args.input)
+        p = problem(args.model, u, args.perturbation)
     method = get_method(args.method)
     values = dict(kv.split("=", 1) for kv in args.set)
     values = {k: parse_value(v) for k, v in values.items()}
@@ -94,7 +106,16 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        expl = method(p.model, p.modality, p.scorer, config)
+        try:
+            expl = method(p.model, p.modality, p.scorer, config)
+        except ValueError as err:
+            row = {"input": args.input, "model": args.model, "method": args.method, "tag": args.tag,
+                   "set": args.set, "perturbation": args.perturbation, "error": str(err)}
+            print(json.dumps(row))
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+            return row
     seconds = time.perf_counter() - start
     times = expl.coordinates["time"]
     segs = u.segment_list()
