@@ -108,11 +108,17 @@ class Extremal(Method):
         # recomputing activations in the backward pass (avxai.memory.RowChunks); else the model itself
         model = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1))
         if modality_parts(modality) is None:
-            step, sigma = config.resolve(grid)
-            generator = SmoothMaskGenerator(grid, step, sigma, temperature=config.temperature,
+            mask_dims = _mask_dims(modality, config.mask_axes)  # the grid dims the mask varies along
+            mask_grid = tuple(grid[d] for d in mask_dims)
+            step, sigma = config.resolve(mask_grid)
+            generator = SmoothMaskGenerator(mask_grid, step, sigma, temperature=config.temperature,
                                             oversample=config.oversample, radius=config.radius, dtype=dtype,
                                             device=device)
         else:  # a composite modality (audio-visual): one smooth mask per part, joined (avxai.methods.parts)
+            if config.mask_axes is not None:
+                raise ValueError(f"mask_axes applies to one grid; this {modality.kind} input has one grid per part "
+                                 "(audio-visual): leave mask_axes at None")
+            mask_dims = tuple(range(len(grid)))
             generator = PartsMaskGenerator(modality, config, dtype=dtype, device=device)
             step, sigma = generator.step, generator.sigma
         row_areas = torch.tensor(areas_all, dtype=torch.float64).repeat_interleave(batch)  # row i: area i // B
@@ -127,6 +133,8 @@ class Extremal(Method):
         # matrix product per axis (faster); a modality with its own upsample keeps it.
         own = type(modality).upsample is not Modality.upsample and not isinstance(generator, PartsMaskGenerator)
         upsample = modality.upsample if own else generator.upsample
+        if len(mask_dims) < len(grid):  # constant along the other axes: broadcast (its mean is the same)
+            upsample = _broadcast(generator.upsample, mask_dims, grid)
 
         # One draw per area, shared by the inputs: row i (area i // B) starts the same whatever the batch size.
         params = generator.init_params(k_all, config.init, config.init_jitter, config.seed)
@@ -221,6 +229,7 @@ class Extremal(Method):
             media=mask_media(view, {"preserved": keep, "deleted": 1.0 - keep}),
             metadata={"variant": config.variant, "step": list(step), "sigma": list(sigma),
                       "smooth_mask": generator.describe(), "perturbation": repr(view.perturbation),
+                      "mask_axes": [modality.axes[d] for d in mask_dims],
                       "iterations_run": scores_run.shape[0], "stopped_early_at": stopped_at,
                       "lambda": [config.lambda_at(0), config.lambda_at(config.iterations - 1)],
                       "reward_scale": scale.view(k_all, batch)[0].tolist(),
@@ -291,6 +300,31 @@ class Extremal(Method):
                 scores["target"] = per_input(target)
                 scores["target_score"] = per_input(logits.gather(1, target.unsqueeze(1)).squeeze(1))
         return scores
+
+
+def _mask_dims(modality: Modality, mask_axes: "tuple[str, ...] | None") -> tuple[int, ...]:
+    """The grid dims (0-based, in grid order) the masks vary along: all, or those of ``mask_axes``."""
+    axes = tuple(modality.axes)
+    if mask_axes is None:
+        return tuple(range(len(axes)))
+    unknown = [a for a in mask_axes if a not in axes]
+    if unknown:
+        raise ValueError(f"mask_axes {list(mask_axes)} names {unknown}, not axes of this {modality.kind} grid "
+                         f"{list(axes)}; e.g. mask_axes=('time',) for masks constant across frequency")
+    return tuple(sorted(axes.index(a) for a in mask_axes))
+
+
+def _broadcast(upsample: Any, dims: tuple[int, ...], grid: tuple[int, ...]) -> Any:
+    """``upsample`` to the mask axes ``dims`` of ``grid``, then the masks repeated along the other axes.
+
+    Shape: ``(n, *mask_out_shape)`` -> ``(n, *grid)``.
+    """
+    def full(smooth: Tensor) -> Tensor:
+        masks = upsample(smooth)  # (n, *[grid[d] for d in dims])
+        shape = [masks.shape[0]] + [grid[d] if d in dims else 1 for d in range(len(grid))]
+        return masks.reshape(shape).expand(masks.shape[0], *grid).contiguous()
+
+    return full
 
 
 def _saturation_bounds(config: ExtremalConfig, signs: list[float], unmasked: Tensor, removed: Tensor,

@@ -52,6 +52,10 @@ class ExtremalConfig(MethodConfig):
         ``"unmasked"``: ``|score(x)|``, or ``"none"``.
     step : spacing of the mask parameters in grid cells, one int for every axis or one per axis
         (e.g. ``(mel, time)``); ``None``: about 32 parameters per axis.
+    mask_axes : the grid axes the masks vary along (``("time",)``: masks constant across frequency, which choose
+        *when* rather than which bands; on real speaker and VAD models they do not synthesise spectra the recording
+        never had, see docs/results/extremal_real_models.md); ``None``: every axis. ``step`` and ``sigma`` then
+        have one value per mask axis. A single name is a one-axis tuple (``--set mask_axes=time``).
     sigma : smooth-mask kernel width in grid cells, per axis (the smallest feature a mask can have);
         ``None``: twice ``step`` (below ``2 * step`` a run of ones dips between parameter points).
     temperature : smooth-max temperature (0.05: close to a max over the neighbourhood).
@@ -94,6 +98,7 @@ class ExtremalConfig(MethodConfig):
     reward_scale: str = "range"
     step: "int | tuple[int, ...] | None" = None
     sigma: "float | tuple[float, ...] | None" = None
+    mask_axes: "str | tuple[str, ...] | None" = None
     temperature: float = 0.05
     oversample: int = 2
     radius: float = 2.0
@@ -149,6 +154,11 @@ class ExtremalConfig(MethodConfig):
                 raise ValueError(f"sigma must be > 0 grid cells (one, or one per axis), got {self.sigma}")
             if not isinstance(self.sigma, (int, float)):
                 object.__setattr__(self, "sigma", tuple(float(s) for s in sigmas))
+        if self.mask_axes is not None:
+            names = (self.mask_axes,) if isinstance(self.mask_axes, str) else tuple(self.mask_axes)
+            if not names or not all(isinstance(a, str) and a for a in names) or len(set(names)) != len(names):
+                raise ValueError(f"mask_axes must name grid axes once each, e.g. ('time',), got {self.mask_axes!r}")
+            object.__setattr__(self, "mask_axes", names)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if isinstance(self.oversample, bool) or not isinstance(self.oversample, int) or self.oversample < 1:

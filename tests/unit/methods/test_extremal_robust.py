@@ -17,7 +17,7 @@ from avxai import ClassLogit
 from avxai.methods.base import ExplanationWarning
 from avxai.methods.extremal import ExtremalConfig, extremal
 from avxai.perturbations import Floor, GridInfo, parse_perturbation
-from toys.extremal import GridToy, positive_input, region_fraction
+from toys.extremal import GridToy, RegionSum, positive_input, region_fraction
 from toys.fooling import SPEECH, OnsetBait, fooling_input
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny tensors, a shared CPU
@@ -124,3 +124,18 @@ def test_floor_is_the_rms_of_the_quietest_frames_and_never_exact_silence():
     assert noise.shape == x.shape and (noise >= 0).all() and not torch.equal(noise, base)
     with pytest.raises(ValueError, match="time"):
         Floor().prepare(torch.ones(1, 3, 8, 8), GridInfo(("height", "width")))
+
+
+# -- masks along chosen axes only ----------------------------------------------------------------------------
+def test_mask_axes_time_gives_masks_constant_across_frequency_that_find_the_frames():
+    grid, frames = (12, 64), slice(16, 40)
+    region = (slice(None), frames)  # every frequency row of frames 16-39: a question about *when*
+    expl = extremal(RegionSum(grid, region), GridToy(positive_input(grid)), ClassLogit(0),
+                    ExtremalConfig(areas=(0.375,), iterations=120, step=2, sigma=2.0, mask_axes="time"))
+    masks = expl.masks[0, 0]
+    assert torch.equal(masks, masks[:1].expand_as(masks))  # the same value in every frequency row
+    assert float(region_fraction(expl.masks, region)) >= 0.9
+    assert expl.metadata["mask_axes"] == ["time"]
+    with pytest.raises(ValueError, match="not axes of this"):
+        extremal(RegionSum(grid, region), GridToy(positive_input(grid)), ClassLogit(0),
+                 ExtremalConfig(iterations=2, mask_axes=("height",)))
