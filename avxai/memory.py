@@ -37,7 +37,8 @@ from avxai.hygiene import evaluation_mode, model_device
 
 __all__ = ["tensor_bytes", "available_memory", "forward_footprint", "check_batch_memory", "parse_size",
            "format_size", "default_budget", "memory_budget", "current_budget", "Footprint", "measure_forward",
-           "batch_for_budget", "Plan", "RowChunks", "row_need", "rows_within_budget", "DEFAULT_BUDGET",
+           "batch_for_budget", "Plan", "RowChunks", "PerturbedModel", "MasksAsInput", "row_need",
+           "rows_within_budget", "DEFAULT_BUDGET",
            "GRAD_MARGIN"]
 
 #: the default budget for the batches of perturbed inputs, bytes (capped at half the memory available)
@@ -329,11 +330,42 @@ def row_need(model: nn.Module, modality: Any, *, grad: bool = True, warm_time: b
     return int(need * (GRAD_MARGIN if grad else 1.0)), foot.seconds * (3.0 if grad else 1.0)
 
 
+class PerturbedModel(nn.Module):
+    """``model(modality.perturb(masks))`` as one module: what :class:`RowChunks` splits when the perturbation's own
+    intermediate tensors (an inverse STFT per row) must be recomputed per chunk too.
+
+    Shape: masks ``(n, *grid)`` -> the model's output on the perturbed inputs.
+    """
+
+    def __init__(self, model: nn.Module, modality: Any):
+        super().__init__()
+        self.model = model
+        self.modality = modality
+
+    def forward(self, masks: Tensor) -> Any:
+        return self.model(self.modality.perturb(masks))
+
+
+class MasksAsInput:
+    """A modality whose :meth:`perturb` hands the masks on unchanged (the model is a :class:`PerturbedModel`);
+    everything else is the wrapped modality's."""
+
+    def __init__(self, modality: Any):
+        self._modality = modality
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._modality, name)
+
+    def perturb(self, mask: Tensor) -> Tensor:
+        return mask
+
+
 def rows_within_budget(model: nn.Module, modality: Any, rows: int, *, grad: bool = True,
-                       budget: int | None = None) -> nn.Module:
-    """``model``, or :class:`RowChunks` of it when ``rows`` perturbed inputs (with their activations kept for a
-    backward pass when ``grad``) need more than ``budget`` (default :func:`current_budget` of the model's
-    device). The choice is on the returned module's ``plan_note`` (``None`` when the model is returned as is).
+                       budget: int | None = None) -> tuple[nn.Module, Any]:
+    """``(model, modality)`` as given, or, when ``rows`` perturbed inputs (with their activations kept for a
+    backward pass when ``grad``) need more than ``budget`` (default :func:`current_budget` of the model's device),
+    ``(RowChunks(PerturbedModel(model, modality)), MasksAsInput(modality))``: the perturbation and the model run on
+    chunks of rows, both recomputed in the backward pass. The choice is on the returned model's ``plan_note``.
 
     ``modality``: gives the unmasked ``model_input()`` (``batch_size`` inputs) that is measured once.
     """
@@ -341,12 +373,12 @@ def rows_within_budget(model: nn.Module, modality: Any, rows: int, *, grad: bool
     try:
         per_row, _ = row_need(model, modality, grad=grad)
     except Exception:  # noqa: BLE001 - the method's own first pass reports a model that fails, in its words
-        return model
+        return model, modality
     if rows * per_row <= budget:
-        return model
+        return model, modality
     chunk = max(1, budget // max(1, per_row))
-    wrapped = RowChunks(model, chunk)
+    wrapped = RowChunks(PerturbedModel(model, modality), chunk)
     over = "" if chunk * per_row <= budget else f", over the budget: one row alone needs >= {_gib(per_row)}"
-    wrapped.plan_note = (f"{rows} rows need >= {_gib(rows * per_row)}: run {chunk} at a time with activations "
-                         f"recomputed in the backward pass (about 1.3x the time){over}")
-    return wrapped
+    wrapped.plan_note = (f"{rows} rows need >= {_gib(rows * per_row)}: run {chunk} at a time with the perturbation "
+                         f"and activations recomputed in the backward pass (about 1.3x the time){over}")
+    return wrapped, MasksAsInput(modality)

@@ -35,7 +35,6 @@ from tqdm.auto import tqdm
 from avxai.engine import mask_media, score_and_output, score_inputs
 from avxai.explanation import Explanation
 from avxai.memory import rows_within_budget
-from avxai.memory import rows_within_budget
 from avxai.methods.area import AreaConstraint, area_regulariser, ones_of, ramp
 from avxai.methods.base import Method, new_explanation, report_warnings
 from avxai.methods.extremal_config import ExtremalConfig
@@ -101,12 +100,9 @@ class Extremal(Method):
         areas_all = config.optimised_areas()
         k_all, k = len(areas_all), len(config.areas)
         n = k_all * batch
-        # a long input whose rows (and their activations) exceed the memory budget: the model runs them in chunks,
-        # recomputing activations in the backward pass (avxai.memory.RowChunks); else the model itself
-        model = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1))
-        # a long input whose rows (and their activations) exceed the memory budget: the model runs them in chunks,
-        # recomputing activations in the backward pass (avxai.memory.RowChunks); else the model itself
-        model = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1))
+        # a long input whose rows (and their activations) exceed the memory budget: the perturbation and the model
+        # run them in chunks, recomputed in the backward pass (avxai.memory.RowChunks); else model and view as they are
+        model, view = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1))
         if modality_parts(modality) is None:
             mask_dims = _mask_dims(modality, config.mask_axes)  # the grid dims the mask varies along
             mask_grid = tuple(grid[d] for d in mask_dims)

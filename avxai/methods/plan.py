@@ -47,7 +47,7 @@ def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig,
                    budget: int) -> tuple[ExtremalConfig, Plan]:
     rows = len(config.optimised_areas()) * modality.batch_size * (2 if config.variant == "dual" else 1)
     per_row, seconds = row_need(model, modality, grad=True, warm_time=True)
-    chosen = rows_within_budget(model, modality, rows, budget=budget)
+    chosen, _ = rows_within_budget(model, modality, rows, budget=budget)
     notes = [chosen.plan_note] if isinstance(chosen, RowChunks) else []
     slower = 4.0 / 3.0 if notes else 1.0  # one more forward pass per backward pass
     plan = Plan("extremal", f"{config.iterations} iterations x {rows} masks", config.iterations + 1, rows,

@@ -103,10 +103,14 @@ def test_rows_within_budget_chunks_only_what_does_not_fit():
     model = WideConv()
     wav = tone_in_noise(seconds=0.75)
     mod = Spectrogram(wav, SR, n_fft=256, hop_length=64)
-    assert rows_within_budget(model, mod, 4, budget=1 << 30) is model
-    chunked = rows_within_budget(model, mod, 4, budget=8 << 20)  # one row needs ~8 MB with gradients
+    assert rows_within_budget(model, mod, 4, budget=1 << 30) == (model, mod)
+    chunked, view = rows_within_budget(model, mod, 4, budget=8 << 20)  # one row needs ~8 MB with gradients
     assert isinstance(chunked, RowChunks) and 1 <= chunked.chunk < 4
     assert "at a time" in chunked.plan_note
+    masks = torch.rand(4, *mod.grid_shape)  # the chunked model perturbs: the same scores as model(perturb)
+    with torch.no_grad():
+        torch.testing.assert_close(chunked(view.perturb(masks)), model(mod.perturb(masks)), rtol=1e-5, atol=1e-6)
+    assert view.grid_shape == mod.grid_shape
 
 
 def test_extremal_under_a_small_budget_finds_the_same_masks():
