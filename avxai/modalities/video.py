@@ -140,12 +140,13 @@ class FaceVideo(Modality):
 
     def occlusion_window(self, seconds: float = 0.2, fraction: float = 0.25) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Suggested occlusion (window, stride) in cells: ``seconds`` of frames by ``fraction`` of the crop side,
-        sliding by the window in time and by half of it in space (Looking to Listen occludes face patches).
-        Used by :class:`~avxai.methods.occlusion.Occlusion` when no window is given."""
+        sliding by the whole window (Looking to Listen occludes face patches): 16 patches per 0.2 s, so a clip
+        of a few seconds takes a few hundred windows. Used by :class:`~avxai.methods.occlusion.Occlusion` when
+        no window is given."""
         t, h, w = self.grid_shape
         frames = max(1, min(t, int(round(seconds * self.fps))))
         side_h, side_w = max(1, int(round(fraction * h))), max(1, int(round(fraction * w)))
-        return (frames, side_h, side_w), (frames, max(1, side_h // 2), max(1, side_w // 2))
+        return (frames, side_h, side_w), (frames, side_h, side_w)
 
     def to_model_input(self, representation: Tensor) -> Tensor:
         """``(n, 3, frames, S, S)`` -> ``(n, frames, 3, S, S)`` (the model's video layout)."""

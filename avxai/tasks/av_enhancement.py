@@ -29,9 +29,8 @@ from avxai.io.video import VideoClip
 from avxai.io.video_stream import FrameSource, VideoInfo, iter_frames, probe_video, read_audio_track
 from avxai.tracking import Detections
 from avxai.metrics.shares import modality_shares
-from avxai.modalities.audio_visual import AudioVisual, FixedAudio, FixedVideo
+from avxai.modalities.audio_visual import AudioVisual, AVSpectrogram, FixedAudio, FixedVideo
 from avxai.io.audio import resample as resample_audio
-from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.video import FaceVideo
 from avxai.models.contract import crop_size_of, fps_of, sample_rate_of
 from avxai.tasks.audio import describe_input, read_waveform, stft_for
@@ -259,7 +258,7 @@ def track_file(path: "str | Path", tracker: FaceTracker, *, fps: float, convert:
         small = iter_frames(path, fps=target, chunk=tracker.batch_size * 2, max_side=tracker.detect_side or None)
         det = tracker.detect_stream(small, name, frame_size=(info.height, info.width))
         _save_detections(file, det)
-    track = tracker.make_track(det, None, iter_frames(path, fps=target, chunk=64), name, fps)
+    track = tracker.make_track(det, None, iter_frames(path, fps=target, chunk=16), name, fps)  # 16 full frames at a time
     return track, {"cache": None if file is None else str(file), "from_cache": cached}
 
 
@@ -348,7 +347,7 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
     spec = av = shares = None
     if options.stream != "video" or options.shares:
         n_fft, hop = stft_for(model, rate, options.n_fft, options.hop_length)
-        spec = Spectrogram(wav, rate, n_fft=n_fft, hop_length=hop, perturbation=audio_pert)
+        spec = AVSpectrogram(wav, rate, n_fft=n_fft, hop_length=hop, perturbation=audio_pert)
         av = AudioVisual(spec, video)  # checks that the streams are aligned within one video frame
     if options.shares:
         shares = modality_shares(model, av, scorer).as_dict()

@@ -26,7 +26,7 @@ from torch import Tensor
 
 import avxai.modalities
 from avxai import Modality, Spectrogram, TensorModality
-from avxai.modalities.audio_visual import AudioVisual
+from avxai.modalities.audio_visual import AVSpectrogram, AudioVisual
 from avxai.modalities.video import FaceVideo
 
 from toys.problems import FPS, HOP, N_FFT, SR, toy_crops, toy_waveform
@@ -89,6 +89,8 @@ MODALITIES = {
     "tensor-1d": ModalityRow(_grid((2, 40)), _tensor(("time",)), {}),
     "tensor-3d": ModalityRow(_grid((1, 3, 10, 20)), _tensor(("delta", "mel", "time")), {}),
     "face-video": ModalityRow(toy_crops, _face_video, VIDEO),
+    "av-spectrogram": ModalityRow(toy_waveform, lambda x, p: AVSpectrogram(x, SR, n_fft=N_FFT, hop_length=HOP,
+                                                                         perturbation=p or "mean"), AUDIO),
     "audio-visual": ModalityRow(lambda b: (toy_waveform(b), toy_crops(b)), _audio_visual, {**AUDIO, **VIDEO},
                                 composite=True),
 }

@@ -134,3 +134,22 @@ def test_the_task_sets_its_method_defaults_under_the_users_flags(tmp_path):
     assert task_defaults(get_task("speaker"), method, method.config_class(), argparse.Namespace(
         set=[], config=None, **{k: None for k in ("areas", "window", "stride", "iterations", "batch_size", "seed")})
     ) == method.config_class()  # other tasks keep the method's own defaults
+
+
+def test_default_occlusion_windows_grow_with_the_clip_not_with_the_grid():
+    """A 4-s clip at defaults: 200 ms x 16 bins of the spectrogram (half-height hops) and 0.2 s x a quarter of the
+    crop of the face video, 640 windows in all (was about 2,000 at 3.84 s: 143 s on a quiet machine)."""
+    import math
+
+    from avxai.methods.occlusion import window_starts
+    from avxai.modalities.audio_visual import AVSpectrogram
+    from avxai.modalities.video import FaceVideo
+
+    spec = AVSpectrogram(0.1 * torch.randn(1, 1, 4 * 8000), 8000, n_fft=256, hop_length=80)
+    video = FaceVideo(torch.rand(1, 100, 3, 64, 64), 25.0)
+    counts = []
+    for part in (spec, video):
+        window, stride = part.occlusion_window()
+        counts.append(math.prod(len(window_starts(n, w, s)) for n, w, s in zip(part.grid_shape, window, stride)))
+    assert spec.occlusion_window() == ((16, 20), (8, 20)) and video.occlusion_window() == ((5, 16, 16), (5, 16, 16))
+    assert counts == [16 * 21, 20 * 16]  # 129 bins x 401 frames; 100 frames of 64 x 64
