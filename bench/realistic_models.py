@@ -198,7 +198,7 @@ def main() -> None:
                     default=["extremal", "occlusion", "saliency", "smoothgrad", "integrated-gradients"])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--iterations", type=int, default=10, help="extremal iterations N")
-    ap.add_argument("--occlusion-split", type=int, default=4, help="occlusion windows per grid axis")
+    ap.add_argument("--occlusion-split", type=int, default=8, help="occlusion windows per grid axis")
     ap.add_argument("--batch-size", type=int, default=16, help="occlusion batch (both arms)")
     ap.add_argument("--samples", type=int, default=16, help="SmoothGrad samples / integrated-gradients steps")
     ap.add_argument("--repeats", type=int, default=3)
