@@ -18,8 +18,14 @@ from avxai.modalities.base import Modality
 from avxai.models.contract import sample_rate_of
 from avxai.scorers.base import Scorer
 
-__all__ = ["check_output", "check_model_rate", "score_inputs", "score_and_output", "chunk_rows", "evaluate_masks",
-           "prepare_scorer", "mask_media", "top_fraction_mask"]
+__all__ = ["modality_device", "check_output", "check_model_rate", "score_inputs", "score_and_output", "chunk_rows",
+           "evaluate_masks", "prepare_scorer", "mask_media", "top_fraction_mask"]
+
+
+def modality_device(modality: Modality) -> torch.device:
+    """The device of the modality's representation (its first tensor for a composite one): where masks go."""
+    leaves = _leaves(modality.representation) or []
+    return leaves[0].device if leaves else torch.device("cpu")
 
 
 def check_model_rate(model: nn.Module, modality: Modality) -> None:
@@ -141,8 +147,9 @@ def evaluate_masks(model: nn.Module, modality: Modality, scorer: Scorer, masks: 
     Runs under ``torch.inference_mode``. ``progress`` is an optional tqdm bar advanced by rows done.
     """
     out = []
+    device = modality_device(modality)  # masks may be made on the CPU; each batch goes where the input is
     for rows in chunk_rows(masks.shape[0], batch_size, modality.batch_size):
-        out.append(score_inputs(model, modality, scorer, masks[rows]))
+        out.append(score_inputs(model, modality, scorer, masks[rows].to(device)))
         if progress is not None:
             progress.update(rows.stop - rows.start)
     return torch.cat(out)
@@ -156,7 +163,8 @@ def mask_media(modality: Modality, masks: dict[str, Tensor]) -> dict[str, tuple]
     gets ``"<name>_<kind>"`` keys.
     """
     media: dict[str, tuple] = {}
-    items = [("original", modality.representation)] + [(k, modality.apply_mask(m)) for k, m in masks.items()]
+    device = modality_device(modality)
+    items = [("original", modality.representation)] + [(k, modality.apply_mask(m.to(device))) for k, m in masks.items()]
     for label, representation in items:
         renderings = modality.media(representation)
         for kind, rendering in renderings.items():

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from avxai.explanation import Explanation
 from avxai.checks import check_positive_int
-from avxai.engine import check_output, chunk_rows, evaluate_masks, mask_media, score_inputs, top_fraction_mask
+from avxai.engine import (check_output, chunk_rows, evaluate_masks, mask_media, modality_device, score_inputs,
+                          top_fraction_mask)
 from avxai.methods.base import Method, MethodConfig, check_finite, new_explanation, report_warnings
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
@@ -66,13 +67,14 @@ def mask_gradients(model: nn.Module, modality: Modality, scorer: Scorer, masks: 
     Shape: masks ``(n, *grid)`` -> gradients ``(n, *grid)``, scores ``(n,)``.
     """
     grads, scores_out = [], []
+    device = modality_device(modality)  # the passes run where the input is; results come back where the masks are
     with torch.enable_grad():
         for rows in chunk_rows(masks.shape[0], batch_size, modality.batch_size):
-            m = masks[rows].detach().clone().requires_grad_(True)
+            m = masks[rows].detach().to(device).clone().requires_grad_(True)
             if noise is None:
                 scores = score_inputs(model, modality, scorer, m)
             else:
-                rep = modality.apply_mask(m) + noise[rows].to(m.dtype)
+                rep = modality.apply_mask(m) + noise[rows].to(m.device, m.dtype)
                 if modality.info.nonnegative:
                     rep = rep.clamp_min(0.0)
                 scores = _score_representation(model, modality, scorer, rep)
@@ -81,8 +83,8 @@ def mask_gradients(model: nn.Module, modality: Modality, scorer: Scorer, masks: 
             (g,) = torch.autograd.grad(scores.sum(), m, allow_unused=True)
             if g is None:
                 raise _no_gradient_error("mask")
-            grads.append(g.detach())
-            scores_out.append(scores.detach())
+            grads.append(g.detach().to(masks.device))
+            scores_out.append(scores.detach().to(masks.device))
     return torch.cat(grads), torch.cat(scores_out)
 
 
