@@ -330,8 +330,10 @@ class FrameSource:
     def __init__(self, path: "str | os.PathLike", fps: float | None, num_frames: int, frame_size: tuple[int, int]):
         self.path, self.fps = os.fspath(path), fps
         self.shape = torch.Size((int(num_frames), int(frame_size[0]), int(frame_size[1]), 3))
-        self.dtype = torch.uint8
+        self.dtype, self.ndim = torch.uint8, 4
         self._kept: dict[int, Tensor] = {}
+        #: decoded along with the first frame asked for: the 8 frames a figure strip shows (one pass for all)
+        self.prefetch = sorted({int(i) for i in np.linspace(0, max(self.shape[0] - 1, 0), 8).round()})
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -349,6 +351,8 @@ class FrameSource:
         """The frames at ``indices``, decoding the file once for those not kept. Shape: ``(k, H, W, 3)``."""
         wanted = [int(i) % self.shape[0] for i in indices]
         missing = sorted(set(wanted) - set(self._kept))
+        if missing and len(self._kept) == 0:
+            missing = sorted(set(missing) | set(self.prefetch))
         if missing:
             todo, start = set(missing), 0
             with warnings.catch_warnings():

@@ -197,6 +197,9 @@ def check_inputs(info: VideoInfo, name: str, fps: float, rate: int, options: AVE
             abs(info.audio_duration_s - info.duration_s) > 1.0 / info.fps + 0.05:
         problems.append(f"its sound lasts {info.audio_duration_s:.2f} s and its video {info.duration_s:.2f} s: "
                         "trim both to the same span")
+    if info.has_audio and info.fps and abs(info.audio_offset_s) > 1.0 / info.fps:
+        problems.append(f"its sound starts {info.audio_offset_s * 1000:+.0f} ms from its first frame (more than a "
+                        "frame; avxai reads both from t = 0): re-mux the clip with its streams aligned")
     if problems:
         raise ValueError(f"{name} does not fit the model ({fps:g} fps video, {rate} Hz mono audio): "
                          + "; ".join(f"({i + 1}) {p}" for i, p in enumerate(problems)))

@@ -91,7 +91,7 @@ def test_frames_come_as_a_stream_and_on_demand(clip_path):
     chunks = list(iter_frames(clip_path, chunk=8))
     assert [c.shape[0] for c in chunks] == [8, 8, 8, 6]  # never more than a chunk held by the reader
     source = FrameSource(clip_path, None, 30, (48, 64))
-    assert source.shape == (30, 48, 64, 3) and source.dim() == 4
+    assert source.shape == (30, 48, 64, 3) and source.dim() == source.ndim == 4
     assert levels(source[[3, 17, 29]]) == [3, 17, 29] and levels(source[5][None]) == [5]
     assert levels(source[:]) == list(range(30))
     with warnings.catch_warnings():
