@@ -28,7 +28,8 @@ def test_a_cut_between_two_faces_splits_the_track_and_sizes_each_shot():
     bystander = np.tile([[180.0, 90.0, 44.0]], (n, 1))  # small, in the background of both shots
     frames = render(n, SIZE, [("astronaut", hero), ("camera", other), ("astronaut", bystander)],
                     shades=np.array([0] * 15 + [1] * 15))
-    track = FaceTracker(crop_size=32).track(frames, "cut.mp4")
+    det = FaceTracker(crop_size=32).detect_stream([frames], "cut.mp4")  # detected once, followed three ways below
+    track = FaceTracker(crop_size=32).make_track(det, None, [frames], "cut.mp4")
     report = track.report
     assert report["shots"] == [0, 15]
     assert [(s["frame"], s["reason"]) for s in report["switches"]] == [(15, "shot cut")]
@@ -47,10 +48,10 @@ def test_a_cut_between_two_faces_splits_the_track_and_sizes_each_shot():
     assert len(bystander_ids) == 2  # one track per shot: tracks never cross a cut
     first = min(bystander_ids, key=lambda i: tracks[i]["first_frame"])
     with pytest.warns(UserWarning, match=r"\(--face \d\) is not found in 15 frame"):
-        small = FaceTracker(crop_size=32, face=first).track(frames, "cut.mp4")
+        small = FaceTracker(crop_size=32, face=first).make_track(det, None, [frames], "cut.mp4")
     assert np.abs(centre_x(small.boxes[:15]) - 202).max() < 6 and small.report["undetected"][0]["start"] == 15
     with pytest.raises(ValueError, match="face 9 is not one of the clip's faces: it has 4"):
-        FaceTracker(crop_size=32, face=9).track(frames, "cut.mp4")
+        FaceTracker(crop_size=32, face=9).follow(det, "cut.mp4")
 
 
 def test_a_face_leaving_the_frame_is_not_handed_to_the_bystander():
