@@ -283,7 +283,7 @@ def plan_for(method, problem, config, args):
     """The method's plan (:func:`avxai.methods.plan.plan_run`) under ``--max-memory``, printed (one line, also with
     ``--quiet``); the config the run uses (occlusion: its batch size from the budget)."""
     with memory_budget(args.max_memory):
-        config, plan = plan_run(method, problem.model, problem.modality, config)
+        config, plan = plan_run(method, problem.model, problem.modality, config, scorer=problem.scorer)
     if plan is not None:
         print(plan.line(), file=sys.stderr)
     return config, plan

@@ -197,11 +197,13 @@ class Footprint:
         return self.total + 2 * self.largest if grad else 2 * self.largest
 
 
-def measure_forward(model: nn.Module, model_input: Any, rows: int = 1, *, warm_time: bool = False) -> Footprint:
+def measure_forward(model: nn.Module, model_input: Any, rows: int = 1, *, warm_time: bool = False,
+                    check: Any = None) -> Footprint:
     """Run ``model`` once on ``model_input`` (``rows`` inputs) under ``torch.inference_mode`` in
     :func:`~avxai.hygiene.evaluation_mode` with forward hooks; per-input bytes and seconds (a lower bound:
     tensors made inside a module's forward that no module returns are not seen). ``warm_time``: a pass under
-    half a second runs twice and the faster counts (the first call pays one-off set-up costs)."""
+    half a second runs twice and the faster counts (the first call pays one-off set-up costs). ``check``: called on
+    the model's output (e.g. :func:`avxai.engine.check_output`); what it raises propagates."""
     sizes: list[int] = []
 
     def hook(module, inputs, output):
@@ -211,8 +213,10 @@ def measure_forward(model: nn.Module, model_input: Any, rows: int = 1, *, warm_t
     try:
         with evaluation_mode(model), torch.inference_mode():
             start = time.perf_counter()
-            model(model_input)
+            output = model(model_input)
             seconds = time.perf_counter() - start
+            if check is not None:
+                check(output)
             if warm_time and seconds < 0.5:
                 del sizes[:]
                 start = time.perf_counter()
@@ -320,12 +324,13 @@ class RowChunks(nn.Module):
 GRAD_MARGIN = 2.0
 
 
-def row_need(model: nn.Module, modality: Any, *, grad: bool = True, warm_time: bool = False) -> tuple[int, float]:
+def row_need(model: nn.Module, modality: Any, *, grad: bool = True, warm_time: bool = False,
+             check: Any = None) -> tuple[int, float]:
     """``(bytes, seconds)`` of one row (one perturbed input) of a forward pass (and a backward pass when
     ``grad``, with :data:`GRAD_MARGIN`), from one measured forward pass of the unmasked input."""
     inputs = max(1, int(getattr(modality, "batch_size", 1)))
     model_input = modality.model_input()
-    foot = measure_forward(model, model_input, rows=inputs, warm_time=warm_time)
+    foot = measure_forward(model, model_input, rows=inputs, warm_time=warm_time, check=check)
     need = foot.per_input(grad=grad) + tensor_bytes(model_input) // inputs
     return int(need * (GRAD_MARGIN if grad else 1.0)), foot.seconds * (3.0 if grad else 1.0)
 

@@ -84,7 +84,7 @@ MEMORY_MARGIN = 1.5
 
 
 def auto_batch_size(model: nn.Module, modality: Modality, budget: int | None = None, *,
-                    warm_time: bool = False) -> tuple[int, int, float]:
+                    warm_time: bool = False, check=None) -> tuple[int, int, float]:
     """``(batch, bytes per perturbed input, seconds per perturbed input)``: the perturbed inputs per forward pass
     that fit in ``budget`` (default :func:`avxai.memory.current_budget`), a multiple of the modality's batch, at
     most :data:`MAX_AUTO_BATCH` (measured with one forward pass of the unmasked input)."""
@@ -92,12 +92,15 @@ def auto_batch_size(model: nn.Module, modality: Modality, budget: int | None = N
     budget = current_budget(modality.representation.device) if budget is None else budget
     model_input = modality.model_input()
     try:
-        foot = measure_forward(model, model_input, rows=rows, warm_time=warm_time)
+        foot = measure_forward(model, model_input, rows=rows, warm_time=warm_time, check=check)
     except Exception:  # noqa: BLE001 - a model that fails on its input: the first scored batch reports it
+        if check is not None:  # the caller (a plan) wants to know
+            raise
         return min(MAX_AUTO_BATCH, max(rows, MAX_AUTO_BATCH // rows * rows)), 0, 0.0
-    cells = modality.representation.numel() // rows  # the mask and its bookkeeping: about one representation
-    per_input = foot.per_input(grad=False) + (tensor_bytes(model_input) + tensor_bytes(modality.representation)) // rows
-    per_input = int(MEMORY_MARGIN * (per_input + cells * modality.representation.element_size()))
+    # the model input, the perturbed representation, and the mask with its bookkeeping (about one representation)
+    per_input = foot.per_input(grad=False) + (tensor_bytes(model_input)
+                                              + 2 * tensor_bytes(modality.representation)) // rows
+    per_input = int(MEMORY_MARGIN * per_input)
     return batch_for_budget(per_input, budget, cap=max(rows, MAX_AUTO_BATCH), multiple=rows), per_input, foot.seconds
 
 

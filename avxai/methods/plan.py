@@ -18,20 +18,22 @@ from typing import Any, Callable
 
 from torch import nn
 
+from avxai.engine import check_output
 from avxai.memory import Plan, RowChunks, current_budget, rows_within_budget, row_need
 from avxai.methods.base import Method, MethodConfig
 from avxai.methods.extremal_config import ExtremalConfig
 from avxai.methods.occlusion import MAX_AUTO_BATCH, OcclusionConfig, auto_batch_size, occlusion_windows
 from avxai.modalities.base import Modality
+from avxai.scorers.base import Scorer
 
 __all__ = ["plan_run", "PLANNERS"]
 
 
-def _plan_occlusion(model: nn.Module, modality: Modality, config: OcclusionConfig,
-                    budget: int) -> tuple[OcclusionConfig, Plan]:
+def _plan_occlusion(model: nn.Module, modality: Modality, config: OcclusionConfig, budget: int,
+                    check: Callable[[Any], Any]) -> tuple[OcclusionConfig, Plan]:
     windows, _ = occlusion_windows(modality, config)
     rows = modality.batch_size
-    batch, per_input, seconds = auto_batch_size(model, modality, budget, warm_time=True)
+    batch, per_input, seconds = auto_batch_size(model, modality, budget, warm_time=True, check=check)
     if config.batch_size is not None:
         batch = config.batch_size
     per_forward = max(1, batch // rows)
@@ -43,10 +45,10 @@ def _plan_occlusion(model: nn.Module, modality: Modality, config: OcclusionConfi
     return replace(config, batch_size=per_forward * rows), plan
 
 
-def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig,
-                   budget: int) -> tuple[ExtremalConfig, Plan]:
+def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig, budget: int,
+                   check: Callable[[Any], Any]) -> tuple[ExtremalConfig, Plan]:
     rows = len(config.optimised_areas()) * modality.batch_size * (2 if config.variant == "dual" else 1)
-    per_row, seconds = row_need(model, modality, grad=True, warm_time=True)
+    per_row, seconds = row_need(model, modality, grad=True, warm_time=True, check=check)
     chosen, _ = rows_within_budget(model, modality, rows, budget=budget)
     notes = [chosen.plan_note] if isinstance(chosen, RowChunks) else []
     slower = 4.0 / 3.0 if notes else 1.0  # one more forward pass per backward pass
@@ -56,20 +58,27 @@ def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig,
     return config, plan
 
 
-#: method name -> ``planner(model, modality, config, budget) -> (config, Plan)``
+#: method name -> ``planner(model, modality, config, budget, check) -> (config, Plan)``
 PLANNERS: dict[str, Callable[..., tuple[Any, Plan]]] = {"occlusion": _plan_occlusion, "extremal": _plan_extremal}
 
 
 def plan_run(method: Method, model: nn.Module, modality: Modality, config: MethodConfig,
-             budget: int | None = None) -> tuple[MethodConfig, Plan | None]:
+             budget: int | None = None, scorer: Scorer | None = None) -> tuple[MethodConfig, Plan | None]:
     """The config to run with and the :class:`~avxai.memory.Plan` of ``method`` on ``modality``
     (``budget``: bytes, default :func:`avxai.memory.current_budget`); ``(config, None)`` for a method without a
-    planner or a model that fails on its input (the method's own first pass reports that)."""
+    planner or a model that fails on its input or returns no usable output (the method's own first pass reports
+    that, in one line, with no plan printed before it). ``scorer``: also checked on the measured output, so a
+    model whose output the scorer cannot read gets no plan either."""
     planner = PLANNERS.get(method.name)
     if planner is None:
         return config, None
     budget = current_budget(modality.representation.device) if budget is None else budget
+    def check(output: Any) -> None:
+        check_output(output)
+        if scorer is not None:
+            scorer.prepare(output)(output)
+
     try:
-        return planner(model, modality, config, budget)
-    except (RuntimeError, ValueError, TypeError):
+        return planner(model, modality, config, budget, check)
+    except Exception:  # noqa: BLE001 - a plan never stops a run: the method reports a failing model itself
         return config, None
