@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avxai.methods.base import MethodConfig
-from avxai.methods.smooth_mask import default_step, per_axis
+from avxai.methods.smooth_mask import default_sigma, default_step, per_axis
 from avxai.perturbations import parse_perturbation
 
 VARIANTS = ("preserve", "delete", "dual")
@@ -57,7 +57,9 @@ class ExtremalConfig(MethodConfig):
         never had, see docs/results/extremal_real_models.md); ``None``: every axis. ``step`` and ``sigma`` then
         have one value per mask axis. A single name is a one-axis tuple (``--set mask_axes=time``).
     sigma : smooth-mask kernel width in grid cells, per axis (the smallest feature a mask can have);
-        ``None``: twice ``step`` (below ``2 * step`` a run of ones dips between parameter points).
+        ``None``: twice ``step`` on 1- and 2-D grids (below that a run of ones dips between parameter points),
+        three times ``step`` on 3-D (video) grids, where ``2 * step`` leaves a dot lattice inside the kept blobs
+        (:data:`avxai.methods.smooth_mask.SIGMA_PER_STEP`).
     temperature : smooth-max temperature (0.05: close to a max over the neighbourhood).
     oversample : smooth-mask cells per step before linear upsampling to the grid (cost vs. sharpness).
     radius : the smooth max covers parameter points within ``radius * sigma`` along each axis.
@@ -199,7 +201,7 @@ class ExtremalConfig(MethodConfig):
         """Step and sigma per axis for a grid ``grid_shape`` (in grid cells)."""
         nd = len(grid_shape)
         step = per_axis(self.step, nd, "step") if self.step is not None else default_step(grid_shape)
-        sigma = per_axis(self.sigma, nd, "sigma") if self.sigma is not None else tuple(2.0 * s for s in step)
+        sigma = per_axis(self.sigma, nd, "sigma") if self.sigma is not None else default_sigma(step)
         return tuple(float(s) for s in step), sigma
 
     def optimised_areas(self) -> tuple[float, ...]:
