@@ -54,6 +54,8 @@ SPARSE_DETECTION_PIXELS = 640 * 360
 #: a clip whose frames take at most this many bytes is decoded whole for the figures; a longer one stays a
 #: :class:`~avxai.io.video_stream.FrameSource` (frames decoded when a figure shows them)
 SMALL_CLIP_BYTES = 256 << 20
+#: clips longer than this are scored one masked copy at a time for the audio/video shares
+LONG_CLIP_SECONDS = 10.0
 #: output level drop (dB) below which the level-aware scores add no penalty (a mask that removes the noise
 #: lowers the level a little)
 LEVEL_TOLERANCE_DB = 3.0
@@ -353,7 +355,9 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
         spec = AVSpectrogram(wav, rate, n_fft=n_fft, hop_length=hop, perturbation=audio_pert)
         av = AudioVisual(spec, video)  # checks that the streams are aligned within one video frame
     if options.shares:
-        shares = modality_shares(model, av, scorer).as_dict()
+        # one masked copy of the clip per pass on a long clip (4 at once held a 60-s clip's activations 4 times)
+        rows = 4 if video.num_frames / video.fps <= LONG_CLIP_SECONDS else 1
+        shares = modality_shares(model, av, scorer, batch_size=rows).as_dict()
     if options.stream == "av":
         target_model, modality = model, av
     elif options.stream == "video":

@@ -131,7 +131,7 @@ def test_the_task_sets_its_method_defaults_under_the_users_flags(tmp_path):
     assert config(set=["areas=[0.2]"]).iterations == 100 and config(set=["areas=[0.2]"]).areas == (0.2,)
     (tmp_path / "c.yaml").write_text("iterations: 40\n")
     assert config(config=str(tmp_path / "c.yaml")).iterations == 40
-    assert task_defaults(get_task("speaker"), method, method.config_class(), argparse.Namespace(
+    assert task_defaults(get_task("enhancement"), method, method.config_class(), argparse.Namespace(
         set=[], config=None, **{k: None for k in ("areas", "window", "stride", "iterations", "batch_size", "seed")})
     ) == method.config_class()  # other tasks keep the method's own defaults
 
@@ -153,3 +153,26 @@ def test_default_occlusion_windows_grow_with_the_clip_not_with_the_grid():
         counts.append(math.prod(len(window_starts(n, w, s)) for n, w, s in zip(part.grid_shape, window, stride)))
     assert spec.occlusion_window() == ((16, 20), (8, 20)) and video.occlusion_window() == ((5, 16, 16), (5, 16, 16))
     assert counts == [16 * 21, 20 * 16]  # 129 bins x 401 frames; 100 frames of 64 x 64
+
+
+def test_a_long_clip_scores_its_shares_one_copy_at_a_time(model, tmp_path, monkeypatch):
+    """Above LONG_CLIP_SECONDS the four masked copies of the shares run one per pass (bounded memory), with the
+    same result."""
+    import sys
+
+    path = write_clip(tmp_path / "clip.mp4", face_frames())
+    opts = AVEnhancementOptions(input=path, stream="video", shares=True, track_cache=tmp_path / "cache")
+    with pytest.warns(UserWarning, match="no --reference"):
+        batched = build(model, opts).metadata["av_shares"]
+    monkeypatch.setattr(sys.modules["avxai.tasks.av_enhancement"], "LONG_CLIP_SECONDS", 0.0)
+    calls = []
+    real = sys.modules["avxai.tasks.av_enhancement"].modality_shares
+    monkeypatch.setattr(sys.modules["avxai.tasks.av_enhancement"], "modality_shares",
+                        lambda *a, **k: calls.append(k.get("batch_size")) or real(*a, **k))
+    with pytest.warns(UserWarning, match="no --reference"):
+        one_by_one = build(model, opts).metadata["av_shares"]
+    assert calls == [1]
+    numbers = [k for k, v in batched.items() if isinstance(v, list) and all(isinstance(x, float) for x in v)]
+    assert {"audio", "video", "unmasked"} <= set(numbers)
+    for key in numbers:
+        assert one_by_one[key] == pytest.approx(batched[key], abs=1e-4), key
