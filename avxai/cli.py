@@ -226,6 +226,13 @@ def task_defaults(task: Task, method, config, args: argparse.Namespace):
     return dataclasses.replace(config, **keep) if keep else config
 
 
+def applied_task_defaults(task: Task, method, before, after) -> dict:
+    """The task's method defaults that :func:`task_defaults` put into the config (``before`` -> ``after``):
+    printed and saved in ``metadata["task_defaults"]``, so a run says which settings came from the task."""
+    defaults = getattr(task, "method_defaults", {}).get(method.name, {})
+    return {k: getattr(after, k) for k in defaults if getattr(after, k) != getattr(before, k)}
+
+
 def run_explain(args: argparse.Namespace) -> int:
     check_output_dir(args.out)  # before any work: a wrong --out fails now, not after the computation
     if args.threads is not None:
@@ -233,7 +240,12 @@ def run_explain(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     options = task_options(task, args)
     method = get_method(args.method)
-    config = task_defaults(task, method, method_config(method, args), args)
+    given = method_config(method, args)
+    config = task_defaults(task, method, given, args)
+    from_task = applied_task_defaults(task, method, given, config)
+    if from_task:
+        print(f"note: --task {task.name} sets {method.name} " + ", ".join(f"{k}={v!r}" for k, v in from_task.items())
+              + " (override with --set)", file=sys.stderr)
     problem = task.build(on_device(task_model(task, args), args.device), options)
     check_memory(problem, config)  # say up front what the batches need, not an allocator error after a minute
     config, plan = plan_for(method, problem, config, args)  # the plan: work, batches, memory, time; printed
@@ -244,6 +256,9 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"avxai explain: warning: {message}", file=sys.stderr)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
     explanation.metadata["task"] = task.name
+    if from_task:
+        explanation.metadata["task_defaults"] = {k: list(v) if isinstance(v, tuple) else v
+                                                 for k, v in from_task.items()}
     if plan is not None:
         explanation.metadata["plan"] = plan.as_dict()
     explanation.metadata["model_name"] = (Path(args.model.rstrip("/")).name if args.model else None) or \

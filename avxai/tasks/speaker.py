@@ -106,3 +106,12 @@ class SpeakerTask(Task, name="speaker", options=SpeakerOptions, model="speakerne
     """``--task speaker``: identification (``--target K`` or the predicted class;
     ``--score logit|probability|log-probability``) or verification (``--enroll E.wav``: cosine between the
     embeddings of the input and the enrollment)."""
+
+    #: defaults of the methods for this task (the CLI applies them to the fields no flag, --set or --config gave,
+    #: prints them and saves them in ``metadata["task_defaults"]``): extremal masks constant across frequency
+    #: (they choose *when*: which turns carry the speaker score) on the input's own noise floor. The speaker
+    #: score's question is about time (the task has no frequency region to score); with T-F masks and digital
+    #: silence the masks of a real encoder (Resemblyzer) keep scattered bands and blobs that score above the real
+    #: input. Measured in docs/results/extremal_real_models.md ("The speaker task's default"). For a T-F map:
+    #: ``--set mask_axes=null --set perturbation=null``.
+    method_defaults = {"extremal": {"mask_axes": ("time",), "perturbation": "floor"}}
