@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="extremal variant (dual: the kept face must carry the SDR and the removed face must lose it)")
     p.add_argument("--step", help="extremal mask step per axis (time,height,width) in cells, e.g. 50,2,2 "
                    "(default: the method's, about 32 parameters per axis)")
-    p.add_argument("--sigma", help="extremal mask sigma per axis in cells, e.g. 100,4,4 (default: twice the step)")
+    p.add_argument("--sigma", help="extremal mask sigma per axis in cells, e.g. 100,4,4 (default: three times the step on a video grid, twice on audio)")
     p.add_argument("--save", type=Path, help="also save the explanation of the first clip (figure, arrays) here")
     p.add_argument("--perturbation", default="mean-time",
                    help="what removed face pixels become (mean-time = the clip's mean face; spatial-blur, freeze, ...)")
