@@ -38,6 +38,7 @@ from avxai.memory import rows_within_budget
 from avxai.methods.area import AreaConstraint, area_regulariser, ones_of, ramp
 from avxai.methods.base import Method, new_explanation, report_warnings
 from avxai.methods.extremal_config import ExtremalConfig
+from avxai.methods.extremal_warnings import gradient_problems, score_problems
 from avxai.methods.optimisers import SGD, Adam
 from avxai.methods.parts import PartsMaskGenerator, modality_parts
 from avxai.methods.smooth_mask import SmoothMaskGenerator
@@ -196,7 +197,7 @@ class Extremal(Method):
         final = masks.detach().clamp(0.0, 1.0)
         output = output.detach() if isinstance(output, Tensor) else output
         # the one host synchronisation of the run's diagnostics: gradient cells that were NaN or infinite
-        problems = _gradient_problems(int(bad_grads), int(first_bad), params.numel() * max(1, len(hist["scores"]) - 1))
+        problems = gradient_problems(int(bad_grads), int(first_bad), params.numel() * max(1, len(hist["scores"]) - 1))
         if not bool(torch.isfinite(final).all()):
             raise ValueError("extremal perturbation produced NaN or infinite masks: the mask's parameters left the "
                              "finite range (a NaN learning rate or initial value?); nothing was saved")
@@ -215,7 +216,7 @@ class Extremal(Method):
             hist["deleted_score"] = scores_run[:, n:].to(dtype)
         history = {name: (values if isinstance(values, Tensor) else torch.stack(values))
                    .view(len(values), k_all, batch)[:, :k].transpose(1, 2).contiguous() for name, values in hist.items()}
-        problems += _score_problems(scores["preserved"], unmasked.to(dtype), removed.to(dtype), config, final)
+        problems += score_problems(scores["preserved"], unmasked.to(dtype), removed.to(dtype), config, final)
         report_warnings(problems)
         media_k = config.areas.index(config.media_mask_area())
         keep = final[:, media_k]
@@ -348,58 +349,6 @@ def _clamp(scores: Tensor, low: Tensor | None, high: Tensor | None) -> Tensor:
     if low is None:
         return scores
     return torch.maximum(torch.minimum(scores, high.to(scores.dtype)), low.to(scores.dtype))
-
-
-def _gradient_problems(bad: int, first: int, total: int) -> list[str]:
-    """A warning when the mask's gradient held NaN or infinite cells; ``ValueError`` when it mostly did."""
-    if bad == 0:
-        return []
-    share = bad / max(1, total)
-    what = (f"the mask's gradient was NaN or infinite in {bad} parameter cells over the run ({100 * share:.1f} %, "
-            f"first at iteration {first}): the model is singular at some of the perturbed inputs (a sqrt, log or "
-            "norm of an exactly silent or zero region); ")
-    if share > 0.5:
-        raise ValueError(what + "the masks could not be optimised. Use a perturbation that never makes exact zeros, "
-                         "e.g. perturbation='floor' (the input's own noise floor) or 'noise:30'")
-    return [what + "those cells were held still on those steps. perturbation='floor' (the input's own noise floor) "
-            "avoids exact zeros"]
-
-
-def _score_problems(preserved: Tensor, unmasked: Tensor, removed: Tensor, config: ExtremalConfig,
-                    masks: Tensor) -> list[str]:
-    """Warnings on the final masks ``(B, K, *grid)`` and their preserved scores ``(B, K)``: a preserved score far above
-    the unmasked one, an area off its target, a reward that barely moves (see ``ExtremalConfig``)."""
-    out = []
-    span = (unmasked - removed).abs()
-    level = torch.maximum(unmasked.abs(), removed.abs())
-    flat = level <= 0
-    ill = (span <= config.ill_conditioned * level) | flat
-    if bool(ill.any()):
-        rows = ill.nonzero().flatten().tolist()
-        out.append(f"ill-conditioned reward for input(s) {rows}: the score barely moves between the input "
-                   f"({_fmt(unmasked[rows])}) and the fully removed input ({_fmt(removed[rows])}); the model may "
-                   "ignore this perturbation (try another, e.g. perturbation='floor' or 'noise:10'), and the masks "
-                   "say little")
-    margin = torch.maximum(unmasked.abs(), span).unsqueeze(1) * (config.warn_above - 1.0)
-    above = preserved - unmasked.unsqueeze(1) > margin
-    if bool(above.any()):
-        cells = [(int(b), config.areas[int(a)]) for b, a in above.nonzero().tolist()]
-        out.append(f"the preserved score exceeds the unmasked one by more than {100 * (config.warn_above - 1):.0f} % "
-                   f"(input, area: {cells}; preserved {_fmt(preserved[above])} vs unmasked "
-                   f"{_fmt(unmasked.unsqueeze(1).expand_as(above)[above])}): the masks keep an input the model scores "
-                   "above the real one, likely one it was never meant to see; do not read them as the evidence. Use "
-                   "saturation=1.0 and perturbation='floor', or check with occlusion")
-    areas = masks.flatten(2).mean(dim=2)  # (B, K)
-    off = (areas - torch.tensor(config.areas, dtype=areas.dtype, device=areas.device)).abs() > config.area_tolerance
-    if bool(off.any()):
-        cells = [(int(b), config.areas[int(a)], round(float(areas[b, a]), 3)) for b, a in off.nonzero().tolist()]
-        out.append(f"final mask area off its target by more than {config.area_tolerance} (input, area, final area: "
-                   f"{cells}): the area constraint did not win against the score; raise iterations or growth")
-    return out
-
-
-def _fmt(values: Tensor) -> str:
-    return "[" + ", ".join(f"{float(v):.3g}" for v in values.flatten()[:6]) + (", ...]" if values.numel() > 6 else "]")
 
 
 def _reward(scores: Tensor, score_grad: Tensor, n: int) -> Tensor:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from avxai.faces import FaceTrack, FaceTracker
@@ -35,8 +34,8 @@ from avxai.modalities.video import FaceVideo
 from avxai.models.contract import crop_size_of, fps_of, sample_rate_of
 from avxai.tasks.audio import describe_input, read_waveform, stft_for
 from avxai.tasks.base import Problem, Task
-from avxai.scorers.base import rows_for
-from avxai.scorers.sdr import SDR, SISDR
+from avxai.scorers.level import LevelSDR, LevelSISDR
+from avxai.scorers.sdr import SISDR
 from avxai.tasks.enhancement import reference_scorer
 from avxai.viz.video import plot_frames_strip
 
@@ -56,9 +55,6 @@ SPARSE_DETECTION_PIXELS = 640 * 360
 SMALL_CLIP_BYTES = 256 << 20
 #: clips longer than this are scored one masked copy at a time for the audio/video shares
 LONG_CLIP_SECONDS = 10.0
-#: output level drop (dB) below which the level-aware scores add no penalty (a mask that removes the noise
-#: lowers the level a little)
-LEVEL_TOLERANCE_DB = 3.0
 #: baselines of masked cells: silence for the spectrogram, the clip's mean face (no motion) for the video
 DEFAULT_PERTURBATIONS = ("zero", "mean-time")
 
@@ -104,40 +100,6 @@ class AVEnhancementOptions:
     detect_every: int | None = None
     track_cache: "str | Path | None" = None
     level_aware: bool = True
-
-
-class _LevelAware:
-    """SDR / SI-SDR less the output's level drop: both ignore the output's scale, so a mask that keeps the whole
-    input at 1-3 % gain (the model's output scaled down with it) keeps the score and wins an extremal search
-    while explaining nothing. Here every dB the output's RMS falls below the unmasked output's, beyond
-    :data:`LEVEL_TOLERANCE_DB`, costs one dB of score."""
-
-    level: Tensor | None = None
-
-    def prepare(self, unmasked_output):
-        prepared = super().prepare(unmasked_output)
-        out = prepared._signals(unmasked_output).detach()
-        rows = torch.arange(out.shape[0])
-        prepared.level = out[rows, prepared.channel].pow(2).mean(-1).sqrt().clamp_min(1e-12)  # (batch,)
-        return prepared
-
-    def metric(self, estimate: Tensor, reference: Tensor) -> Tensor:
-        base = super().metric(estimate, reference)
-        level = rows_for(self.level.to(estimate.dtype), estimate.shape[0])
-        drop = 20.0 * torch.log10(level / estimate.pow(2).mean(-1).sqrt().clamp_min(1e-12))
-        return base - (drop - LEVEL_TOLERANCE_DB).clamp_min(0.0)
-
-    def describe(self) -> dict:
-        return {**super().describe(), "level_penalty": f"minus the dB by which the output's RMS falls more than "
-                                                       f"{LEVEL_TOLERANCE_DB:g} dB below the unmasked output's"}
-
-
-class LevelSDR(_LevelAware, SDR):
-    """BSS-eval SDR less the output's level drop (see :class:`_LevelAware`)."""
-
-
-class LevelSISDR(_LevelAware, SISDR):
-    """SI-SDR less the output's level drop (see :class:`_LevelAware`)."""
 
 
 def av_scorer(score: str | None, reference: Tensor | None, level_aware: bool = True):
