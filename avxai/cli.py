@@ -246,7 +246,12 @@ def run_explain(args: argparse.Namespace) -> int:
     if from_task:
         print(f"note: --task {task.name} sets {method.name} " + ", ".join(f"{k}={v!r}" for k, v in from_task.items())
               + " (override with --set)", file=sys.stderr)
-    problem = task.build(on_device(task_model(task, args), args.device), options)
+    with warnings.catch_warnings(record=True) as caught:  # the task's warnings (a lost face, no reference): one line
+        warnings.simplefilter("always", UserWarning)
+        problem = task.build(on_device(task_model(task, args), args.device), options)
+    build_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    for message in build_warnings:
+        print(f"avxai explain: warning: {message}", file=sys.stderr)
     check_memory(problem, config)  # say up front what the batches need, not an allocator error after a minute
     config, plan = plan_for(method, problem, config, args)  # the plan: work, batches, memory, time; printed
     with warnings.catch_warnings(), memory_budget(args.max_memory):  # printed below, once each, from the metadata
@@ -255,6 +260,8 @@ def run_explain(args: argparse.Namespace) -> int:
     for message in explanation.metadata.get("warnings", []):
         print(f"avxai explain: warning: {message}", file=sys.stderr)
     explanation.metadata.update({k: v for k, v in problem.metadata.items() if v is not None})
+    if build_warnings:
+        explanation.metadata["warnings"] = build_warnings + list(explanation.metadata.get("warnings", []))
     explanation.metadata["task"] = task.name
     if from_task:
         explanation.metadata["task_defaults"] = {k: list(v) if isinstance(v, tuple) else v

@@ -7,6 +7,7 @@ the command line, recipes and the browser, ``toys/`` holds every toy model and s
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,3 +27,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Face-track caches (``$AVXAI_CACHE_DIR``) go to a temporary folder, never the user's ``~/.cache/avxai``;
+    subprocesses inherit it through the environment."""
+    before = os.environ.get("AVXAI_CACHE_DIR")
+    os.environ["AVXAI_CACHE_DIR"] = str(tmp_path_factory.mktemp("avxai-cache"))
+    yield
+    if before is None:
+        os.environ.pop("AVXAI_CACHE_DIR", None)
+    else:
+        os.environ["AVXAI_CACHE_DIR"] = before

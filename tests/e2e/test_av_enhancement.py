@@ -178,13 +178,17 @@ def test_cli_occlusion_on_the_bundled_clip_finds_the_lower_face(tmp_path):
     assert bottom > top + 0.5  # the mouth is in the lower half of the crop
 
 
-def test_cli_pca_rgb_on_the_bundled_clip(tmp_path):
+def test_cli_pca_rgb_on_the_bundled_clip(tmp_path, capsys):
     out = tmp_path / "pca"
     code = main(["explain", "--task", "av-enhancement", "--input", str(CLIP), "--method", "pca-rgb",
                  "--stream", "video", "--out", str(out), "--quiet"])
     assert code == 0
     assert (out / "pca_rgb.mp4").exists() and (out / "frames.png").exists()
+    # the task's warning (no --reference) is one "avxai explain: warning:" line, not Python's file:line format
+    err = capsys.readouterr().err
+    assert "avxai explain: warning: no --reference" in err and "UserWarning" not in err
     doc = json.loads((out / "explanation.json").read_text())
+    assert any(w.startswith("no --reference") for w in doc["metadata"]["warnings"])
     assert doc["metadata"]["score_against"] == "model output on the unmasked input"
     assert doc["metadata"]["layers"] == {"video": "model.visual.trunk.1"}
 
