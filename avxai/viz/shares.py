@@ -33,7 +33,8 @@ def plot_shares(ax, shares: dict, title: str = "audio vs video") -> bool:
     if shares_at_floor(shares):
         ax.axis("off")
         ax.text(0.0, 0.5, f"{title}: not shown. Masking the audio silences the output, so its score sits at the "
-                f"scorer's floor (-100 dB)\nand a share would measure that floor, not the model.\nScores: {scores}.",
+                f"scorer's floor (-100 dB, lower with a\nlevel-aware score's penalty) and a share would measure that floor, "
+                f"not the model.\nScores: {scores}.",
                 transform=ax.transAxes, ha="left", va="center", fontsize=7)
         return False
     a_share, v_share = first("audio_share"), first("video_share")

@@ -233,7 +233,8 @@ def plot_video_explanation(explanation, index: int = 0, title: str | None = None
         plot_shares(rows[row].subplots(), shares)
         row += 1
     if audio is not None:
-        spec_ax, heat_ax = rows[row].subplots(1, 2, sharey=True)
+        # room for the spectrogram's colour-bar label, so it does not read as the map's axis label
+        spec_ax, heat_ax = rows[row].subplots(1, 2, sharey=True, gridspec_kw={"wspace": 0.45})
         _audio_row(rows[row], spec_ax, heat_ax, audio, index, explanation)
     fig.suptitle(title or title_of(explanation, index))
     return fig
