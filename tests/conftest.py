@@ -29,6 +29,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def restore_threads():
+    """Gives back torch's thread count after a test that sets it (a recipe's or the CLI's --threads)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
     """Face-track caches (``$AVXAI_CACHE_DIR``) go to a temporary folder, never the user's ``~/.cache/avxai``;

@@ -8,17 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The recipes set torch's thread count (--threads); give the rest of the suite its own back."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+# the recipes set torch's thread count (--threads): the rest of the suite gets its own back
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 def _recipe(name: str):

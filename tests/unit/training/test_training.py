@@ -27,14 +27,6 @@ from avxai.training import (
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def restore_threads():
-    """Gives back torch's thread count after a test that sets it."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _toy(seed: int = 0):
     """A 1x1 convolution learning to halve its input, the target with noise 20 dB below it (so the best
     loss is about -20 dB): (model, optimizer, next_batch)."""
