@@ -125,16 +125,22 @@ def plot_embedding_map(emap: EmbeddingMap, width: float = PAGE_WIDTH, colour_by:
     return fig
 
 
-def plot_top_segments(result: TopSegments, width: float = PAGE_WIDTH, cols: int = 4):
-    """Each top segment's spectrogram (dB) with its empirical receptive field drawn as a box."""
-    n = len(result.segments)
+
+def _tiles(n: int, what: str, width: float, cols: int, aspect: float):
+    """A grid of ``n`` tiles, ``cols`` per row (fewer when ``n`` is smaller), each ``aspect`` times as tall as
+    wide, every axis off until a tile is drawn in it: ``(fig, axes (rows, cols))``."""
     if n == 0:
-        raise ValueError("no segment to draw")
+        raise ValueError(f"no {what} to draw")
     cols = min(cols, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(width, width / cols * 0.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, width / cols * aspect * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    return fig, axes
+
+def plot_top_segments(result: TopSegments, width: float = PAGE_WIDTH, cols: int = 4):
+    """Each top segment's spectrogram (dB) with its empirical receptive field drawn as a box."""
+    fig, axes = _tiles(len(result.segments), "segment", width, cols, aspect=0.9)
     rate = result.sample_rate
     for ax, seg, patch in zip(axes.flat, result.segments, result.patches):
         ax.axis("on")
@@ -203,14 +209,7 @@ def plot_maximised_video(result: MaximisedVideo, width: float = PAGE_WIDTH, max_
 
 def plot_top_patches(result: TopPatches, width: float = PAGE_WIDTH, cols: int = 6):
     """Each top patch's peak frame with its empirical receptive field drawn as a box."""
-    n = len(result.patches)
-    if n == 0:
-        raise ValueError("no patch to draw")
-    cols = min(cols, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(width, width / cols * 1.25 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _tiles(len(result.patches), "patch", width, cols, aspect=1.25)
     for ax, p, img in zip(axes.flat, result.patches, result.images):
         ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
         (r0, r1), (c0, c1) = p["rows"], p["cols"]
