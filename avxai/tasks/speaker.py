@@ -92,8 +92,7 @@ def build(model: nn.Module, options: SpeakerOptions) -> Problem:
         label = "cosine to the enrollment " + ", ".join(
             f"'{Path(n).stem}'" if isinstance(n, (str, Path)) else "(tensor)" for n in names)
     else:
-        what = {"logit": "logit", "probability": "probability", "log-probability": "log-probability"}.get(
-            options.score or "logit", options.score)
+        what = options.score or "logit"
         label = f"{what} of class {options.target}" if options.target is not None else \
             f"{what} of the class predicted on the input"
     return Problem(model=model, modality=modality, scorer=scorer,
