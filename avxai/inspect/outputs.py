@@ -104,12 +104,18 @@ def write_embedding_map(emap: EmbeddingMap, out: "str | Path", waveforms: Sequen
     return out
 
 
+
+def _save_ranked(out: Path, key: str, items, fields, ranked: list[dict]) -> None:
+    """``arrays.npz`` of a ranking: ``<key>_NN`` (the patch or image), ``field_NN`` (its receptive field) and
+    ``activation`` (one per item, best first)."""
+    arrays = {f"{key}_{i:02d}": x for i, x in enumerate(items)}
+    arrays.update({f"field_{i:02d}": f for i, f in enumerate(fields)})
+    arrays["activation"] = np.array([r["activation"] for r in ranked])
+    np.savez_compressed(out / "arrays.npz", **arrays)
+
 def write_top_segments(result: TopSegments, out: "str | Path", meta: dict[str, Any] | None = None) -> Path:
     out = _folder(out)
-    arrays = {f"patch_{i:02d}": p for i, p in enumerate(result.patches)}
-    arrays.update({f"field_{i:02d}": f for i, f in enumerate(result.fields)})
-    arrays["activation"] = np.array([s["activation"] for s in result.segments])
-    np.savez_compressed(out / "arrays.npz", **arrays)
+    _save_ranked(out, "patch", result.patches, result.fields, result.segments)
     rows = []
     if result.segments:
         save_figure(plot_top_segments(result), out / "top_segments", formats=("png",))
@@ -153,10 +159,7 @@ def write_maximised_video(result: MaximisedVideo, out: "str | Path", meta: dict[
 
 def write_top_patches(result: TopPatches, out: "str | Path", meta: dict[str, Any] | None = None) -> Path:
     out = _folder(out)
-    arrays = {f"image_{i:02d}": im for i, im in enumerate(result.images)}
-    arrays.update({f"field_{i:02d}": f for i, f in enumerate(result.fields)})
-    arrays["activation"] = np.array([p["activation"] for p in result.patches])
-    np.savez_compressed(out / "arrays.npz", **arrays)
+    _save_ranked(out, "image", result.images, result.fields, result.patches)
     if result.patches:
         save_figure(plot_top_patches(result), out / "top_patches", formats=("png",))
     write_json(out / "inspect.json", {"tool": "top-segments", "input": "face clips", **result.metadata,
