@@ -12,20 +12,35 @@ cells (the uniform share), per input and, on the audio-visual grid, per part (ea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 from torch import Tensor, nn
+from toys.problems import (
+    CROP,
+    FPS,
+    FRAMES,
+    HOP,
+    N_FFT,
+    SPEC_REGION,
+    SR,
+    VIDEO_REGION,
+    AVRegion,
+    FaceRegion,
+    SpectrogramRegion,
+    region_mask,
+    spec_grid_shape,
+    toy_crops,
+    toy_waveform,
+)
 
 from avxai import ClassLogit, Spectrogram
 from avxai.methods import METHODS
 from avxai.modalities.audio_visual import AudioVisual
 from avxai.modalities.video import FaceVideo
-
-from toys.problems import (CROP, FPS, FRAMES, HOP, N_FFT, SPEC_REGION, SR, VIDEO_REGION, AVRegion, FaceRegion,
-                           SpectrogramRegion, region_mask, spec_grid_shape, toy_crops, toy_waveform)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 BATCH = 2
@@ -105,9 +120,11 @@ FAST_CONFIGS = {
     # refuses it by design); the mask is the one space every problem shares
     "smoothgrad": Fast(lambda p, _: METHODS["smoothgrad"].config_class(samples=4, noise_on="mask", seed=1)),
     "integrated-gradients": Fast(lambda p, _: METHODS["integrated-gradients"].config_class(steps=8)),
-    # the toys' Grad-CAM layers: the spectrogram's (n, 4, freq, frames) features, the face's (n, 4, frames, h, w)
+    # the toys' Grad-CAM layers: the spectrogram's (n, 4, freq, frames) features, the face's (n, 4, frames, h, w);
+    # the audio-visual toy has no convolution to find by default: one layer per stream, named
     "gradcam": Fast(lambda p, name: METHODS["gradcam"].config_class(
-        layer={"spectrogram": "features", "face-video": "clip_features", "audio-visual": "audio.features"}[name])),
+        layer={"spectrogram": "features", "face-video": "clip_features",
+               "audio-visual": {"audio": "audio.features", "video": "video.clip_features"}}[name])),
     "extremal": Fast(_extremal),
     "pca-rgb": Fast(lambda p, _: METHODS["pca-rgb"].config_class(), localises=False,
                     why="PCA-RGB colours a layer's features by their principal components; it does not attribute "
@@ -116,11 +133,7 @@ FAST_CONFIGS = {
 
 #: (method, problem) rows that fail today, with the reason; strict xfails: a row that starts passing fails the
 #: suite, so that its entry is removed here
-KNOWN_FAILURES = {
-    ("gradcam", "audio-visual"): "Grad-CAM maps a layer's activation axes onto the grid's axes, and the audio-visual "
-                                 "grid has one joint axis: it raises ValueError instead of explaining each stream "
-                                 "through its part (no composite-modality support)",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _rows():
