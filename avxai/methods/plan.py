@@ -13,7 +13,7 @@ the measured forward pass times the passes (a backward pass counted as two forwa
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from torch import nn
@@ -26,7 +26,20 @@ from avxai.methods.occlusion import MAX_AUTO_BATCH, OcclusionConfig, auto_batch_
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
-__all__ = ["plan_run", "PLANNERS"]
+__all__ = ["plan_run", "PLANNERS", "RowPlan", "auto_segment_seconds", "SEGMENT_CHOICES"]
+
+#: the segment lengths (seconds) :func:`auto_segment_seconds` chooses from
+SEGMENT_CHOICES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 40, 60, 90, 120, 180, 240, 300, 600)
+#: below this many seconds a segment's rows run one at a time rather than the segment get shorter
+MIN_BATCHED_SEGMENT_S = 2.0
+
+
+@dataclass
+class RowPlan(Plan):
+    """A :class:`~avxai.memory.Plan` of a method whose rows keep their activations (extremal), with the bytes of
+    one row of the whole input (``row_bytes``, a lower bound): what :func:`auto_segment_seconds` reads."""
+
+    row_bytes: int = 0
 
 
 def _plan_occlusion(model: nn.Module, modality: Modality, config: OcclusionConfig, budget: int,
@@ -52,9 +65,9 @@ def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig,
     chosen, _ = rows_within_budget(model, modality, rows, budget=budget)
     notes = [chosen.plan_note] if isinstance(chosen, RowChunks) else []
     slower = 4.0 / 3.0 if notes else 1.0  # one more forward pass per backward pass
-    plan = Plan("extremal", f"{config.iterations} iterations x {rows} masks", config.iterations + 1, rows,
-                rows * per_row if not notes else min(rows, chosen.chunk) * per_row, budget,
-                seconds * rows * config.iterations * slower, notes)
+    plan = RowPlan("extremal", f"{config.iterations} iterations x {rows} masks", config.iterations + 1, rows,
+                   rows * per_row if not notes else min(rows, chosen.chunk) * per_row, budget,
+                   seconds * rows * config.iterations * slower, notes, row_bytes=per_row)
     return config, plan
 
 
@@ -82,3 +95,22 @@ def plan_run(method: Method, model: nn.Module, modality: Modality, config: Metho
         return planner(model, modality, config, budget, check)
     except Exception:  # noqa: BLE001 - a plan never stops a run: the method reports a failing model itself
         return config, None
+
+
+def auto_segment_seconds(plan: Plan | None, duration_s: float | None) -> float | None:
+    """The segment length (seconds, from :data:`SEGMENT_CHOICES`) for an input of ``duration_s`` whose one row
+    of the whole input does not fit the plan's budget; ``None`` when it fits (or the plan does not say).
+
+    The need of a row is taken as proportional to the input's length: a segment is as long as lets all the
+    plan's rows fit the budget at once, or, when that is under :data:`MIN_BATCHED_SEGMENT_S`, one row at a time
+    (the rows then run in chunks, :class:`~avxai.memory.RowChunks`); at least 1 s.
+    """
+    row = getattr(plan, "row_bytes", 0)
+    if not row or not duration_s or row <= plan.budget:
+        return None
+    per_second = row / duration_s
+    fits = plan.budget / (max(1, plan.batch) * per_second)
+    if fits < MIN_BATCHED_SEGMENT_S:
+        fits = plan.budget / per_second
+    chosen = [s for s in SEGMENT_CHOICES if s <= fits] or [SEGMENT_CHOICES[0]]
+    return float(chosen[-1]) if chosen[-1] < duration_s else None

@@ -12,35 +12,31 @@ The spectrogram is on the model's own STFT unless ``n_fft`` / ``hop_length`` are
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import Tensor, nn
 
 from avxai.faces import FaceTrack, FaceTracker
 from avxai.io.video import VideoClip
-from avxai.io.video_stream import FrameSource, VideoInfo, iter_frames, probe_video, read_audio_track
-from avxai.tracking import Detections
+from avxai.io.video_stream import FrameSource, VideoInfo, probe_video, read_audio_track
 from avxai.metrics.shares import modality_shares
 from avxai.modalities.audio_visual import AudioVisual, AVSpectrogram, FixedAudio, FixedVideo
 from avxai.io.audio import resample as resample_audio
 from avxai.modalities.video import FaceVideo
 from avxai.models.contract import crop_size_of, fps_of, sample_rate_of
 from avxai.tasks.audio import describe_input, read_waveform, stft_for
+from avxai.tasks.av_tracking import cache_file, track_file
 from avxai.tasks.base import Problem, Task
 from avxai.scorers.level import LevelSDR, LevelSISDR
 from avxai.scorers.sdr import SISDR
 from avxai.tasks.enhancement import reference_scorer
 from avxai.viz.video import plot_frames_strip
 
-__all__ = ["AVEnhancementOptions", "AVEnhancementTask", "DEFAULT_PERTURBATIONS", "STREAMS", "build",
-           "split_perturbation"]
+__all__ = ["AVEnhancementOptions", "AVEnhancementTask", "DEFAULT_PERTURBATIONS", "STREAMS", "build", "cache_file",
+           "split_perturbation", "track_file"]
 
 #: what ``stream`` explains: both streams on one joint grid, the face video alone, the spectrogram alone
 STREAMS = ("av", "video", "audio")
@@ -80,6 +76,8 @@ class AVEnhancementOptions:
         of scale-invariant scores.
     track_cache : folder of cached face detections (default ``$AVXAI_CACHE_DIR/tracks`` or
         ``~/.cache/avxai/tracks``; ``"off"``: no cache), keyed by the file's hash and the tracker settings.
+    start_s, end_s : explain only this time range of the clip (seconds, on video frames; ``None``: its start / end).
+        The face is tracked on the whole clip (cached) and the crops, the sound and the reference are sliced.
     """
 
     input: "str | Path | VideoClip"
@@ -100,6 +98,8 @@ class AVEnhancementOptions:
     detect_every: int | None = None
     track_cache: "str | Path | None" = None
     level_aware: bool = True
+    start_s: float | None = None
+    end_s: float | None = None
 
 
 def av_scorer(score: str | None, reference: Tensor | None, level_aware: bool = True):
@@ -169,64 +169,58 @@ def check_inputs(info: VideoInfo, name: str, fps: float, rate: int, options: AVE
                          + "; ".join(f"({i + 1}) {p}" for i, p in enumerate(problems)))
 
 
-def cache_file(path: "str | Path", tracker: FaceTracker, fps: float | None, folder: "str | Path | None") -> Path | None:
-    """Where the detections of ``path`` with ``tracker``'s settings are cached: ``FOLDER/<sha256>.npz``, the hash
-    of the file's bytes, the settings and the frame-rate conversion; ``None`` when caching is off."""
-    if str(folder) == "off":
-        return None
-    folder = Path(folder) if folder is not None else Path(
-        os.environ.get("AVXAI_CACHE_DIR") or Path.home() / ".cache" / "avxai") / "tracks"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    digest.update(json.dumps({**tracker.settings(), "fps": fps, "version": 1}, sort_keys=True).encode())
-    return folder / f"{digest.hexdigest()[:32]}.npz"
+class FrameRange:
+    """Frames ``start`` to ``stop`` of a clip's frames (a tensor or a :class:`FrameSource`), indexed from 0.
+
+    Shape: ``shape`` ``(stop - start, height, width, 3)``; ``frames[i]`` ``(height, width, 3)`` uint8.
+    """
+
+    def __init__(self, frames: Any, start: int, stop: int):
+        self.source, self.start = frames, int(start)
+        self.shape = (int(stop) - int(start), *tuple(frames.shape[1:]))
+        self.dtype, self.ndim = frames.dtype, 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def dim(self) -> int:
+        return 4
+
+    def detach(self) -> "FrameRange":
+        return self
+
+    def cpu(self) -> "FrameRange":
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            index = list(range(*index.indices(self.shape[0])))
+        if isinstance(index, (list, tuple)):
+            return self.source[[self.start + int(i) % self.shape[0] for i in index]]
+        return self.source[self.start + int(index) % self.shape[0]]
 
 
-def _load_detections(file: Path | None) -> Detections | None:
-    if file is None or not file.exists():
-        return None
-    try:
-        with np.load(file) as z:
-            return Detections(frames=z["frames"], boxes=z["boxes"], probs=z["probs"], points=z["points"],
-                              detect_frames=z["detect_frames"], cuts=z["cuts"].tolist(),
-                              num_frames=int(z["num_frames"]), frame_size=tuple(int(v) for v in z["frame_size"]))
-    except (OSError, KeyError, ValueError) as err:
-        warnings.warn(f"ignoring the unreadable cached track {file} ({err}); detecting again", stacklevel=3)
-        return None
+def frame_range(options: AVEnhancementOptions, num_frames: int, fps: float) -> tuple[int, int]:
+    """``(first, stop)`` video frames of ``options.start_s`` / ``end_s`` (the whole clip when not given)."""
+    first = 0 if options.start_s is None else int(round(options.start_s * fps))
+    stop = num_frames if options.end_s is None else min(num_frames, int(round(options.end_s * fps)))
+    if first < 0 or stop - first < 2:
+        raise ValueError(f"the time range {options.start_s}-{options.end_s} s holds {max(0, stop - first)} of the "
+                         f"clip's {num_frames} frames ({num_frames / fps:.2f} s at {fps:g} fps); give a range of at "
+                         "least two frames inside the clip")
+    return first, stop
 
 
-def _save_detections(file: Path | None, det: Detections) -> None:
-    if file is None:
-        return
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez(tmp, frames=det.frames, boxes=det.boxes, probs=det.probs, points=det.points,
-                 detect_frames=det.detect_frames, cuts=np.asarray(det.cuts, np.int64), num_frames=det.num_frames,
-                 frame_size=np.asarray(det.frame_size))
-        os.replace(tmp, file)
-    except OSError as err:
-        warnings.warn(f"could not cache the face track in {file} ({err}); the next run detects again", stacklevel=3)
-
-
-def track_file(path: "str | Path", tracker: FaceTracker, *, fps: float, convert: bool, cache=None,
-               name: str | None = None) -> tuple[FaceTrack, dict]:
-    """Track the face in a video file as a stream (never holding all its frames): detections from the cache
-    or one decoding pass, then a second pass that cuts the crops. Returns the track and how it was made."""
-    name = name or str(path)
-    target = fps if convert else None
-    file = cache_file(path, tracker, target, cache)
-    det = _load_detections(file)
-    cached = det is not None
-    if det is None:
-        info = probe_video(path)
-        small = iter_frames(path, fps=target, chunk=tracker.batch_size * 2, max_side=tracker.detect_side or None)
-        det = tracker.detect_stream(small, name, frame_size=(info.height, info.width))
-        _save_detections(file, det)
-    track = tracker.make_track(det, None, iter_frames(path, fps=target, chunk=16), name, fps)  # 16 full frames at a time
-    return track, {"cache": None if file is None else str(file), "from_cache": cached}
+def _slice_clip(track: FaceTrack, frames: Any, audio, span: tuple[int, int], fps: float):
+    """The track, frames and audio ``((channels, time), rate)`` of video frames ``span`` of the clip."""
+    first, stop = span
+    cut = {k: getattr(track, k)[first:stop] for k in ("boxes", "detected", "crops", "raw_boxes", "landmarks", "probs")}
+    track = replace(track, **cut)
+    frames = frames[first:stop] if isinstance(frames, Tensor) else FrameRange(frames, first, stop)
+    if audio is not None and audio[0] is not None:
+        wav, rate = audio
+        audio = (wav[:, int(round(first * rate / fps)):int(round(stop * rate / fps))], rate)
+    return track, frames, audio
 
 
 def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: str, fps: float, info: VideoInfo):
@@ -248,6 +242,9 @@ def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: s
         if track.num_frames * track.frame_size[0] * track.frame_size[1] * 3 <= SMALL_CLIP_BYTES:
             frames = frames[:]  # a short clip's frames fit: decoded once, a tensor for the figures
         audio = read_audio_track(options.input)
+    span = frame_range(options, track.num_frames, fps)
+    if span != (0, track.num_frames):
+        track, frames, audio = _slice_clip(track, frames, audio, span, fps)
     video = FaceVideo(track.crops.unsqueeze(0), fps if options.fps_convert or not isinstance(options.input, VideoClip)
                       else options.input.fps, perturbation=perturbation, track=track, frames=frames,
                       source=None if isinstance(options.input, VideoClip) else str(options.input))
@@ -301,6 +298,9 @@ def build(model: nn.Module, options: AVEnhancementOptions) -> Problem:
     if rate != model_rate:
         wav, rate = resample_audio(wav, rate, model_rate), model_rate
     wav = wav.unsqueeze(0).contiguous()  # (1, 1, time)
+    if reference is not None and (options.start_s, options.end_s) != (None, None):  # time-aligned: its same range
+        first = int(round(int(round((options.start_s or 0.0) * fps)) * model_rate / fps))
+        reference = reference[..., first:first + wav.shape[-1]]
     if reference is not None and reference.shape[-1] != wav.shape[-1]:
         raise ValueError(f"the reference has {reference.shape[-1]} samples but the audio of {name} has "
                          f"{wav.shape[-1]} ({wav.shape[-1] / rate:.3f} s); they must cover the same time (cut or "
