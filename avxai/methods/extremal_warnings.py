@@ -29,9 +29,12 @@ def gradient_problems(bad: int, first: int, total: int) -> list[str]:
 
 
 def score_problems(preserved: Tensor, unmasked: Tensor, removed: Tensor, config: ExtremalConfig,
-                    masks: Tensor) -> list[str]:
+                    masks: Tensor, areas: Tensor | None = None) -> list[str]:
     """Warnings on the final masks ``(B, K, *grid)`` and their preserved scores ``(B, K)``: a preserved score far above
-    the unmasked one, an area off its target, a reward that barely moves (see ``ExtremalConfig``)."""
+    the unmasked one, an area off its target, a reward that barely moves (see ``ExtremalConfig``).
+
+    ``areas`` ``(B, K)``: the masks' areas as the constraint counts them (:func:`avxai.methods.parts.mask_area`: on
+    an audio-visual grid the parts weigh by ``part_weights``, not by cells); ``None``: the mean over the grid."""
     out = []
     span = (unmasked - removed).abs()
     level = torch.maximum(unmasked.abs(), removed.abs())
@@ -52,7 +55,7 @@ def score_problems(preserved: Tensor, unmasked: Tensor, removed: Tensor, config:
                    f"{fmt(unmasked.unsqueeze(1).expand_as(above)[above])}): the masks keep an input the model scores "
                    "above the real one, likely one it was never meant to see; do not read them as the evidence. Use "
                    "saturation=1.0 and perturbation='floor', or check with occlusion")
-    areas = masks.flatten(2).mean(dim=2)  # (B, K)
+    areas = masks.flatten(2).mean(dim=2) if areas is None else areas  # (B, K)
     off = (areas - torch.tensor(config.areas, dtype=areas.dtype, device=areas.device)).abs() > config.area_tolerance
     if bool(off.any()):
         cells = [(int(b), config.areas[int(a)], round(float(areas[b, a]), 3)) for b, a in off.nonzero().tolist()]

@@ -18,8 +18,9 @@ or as one number for every axis.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,7 +29,7 @@ from avxai.methods.smooth_mask import SmoothMaskGenerator
 from avxai.modalities.base import Modality
 from avxai.modalities.composite import CompositeModality
 
-__all__ = ["modality_parts", "split_per_part", "PartsMaskGenerator"]
+__all__ = ["PartsMaskGenerator", "mask_area", "modality_parts", "part_areas", "split_per_part"]
 
 
 def modality_parts(modality: Modality) -> tuple | None:
@@ -55,6 +56,32 @@ def split_per_part(value: Any, parts: Sequence[Any], name: str) -> list[Any]:
         out.append(values[start:start + d])
         start += d
     return out
+
+
+def part_areas(modality: Modality, masks: Tensor) -> Tensor | None:
+    """The area (mean) of each part's mask, or ``None`` for a plain modality.
+
+    Shape: masks ``(..., N)`` on the joint grid -> ``(..., parts)``.
+    """
+    if not isinstance(modality, CompositeModality):
+        return None
+    flat = masks.reshape(-1, masks.shape[-1])
+    areas = torch.stack([m.flatten(1).mean(dim=1) for m in modality.split_mask(flat)], dim=1)
+    return areas.reshape(*masks.shape[:-1], areas.shape[-1])
+
+
+def mask_area(modality: Modality, masks: Tensor) -> Tensor:
+    """The area of masks as the area constraint counts it: the mean over the grid for a plain modality; for a
+    composite one the parts' areas weighed by ``part_weights`` (equal by default: the audio mask's area and the
+    video mask's count alike, not by their cell counts, which differ eightfold on the bundled AV clip).
+
+    Shape: masks ``(n, *grid)`` -> ``(n,)``.
+    """
+    areas = part_areas(modality, masks.reshape(masks.shape[0], -1))
+    if areas is None:
+        return masks.reshape(masks.shape[0], -1).mean(dim=1)
+    weights = torch.tensor(modality.part_weights, dtype=areas.dtype, device=areas.device)
+    return areas @ (weights / weights.sum())
 
 
 class PartsMaskGenerator:
