@@ -115,14 +115,18 @@ def score_inputs(model: nn.Module, modality: Modality, scorer: Scorer, masks: Te
     return score_and_output(model, modality, scorer, masks)[0]
 
 
-def score_and_output(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor) -> tuple[Tensor, Any]:
+def score_and_output(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor, *,
+                     check_finite: bool | None = None) -> tuple[Tensor, Any]:
     """:func:`score_inputs` and the model output it scored.
 
-    Masks that require gradients (an optimisation loop: extremal's iterations) skip the finiteness check of the
-    output, which would synchronise the host with the device once per step; the unmasked output was checked
-    (:func:`prepare_scorer`) and the loop watches its own gradients and masks.
+    ``check_finite``: whether to check that the output is finite (a host synchronisation with the device); by
+    default only for masks that do not require gradients. An optimisation loop (extremal's iterations) skips it
+    every step: the unmasked output was checked (:func:`prepare_scorer`) and the loop watches its own gradients
+    and masks.
     """
-    output = check_output(model(modality.perturb(masks)), finite=not (masks.requires_grad and torch.is_grad_enabled()))
+    if check_finite is None:
+        check_finite = not (masks.requires_grad and torch.is_grad_enabled())
+    output = check_output(model(modality.perturb(masks)), finite=check_finite)
     scores = scorer(output)
     if scores.dim() != 1 or scores.shape[0] != masks.shape[0]:
         raise ValueError(

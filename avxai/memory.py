@@ -35,11 +35,10 @@ from torch.utils.checkpoint import checkpoint
 
 from avxai.hygiene import evaluation_mode, model_device
 
-__all__ = ["tensor_bytes", "available_memory", "forward_footprint", "check_batch_memory", "parse_size",
+__all__ = ["tensor_bytes", "available_memory", "check_batch_memory", "parse_size",
            "format_size", "default_budget", "memory_budget", "current_budget", "Footprint", "measure_forward",
-           "batch_for_budget", "Plan", "RowChunks", "PerturbedModel", "MasksAsInput", "row_need",
-           "rows_within_budget", "DEFAULT_BUDGET",
-           "GRAD_MARGIN"]
+           "batch_for_budget", "FootprintRecorder", "Plan", "RowChunks", "PerturbedModel", "MasksAsInput",
+           "row_need", "rows_within_budget", "DEFAULT_BUDGET", "GRAD_MARGIN"]
 
 #: the default budget for the batches of perturbed inputs, bytes (capped at half the memory available)
 DEFAULT_BUDGET = 1 << 30
@@ -74,25 +73,6 @@ def available_memory(device: "torch.device | str" = "cpu") -> int | None:
     return None
 
 
-def forward_footprint(model: nn.Module, model_input: Any) -> int:
-    """Bytes of the largest output of any module of ``model`` in one forward pass on ``model_input`` (run under
-    ``torch.inference_mode`` in :func:`~avxai.hygiene.evaluation_mode`; hooks removed afterwards)."""
-    largest = [0]
-
-    def hook(module, inputs, output):
-        largest[0] = max(largest[0], tensor_bytes(output))
-
-    # TorchScript modules take no hooks: their outputs are seen by the nearest Python module around them
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not isinstance(m, torch.jit.ScriptModule)]
-    try:
-        with evaluation_mode(model), torch.inference_mode():
-            model(model_input)
-    finally:
-        for h in handles:
-            h.remove()
-    return largest[0]
-
-
 def _gib(n: float) -> str:
     return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.1f} MiB"
 
@@ -108,7 +88,7 @@ def check_batch_memory(model: nn.Module, model_input: Any, representation: Any, 
     the model fails on the input (the method will report that failure).
     """
     try:
-        largest = forward_footprint(model, model_input)
+        largest = measure_forward(model, model_input).largest  # the largest module output, bytes
     except Exception as err:  # noqa: BLE001
         text = str(err).lower()
         if "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text:
@@ -197,6 +177,43 @@ class Footprint:
         return self.total + 2 * self.largest if grad else 2 * self.largest
 
 
+class FootprintRecorder:
+    """Forward hooks on every module of ``model`` during a ``with`` block: the bytes of every module output and of
+    the model's input (its root's arguments; 0 for a TorchScript root, which takes no hooks) in the passes made
+    inside it, so that a pass a method makes anyway (extremal's fully-removed score) measures the memory too.
+    ``rows``: inputs in the recorded pass; :meth:`footprint` and :meth:`row_need` are per input."""
+
+    def __init__(self, model: nn.Module, rows: int = 1):
+        self.model, self.rows = model, max(1, int(rows))
+        self.sizes: list[int] = []
+        self.input_bytes = 0
+        self._handles: list[Any] = []
+
+    def _hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        self.sizes.append(tensor_bytes(output))
+        if module is self.model:
+            self.input_bytes = tensor_bytes(inputs)
+
+    def __enter__(self) -> "FootprintRecorder":
+        self._handles = [m.register_forward_hook(self._hook) for m in self.model.modules()
+                         if not isinstance(m, torch.jit.ScriptModule)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+    def footprint(self, seconds: float = 0.0) -> Footprint:
+        """Per input: the largest module output, the sum of all module outputs and ``seconds / rows``."""
+        # the root module's output is counted once; nested containers repeat their last child's output: a bound
+        return Footprint(largest=max(self.sizes, default=0) // self.rows, total=sum(self.sizes) // self.rows,
+                         seconds=seconds / self.rows)
+
+    def row_need(self, *, grad: bool = True) -> int:
+        """Bytes of one row of a forward (and backward, ``grad``) pass, as :func:`row_need` from this recording."""
+        return _need(self.footprint(), self.input_bytes // self.rows, grad)
+
+
 def measure_forward(model: nn.Module, model_input: Any, rows: int = 1, *, warm_time: bool = False,
                     check: Any = None) -> Footprint:
     """Run ``model`` once on ``model_input`` (``rows`` inputs) under ``torch.inference_mode`` in
@@ -204,30 +221,18 @@ def measure_forward(model: nn.Module, model_input: Any, rows: int = 1, *, warm_t
     tensors made inside a module's forward that no module returns are not seen). ``warm_time``: a pass under
     half a second runs twice and the faster counts (the first call pays one-off set-up costs). ``check``: called on
     the model's output (e.g. :func:`avxai.engine.check_output`); what it raises propagates."""
-    sizes: list[int] = []
-
-    def hook(module, inputs, output):
-        sizes.append(tensor_bytes(output))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not isinstance(m, torch.jit.ScriptModule)]
-    try:
-        with evaluation_mode(model), torch.inference_mode():
+    with FootprintRecorder(model, rows) as seen, evaluation_mode(model), torch.inference_mode():
+        start = time.perf_counter()
+        output = model(model_input)
+        seconds = time.perf_counter() - start
+        if check is not None:
+            check(output)
+        if warm_time and seconds < 0.5:
+            del seen.sizes[:]
             start = time.perf_counter()
-            output = model(model_input)
-            seconds = time.perf_counter() - start
-            if check is not None:
-                check(output)
-            if warm_time and seconds < 0.5:
-                del sizes[:]
-                start = time.perf_counter()
-                model(model_input)
-                seconds = min(seconds, time.perf_counter() - start)
-    finally:
-        for h in handles:
-            h.remove()
-    rows = max(1, int(rows))
-    # the root module's output is counted once; nested containers repeat their last child's output: a bound
-    return Footprint(largest=max(sizes, default=0) // rows, total=sum(sizes) // rows, seconds=seconds / rows)
+            model(model_input)
+            seconds = min(seconds, time.perf_counter() - start)
+    return seen.footprint(seconds)
 
 
 def batch_for_budget(per_input: int, budget: int, *, cap: int | None = None, multiple: int = 1) -> int:
@@ -331,8 +336,12 @@ def row_need(model: nn.Module, modality: Any, *, grad: bool = True, warm_time: b
     inputs = max(1, int(getattr(modality, "batch_size", 1)))
     model_input = modality.model_input()
     foot = measure_forward(model, model_input, rows=inputs, warm_time=warm_time, check=check)
-    need = foot.per_input(grad=grad) + tensor_bytes(model_input) // inputs
-    return int(need * (GRAD_MARGIN if grad else 1.0)), foot.seconds * (3.0 if grad else 1.0)
+    return _need(foot, tensor_bytes(model_input) // inputs, grad), foot.seconds * (3.0 if grad else 1.0)
+
+
+def _need(foot: Footprint, input_bytes: int, grad: bool) -> int:
+    """Bytes of one row from its footprint and its model input's bytes (with :data:`GRAD_MARGIN` when ``grad``)."""
+    return int((foot.per_input(grad=grad) + input_bytes) * (GRAD_MARGIN if grad else 1.0))
 
 
 class PerturbedModel(nn.Module):
@@ -366,19 +375,21 @@ class MasksAsInput:
 
 
 def rows_within_budget(model: nn.Module, modality: Any, rows: int, *, grad: bool = True,
-                       budget: int | None = None) -> tuple[nn.Module, Any]:
+                       budget: int | None = None, per_row: int | None = None) -> tuple[nn.Module, Any]:
     """``(model, modality)`` as given, or, when ``rows`` perturbed inputs (with their activations kept for a
     backward pass when ``grad``) need more than ``budget`` (default :func:`current_budget` of the model's device),
     ``(RowChunks(PerturbedModel(model, modality)), MasksAsInput(modality))``: the perturbation and the model run on
     chunks of rows, both recomputed in the backward pass. The choice is on the returned model's ``plan_note``.
 
-    ``modality``: gives the unmasked ``model_input()`` (``batch_size`` inputs) that is measured once.
+    ``modality``: gives the unmasked ``model_input()`` (``batch_size`` inputs) that is measured once, unless
+    ``per_row`` (bytes, e.g. :meth:`FootprintRecorder.row_need` of a pass the method made anyway) is given.
     """
     budget = current_budget(model_device(model)) if budget is None else budget
-    try:
-        per_row, _ = row_need(model, modality, grad=grad)
-    except Exception:  # noqa: BLE001 - the method's own first pass reports a model that fails, in its words
-        return model, modality
+    if per_row is None:
+        try:
+            per_row, _ = row_need(model, modality, grad=grad)
+        except Exception:  # noqa: BLE001 - the method's own first pass reports a model that fails, in its words
+            return model, modality
     if rows * per_row <= budget:
         return model, modality
     chunk = max(1, budget // max(1, per_row))

@@ -13,13 +13,18 @@ Arms, each ratio measured side by side (interleaved repeats, every other one rev
 ratios):
 
 * extremal, K = 3 areas, N iterations / the bare model's N forward + N - 1 backward passes at batch K
-  (goal <= 1.05);
+  (goal <= 1.05), at each N of ``--iterations`` (default 10 and 20), and the per-iteration ratio (slope)
+  ``(t(N2) - t(N1)) / (bare(N2) - bare(N1))`` from the same repeats, where the fixed costs cancel (the unmasked,
+  fully removed and final deleted scores: forward passes the bare arm does not make): what a run of the default
+  300 iterations pays. Extremal runs under a memory budget that holds its K rows' activations, as the bare arm does
+  (``--max-memory``; the row says when the default 1 GiB budget would run them in chunks with recomputation);
 * occlusion over W windows / the bare model's forward passes over W inputs at the same batch size (goal <= 1.10);
 * saliency / SmoothGrad (S samples) / integrated gradients (S steps) / the bare model's forward + backward passes
   over as many inputs at the same batch size.
 
-    .venv/bin/python bench/realistic_models.py                       # ~3 min quiet, 2 threads
-    .venv/bin/python bench/realistic_models.py --models ecapa512 --methods extremal --iterations 20 --repeats 5
+    .venv/bin/python bench/realistic_models.py                       # ~6 min quiet, 2 threads
+    .venv/bin/python bench/realistic_models.py --models ecapa512 ecapa1024 resemblyzer --methods extremal
+    .venv/bin/python bench/realistic_models.py --models convtasnet --methods extremal --iterations 5 10
     .venv/bin/python bench/realistic_models.py --device cuda --seconds 4 --iterations 300 --models ecapa512
 """
 
@@ -39,6 +44,7 @@ from torch import nn
 from avxai import (ExtremalConfig, IntegratedGradientsConfig, OcclusionConfig, SaliencyConfig, SmoothGradConfig,
                    Spectrogram, extremal, integrated_gradients, occlusion, saliency, smoothgrad)
 from avxai.io.audio import load_audio, resample
+from avxai.memory import available_memory, format_size, memory_budget, parse_size, rows_within_budget
 from avxai.scorers.classification import ClassLogit
 from avxai.scorers.sdr import SISDR
 from avxai.scorers.speaker import SpeakerCosine
@@ -152,7 +158,8 @@ def timed(run, device):
 
 
 def arms(name, model, wav, scorer, n_fft, hop, args, device):
-    """``{method: (run_method, run_bare, what)}`` for the requested methods."""
+    """``{method: ([(tag, run_method, run_bare), ...], what)}`` for the requested methods (extremal: one pair per
+    N of ``--iterations``)."""
     def mod():
         return Spectrogram(wav, model.sample_rate, n_fft=n_fft, hop_length=hop)
 
@@ -160,10 +167,25 @@ def arms(name, model, wav, scorer, n_fft, hop, args, device):
     out = {}
     k, n = 3, args.iterations
     if "extremal" in args.methods:
-        ecfg = ExtremalConfig(areas=(0.05, 0.1, 0.2), iterations=n)
+        # like with like: the bare arm keeps the activations of its K rows for the backward pass, so extremal runs
+        # under a budget that holds them too (at the default 1 GiB budget a model whose K rows need more runs them in
+        # chunks with activations recomputed in the backward pass: a different computation, said in `what`)
+        budget = args.max_memory or available_memory(device) or (1 << 40)
+        chunked, _ = rows_within_budget(model, mod(), k)  # at the default budget
+        note = getattr(chunked, "plan_note", None)
         xk = wav.repeat(k, 1, 1)
-        out["extremal"] = (lambda: extremal(model, mod(), scorer, ecfg), lambda: bare_grad(model, xk, n, n - 1, device),
-                           f"K={k}, N={n} vs {n} forward + {n - 1} backward at batch {k}")
+        pairs = []
+        for n in args.iterations:
+            ecfg = ExtremalConfig(areas=(0.05, 0.1, 0.2), iterations=n)
+
+            def run(ecfg=ecfg):
+                with memory_budget(budget):
+                    return extremal(model, mod(), scorer, ecfg)
+
+            pairs.append((f"N={n}", run, lambda n=n: bare_grad(model, xk, n, n - 1, device)))
+        what = (f"K={k}, N={'/'.join(map(str, args.iterations))} vs N forward + N - 1 backward at batch {k}; budget "
+                f"{format_size(budget)}" + (f" (at the default budget: {note})" if note else ""))
+        out["extremal"] = (pairs, what)
     if "occlusion" in args.methods:
         w = [max(1, -(-g // args.occlusion_split)) for g in grid]
         ocfg = OcclusionConfig(window=tuple(w), stride=tuple(w), batch_size=args.batch_size)
@@ -171,22 +193,23 @@ def arms(name, model, wav, scorer, n_fft, hop, args, device):
         for g, wi in zip(grid, w):
             windows *= -(-g // wi)
         xb = wav.repeat(args.batch_size, 1, 1)
-        out["occlusion"] = (lambda: occlusion(model, mod(), scorer, ocfg),
-                            lambda: bare_forward(model, xb, windows, args.batch_size, device),
+        out["occlusion"] = ([("", lambda: occlusion(model, mod(), scorer, ocfg),
+                              lambda: bare_forward(model, xb, windows, args.batch_size, device))],
                             f"{windows} windows vs {windows} forward inputs at batch {args.batch_size}")
     s = args.samples
     if "saliency" in args.methods:
-        out["saliency"] = (lambda: saliency(model, mod(), scorer, SaliencyConfig()),
-                           lambda: bare_grad(model, wav, 1, 1, device), "vs 1 forward + backward")
+        out["saliency"] = ([("", lambda: saliency(model, mod(), scorer, SaliencyConfig()),
+                             lambda: bare_grad(model, wav, 1, 1, device))], "vs 1 forward + backward")
     xs = wav.repeat(min(s, 32), 1, 1)
     if "smoothgrad" in args.methods:
-        out["smoothgrad"] = (lambda: smoothgrad(model, mod(), scorer, SmoothGradConfig(samples=s)),
-                             lambda: bare_grad(model, xs, -(-s // 32), -(-s // 32), device),
+        out["smoothgrad"] = ([("", lambda: smoothgrad(model, mod(), scorer, SmoothGradConfig(samples=s)),
+                               lambda: bare_grad(model, xs, -(-s // 32), -(-s // 32), device))],
                              f"{s} samples vs forward + backward of {s} inputs")
     if "integrated-gradients" in args.methods:
         out["integrated-gradients"] = (
-            lambda: integrated_gradients(model, mod(), scorer, IntegratedGradientsConfig(steps=s)),
-            lambda: bare_grad(model, wav.repeat(min(s + 1, 32), 1, 1), -(-(s + 1) // 32), -(-(s + 1) // 32), device),
+            [("", lambda: integrated_gradients(model, mod(), scorer, IntegratedGradientsConfig(steps=s)),
+              lambda: bare_grad(model, wav.repeat(min(s + 1, 32), 1, 1), -(-(s + 1) // 32), -(-(s + 1) // 32),
+                                device))],
             f"{s} steps vs forward + backward of {s + 1} inputs (+ 2 forward end points in the method)")
     return out
 
@@ -197,7 +220,12 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+",
                     default=["extremal", "occlusion", "saliency", "smoothgrad", "integrated-gradients"])
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--iterations", type=int, default=10, help="extremal iterations N")
+    ap.add_argument("--iterations", type=int, nargs="+", default=[10, 20],
+                    help="extremal iterations N, one ratio each; with two or more, also the per-iteration ratio "
+                         "(slope) between the first and the last, what a 300-iteration run pays")
+    ap.add_argument("--max-memory", type=parse_size, default=None,
+                    help="extremal's memory budget (default: the memory available, so that extremal keeps the "
+                         "activations of its K rows as the bare arm does)")
     ap.add_argument("--occlusion-split", type=int, default=8, help="occlusion windows per grid axis")
     ap.add_argument("--batch-size", type=int, default=16, help="occlusion batch (both arms)")
     ap.add_argument("--samples", type=int, default=16, help="SmoothGrad samples / integrated-gradients steps")
@@ -212,26 +240,34 @@ def main() -> None:
     for name in args.models:
         model, wav, scorer, n_fft, hop = build(name, args.seconds, device)
         runs = arms(name, model, wav, scorer, n_fft, hop, args, device)
-        for method, (run, bare, what) in runs.items():
+        for method, (pairs, what) in runs.items():
             try:
+                _, run, bare = pairs[0]
                 run(), bare()  # warm: first-call costs (allocations, library set-up) out of the timing
             except ValueError as err:  # a method that refuses this model (e.g. IG at a singular baseline): a row
                 row = {"model": name, "method": method, "what": what, "error": str(err).split(";")[0]}
                 results.append(row)
                 print(json.dumps(row), flush=True)
                 continue
-            pairs = []
-            for r in range(args.repeats):
-                order = [("m", run), ("b", bare)] if r % 2 == 0 else [("b", bare), ("m", run)]
-                got = {}
-                for key, fn in order:
-                    got[key] = timed(fn, device) if key == "m" else fn()
-                pairs.append((got["m"], got["b"]))
-            ratio = statistics.median(m / b for m, b in pairs)
-            row = {"model": name, "method": method, "what": what, "method_s": [round(m, 3) for m, _ in pairs],
-                   "bare_s": [round(b, 3) for _, b in pairs], "ratio": round(ratio, 3)}
-            results.append(row)
-            print(json.dumps(row), flush=True)
+            times = {tag: ([], []) for tag, _, _ in pairs}  # tag -> (method s, bare s), one per repeat
+            for r in range(args.repeats):  # interleaved: every other repeat in reverse order
+                steps = [(tag, key, fn) for tag, run, bare in pairs for key, fn in (("m", run), ("b", bare))]
+                for tag, key, fn in (steps if r % 2 == 0 else steps[::-1]):
+                    times[tag][0 if key == "m" else 1].append(timed(fn, device) if key == "m" else fn())
+            for tag, (ms, bs) in times.items():
+                row = {"model": name, "method": f"{method} {tag}".strip(), "what": what,
+                       "method_s": [round(m, 3) for m in ms], "bare_s": [round(b, 3) for b in bs],
+                       "ratio": round(statistics.median(m / b for m, b in zip(ms, bs)), 3)}
+                results.append(row)
+                print(json.dumps(row), flush=True)
+            if len(pairs) > 1:  # per-iteration cost: (t(N2) - t(N1)) / (bare(N2) - bare(N1)), fixed costs cancel
+                (t1, (m1, b1)), (t2, (m2, b2)) = list(times.items())[0], list(times.items())[-1]
+                slopes = [(y - x) / (v - u) for x, y, u, v in zip(m1, m2, b1, b2)]
+                row = {"model": name, "method": f"{method} slope", "what": f"({t2} - {t1}) per iteration",
+                       "method_s": [round(y - x, 3) for x, y in zip(m1, m2)],
+                       "bare_s": [round(v - u, 3) for u, v in zip(b1, b2)], "ratio": round(statistics.median(slopes), 3)}
+                results.append(row)
+                print(json.dumps(row), flush=True)
     goals = {"extremal": 1.05, "occlusion": 1.10}
     print(f"\n{args.device}, {args.threads} threads, {args.seconds:g} s, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (median of {args.repeats} paired ratios)")
@@ -240,7 +276,7 @@ def main() -> None:
         if "error" in r:
             print(f"{r['model']:>12} {r['method']:>22}  refused: {r['error'][:90]}")
             continue
-        goal = goals.get(r["method"])
+        goal = goals.get(r["method"].split()[0])
         verdict = "" if goal is None else f"<= {goal}: {'met' if r['ratio'] <= goal else 'NOT met'}"
         print(f"{r['model']:>12} {r['method']:>22} {statistics.median(r['method_s']):>9.3f} "
               f"{statistics.median(r['bare_s']):>8.3f} {r['ratio']:>7.3f}  {verdict}")

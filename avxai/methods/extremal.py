@@ -25,6 +25,7 @@ the model, the masks' upsampling and the smooth mask to the parameters; the area
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 
 from avxai.engine import mask_media, score_and_output, score_inputs
 from avxai.explanation import Explanation
-from avxai.memory import rows_within_budget
+from avxai.memory import FootprintRecorder, rows_within_budget
 from avxai.methods.area import AreaConstraint, area_regulariser, ones_of, ramp
 from avxai.methods.base import Method, new_explanation, report_warnings
 from avxai.methods.extremal_config import ExtremalConfig
@@ -101,9 +102,13 @@ class Extremal(Method):
         areas_all = config.optimised_areas()
         k_all, k = len(areas_all), len(config.areas)
         n = k_all * batch
-        # a long input whose rows (and their activations) exceed the memory budget: the perturbation and the model
-        # run them in chunks, recomputed in the backward pass (avxai.memory.RowChunks); else model and view as they are
-        model, view = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1))
+        # the score with every cell removed (B,), one forward pass, which also measures the memory of a row: a long
+        # input whose rows (and their activations) exceed the memory budget has the perturbation and the model run
+        # them in chunks, recomputed in the backward pass (avxai.memory.RowChunks); else model and view as they are
+        with FootprintRecorder(model, rows=batch) as seen:
+            removed = self._removed_score(model, view, scorer, grid)
+        model, view = rows_within_budget(model, view, n * (2 if config.variant == "dual" else 1),
+                                         per_row=seen.row_need() if seen.input_bytes else None)
         if modality_parts(modality) is None:
             mask_dims = _mask_dims(modality, config.mask_axes)  # the grid dims the mask varies along
             mask_grid = tuple(grid[d] for d in mask_dims)
@@ -123,7 +128,6 @@ class Extremal(Method):
         # its mean; sorting fewer cells is cheaper): ones of the ramp r_a of each row there.
         cells = math.prod(generator.out_shape)
         area_constraint = AreaConstraint(ones_of(row_areas, cells).tolist(), cells, dtype, device)
-        removed = self._removed_score(model, view, scorer, grid)  # (B,): the score with every cell removed
         scale = self._reward_scale(config, unmasked, removed).to(dtype).repeat(k_all)
 
         # The default Modality.upsample is linear interpolation: the generator does the same with one small
@@ -160,11 +164,13 @@ class Extremal(Method):
                 regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
                 hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
                 hist["regulariser"].append(regul)
-                if config.variant == "preserve":
-                    rows = masks
-                else:
-                    rows = 1.0 - masks if config.variant == "delete" else torch.cat([masks, 1.0 - masks])
-                scores, output = score_and_output(model, view, scorer, rows)
+                # the last step's pass only scores the final masks: no graph for it (as the bare model's last pass)
+                with torch.no_grad() if it + 1 == config.iterations else contextlib.nullcontext():
+                    if config.variant == "preserve":
+                        rows = masks
+                    else:
+                        rows = 1.0 - masks if config.variant == "delete" else torch.cat([masks, 1.0 - masks])
+                    scores, output = score_and_output(model, view, scorer, rows, check_finite=False)
                 last = scores.detach()
                 hist["scores"].append(last)
                 bar.update(1)

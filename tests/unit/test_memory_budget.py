@@ -9,8 +9,8 @@ from torch import nn
 
 from avxai import ExtremalConfig, OcclusionConfig, Scorer, Spectrogram, extremal, occlusion
 from avxai.cli import main
-from avxai.memory import (DEFAULT_BUDGET, RowChunks, batch_for_budget, current_budget, measure_forward,
-                          memory_budget, parse_size, rows_within_budget)
+from avxai.memory import (DEFAULT_BUDGET, FootprintRecorder, RowChunks, batch_for_budget, current_budget,
+                          measure_forward, memory_budget, parse_size, row_need, rows_within_budget)
 from avxai.methods import get_method
 from avxai.methods.plan import plan_run
 from toys.models import FRAMES, FREQ_BAND, RegionEnergy, tone_in_noise
@@ -111,6 +111,28 @@ def test_rows_within_budget_chunks_only_what_does_not_fit():
     with torch.no_grad():
         torch.testing.assert_close(chunked(view.perturb(masks)), model(mod.perturb(masks)), rtol=1e-5, atol=1e-6)
     assert view.grid_shape == mod.grid_shape
+
+
+def test_a_recorded_pass_of_a_perturbed_input_measures_a_row_as_row_need_does():
+    model = WideConv()
+    mod = Spectrogram(tone_in_noise(seconds=0.75), SR, n_fft=256, hop_length=64)
+    with FootprintRecorder(model, rows=1) as seen, torch.inference_mode():
+        model(mod.perturb(torch.zeros(1, *mod.grid_shape)))
+    assert seen.input_bytes == 12000 * 4  # the waveform of 0.75 s
+    assert seen.row_need() == row_need(model, mod)[0] > 2 * 64 * 12000 * 4
+    model(torch.zeros(1, 1, 100))
+    assert len(seen.sizes) == 3  # the hooks are gone after the block
+
+
+def test_extremal_makes_its_iterations_and_three_scoring_passes_the_last_step_without_a_graph():
+    model = WideConv()
+    grad = []
+    model.register_forward_pre_hook(lambda module, args: grad.append(torch.is_grad_enabled()))
+    extremal(model, Spectrogram(tone_in_noise(seconds=0.75), SR, n_fft=256, hop_length=64), First(),
+             ExtremalConfig(areas=(0.1, 0.3), iterations=5))
+    # unmasked, fully removed (it also measures the memory), 5 iterations, the final masks' complements
+    assert len(grad) == 5 + 3
+    assert sum(grad) == 4  # the 5th iteration's pass only scores the final masks: no graph, as no backward follows
 
 
 def test_extremal_under_a_small_budget_finds_the_same_masks():
