@@ -2,8 +2,11 @@
 
 Builds a generated trial list (``avxai.audit.generate.build_trial_list``, all four conditions) once, then
 audits it from scratch with each engine setting on the bundled speaker model (an untrained SpeakerNet of the
-same size when the checkpoint is missing). Each worker runs one torch thread, so ``N`` workers use ``N``
-cores. Throughput is taken two ways:
+same size when the checkpoint is missing), or with ``--model ecapa512`` / ``ecapa1024`` on SpeechBrain's
+ECAPA-TDNN at C = 512 / 1024 (random weights, seed 0: the registry's ``ecapa-tdnn`` architecture, written as an
+avxai checkpoint with its JSON, so it travels to the workers as bytes like any checkpoint; needs speechbrain), or
+any other ``--model`` spec the audit takes (a checkpoint with its JSON, a bundled name). Each worker runs one
+torch thread, so ``N`` workers use ``N`` cores. Throughput is taken two ways:
 
 * ``wall``: trials / seconds of the audit loop (``run["seconds"]`` of ``run_audit``: worker start-up and
   model build included, the report excluded);
@@ -19,6 +22,8 @@ per trial)`` against ``1 / (worker CPU per trial)`` for one worker (an estimate,
     .venv/bin/python bench/audit_scaling.py                          # 24 trials, occlusion, workers 1 and 2
     .venv/bin/python bench/audit_scaling.py --method extremal --iterations 30 --trials-per-condition 4
     .venv/bin/python bench/audit_scaling.py --engine ray             # Ray tasks on a local 1- and 2-CPU Ray
+    .venv/bin/python bench/audit_scaling.py --model ecapa512         # issue 17: ~3-4 min on 2 quiet cores
+    .venv/bin/python bench/audit_scaling.py --model ecapa512 --quick # smoke run, < 1 min on quiet cores
 """
 
 from __future__ import annotations
@@ -42,7 +47,21 @@ from avxai.models import SpeakerNet
 from avxai.models.registry import get_architecture, save_model
 
 
-def model_path(folder: Path) -> Path:
+def ecapa_path(folder: Path, channels: int) -> Path:
+    """SpeechBrain's ECAPA-TDNN at ``channels`` (random weights, seed 0) saved as an ``ecapa-tdnn`` checkpoint."""
+    kwargs = {"channels": [channels] * 4 + [3 * channels]}
+    torch.manual_seed(0)  # the bench's own process: a fixed random model
+    model = get_architecture("ecapa-tdnn").create(**kwargs)
+    return save_model(model, folder / f"ecapa{channels}.pt", architecture="ecapa-tdnn", kwargs=kwargs)
+
+
+def model_path(folder: Path, spec: str = "speakernet") -> Path | str:
+    """The audited model: the bundled SpeakerNet (``"speakernet"``), a random ECAPA-TDNN (``"ecapa512"``,
+    ``"ecapa1024"``), or ``spec`` as given (any model spec the audit takes)."""
+    if spec.startswith("ecapa") and spec[5:].isdigit():
+        return ecapa_path(folder, int(spec[5:]))
+    if spec != "speakernet":
+        return spec
     bundled = get_architecture("speakernet").bundled_path()
     if bundled.is_file():
         return bundled
@@ -70,7 +89,7 @@ class Stamps:
         self._cls.write = self._write
 
 
-def one_run(trials_csv: Path, out: Path, model: Path, config: AuditConfig, engine: str, workers: int,
+def one_run(trials_csv: Path, out: Path, model: Path | str, config: AuditConfig, engine: str, workers: int,
             media: bool) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     stamps = Stamps()
@@ -106,7 +125,12 @@ def one_run(trials_csv: Path, out: Path, model: Path, config: AuditConfig, engin
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--trials-per-condition", type=int, default=6, help="x 4 conditions")
+    p.add_argument("--model", default="speakernet",
+                   help="speakernet (bundled), ecapa512 / ecapa1024 (SpeechBrain's ECAPA-TDNN, random weights), or "
+                        "a model spec (checkpoint with its JSON, bundled name)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 trial per condition, no media")
+    p.add_argument("--trials-per-condition", type=int, default=None,
+                   help="x 4 conditions; default 6 (speakernet), 4 (other models: an ECAPA trial costs ~8 CPU s)")
     p.add_argument("--method", default="occlusion", choices=sorted(METHODS))
     p.add_argument("--iterations", type=int, default=30, help="iterations of a method that has them (extremal)")
     p.add_argument("--engine", default="local", choices=["local", "ray"])
@@ -115,6 +139,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the numbers here")
     p.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.trials_per_condition, args.no_media = 1, True
+    elif args.trials_per_condition is None:
+        args.trials_per_condition = 6 if args.model == "speakernet" else 4
     counts = [int(w) for w in args.workers.split(",")]
     if any(c < 1 for c in counts):
         p.error("--workers takes counts >= 1")
@@ -122,13 +150,14 @@ def main(argv=None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         trials_csv = build_trial_list(folder / "data", args.trials_per_condition, speaker_ids=tuple(range(16, 24)))
-        model = model_path(folder)
+        model = model_path(folder, args.model)
         takes_iterations = "iterations" in {f.name for f in fields(get_method(args.method).config_class)}
         options = {"iterations": args.iterations} if takes_iterations else {}
         config = AuditConfig(method=args.method, method_options=options)
         load = os.getloadavg()
         print(f"{args.trials_per_condition * 4} trials, {args.method}"
-              f"{f' ({args.iterations} iterations)' if options else ''}, engine {args.engine}, model {model.name}, "
+              f"{f' ({args.iterations} iterations)' if options else ''}, engine {args.engine}, model {args.model} "
+              f"({Path(model).name}), "
               f"{os.cpu_count()} CPUs, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         rows = []
         for workers in counts:
