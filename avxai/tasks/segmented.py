@@ -154,6 +154,7 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
     Shape: the stitched attribution / grid / masks have the whole input's time axis.
     """
     say = say or (lambda line: None)
+    given = config  # what a rerun is compared on (the plan fills in e.g. a batch size)
     context_s = default_context(seconds) if context_s is None else float(context_s)
     inputs = _Inputs(task, model, options, whole)
     spans = segment_spans(inputs.duration, seconds, context_s, inputs.quantum)
@@ -163,7 +164,7 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
     cores: dict[int, dict] = {}
     records, failed, first, plan, total = [], [], None, None, 0.0
     for span in spans:
-        fingerprint = _fingerprint(task, method, config, span, source)
+        fingerprint = _fingerprint(task, method, given, span, source)
         where = folder / f"{span.index:03d}"
         what = f"segment {span.index + 1}/{len(spans)} ({span.start_s:.1f}-{span.end_s:.1f} s)"
         explanation = _reusable(where, fingerprint)

@@ -1,0 +1,70 @@
+"""``avxai explain`` in segments: chosen from a small --max-memory and said in the plan line, turned off with
+--segment-seconds 0, set explicitly, refused for a task that cannot be cut."""
+
+import json
+
+import pytest
+import soundfile as sf
+
+from avxai.cli import main
+from toys.segments import RATE, noise_with_tone
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+TOY = ["--task", "speaker", "--model", "toys.segments:tone_speaker", "--quiet", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seg") / "long.wav"
+    sf.write(str(path), noise_with_tone(4.0, (1.4, 2.2))[0].numpy(), RATE)
+    return str(path)
+
+
+def meta(out):
+    return json.loads((out / "explanation.json").read_text())["metadata"]
+
+
+def extremal_argv(wav, out):
+    return ["explain", *TOY, "--input", wav, "--out", str(out), "--method", "extremal", "--iterations", "2",
+            "--max-memory", "1M"]
+
+
+def test_a_small_budget_chooses_segments_and_says_so(wav, tmp_path, capsys):
+    out = tmp_path / "auto"
+    assert main(extremal_argv(wav, out)) == 0
+    plan = [line for line in capsys.readouterr().err.splitlines() if line.startswith("plan:")]
+    assert len(plan) == 1 and "segment-wise:" in plan[0] and "--segment-seconds 0" in plan[0]
+    assert "one row of the whole 4 s input needs" in plan[0] and "saw one segment at a time" in plan[0]
+    info = meta(out)["segment_wise"]
+    assert info["reason"].endswith("over the 1.0 MiB budget (--max-memory)") and info["seconds"] < 4
+    assert len(list((out / "segments").iterdir())) == info["count"] > 1
+    assert (out / "figure.png").exists()
+
+
+def test_segment_seconds_0_explains_the_whole_input(wav, tmp_path, capsys):
+    off = tmp_path / "off"
+    assert main([*extremal_argv(wav, off), "--segment-seconds", "0"]) == 0
+    assert "segment-wise" not in capsys.readouterr().err and "segment_wise" not in meta(off)
+    assert not (off / "segments").exists()
+
+
+def test_explicit_segments_with_occlusion(wav, tmp_path, capsys):
+    out = tmp_path / "explicit"
+    assert main(["explain", *TOY, "--input", wav, "--out", str(out), "--method", "occlusion", "--window", "257,16",
+                 "--stride", "257,16", "--segment-seconds", "1.5", "--segment-context", "0.25"]) == 0
+    err = capsys.readouterr().err
+    assert "segment-wise: 3 segments of 1.5 s (+0.25 s context each side) because --segment-seconds 1.5" in err
+    info = meta(out)["segment_wise"]
+    assert info["count"] == 3 and info["overlap_s"] == 0.5 and [s["status"] for s in info["segments"]] == \
+        ["explained"] * 3
+    assert main(["explain", *TOY, "--input", wav, "--out", str(out), "--method", "occlusion", "--window", "257,16",
+                 "--stride", "257,16", "--segment-seconds", "1.5", "--segment-context", "0.25"]) == 0
+    assert [s["status"] for s in meta(out)["segment_wise"]["segments"]] == ["reused"] * 3  # a rerun resumes
+
+
+def test_a_task_that_cannot_be_cut_is_one_error(wav, tmp_path, capsys):
+    code = main(["explain", "--task", "frames", "--model", "toys.specs:vad", "--input", wav, "--out",
+                 str(tmp_path / "f"), "--segment-seconds", "2", "--quiet"])
+    assert code == 2
+    assert "--task frames cannot be explained in segments" in capsys.readouterr().err
