@@ -13,7 +13,8 @@ from torch import Tensor
 from avxai.checks import check_waveform
 from avxai.io.audio import resample
 from avxai.modalities.base import Modality
-from avxai.modalities.synthesis import WeightedSynthesis
+from avxai.modalities.stft import stft_magnitude_phase
+from avxai.modalities.synthesis import WeightedSynthesis, chunked_inverse_stft, window_envelope
 from avxai.perturbations import Perturbation
 
 ModelInput = Literal["waveform", "magnitude", "complex"]
@@ -71,12 +72,8 @@ class Spectrogram(Modality):
         self.win_length = win_length or n_fft
         self.model_input_kind = model_input
         self.window = torch.hann_window(self.win_length, dtype=waveform.dtype, device=waveform.device)
-        b, c, t = waveform.shape
-        spec = torch.stft(waveform.reshape(b * c, t), n_fft=n_fft, hop_length=hop_length, win_length=self.win_length,
-                          window=self.window, center=True, return_complex=True)
-        spec = spec.reshape(b, c, *spec.shape[-2:])
-        self.phase = torch.angle(spec)
-        magnitude = spec.abs()
+        # magnitude and phase only (the phasor, the re-synthesis and its caches are built when first needed)
+        magnitude, self.phase = stft_magnitude_phase(waveform, n_fft, hop_length, self.window)
         self.n_mels = n_mels
         self.f_min, self.f_max = f_min, (f_max or sample_rate / 2)
         if n_mels is not None:
@@ -123,7 +120,9 @@ class Spectrogram(Modality):
         if self.model_input_kind == "magnitude":
             return representation
         if self.model_input_kind == "waveform":
-            return self._synthesis(representation.dtype)(representation)
+            if representation.requires_grad and torch.is_grad_enabled():
+                return self._synthesis(representation.dtype)(representation)
+            return self._chunked_waveforms(representation)
         n, c, f, t = representation.shape
         b = self.batch_size
         phase = self.phase.unsqueeze(0)
@@ -195,7 +194,7 @@ class Spectrogram(Modality):
         frames = start.unsqueeze(1) + torch.arange(span, device=start.device)  # (n, span)
         rows = torch.arange(n, device=start.device).unsqueeze(1)
         inputs = rows % b  # row i perturbs input i mod batch; index the (batch, ...) tensors without expanding
-        delta = change(rows, inputs, frames) * _frames(self._phasor(), inputs, frames)
+        delta = change(rows, inputs, frames) * _unit_phasor(_frames(self.phase, inputs, frames))
         dtype = self.representation.dtype
         window = self._full_window(dtype)
         segments = torch.fft.irfft(delta, n=self.n_fft, dim=2) * window.view(1, 1, -1, 1)
@@ -211,11 +210,27 @@ class Spectrogram(Modality):
         out.scatter_add_(2, pos.clamp(0, out.shape[-1] - 1).unsqueeze(1).expand(-1, c, -1), ola)
         return out
 
+    def _chunked_waveforms(self, representation: Tensor) -> Tensor:
+        """Waveforms ``(n, channels, samples)`` of magnitudes ``(n, channels, freq, frames)`` with this input's
+        phase (row ``i``: input ``i % batch``), without autograd, a few frames at a time: no copy of the whole
+        spectrum, phasor or inverse FFTs (:func:`avxai.modalities.synthesis.chunked_inverse_stft`)."""
+        n, c, f, t = representation.shape
+        b = self.batch_size
+        rows = representation.detach().reshape(n // b, b, c, f, t)
+
+        def spectrum_of(lo: int, hi: int) -> Tensor:
+            phase = self.phase[..., lo:hi].unsqueeze(0)
+            return torch.polar(rows[..., lo:hi], phase.expand(n // b, -1, -1, -1, -1)).reshape(n, c, f, hi - lo)
+
+        return chunked_inverse_stft(spectrum_of, t, self._full_window(representation.dtype), self.hop_length,
+                                    self.waveform.shape[-1], rows=n * c)
+
     def _synthesis(self, dtype: torch.dtype) -> WeightedSynthesis:
-        """The inverse STFT of magnitudes with this input's phase (built once per dtype)."""
+        """The inverse STFT of magnitudes with this input's phase, differentiable (built once per dtype, when a
+        gradient is first needed: it holds the phasor and its adjoint, about three spectra)."""
         plans = self.__dict__.setdefault("_synthesis_plans", {})
         if dtype not in plans:
-            plans[dtype] = WeightedSynthesis(self._phasor().to(torch.promote_types(dtype, torch.complex64)),
+            plans[dtype] = WeightedSynthesis(self._phasor(torch.promote_types(dtype, torch.complex64)),
                                              self._full_window(dtype), self.hop_length, self.waveform.shape[-1])
         return plans[dtype]
 
@@ -223,22 +238,29 @@ class Spectrogram(Modality):
         """For the perturbation's fixed baseline: waveforms of masks, ``istft(mask (x - baseline) e^(i phase))``
         plus the baseline's waveform, which is the waveform of the blend (built once)."""
         if "_blend_plan" not in self.__dict__:
-            phasor, baseline = self._phasor(), self._prepared.baseline
+            baseline = self._prepared.baseline
+            dtype = self.representation.dtype
+            # (x - baseline) e^(i phase) built in the plan's (frames, freq) layout (no second, transposed copy)
+            coefficients = torch.polar((self.representation - baseline).transpose(-1, -2).contiguous(),
+                                       self.phase.transpose(-1, -2).contiguous()).transpose(-1, -2)
             self._blend_plan = WeightedSynthesis(
-                (self.representation - baseline) * phasor, self._full_window(self.representation.dtype),
-                self.hop_length, self.waveform.shape[-1], offset=self.inverse_stft(baseline * phasor))
+                coefficients, self._full_window(dtype), self.hop_length, self.waveform.shape[-1],
+                offset=self._chunked_waveforms(baseline))
         return self._blend_plan
 
     def _unperturbed_waveform(self) -> Tensor:
+        """The inverse STFT of the unmasked spectrum, ``(batch, channels, samples)`` (kept: every local
+        re-synthesis starts from it)."""
         if not hasattr(self, "_base_wave"):
-            spec = torch.polar(self.representation, self.phase)
-            self._base_wave = self.inverse_stft(spec)
+            self._base_wave = self._chunked_waveforms(self.representation)
         return self._base_wave
 
-    def _phasor(self) -> Tensor:
-        if not hasattr(self, "_unit_phase"):
-            self._unit_phase = torch.polar(torch.ones_like(self.phase), self.phase)
-        return self._unit_phase
+    def _phasor(self, dtype: torch.dtype = torch.complex64) -> Tensor:
+        """``exp(i phase)``, ``(batch, channels, freq, frames)``, laid out ``(frames, freq)`` in memory (the
+        synthesis' layout; a transposed view). Not kept: only a plan that needs it holds it."""
+        real = torch.float64 if dtype == torch.complex128 else torch.float32
+        phase = self.phase.transpose(-1, -2).contiguous().to(real)
+        return _unit_phasor(phase).transpose(-1, -2)
 
     def _full_window(self, dtype: torch.dtype) -> Tensor:
         """The analysis window zero-padded (centred) to ``n_fft``, as ``torch.istft`` uses it."""
@@ -248,16 +270,18 @@ class Spectrogram(Modality):
     def _envelope(self, dtype: torch.dtype) -> Tensor:
         """Overlap-added squared window over the centre-padded signal (the iSTFT's normaliser)."""
         if not hasattr(self, "_window_envelope"):
-            t = self.representation.shape[-1]
-            w2 = self._full_window(dtype).pow(2).view(1, -1, 1).expand(1, -1, t)
-            length = (t - 1) * self.hop_length + self.n_fft
-            env = F.fold(w2, output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop_length))
-            self._window_envelope = env.flatten().clamp_min(1e-11)
+            env = window_envelope(self._full_window(dtype), self.hop_length, self.representation.shape[-1])
+            self._window_envelope = env.clamp_min(1e-11)
         return self._window_envelope
 
     def inverse_stft(self, spec: Tensor) -> Tensor:
-        """Complex STFT ``(n, channels, freq, time)`` -> waveform ``(n, channels, samples)`` of the input's length."""
+        """Complex STFT ``(n, channels, freq, time)`` -> waveform ``(n, channels, samples)`` of the input's length
+        (without autograd: a few frames at a time)."""
         n, c, f, t = spec.shape
+        if not (spec.requires_grad and torch.is_grad_enabled()):
+            window = self._full_window(spec.real.dtype)
+            return chunked_inverse_stft(lambda lo, hi: spec[..., lo:hi], t, window, self.hop_length,
+                                        self.waveform.shape[-1], rows=n * c)
         wav = torch.istft(spec.reshape(n * c, f, t), n_fft=self.n_fft, hop_length=self.hop_length,
                           win_length=self.win_length, window=self.window.to(spec.real.dtype), center=True,
                           length=self.waveform.shape[-1])
@@ -292,6 +316,11 @@ class Spectrogram(Modality):
                     hop_length=self.hop_length, win_length=self.win_length, n_mels=self.n_mels,
                     model_input=self.model_input_kind, duration_s=self.waveform.shape[-1] / self.sample_rate)
         return meta
+
+
+def _unit_phasor(phase: Tensor) -> Tensor:
+    """``exp(i phase)`` (complex, the phase's shape)."""
+    return torch.polar(torch.ones_like(phase), phase)
 
 
 def _hz_to_mel(f: float | np.ndarray) -> np.ndarray:

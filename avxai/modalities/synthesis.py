@@ -15,6 +15,7 @@ The forward equals ``torch.istft(a * C, center=True, length=...)`` to float prec
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -130,4 +131,61 @@ def _overlap_add(frames: Tensor, hop: int, window: Tensor) -> Tensor:
     return out[:, :size + hop * (t - 1)]
 
 
-__all__ = ["WeightedSynthesis"]
+def window_envelope(window: Tensor, hop_length: int, frames: int) -> Tensor:
+    """The overlap-added squared window of ``frames`` frames (the inverse STFT's normaliser), over the padded
+    signal. Shape: ``(n_fft + hop_length * (frames - 1),)``."""
+    return _overlap_add(window.expand(1, frames, window.numel()), hop_length, window)[0]
+
+
+#: elements of one chunk's intermediates in :func:`chunked_inverse_stft` (frames x n_fft x rows): about 16 MB
+#: of float32, whatever the input's length
+CHUNK_ELEMENTS = 1 << 22
+
+
+def chunked_inverse_stft(spectrum_of: Callable[[int, int], Tensor], frames: int, window: Tensor, hop_length: int,
+                         length: int, *, rows: int = 1, chunk_elements: int | None = None) -> Tensor:
+    """``torch.istft(spec, center=True, length=length)`` computed a few frames at a time, without autograd.
+
+    ``spectrum_of(a, b)`` returns the complex frames ``a:b`` of the spectrum, ``(n, channels, freq, b - a)``;
+    only one chunk of them (and of their inverse FFTs) exists at a time, about ``chunk_elements`` samples of
+    frames, so a 10-minute input costs its output waveform and a few MB instead of several copies of the
+    whole spectrum. ``rows`` is the expected ``n * channels`` (it sizes the chunks). Equal to ``torch.istft``
+    to float precision (the same sums in another order).
+
+    Shape: spectrum ``(n, channels, freq = n_fft // 2 + 1, frames)`` -> waveforms ``(n, channels, length)``.
+    """
+    n_fft = window.numel()
+    start = n_fft // 2  # centred frames: sample 0 is the middle of frame 0
+    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+    span = max(1, int(chunk_elements) // max(1, rows * n_fft))
+    out: Tensor | None = None
+    envelope = window.new_zeros(length)
+    square = window.square()
+    ones = torch.ones_like(window)
+    for a in range(0, frames, span):
+        b = min(frames, a + span)
+        spec = spectrum_of(a, b)
+        n, c, f, t = spec.shape
+        if f != n_fft // 2 + 1 or t != b - a:
+            raise ValueError(f"spectrum_of({a}, {b}) must give (n, channels, {n_fft // 2 + 1}, {b - a}) frames, "
+                             f"got {tuple(spec.shape)}")
+        pieces = torch.fft.irfft(spec.transpose(-1, -2), n=n_fft, dim=-1).reshape(n * c, t, n_fft)
+        del spec
+        if out is None:
+            out = pieces.new_zeros(n * c, length)
+        wave = _overlap_add(pieces, hop_length, window)  # (n * c, n_fft + hop * (t - 1))
+        env = _overlap_add(square.expand(1, t, n_fft), hop_length, ones)[0]
+        first = a * hop_length - start  # output sample of the chunk's first padded sample
+        lo, hi = max(0, first), min(length, first + wave.shape[-1])
+        if hi > lo:
+            out[:, lo:hi] += wave[:, lo - first:hi - first]
+            envelope[lo:hi] += env[lo - first:hi - first]
+    covered = min(length, max(0, (frames - 1) * hop_length + n_fft - start))  # torch.istft: zeros past the frames
+    if covered and float(envelope[:covered].min()) < 1e-11:
+        raise ValueError("the window's overlap-added square vanishes somewhere (window or hop length too short): "
+                         "the inverse STFT is not defined there; use a longer window or a shorter hop")
+    out[:, :covered] /= envelope[:covered]
+    return out.view(n, c, length)
+
+
+__all__ = ["WeightedSynthesis", "chunked_inverse_stft", "window_envelope"]

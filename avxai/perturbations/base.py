@@ -37,13 +37,15 @@ def tile_batch(x: Tensor, n: int) -> Tensor:
     return x.repeat(n // b, *([1] * (x.dim() - 1)))
 
 
-def _blend(mask: Tensor, x: Tensor, base: Tensor, difference: "Tensor | None" = None) -> Tensor:
+def _blend(mask: Tensor, x: Tensor, base: Tensor, difference: "Tensor | None" = None, *, zero: bool = False) -> Tensor:
     """``base + mask * (x - base)`` with masks ``(n, *grid)`` and ``x, base`` ``(b, c, *grid)``;
-    ``difference``: ``x - base`` when already at hand."""
+    ``difference``: ``x - base`` when already at hand; ``zero``: the base is 0 (then ``mask * x``)."""
     n, b = mask.shape[0], x.shape[0]
     if n % b:
         raise ValueError(f"got {n} masks for {b} inputs: the number of masks must be a multiple of the batch size")
     m = mask.reshape(n // b, b, 1, *mask.shape[1:])
+    if zero:  # mask * x, laid out like x (the first operand decides the output's layout)
+        return (x.unsqueeze(0) * m).reshape(n, *x.shape[1:])
     difference = x - base if difference is None else difference
     out = torch.addcmul(base.unsqueeze(0), m, difference.unsqueeze(0))
     return out.reshape(n, *x.shape[1:])
@@ -75,10 +77,19 @@ class _FixedBaseline(PreparedPerturbation):
     def __init__(self, x: Tensor, baseline: Tensor):
         self.x = x
         self.baseline = baseline.to(x.dtype).expand_as(x)
-        self.difference = x - self.baseline  # once: apply runs on every step of an optimisation
+        # once: apply runs on every step of an optimisation; a zero constant baseline (a view, see Constant)
+        # makes it x itself, not a copy
+        self.zero = _is_zero_constant(self.baseline)
+        self.difference = x if self.zero else x - self.baseline
 
     def apply(self, mask: Tensor) -> Tensor:
-        return _blend(mask.to(self.x.dtype), self.x, self.baseline, self.difference)
+        return _blend(mask.to(self.x.dtype), self.x, self.baseline, self.difference, zero=self.zero)
+
+
+def _is_zero_constant(t: Tensor) -> bool:
+    """Whether ``t`` is one zero broadcast over its shape (stride 0 along every axis longer than 1)."""
+    broadcast = all(s == 0 or n == 1 for s, n in zip(t.stride(), t.shape))
+    return t.numel() > 0 and broadcast and not bool(t[(0,) * t.dim()])
 
 
 class BaselinePerturbation(Perturbation):

@@ -43,8 +43,7 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         fig = new_figure(PAGE_WIDTH, 4.6)
         axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 3, 1.6]})
         spectral = is_spectral(explanation.axes[0], explanation.units)
-        im = show_plane(axes[0], explanation, to_db(grid) if spectral else grid, "db" if spectral else "value",
-                        xlabel=False)
+        im = show_plane(axes[0], explanation, grid, "magnitude" if spectral else "value", xlabel=False)
         fig.colorbar(im, ax=axes[0], label="level (dB re max)" if spectral else "input value", pad=0.01,
                      fraction=0.04)
         im = show_plane(axes[1], explanation, attr, "signed", xlabel=False)
@@ -107,8 +106,8 @@ def _plot_planes(explanation, attr: np.ndarray, grid: np.ndarray, title: str, la
     norm = signed_norm(attr)
     for k in range(n):
         last = k == n - 1
-        shown = to_db(grid[k]) if spectral else grid[k]
-        left = show_plane(axes[k, 0], explanation, shown, "db" if spectral else "value", plane_axes, xlabel=last)
+        left = show_plane(axes[k, 0], explanation, grid[k], "magnitude" if spectral else "value", plane_axes,
+                          xlabel=last)
         axes[k, 0].set_title(f"{explanation.axes[0]} {k + 1}", loc="left")
         right = show_plane(axes[k, 1], explanation, attr[k], "signed", plane_axes, norm=norm, ylabel=False,
                            xlabel=last)

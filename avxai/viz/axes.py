@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from avxai.viz.pooling import POOLING, pool_columns, pool_factor
 from avxai.viz.style import CMAPS, SEGMENT_COLOURS, SIGNED_CMAP, signed_norm
 
 __all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "show_plane", "time_of"]
@@ -24,12 +25,18 @@ def time_of(explanation, axis: str | None = None, n: int | None = None) -> np.nd
     return t if t.shape[0] == n else np.arange(n, dtype=float)
 
 
+def _plane_times(explanation, axes: "tuple[str, str] | None" = None) -> np.ndarray:
+    """The time coordinates :func:`plane_extent` spans (one per column of the plane)."""
+    t_axis = (tuple(explanation.axes[-2:]) if axes is None else axes)[1]
+    return np.asarray(explanation.coordinates.get(t_axis, np.arange(explanation.grid.shape[-1])), dtype=float)
+
+
 def plane_extent(explanation, axes: "tuple[str, str] | None" = None) -> tuple[list[float], str, str, bool]:
     """``(imshow extent, frequency label, time label, mel)`` of a (freq|mel, time) plane: the explanation's
     last two axes, or ``axes``. Mel bands are drawn at their band index (they are not evenly spaced in Hz);
     :func:`freq_in_hz` then labels that axis in Hz."""
     f_axis, t_axis = tuple(explanation.axes[-2:]) if axes is None else axes
-    t = np.asarray(explanation.coordinates.get(t_axis, np.arange(explanation.grid.shape[-1])), dtype=float)
+    t = _plane_times(explanation, axes)
     f = np.asarray(explanation.coordinates.get(f_axis, np.arange(explanation.grid.shape[-2])), dtype=float)
     dt = (t[1] - t[0]) if len(t) > 1 else 1.0
     units = explanation.units
@@ -59,9 +66,25 @@ def freq_in_hz(ax, centres_hz: np.ndarray, count: int = 4) -> None:
 
 def show_plane(ax, explanation, values: np.ndarray, kind: str, axes: "tuple[str, str] | None" = None,
                norm=None, ylabel: bool = True, xlabel: bool = True):
-    """Draw a (freq|mel, time) plane: ``kind`` ``"db"`` (a magnitude, drawn in dB re max), ``"signed"``
-    (attribution, :data:`~avxai.viz.style.SIGNED_CMAP` around 0), ``"mask"`` ([0, 1]) or ``"value"`` (any input). Returns the image."""
+    """Draw a (freq|mel, time) plane: ``kind`` ``"db"`` (a level already in dB re max), ``"magnitude"`` (a
+    magnitude, drawn in dB re its max), ``"signed"`` (attribution, :data:`~avxai.viz.style.SIGNED_CMAP` around 0),
+    ``"mask"`` ([0, 1]) or ``"value"`` (any input). Returns the image.
+
+    A plane wider than the figure can show (:data:`avxai.viz.pooling.MAX_COLUMNS` frames) is pooled along time
+    first, by the rule of its kind (:data:`avxai.viz.pooling.POOLING`: the signed extreme of an attribution, the
+    maximum of a level, the mean of a mask); it still spans the same time range."""
+    if kind not in POOLING:
+        raise ValueError(f"unknown plane kind {kind!r}; use 'db', 'magnitude', 'signed', 'mask' or 'value'")
     extent, f_label, t_label, mel = plane_extent(explanation, axes)
+    columns = len(_plane_times(explanation, axes))
+    k, groups = pool_factor(columns)
+    values = np.asarray(values)
+    full_extent = list(extent)
+    if k > 1 and values.shape[-1] in (columns, groups):  # pooled here, or by the caller with the same rule
+        values = pool_columns(values, POOLING[kind]) if values.shape[-1] == columns else values
+        extent[1] = extent[0] + (extent[1] - extent[0]) * groups * k / columns  # the last group may be short
+    if kind == "magnitude":
+        values, kind = to_db(values), "db"
     if kind == "db":
         im = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=CMAPS["magnitude"],
                        norm=norm, interpolation="nearest")
@@ -74,8 +97,8 @@ def show_plane(ax, explanation, values: np.ndarray, kind: str, axes: "tuple[str,
     elif kind == "mask":
         im = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=CMAPS["mask"], vmin=0, vmax=1,
                        interpolation="nearest")
-    else:
-        raise ValueError(f"unknown plane kind {kind!r}; use 'db', 'signed', 'mask' or 'value'")
+    if extent != full_extent:
+        ax.set_xlim(full_extent[0], full_extent[1])
     f_axis = (axes or tuple(explanation.axes[-2:]))[0]
     if mel:
         freq_in_hz(ax, explanation.coordinates.get(f_axis, []))

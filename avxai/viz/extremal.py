@@ -12,6 +12,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 
 from avxai.viz.axes import draw_turns, show_plane, time_of, to_db  # noqa: E402
 from avxai.viz.growth import draw_growth  # noqa: E402
+from avxai.viz.pooling import pool_columns  # noqa: E402
 from avxai.viz.labels import title_of, units_of, value_text  # noqa: E402
 from avxai.viz.layout import grid_layout, is_spectral  # noqa: E402
 from avxai.viz.style import CMAPS, COLUMN_WIDTH, OKABE_ITO, PAGE_WIDTH, WIDTHS, new_figure, styled  # noqa: E402
@@ -77,14 +78,15 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
                 axes[r, c] = fig.add_subplot(spec[r, c])
     if layout == "plane":
         spectral = is_spectral(plane_axes[0], explanation.units)
-        shown = to_db(grid) if spectral else grid
+        # a plane wider than the figure is pooled to its width first (avxai.viz.pooling: levels by the maximum)
+        shown = to_db(pool_columns(grid, "max")) if spectral else pool_columns(grid, "mean")
         norm = Normalize(float(shown.min()), float(shown.max()))
         kind = "db" if spectral else "value"
         im_level = show_plane(axes[0, 0], explanation, shown, kind, plane_axes, norm=norm)
         axes[0, 0].set_title("input" + (f", {where}" if where else ""), loc="left", pad=10 if segments else 4)
         draw_turns(axes[0, 0], segments, labels=True)
         for i in range(k):
-            kept = grid * masks[i]
+            kept = pool_columns(grid * masks[i], "max" if spectral else "mean")
             if spectral:  # dB re the input's maximum (not the kept part's), same floor
                 kept = np.maximum(20 * np.log10(np.maximum(kept, 1e-12) / max(float(grid.max()), 1e-12)),
                                   float(shown.min()))

@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 import torch  # noqa: E402
 
-from avxai.viz.axes import show_plane, to_db  # noqa: E402
+from avxai.viz.axes import show_plane  # noqa: E402
 from avxai.viz.labels import attribution_label, method_phrase, model_phrase, title_of, value_text  # noqa: E402
 from avxai.viz.style import OKABE_ITO, PAGE_WIDTH, legend_right, new_figure, styled  # noqa: E402
 
@@ -117,7 +117,7 @@ def plot_mask_vs_ibm(explanation, ibm=None, index: int = 0, area: float | None =
     fig = new_figure(PAGE_WIDTH, 1.25 * rows + 0.6)
     axes = fig.subplots(rows, 1, sharex=True)
     units = explanation.metadata.get("scorer", {}).get("units", "")
-    im = show_plane(axes[0], explanation, to_db(grid), "db", xlabel=False)
+    im = show_plane(axes[0], explanation, grid, "magnitude", xlabel=False)
     fig.colorbar(im, ax=axes[0], label="level\n(dB re max)", pad=0.01, fraction=0.04)
     axes[0].set_title("mixture", loc="left")
     if explanation.masks is not None:

@@ -29,7 +29,8 @@ import torch  # noqa: E402
 
 from avxai.explanation import split_explanation  # noqa: E402
 from avxai.faces import paste_back  # noqa: E402
-from avxai.viz.axes import show_plane, to_db  # noqa: E402
+from avxai.viz.axes import show_plane  # noqa: E402
+from avxai.viz.pooling import pool_columns  # noqa: E402
 from avxai.viz.labels import attribution_label, title_of  # noqa: E402
 from avxai.viz.layout import is_composite, is_spectral, is_video  # noqa: E402
 from avxai.viz.shares import plot_shares, shares_at_floor  # noqa: E402
@@ -128,7 +129,7 @@ def _frame_times(part, n: int) -> np.ndarray:
 def _audio_row(fig, spec_ax, heat_ax, audio, index: int, explanation) -> None:
     """Spectrogram (dB) and the audio part's map (mask of area ~0.1, or the signed attribution)."""
     grid = audio.grid[index].detach().cpu().numpy()
-    im = show_plane(spec_ax, audio, to_db(grid), "db")
+    im = show_plane(spec_ax, audio, grid, "magnitude")
     fig.colorbar(im, ax=spec_ax, label="level (dB re max)", pad=0.01, fraction=0.05)
     spec_ax.set_title("mixture spectrogram", loc="left")
     if audio.masks is not None and audio.areas:
@@ -368,9 +369,10 @@ def plot_pca_rgb(explanation, index: int = 0, title: str | None = None, count: i
             raise ValueError(f"plot_pca_rgb draws 2-D {stream} grids, got grid {grid.shape} and RGB {rgb.shape}")
         spectral = is_spectral(part.axes[0], part.units)
         left, right = rows[row].subplots(1, 2, sharey=True)
-        show_plane(left, part, to_db(grid) if spectral else grid, "db" if spectral else "value")
+        show_plane(left, part, grid, "magnitude" if spectral else "value")
         left.set_title("spectrogram (dB re max)" if spectral else "input", loc="left")
-        extent = left.images[0].get_extent()
+        extent = [*left.get_xlim(), *left.get_ylim()]  # the plane's span (also when it was pooled to the width)
+        rgb = pool_columns(rgb, "mean")  # a wide embedding: the mean colour of each group of frames
         right.imshow(rgb.transpose(1, 2, 0).clip(0, 1), origin="lower", aspect="auto", extent=extent,
                      interpolation="nearest")
         right.set_xlabel(left.get_xlabel())
