@@ -36,7 +36,7 @@ from avxai.explanation import Explanation, to_jsonable
 from avxai.hygiene import evaluation_mode, model_device
 from avxai.methods.plan import plan_run
 from avxai.models.contract import fps_of, sample_rate_of
-from avxai.tasks.audio import AudioOptions, read_waveform
+from avxai.tasks.audio import AudioOptions, read_waveform, stft_for
 from avxai.tasks.av_enhancement import AVEnhancementOptions
 from avxai.tasks.base import Problem, Task
 from avxai.tasks.enhancement import read_references
@@ -85,7 +85,9 @@ class _Inputs:
         rate = self.rate = sample_rate_of(model, required=True)
         self.wav = read_waveform(options.input, rate, sample_rate=options.sample_rate, resample=options.resample,
                                  mono=options.mono)
-        self.quantum, self.duration = 1.0 / rate, self.wav.shape[-1] / rate
+        # segments start on STFT frames (the hop), so each segment's frames lie on the whole input's time grid
+        hop = stft_for(model, rate, options.n_fft, options.hop_length)[1]
+        self.quantum, self.duration = hop / rate, self.wav.shape[-1] / rate
         reference = getattr(options, "reference", None)
         self.reference = None if reference is None else read_references(reference, self.wav, rate, options)
         self.fixed = {}

@@ -114,3 +114,24 @@ def test_the_automatic_length_follows_the_budget():
     _, roomy = plan_run(method, problem.model, problem.modality, config, budget=1 << 30)
     assert auto_segment_seconds(roomy, 8.0) is None  # it fits: the whole input
     assert RowChunks  # the chunked rows remain the answer when one row fits but all do not
+
+
+def test_a_time_aligned_reference_is_sliced_with_the_input_and_segments_start_on_stft_frames(tmp_path):
+    from toys.separation import HOP, SR, BandSplit, tones
+
+    low = tones([(300, 0.5), (600, 0.25)], seconds=3.0)
+    high = tones([(2000, 0.2), (2600, 0.1)], seconds=3.0, seed=1)
+    floor = 0.01 * torch.randn(low.shape, generator=torch.Generator().manual_seed(2))
+    mixture, sources = (low + high + floor).view(1, 1, -1), torch.stack([low, high], dim=1)
+    task = get_task("separation")
+    opts = task.options_class(input=mixture[0], sample_rate=SR, reference=sources[0], source=1)
+    method = get_method("occlusion")
+    config = dataclasses.replace(method.config_class(), window=(16, 25), stride=(16, 25), progress=False)
+    e = explain_in_segments(task, BandSplit(), opts, method, config, seconds=1.0, context_s=0.1,
+                            folder=tmp_path)  # 0.1 s is 12.5 hops: the context is rounded out to whole frames
+    assert e.attribution.shape[-1] == mixture.shape[-1] // HOP + 1  # the whole input's frames, none lost
+    assert [s["context_start_s"] for s in e.metadata["segment_wise"]["segments"]] == [0.0, 0.896, 1.896]
+    assert (e.arrays["segment_unmasked"] > 20).all()  # each segment scored against its own part of the reference
+    per_freq = e.attribution[0].clamp(min=0).sum(dim=1)
+    cutoff_bin = int(1000 / (SR / 256))
+    assert per_freq[cutoff_bin + 2:].sum() > 0.9 * per_freq.sum()  # source 2 lives above the split
