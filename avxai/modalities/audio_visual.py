@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.checks import check_av_alignment
+from avxai.modalities.base import occlusion_time_cells, occlusion_time_note
 from avxai.modalities.composite import CompositeModality
 from avxai.modalities.spectrogram import Spectrogram
 from avxai.modalities.video import FaceVideo
@@ -129,11 +130,18 @@ class AVSpectrogram(Spectrogram):
     about 1,000 windows whatever the clip, which with the face video's held an AV explanation at minutes."""
 
     def occlusion_window(self, seconds: float = 0.2, bins: int = 16) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(window, stride) in cells. Used by :class:`~avxai.methods.occlusion.Occlusion` when no window is given."""
+        """(window, stride) in cells. Used by :class:`~avxai.methods.occlusion.Occlusion` when no window is given.
+        On a clip longer than ``MAX_OCCLUSION_STEPS`` windows (6.4 s at 0.2 s) the windows take
+        ``1 / MAX_OCCLUSION_STEPS`` of it (:func:`~avxai.modalities.base.occlusion_time_cells`)."""
         f, t = self.grid_shape
-        frames = max(1, min(t, int(round(seconds * self.sample_rate / self.hop_length))))
+        frames = occlusion_time_cells(seconds, self.sample_rate / self.hop_length, t)
         height = max(1, min(f, bins))
         return (height, frames), (max(1, height // 2), frames)
+
+    def occlusion_note(self, seconds: float = 0.2) -> str | None:
+        """What the plan says when the suggested time windows grew past ``seconds`` (a long clip), else ``None``."""
+        rate = self.sample_rate / self.hop_length
+        return occlusion_time_note(self.occlusion_window(seconds)[0][1], rate, seconds)
 
 
 class AudioVisual(CompositeModality):

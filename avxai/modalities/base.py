@@ -13,6 +13,32 @@ from torch import Tensor
 from avxai.perturbations import GridInfo, Perturbation, parse_perturbation
 
 
+#: occlusion windows a modality suggests along time, at most: windows of a fixed length (0.2 s of a face video or
+#: an AV spectrogram) grow with a clip longer than this many of them, so the windows stay bounded (their count,
+#: and with it the forward passes, about 1,000 on the bundled AV model) and a long clip is explained at coarser
+#: time resolution, stated in the plan, instead of in hours (a 60-s clip at 0.2 s: 9,616 windows)
+MAX_OCCLUSION_STEPS = 32
+
+
+def occlusion_time_cells(seconds: float, cells_per_second: float, cells: int) -> int:
+    """Cells of a time window: ``seconds`` long, or ``1 / MAX_OCCLUSION_STEPS`` of the ``cells`` when more than
+    ``MAX_OCCLUSION_STEPS + 1`` windows of ``seconds`` would cover them (the one slack window keeps the extra frame
+    of a centred STFT from changing a clip of exactly that length), within ``[1, cells]``."""
+    fixed = max(1, int(round(seconds * cells_per_second)))
+    if -(-cells // fixed) > MAX_OCCLUSION_STEPS + 1:
+        fixed = -(-cells // MAX_OCCLUSION_STEPS)
+    return min(cells, fixed)
+
+
+def occlusion_time_note(window_cells: int, cells_per_second: float, seconds: float) -> str | None:
+    """The plan's note when the time windows grew past ``seconds`` (a long clip), else ``None``."""
+    length = window_cells / cells_per_second
+    if length <= seconds * 1.0001 + 0.5 / cells_per_second:
+        return None
+    return (f"time windows of {length:.2f} s (not {seconds:g} s: at most {MAX_OCCLUSION_STEPS} along a clip this long; "
+            "--window sets them)")
+
+
 class Modality(ABC):
     """A batch of inputs as a maskable grid.
 

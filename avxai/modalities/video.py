@@ -26,7 +26,7 @@ from torch import Tensor
 from avxai.checks import check_fps, check_video
 from avxai.faces import FaceTracker, paste_back as paste_on_frames
 from avxai.io.video import read_video
-from avxai.modalities.base import Modality
+from avxai.modalities.base import Modality, occlusion_time_cells, occlusion_time_note
 from avxai.perturbations import Perturbation
 
 __all__ = ["FaceVideo", "boxes_to_crop", "box_masks"]
@@ -142,11 +142,16 @@ class FaceVideo(Modality):
         """Suggested occlusion (window, stride) in cells: ``seconds`` of frames by ``fraction`` of the crop side,
         sliding by the whole window (Looking to Listen occludes face patches): 16 patches per 0.2 s, so a clip
         of a few seconds takes a few hundred windows. Used by :class:`~avxai.methods.occlusion.Occlusion` when
-        no window is given."""
+        no window is given. On a clip longer than ``MAX_OCCLUSION_STEPS`` windows (6.4 s at 0.2 s) the windows take
+        ``1 / MAX_OCCLUSION_STEPS`` of it (:func:`~avxai.modalities.base.occlusion_time_cells`)."""
         t, h, w = self.grid_shape
-        frames = max(1, min(t, int(round(seconds * self.fps))))
+        frames = occlusion_time_cells(seconds, self.fps, t)
         side_h, side_w = max(1, int(round(fraction * h))), max(1, int(round(fraction * w)))
         return (frames, side_h, side_w), (frames, side_h, side_w)
+
+    def occlusion_note(self, seconds: float = 0.2) -> str | None:
+        """What the plan says when the suggested time windows grew past ``seconds`` (a long clip), else ``None``."""
+        return occlusion_time_note(self.occlusion_window(seconds)[0][0], self.fps, seconds)
 
     def to_model_input(self, representation: Tensor) -> Tensor:
         """``(n, 3, frames, S, S)`` -> ``(n, frames, 3, S, S)`` (the model's video layout)."""

@@ -104,3 +104,30 @@ def test_an_occlusion_run_keeps_magnitude_phase_and_one_waveform_not_copies_of_t
     mod.perturb(masks)  # extremal: the differentiable synthesis holds the phasor and its adjoint, once
     held_grad, _ = _held_bytes(mod, mod._prepared, mod._blend_plan)
     assert held_grad - held <= 4 * spectrum + 2 * waveform + 4096, held_grad - held  # + the window
+
+
+def test_av_occlusion_windows_stay_0_2_s_on_short_clips_and_at_most_32_along_a_long_one():
+    from avxai.methods.occlusion import OcclusionConfig, occlusion_windows
+    from avxai.modalities.audio_visual import AudioVisual, AVSpectrogram
+    from avxai.modalities.base import MAX_OCCLUSION_STEPS
+    from avxai.modalities.video import FaceVideo
+
+    def clip(seconds):
+        frames = int(seconds * 25)
+        wav = torch.randn(1, 1, frames * 320, generator=torch.Generator().manual_seed(0)) * 0.1
+        spec = AVSpectrogram(wav, 8000, n_fft=256, hop_length=80)
+        return AudioVisual(spec, FaceVideo(torch.rand(1, frames, 3, 8, 8), 25.0, perturbation="mean-time"))
+
+    short = clip(2.0)
+    assert short.spectrogram.occlusion_window()[0][1] == 20 and short.video.occlusion_window()[0][0] == 5  # 0.2 s
+    assert short.spectrogram.occlusion_note() is None and short.video.occlusion_note() is None
+    long = clip(60.0)
+    (_, frames), _ = long.spectrogram.occlusion_window()
+    (video_frames, _, _), _ = long.video.occlusion_window()
+    assert -(-long.spectrogram.grid_shape[1] // frames) <= MAX_OCCLUSION_STEPS
+    assert -(-long.video.num_frames // video_frames) == MAX_OCCLUSION_STEPS and video_frames == 47  # 1.88 s
+    assert "1.88 s" in long.spectrogram.occlusion_note() and "1.88 s" in long.video.occlusion_note()
+    windows, _ = occlusion_windows(long, OcclusionConfig())
+    assert len(windows) == MAX_OCCLUSION_STEPS * (16 + 16)  # 16 bands of 16 bins (hop 8); 4 x 4 patches of the crop
+    given, _ = occlusion_windows(long, OcclusionConfig(window=(16, 20, 5, 2, 2), stride=(8, 20, 5, 2, 2)))
+    assert len(given) == 4816 + 4800  # a window the user gives is used as given: 0.2 s over 60 s
