@@ -14,15 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avxai.engine import score_inputs
 from avxai.explanation import Explanation
 from avxai.methods.base import Method, MethodConfig
-from avxai.methods.gradients import _check_common, _finish, _no_gradient_error
+from avxai.methods.gradcam_layers import (
+    activation_axes,
+    choose_layers,
+    convolutions,
+    per_input,
+    record_gradients,
+    resolve_layer,
+)
+from avxai.methods.gradients import _check_common, _finish
 from avxai.modalities.base import Modality
 from avxai.modalities.composite import CompositeModality
 from avxai.scorers.base import Scorer
-
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 @dataclass(frozen=True)
@@ -82,43 +87,6 @@ def _check_axes(axes) -> tuple[str | None, ...]:
     return tuple(axes)
 
 
-def resolve_layer(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
-    """The module called ``name`` (``None``: the last convolution), with a readable error when it is missing."""
-    if name is None:
-        convs = [(n, m) for n, m in model.named_modules() if isinstance(m, _CONV)]
-        if not convs:
-            raise ValueError(f"{type(model).__name__} has no convolution layer; name the layer to explain with "
-                             "GradCAMConfig(layer='...')")
-        return convs[-1]
-    try:
-        return name, model.get_submodule(name)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-        raise ValueError(f"{type(model).__name__} has no layer {name!r}; layers include: {shown}") from None
-
-
-def activation_axes(config_axes, n_axes: int, grid_axes: tuple[str, ...]) -> tuple[str | None, ...]:
-    """Grid axis (or ``None``) of each of the ``n_axes`` non-channel activation axes."""
-    if config_axes is not None:
-        if len(config_axes) != n_axes:
-            raise ValueError(f"GradCAMConfig.axes={tuple(config_axes)} names {len(config_axes)} axes but the layer's "
-                             f"activation has {n_axes} non-channel axes")
-        axes = tuple(config_axes)
-    elif n_axes == len(grid_axes):
-        axes = tuple(grid_axes)
-    elif n_axes == 1 and "time" in grid_axes:
-        axes = ("time",)
-    else:
-        raise ValueError(f"cannot tell which grid axes {grid_axes} the layer's {n_axes} activation axes are; "
-                         "pass GradCAMConfig(axes=(...)), e.g. ('time',) or (None, 'time')")
-    unknown = [a for a in axes if a is not None and a not in grid_axes]
-    if unknown:
-        raise ValueError(f"activation axes {axes} name {unknown}, which the grid does not have (grid axes "
-                         f"{grid_axes}); fix GradCAMConfig.axes")
-    return axes
-
-
 def cam_to_grid(cam: Tensor, axes: tuple[str | None, ...], grid_axes: tuple[str, ...], grid_shape: tuple[int, ...],
                 mode: str = "linear") -> Tensor:
     """Resample class activation maps ``(n, *act_axes)`` onto the grid ``(n, *grid_shape)``.
@@ -143,23 +111,6 @@ def cam_to_grid(cam: Tensor, axes: tuple[str | None, ...], grid_axes: tuple[str,
     return cam.reshape(view).expand(cam.shape[0], *grid_shape).contiguous()
 
 
-def per_input(act: Tensor, batch: int, part: Modality, channel_dim: int = 1) -> Tensor | None:
-    """An activation as ``(batch, channels, *axes)``, or ``None`` when its layout fits neither form below.
-
-    ``(batch, C, *axes)`` (channels at ``channel_dim``) stays; per-frame maps of a grid with a ``"time"`` axis,
-    ``(batch * frames, C, *axes)`` (a 2-D CNN run on every video frame), become ``(batch, C, frames, *axes)``.
-    """
-    if channel_dim >= act.dim():
-        raise ValueError(f"channel_dim={channel_dim} does not exist in the activation of shape {tuple(act.shape)}")
-    act = act.movedim(channel_dim, 1)
-    frames = part.grid_shape[part.axes.index("time")] if "time" in part.axes else 0
-    if act.shape[0] == batch and 3 <= act.dim() <= 5:
-        return act
-    if frames > 1 and act.shape[0] == batch * frames and 3 <= act.dim() <= 4:
-        return act.reshape(batch, frames, *act.shape[1:]).movedim(2, 1)
-    return None
-
-
 def part_map(act: Tensor, grad: Tensor, part: Modality, axes, relu: bool, mode: str) -> tuple[Tensor, tuple]:
     """Grad-CAM of one layer on one (part's) grid: ``ReLU(sum_c w_c A_c)`` with ``w_c`` the gradient averaged over
     every non-channel axis, resampled onto ``part``'s grid. Shape: ``(batch, C, *axes)`` x2 -> ``(batch, *grid)``."""
@@ -171,47 +122,24 @@ def part_map(act: Tensor, grad: Tensor, part: Modality, axes, relu: bool, mode: 
     return cam_to_grid(cam, axes, tuple(part.axes), part.grid_shape, mode), axes
 
 
-def _reached(tensor: Tensor, inputs: dict[int, int]) -> set[int]:
-    """Which model inputs (``id(grad_fn) -> index``, their nodes kept alive by the caller) the tensor's autograd
-    graph reaches."""
-    found, seen, stack, alive = set(), set(), [tensor.grad_fn], []
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        alive.append(node)  # a node's Python object lives while referenced: its id is not reused meanwhile
-        seen.add(id(node))
-        if id(node) in inputs:
-            found.add(inputs[id(node)])
-            continue
-        stack.extend(n for n, _ in node.next_functions)
-    return found
-
-
-def _flat_tensors(value) -> list[Tensor]:
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _flat_tensors(v)]
-    return []
-
-
 class GradCAM(Method):
-    """Grad-CAM on any layer whose output is ``(batch, channels, *axes)`` with 1 to 3 axes.
+    """Grad-CAM on any layer whose output is ``(batch, channels, *axes)`` with 1 to 3 axes, or per-frame maps
+    ``(batch * frames, channels, h, w)`` of a grid with a time axis (a 2-D CNN run on every video frame).
 
     Channel weights ``w_c`` = the score's gradient with respect to the activation ``A_c``, averaged over every
     non-channel axis; the map is ``ReLU(sum_c w_c A_c)``, resampled to the modality's grid (see
-    :class:`GradCAMConfig` for how activation axes map to grid axes). A forward hook on the layer records
-    its output; the hook is removed when the explanation ends (and again by ``evaluation_mode``).
+    :class:`GradCAMConfig` for how activation axes map to grid axes). Forward hooks record the layers' outputs;
+    they are removed when the explanation ends (and again by ``evaluation_mode``).
 
-    On a composite (audio-visual) modality: one layer per part (``config.layer``; by default, per part, the last
-    convolution whose output depends on that part's input alone and keeps the most of the part's grid axes:
-    the bundled AV enhancer's ``audio.front.2`` (freq x frames) and the last convolution of its MobileNetV3
-    trunk (per frame, 8 x 8)); each part's map is resampled onto the part's grid and divided by its maximum
-    per input (the layers' units differ; the maxima are in ``metadata["part_max"]``), then joined.
+    Without a named layer: the last convolution (in call order) whose output depends on the input and keeps the most
+    of the grid's axes (:func:`~avxai.methods.gradcam_layers.choose_layers`). On a composite (audio-visual) modality:
+    one layer per part, by default per part the last convolution that reads only that part's input (the bundled AV
+    enhancer's ``audio.front.2``, freq x frames, and ``visual.trunk.3.block.2.0``, 8 x 8 per frame); each part's map
+    is resampled onto the part's grid and divided by its largest absolute value per input (the layers' units differ;
+    the values are in ``metadata["part_max"]``), then joined.
 
     Shape: attribution ``(batch, *grid)``, in activation units x score units per activation unit (composite:
-    each part in [0, 1]).
+    each part in [-1, 1]).
     """
 
     name = "gradcam"
@@ -219,169 +147,67 @@ class GradCAM(Method):
 
     def explain(self, model: nn.Module, modality: Modality, scorer: Scorer, config: GradCAMConfig,
                 unmasked: Tensor) -> Explanation:
-        if isinstance(modality, CompositeModality):
-            return self._explain_parts(model, modality, scorer, config)
-        if isinstance(config.layer, dict) or isinstance(config.axes, dict):
-            raise ValueError(f"layer / axes as a mapping per part apply to a composite (audio-visual) modality; this "
-                             f"{modality.kind} input has one grid: give one layer name and one axes tuple")
-        layer_name, layer = resolve_layer(model, config.layer)
-        b, grid = modality.batch_size, modality.grid_shape
-        ones = torch.ones(b, *grid, dtype=modality.representation.dtype, requires_grad=True)
-        (act,), (grad,), _ = _forward_backward(model, modality, scorer, ones, {layer_name: layer}, [layer_name])
-        arranged = per_input(act, b, modality, config.channel_dim)
-        if arranged is None:
-            raise ValueError(f"layer {layer_name!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (batch={b}, "
-                             "channels, *axes) with 1 to 3 axes after the channels")
-        grad = per_input(grad, b, modality, config.channel_dim)
-        attribution, axes = part_map(arranged, grad, modality, config.axes, config.relu, config.interpolation)
-        attribution = attribution.to(modality.representation.dtype)
-        return _finish(self.name, modality, attribution, config.listen_fraction,
-                       {"layer": layer_name, "activation_shape": list(arranged.shape), "activation_axes": list(axes)})
+        composite = isinstance(modality, CompositeModality)
+        names = tuple(modality.part_names) if composite else ("input",)
+        parts = tuple(modality.parts()) if composite else (modality,)
+        b, dtype = modality.batch_size, modality.representation.dtype
+        given, single, axes_of = self._check(modality, config, names, composite)
+        hooked = {n: resolve_layer(model, n)[1] for n in ([single] if single else given.values())}
+        if single is not None or set(given) != set(names):  # some part takes its default: hook every convolution
+            hooked.update(convolutions(model, skip=list(hooked)))
+        chosen: dict[str, str | None] = {}
 
-    def _explain_parts(self, model: nn.Module, modality: CompositeModality, scorer: Scorer,
-                       config: GradCAMConfig) -> Explanation:
-        names, parts, b = modality.part_names, modality.parts(), modality.batch_size
-        given = config.layer if isinstance(config.layer, dict) else {}
-        unknown = sorted(set(given) - set(names)) + sorted(set(config.axes or {}) - set(names)
-                                                         if isinstance(config.axes, dict) else [])
+        def choose(captured: dict[str, list[Tensor]], inputs: list[Tensor]) -> list[str]:
+            chosen.update(choose_layers(model, modality.kind, names, parts, given, single, config.channel_dim,
+                                        captured, inputs, composite))
+            return sorted({n for n in chosen.values() if n is not None})
+
+        ones = torch.ones(b, *modality.grid_shape, dtype=dtype, requires_grad=True)
+        acts, grads, picked = record_gradients(model, modality, scorer, ones, hooked, choose)
+        acts, grads = dict(zip(picked, acts)), dict(zip(picked, grads))
+        maps, meta = [], {"layers": {}, "activation_shape": {}, "activation_axes": {}, "part_max": {}}
+        for name, part in zip(names, parts):
+            layer = chosen[name]
+            if layer is None:  # one layer named on a composite input: the other parts get 0
+                maps.append(torch.zeros(b, *part.grid_shape, dtype=dtype))
+                continue
+            act, grad = (per_input(x[layer], b, part, config.channel_dim) for x in (acts, grads))
+            if act is None:
+                raise ValueError(f"layer {layer!r} outputs shape {tuple(acts[layer].shape)}; Grad-CAM needs (batch={b}, "
+                                 "channels, *axes) with 1 to 3 axes after the channels, or per-frame maps (batch * "
+                                 "frames, channels, h, w) of a video; name another layer")
+            cam, axes = part_map(act, grad, part, axes_of.get(name), config.relu, config.interpolation)
+            peak = cam.flatten(1).abs().amax(dim=1)
+            if composite:
+                cam = cam / peak.clamp_min(1e-30).view(-1, *[1] * (cam.dim() - 1))
+            maps.append(cam.to(dtype))
+            meta["layers"][name], meta["activation_shape"][name] = layer, list(act.shape)
+            meta["activation_axes"][name], meta["part_max"][name] = list(axes), peak.tolist()
+        if not composite:
+            return _finish(self.name, modality, maps[0], config.listen_fraction,
+                           {"layer": meta["layers"]["input"], "activation_shape": meta["activation_shape"]["input"],
+                            "activation_axes": meta["activation_axes"]["input"]})
+        meta["normalised"] = "each part's map divided by its largest absolute value per input"
+        return _finish(self.name, modality, modality.join_masks(maps), config.listen_fraction, meta)
+
+    @staticmethod
+    def _check(modality: Modality, config: GradCAMConfig, names: tuple[str, ...], composite: bool):
+        """``(given, single, axes_of)``: named layer per part, one layer named for a composite input, axes per part."""
+        if not composite:
+            if isinstance(config.layer, dict) or isinstance(config.axes, dict):
+                raise ValueError(f"layer / axes as a mapping per part apply to a composite (audio-visual) modality; "
+                                 f"this {modality.kind} input has one grid: give one layer name and one axes tuple")
+            return ({"input": config.layer} if config.layer else {}), None, {"input": config.axes}
+        given = dict(config.layer) if isinstance(config.layer, dict) else {}
+        axes_of = dict(config.axes) if isinstance(config.axes, dict) else {}
+        unknown = sorted(set(given) - set(names)) + sorted(set(axes_of) - set(names))
         if unknown:
             raise ValueError(f"layer / axes name part(s) {unknown}; this {modality.kind} input has parts {list(names)}")
         if config.axes is not None and not isinstance(config.axes, dict):
             raise ValueError(f"axes on a {modality.kind} input is a mapping part -> axes (e.g. {{'{names[-1]}': "
                              "('time', 'height', 'width')}), one tuple per part's layer")
-        # the layers to hook: the named ones, and every convolution when some part needs its default
-        named = [config.layer] if isinstance(config.layer, str) else list(given.values())
-        auto = config.layer is None or (isinstance(config.layer, dict) and set(given) != set(names))
-        hooked = {n: resolve_layer(model, n)[1] for n in named}
-        if auto:
-            hooked.update({n: m for n, m in model.named_modules() if isinstance(m, _CONV) and n not in hooked})
-        ones = torch.ones(b, *modality.grid_shape, dtype=modality.representation.dtype, requires_grad=True)
-        chosen: dict[str, str | None] = {}
-
-        def choose(captured: dict[str, list[Tensor]], inputs: list[Tensor]) -> list[str]:
-            order = [n for n in captured if len(captured[n]) == 1]  # layers called once, in call order
-            chosen.update(self._choose(model, modality, config, captured, inputs, order))
-            return sorted({n for n in chosen.values() if n is not None})
-
-        acts_l, grads_l, picked = _forward_backward(model, modality, scorer, ones, hooked, choose)
-        acts, grads = dict(zip(picked, acts_l)), dict(zip(picked, grads_l))
-        maps, meta = [], {"layers": {}, "activation_shape": {}, "activation_axes": {}, "part_max": {}}
-        dtype = modality.representation.dtype
-        for name, part in zip(names, parts):
-            layer = chosen[name]
-            if layer is None:  # one layer named: the other parts get 0
-                maps.append(torch.zeros(b, *part.grid_shape, dtype=dtype))
-                continue
-            channel_dim = config.channel_dim
-            act, grad = per_input(acts[layer], b, part, channel_dim), per_input(grads[layer], b, part, channel_dim)
-            if act is None:
-                raise ValueError(f"layer {layer!r} outputs shape {tuple(acts[layer].shape)}; Grad-CAM on the {name} "
-                                 f"part needs (batch={b}, channels, *axes) or per-frame maps (batch * frames, "
-                                 "channels, h, w); name another layer")
-            part_axes = config.axes.get(name) if isinstance(config.axes, dict) else None
-            cam, axes = part_map(act, grad, part, part_axes, config.relu, config.interpolation)
-            peak = cam.flatten(1).abs().amax(dim=1)
-            maps.append((cam / peak.clamp_min(1e-30).view(-1, *[1] * (cam.dim() - 1))).to(dtype))
-            meta["layers"][name], meta["activation_shape"][name] = layer, list(act.shape)
-            meta["activation_axes"][name], meta["part_max"][name] = list(axes), peak.tolist()
-        meta["normalised"] = "each part's map divided by its largest absolute value per input"
-        return _finish(self.name, modality, modality.join_masks(maps), config.listen_fraction, meta)
-
-    @staticmethod
-    def _choose(model: nn.Module, modality: CompositeModality, config: GradCAMConfig,
-                captured: dict[str, list[Tensor]], inputs: list[Tensor], order: list[str]) -> dict[str, str | None]:
-        """The layer of each part: the named one, or the last convolution (in call order) that reads only that part's
-        input and keeps the most of its grid's axes (axes of one cell do not count)."""
-        names, parts, b = modality.part_names, modality.parts(), modality.batch_size
-        named = [config.layer] if isinstance(config.layer, str) else list((config.layer or {}).values())
-        for n in named:
-            _check_calls(n, captured.get(n, []))
-        given = config.layer if isinstance(config.layer, dict) else {}
-        if not isinstance(config.layer, str) and set(given) == set(names):
-            return dict(given)
-        input_nodes = [t.grad_fn for t in inputs]  # held, so that their ids stay theirs
-        nodes = {id(g): i for i, g in enumerate(input_nodes) if g is not None}
-        if len(inputs) != len(parts) or len(nodes) != len(parts):
-            raise ValueError(f"cannot tell which input of {type(model).__name__} each part of the {modality.kind} "
-                             f"input is (the model got {len(inputs)} tensors for {len(parts)} parts); name one layer "
-                             f"per part: GradCAMConfig(layer={{{', '.join(repr(n) + ': ...' for n in names)}}})")
-        reads = {n: _reached(captured[n][0], nodes) for n in order}
-        if isinstance(config.layer, str):
-            if len(reads[config.layer]) != 1:
-                raise ValueError(f"layer {config.layer!r} reads {len(reads[config.layer])} of the parts' inputs; "
-                                 "name one layer per part: GradCAMConfig(layer={" +
-                                 ", ".join(f"'{n}': ..." for n in names) + "})")
-            (p,) = reads[config.layer]
-            return {n: (config.layer if i == p else None) for i, n in enumerate(names)}
-        out = dict(given)
-        for i, (name, part) in enumerate(zip(names, parts)):
-            if name in out:
-                continue
-            best, best_rank = None, 0
-            for n in order:
-                if n in given.values() or reads[n] != {i}:
-                    continue
-                act = per_input(captured[n][0], b, part, config.channel_dim)
-                try:
-                    axes = activation_axes(None, act.dim() - 2, tuple(part.axes)) if act is not None else ()
-                except ValueError:
-                    continue
-                rank = sum(1 for a, size in zip(axes, act.shape[2:]) if a is not None and size > 1) if axes else 0
-                if rank and rank >= best_rank:
-                    best, best_rank = n, rank
-            if best is None:
-                raise ValueError(f"{type(model).__name__} has no convolution that reads only the {name} input "
-                                 f"(the {name} part of the {modality.kind} input); name the layer to explain it "
-                                 f"with: GradCAMConfig(layer={{'{name}': 'dotted.module.path'}}) (--set "
-                                 f"'layer={{{name}: dotted.module.path}}')")
-            out[name] = best
-        return out
-
-
-def _check_calls(name: str, outputs: list[Tensor]) -> None:
-    if not outputs:
-        raise ValueError(f"layer {name!r} was not called in the model's forward pass; choose a layer that the model "
-                         "uses")
-    if len(outputs) > 1:
-        raise ValueError(f"layer {name!r} is called {len(outputs)} times per forward pass; Grad-CAM needs a layer that "
-                         "runs once (pick one of its callers or a copy)")
-
-
-def _forward_backward(model, modality, scorer, ones, hooked: dict[str, nn.Module], pick):
-    """One forward pass with ``hooked`` layers recording their outputs (and the model its inputs), then the
-    score's gradient with respect to the outputs of the layers ``pick`` names (a list, or a function of the
-    captured outputs and the model's input tensors). Returns the activations, gradients and the names."""
-    captured: dict[str, list[Tensor]] = {}  # in the order the layers are first called
-    inputs: list[Tensor] = []
-
-    def hook_for(name):
-        def hook(module, args, output):
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            if isinstance(out, Tensor):
-                captured.setdefault(name, []).append(out)
-            elif name in (pick if isinstance(pick, list) else ()):
-                raise TypeError(f"layer {name!r} returned {type(output).__name__}; Grad-CAM needs a tensor output "
-                                "(or a tuple whose first element is one)")
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(n)) for n, m in hooked.items()]
-    handles.append(model.register_forward_pre_hook(lambda module, args: inputs.extend(_flat_tensors(args))))
-    try:
-        with torch.enable_grad():
-            scores = score_inputs(model, modality, scorer, ones)
-            names = pick(captured, inputs) if callable(pick) else pick
-            for name in names:
-                _check_calls(name, captured.get(name, []))
-            acts = [captured[n][0] for n in names]
-            if not scores.requires_grad or not all(a.requires_grad for a in acts):
-                raise _no_gradient_error(f"activation of layer(s) {names}")
-            grads = torch.autograd.grad(scores.sum(), acts, allow_unused=True)
-            if any(g is None for g in grads):
-                raise _no_gradient_error(f"activation of layer(s) {names}")
-    finally:
-        for h in handles:
-            h.remove()
-    return [a.detach() for a in acts], [g.detach() for g in grads], names
+        return given, (config.layer if isinstance(config.layer, str) else None), axes_of
 
 
 gradcam = GradCAM()
+__all__ = ["GradCAM", "GradCAMConfig", "activation_axes", "cam_to_grid", "gradcam", "part_map", "resolve_layer"]

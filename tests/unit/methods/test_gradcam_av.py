@@ -150,3 +150,25 @@ def test_per_frame_layer_on_a_face_video_and_the_command_line_mapping():
     assert share(e.attribution[0], VIDEO_TRUTH) > 0.99
     config = build_config(GradCAMConfig, sets=["layer={audio: audio.front.2, video: visual.trunk.3}"])
     assert config.layer == {"audio": "audio.front.2", "video": "visual.trunk.3"}
+
+
+class OneStream(nn.Module):
+    """``ConvAV`` with the audio held fixed: explains the face video alone (as the AV task's ``--stream video``)."""
+
+    fps = FPS
+
+    def __init__(self):
+        super().__init__()
+        self.model = ConvAV()
+        self.waveform = toy_waveform(BATCH)
+
+    def forward(self, video):
+        return self.model((self.waveform, video))
+
+
+def test_default_layer_of_one_stream_is_its_spatial_convolution_not_the_fusion():
+    video = FaceVideo(toy_crops(BATCH), FPS, perturbation="zero")
+    e = gradcam(OneStream(), video, ClassLogit(0), GradCAMConfig())
+    # the audio convolutions do not read the video; "fuse" and the temporal conv keep time only
+    assert e.metadata["layer"] == "model.video.conv" and e.metadata["activation_axes"] == ["time", "height", "width"]
+    assert share(e.attribution[0], grow(VIDEO_TRUTH, 3)) > 0.999
