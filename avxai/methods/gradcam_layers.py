@@ -194,8 +194,10 @@ def choose_layers(model: nn.Module, kind: str, names: Sequence[str], parts: Sequ
             if n in given.values() or reads[n] != {i}:
                 continue
             act = per_input(captured[n][0], b, part, channel_dim)
+            if act is None:  # not (batch, C, *axes) nor per-frame maps of this part
+                continue
             try:
-                axes = activation_axes(None, act.dim() - 2, tuple(part.axes)) if act is not None else ()
+                axes = activation_axes(None, act.dim() - 2, tuple(part.axes))
             except ValueError:
                 continue
             rank = sum(1 for a, size in zip(axes, act.shape[2:]) if a is not None and size > 1)
