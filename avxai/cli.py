@@ -9,14 +9,20 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from avxai.audit.command import run_audit_command
 from avxai.cli_parser import SHORTCUTS, TASK_FLAGS, build_parser
 from avxai.demo import run_demo as demo
-from avxai.explain_command import (applied_task_defaults, method_config, run_explain, task_defaults, task_model,
-                                   task_options)
+from avxai.explain_command import (
+    applied_task_defaults,
+    method_config,
+    run_explain,
+    task_defaults,
+    task_model,
+    task_options,
+)
 from avxai.inspect_command import run_inspect_command
 from avxai.safety import check_output_dir
 

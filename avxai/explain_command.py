@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from avxai.cli_parser import SHORTCUTS, TASK_FLAGS
 from avxai.config import build_config
 from avxai.explanation import runtime_info
 from avxai.hygiene import model_device
@@ -29,9 +30,14 @@ from avxai.models.spec import parse_model_args, resolve_model, spec_forms
 from avxai.safety import check_output_dir
 from avxai.tasks import Task, get_task
 from avxai.tasks.base import Problem
-from avxai.tasks.segmented import QUESTION, SEGMENT_TASKS, default_context, explain_in_segments, input_duration
+from avxai.tasks.segmented import (
+    QUESTION,
+    SEGMENT_TASKS,
+    default_context,
+    explain_in_segments,
+    input_duration,
+)
 from avxai.tasks.stitch import segment_spans
-from avxai.cli_parser import SHORTCUTS, TASK_FLAGS
 from avxai.viz.labels import growth_text
 
 __all__ = ["applied_task_defaults", "method_config", "run_explain", "task_defaults", "task_model", "task_options"]
@@ -194,7 +200,12 @@ def segment_choice(task: Task, args: argparse.Namespace, plan, problem: Problem)
         raise ValueError(f"--segment-seconds: the length of this --task {task.name} input is unknown; explain it "
                          "whole (--segment-seconds 0)")
     context = args.segment_context if getattr(args, "segment_context", None) is not None else default_context(wanted)
-    return wanted, context, len(segment_spans(duration, wanted, context)), reason
+    count = len(segment_spans(duration, wanted, context))
+    if count == 1:
+        print(f"note: --segment-seconds {wanted:g} covers the whole {duration:.1f} s input: explained at once",
+              file=sys.stderr)
+        return None
+    return wanted, context, count, reason
 
 
 def _outputs_problem(task: Task, problem: Problem) -> Problem:

@@ -8,7 +8,10 @@ domain) moving on a gradient, with a syllable-like tone as its sound (8 kHz mono
 model takes). Each method runs in a fresh process (``avxai explain`` through ``avxai.cli.main``) so that its
 peak resident memory (``ru_maxrss``) is its own; the face detections are cached by the first run (the second
 and later runs read them, as a user's second command does). Prints wall seconds and peak MB per method, and
-the load average (the development CPU is shared: numbers under load say so).
+the load average (the development CPU is shared: numbers under load say so), and each run's plan line: at 60 s
+extremal's one row of the whole clip (>= 3.74 GiB) does not fit the default budget, so ``avxai explain`` explains
+the clip in segments (the plan line says how many and why; ``--segment-seconds 0`` measures the whole-clip run).
+Reduced work is stated with the results (``--set extremal:iterations=2``: memory does not depend on the count).
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="METHOD:FIELD=VALUE, e.g. extremal:iterations=20")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", help="write the clip here and keep it")
+    parser.add_argument("--max-memory", help="--max-memory of avxai explain (default: its default)")
+    parser.add_argument("--segment-seconds", help="--segment-seconds of avxai explain (default: its own choice)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as folder:
@@ -104,11 +109,18 @@ def main() -> None:
                     "--track-cache", os.path.join(folder, "cache"), "--out", os.path.join(folder, method)]
             for s in sets:
                 argv += ["--set", s]
+            if args.max_memory:
+                argv += ["--max-memory", args.max_memory]
+            if args.segment_seconds is not None:
+                argv += ["--segment-seconds", args.segment_seconds]
             res = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), *argv], capture_output=True, text=True)
             lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
             bench = [ln for ln in lines if ln.startswith("BENCH")]
-            print(f"{method:10s} {' '.join(sets):24s} " + (bench[0][6:] if bench else "failed: " + " | ".join(lines[-3:])),
-                  flush=True)
+            print(f"{method:10s} {' '.join(sets) or 'defaults':24s} "
+                  + (bench[0][6:] if bench else "failed: " + " | ".join(lines[-3:])), flush=True)
+            for line in lines:
+                if line.startswith("plan:"):
+                    print(f"{'':10s} {line}", flush=True)
         print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
 

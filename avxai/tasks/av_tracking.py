@@ -18,7 +18,7 @@ from avxai.tracking import Detections
 __all__ = ["cache_file", "track_file"]
 
 
-def cache_file(path: "str | Path", tracker: FaceTracker, fps: float | None, folder: "str | Path | None") -> Path | None:
+def cache_file(path: str | Path, tracker: FaceTracker, fps: float | None, folder: str | Path | None) -> Path | None:
     """Where the detections of ``path`` with ``tracker``'s settings are cached: ``FOLDER/<sha256>.npz``, the hash
     of the file's bytes, the settings and the frame-rate conversion; ``None`` when caching is off."""
     if str(folder) == "off":
@@ -60,7 +60,7 @@ def _save_detections(file: Path | None, det: Detections) -> None:
         warnings.warn(f"could not cache the face track in {file} ({err}); the next run detects again", stacklevel=3)
 
 
-def track_file(path: "str | Path", tracker: FaceTracker, *, fps: float, convert: bool, cache=None,
+def track_file(path: str | Path, tracker: FaceTracker, *, fps: float, convert: bool, cache=None,
                name: str | None = None) -> tuple[FaceTrack, dict]:
     """Track the face in a video file as a stream (never holding all its frames): detections from the cache
     or one decoding pass, then a second pass that cuts the crops. Returns the track and how it was made."""

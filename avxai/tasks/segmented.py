@@ -26,8 +26,9 @@ import gc
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ from avxai.tasks.base import Problem, Task
 from avxai.tasks.enhancement import read_references
 from avxai.tasks.stitch import Span, core_of, segment_spans, stitch
 
-__all__ = ["QUESTION", "SEGMENT_TASKS", "explain_in_segments", "default_context", "input_duration"]
+__all__ = ["QUESTION", "SEGMENT_TASKS", "default_context", "explain_in_segments", "input_duration"]
 
 #: tasks whose problems can be cut into time segments
 SEGMENT_TASKS = ("speaker", "enhancement", "separation", "av-enhancement")
@@ -114,7 +115,7 @@ class _Inputs:
         if isinstance(self.options, AVEnhancementOptions):
             return dataclasses.replace(self.options, track=self.track, start_s=span.context_start_s,
                                        end_s=span.context_end_s, shares=False)
-        lo, hi = (int(round(t * self.rate)) for t in (span.context_start_s, span.context_end_s))
+        lo, hi = (round(t * self.rate) for t in (span.context_start_s, span.context_end_s))
         changes: dict[str, Any] = {"input": self.wav[..., lo:hi].contiguous(), "sample_rate": self.rate,
                                    "mono": False, "segments": None, **self.fixed}
         if self.reference is not None:
@@ -142,7 +143,7 @@ def _reusable(folder: Path, fingerprint: dict) -> Explanation | None:
 
 
 def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any, config: Any, *, seconds: float,
-                        folder: "str | Path", context_s: float | None = None, whole: Problem | None = None,
+                        folder: str | Path, context_s: float | None = None, whole: Problem | None = None,
                         reason: str | None = None, say: Callable[[str], None] | None = None) -> Explanation:
     """Explain ``options.input`` in segments of ``seconds`` (with ``context_s`` on each side, default
     :func:`default_context`) and stitch them into one explanation of the whole input.

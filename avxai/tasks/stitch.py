@@ -24,7 +24,7 @@ from torch import Tensor
 
 from avxai.explanation import Explanation, to_jsonable
 
-__all__ = ["Span", "segment_spans", "stitch", "core_of"]
+__all__ = ["Span", "core_of", "segment_spans", "stitch"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,11 @@ def _time_axis(meta: dict, prefix: str) -> int:
     return axes.index("time")
 
 
+def _narrow(t: Tensor | None, dim: int, start: int, stop: int) -> Tensor | None:
+    """A copy of ``t[..., start:stop, ...]`` along ``dim`` (``None`` stays ``None``)."""
+    return None if t is None else t.narrow(dim, start, stop - start).clone()
+
+
 def core_of(explanation: Explanation, span: Span) -> dict[str, Any]:
     """The cells of a segment's explanation whose time lies in ``span`` (the context cut away), per part:
     ``{"parts": [{"attribution", "grid", "masks", "time"}], "media": {...}}``; tensors are copies, so the
@@ -124,21 +129,19 @@ def core_of(explanation: Explanation, span: Span) -> dict[str, Any]:
         idx = np.flatnonzero(keep)
         a, b = (int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, 0)
 
-        def cut(t: Tensor | None, lead: int) -> Tensor | None:
-            return None if t is None else t.narrow(axis + lead, a, b - a).clone()
-
-        out.append({"attribution": cut(att, 1), "grid": cut(grid, 1), "masks": cut(mask, 2), "time": times[a:b]})
+        out.append({"attribution": _narrow(att, axis + 1, a, b), "grid": _narrow(grid, axis + 1, a, b),
+                    "masks": _narrow(mask, axis + 2, a, b), "time": times[a:b]})
     media = {}
     for name, (kind, data, rate) in explanation.media.items():
-        lo = int(round((span.start_s - span.context_start_s) * rate))
-        hi = data.shape[-1 if kind == "audio" else 1] if span.last else int(round((span.end_s - span.context_start_s) * rate))
+        lo = round((span.start_s - span.context_start_s) * rate)
+        hi = data.shape[-1 if kind == "audio" else 1] if span.last else round((span.end_s - span.context_start_s) * rate)
         media[name] = (kind, (data[..., lo:hi] if kind == "audio" else data[:, lo:hi]).clone(), rate)
     return {"parts": out, "media": media}
 
 
 def _gap(like: dict, span: Span, dt: float, batch: int, k: int | None, axis: int) -> dict:
     """Zeros standing for a failed segment in one part, with time coordinates every ``dt`` seconds."""
-    n = max(0, int(round((span.end_s - span.start_s) / dt)) + (1 if span.last else 0))
+    n = max(0, round((span.end_s - span.start_s) / dt) + (1 if span.last else 0))
 
     def zeros(t: Tensor | None, lead: int) -> Tensor | None:
         if t is None:
@@ -172,14 +175,10 @@ def stitch(first: Explanation, cores: dict[int, dict], spans: list[Span], info: 
         axis = _time_axis(meta, prefix)
         pieces = [cores[s.index]["parts"][p] if s.index in cores else
                   _gap(some["parts"][p], s, dt, batch, None, axis) for s in spans]
-
-        def cat(key: str, lead: int) -> Tensor | None:
-            if pieces[0][key] is None:
-                return None
-            return torch.cat([piece[key] for piece in pieces], dim=axis + lead)
-
-        joined.append({"attribution": cat("attribution", 1), "grid": cat("grid", 1), "masks": cat("masks", 2),
-                       "time": np.concatenate([piece["time"] for piece in pieces])})
+        joined.append({key: None if pieces[0][key] is None else torch.cat([piece[key] for piece in pieces],
+                                                                           dim=axis + lead)
+                       for key, lead in (("attribution", 1), ("grid", 1), ("masks", 2))})
+        joined[-1]["time"] = np.concatenate([piece["time"] for piece in pieces])
 
     def flat(key: str, lead: int) -> Tensor | None:
         if joined[0][key] is None:

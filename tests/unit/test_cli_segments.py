@@ -5,9 +5,9 @@ import json
 
 import pytest
 import soundfile as sf
+from toys.segments import RATE, noise_with_tone
 
 from avxai.cli import main
-from toys.segments import RATE, noise_with_tone
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

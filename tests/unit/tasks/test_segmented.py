@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from toys.segments import RATE, ToneSpeaker, noise_with_tone
 
 from avxai.explanation import Explanation
 from avxai.memory import RowChunks
@@ -14,7 +15,6 @@ from avxai.methods.plan import auto_segment_seconds, plan_run
 from avxai.tasks import get_task
 from avxai.tasks.segmented import QUESTION, explain_in_segments
 from avxai.tasks.stitch import segment_spans
-from toys.segments import RATE, ToneSpeaker, noise_with_tone
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -7,13 +7,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from toys.clips import render, tone, write_clip
 
 from avxai.methods import get_method
 from avxai.models import load_model
 from avxai.tasks import get_task
 from avxai.tasks.av_enhancement import AVEnhancementOptions, build
 from avxai.tasks.segmented import explain_in_segments
-from toys.clips import render, tone, write_clip
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
