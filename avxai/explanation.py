@@ -177,12 +177,11 @@ class Explanation:
                     wav = data[i].detach().cpu().float()
                     peak = wav.abs().max().item()
                     if peak > 1.0:  # a perturbed input can exceed full scale: scale, never clip
-                        wav = wav / peak * 0.99
+                        wav = wav * (0.99 / peak)
                     sf.write(str(path), wav.numpy().T, int(rate), subtype="FLOAT")
                 elif kind == "video":
                     path = out / f"{name}{suffix}.mp4"
-                    frames = (data[i].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
-                    write_video(path, VideoClip(frames=frames, fps=float(rate)))
+                    write_video(path, VideoClip(frames=_video_bytes(data[i]), fps=float(rate)))
                 else:
                     raise ValueError(f"unknown media kind {kind!r} for {name!r}; use 'audio' or 'video'")
                 paths.append(path.name)
@@ -290,6 +289,21 @@ def split_explanation(explanation: Explanation) -> dict[str, Explanation]:
             metadata=metadata,
             arrays={k: v for k, v in explanation.arrays.items() if k.endswith(f"_{name}")},  # e.g. rgb_video
         )
+    return out
+
+
+#: frames converted to bytes at a time when a video is saved (a 60-s clip's float copies are 74 MB each at 64 px)
+BYTES_CHUNK_FRAMES = 64
+
+
+def _video_bytes(video: Tensor) -> Tensor:
+    """Frames ``(frames, 3, H, W)`` in [0, 1] -> ``(frames, H, W, 3)`` uint8, a few frames at a time (the output is
+    the only full-length copy)."""
+    frames, channels, height, width = video.shape
+    out = torch.empty(frames, height, width, channels, dtype=torch.uint8)
+    for a in range(0, frames, BYTES_CHUNK_FRAMES):
+        piece = video[a:a + BYTES_CHUNK_FRAMES].detach().cpu().float().clamp(0, 1).mul_(255).round_()
+        out[a:a + BYTES_CHUNK_FRAMES] = piece.permute(0, 2, 3, 1)
     return out
 
 
