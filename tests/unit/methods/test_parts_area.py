@@ -3,6 +3,7 @@ weighed by ``part_weights`` (equal by default), not by cell counts; extremal's a
 
 import pytest
 import torch
+from toys.problems import FPS, HOP, N_FFT, SR, toy_crops, toy_waveform
 
 from avxai import Spectrogram
 from avxai.methods.extremal_config import ExtremalConfig
@@ -10,7 +11,6 @@ from avxai.methods.extremal_warnings import score_problems
 from avxai.methods.parts import mask_area, part_areas
 from avxai.modalities.audio_visual import AudioVisual
 from avxai.modalities.video import FaceVideo
-from toys.problems import FPS, HOP, N_FFT, SR, toy_crops, toy_waveform
 
 
 def av(weights=(1.0, 1.0)):
