@@ -26,6 +26,7 @@ import gc
 import json
 import math
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,7 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
         else f"tensor {tuple(options.input.shape)}"
     cores: dict[int, dict] = {}
     records, failed, first, plan, total = [], [], None, None, 0.0
+    started, done = time.perf_counter(), 0  # the ETA: wall time per segment explained in this run
     for span in spans:
         fingerprint = _fingerprint(task, method, given, span, source)
         where = folder / f"{span.index:03d}"
@@ -200,7 +202,10 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
         records.append({**span.as_dict(), "status": status, "folder": str(where),
                         "scores": to_jsonable(explanation.scores),
                         "warnings": list(explanation.metadata.get("warnings", []))})
-        say(f"{what}: {status} ({where})")
+        done += status == "explained"
+        left = sum(1 for s in spans if s.index > span.index)
+        eta = f"; about {(time.perf_counter() - started) / done * left:.0f} s left" if done and left else ""
+        say(f"{what}: {status} ({where}){eta}")
         del explanation
         gc.collect()
     if not cores:
