@@ -239,12 +239,13 @@ def _face_video(model: nn.Module, options: AVEnhancementOptions, perturbation: s
             track, how = track_file(options.input, tracker, fps=fps, convert=options.fps_convert,
                                     cache=options.track_cache, name=name)
         frames = FrameSource(options.input, fps if options.fps_convert else None, track.num_frames, track.frame_size)
-        if track.num_frames * track.frame_size[0] * track.frame_size[1] * 3 <= SMALL_CLIP_BYTES:
-            frames = frames[:]  # a short clip's frames fit: decoded once, a tensor for the figures
         audio = read_audio_track(options.input)
     span = frame_range(options, track.num_frames, fps)
-    if span != (0, track.num_frames):
+    if span != (0, track.num_frames):  # a time range: its frames decoded only when a figure shows them
         track, frames, audio = _slice_clip(track, frames, audio, span, fps)
+    elif isinstance(frames, FrameSource) and track.num_frames * track.frame_size[0] * track.frame_size[1] * 3 <= \
+            SMALL_CLIP_BYTES:
+        frames = frames[:]  # a short clip's frames fit: decoded once, a tensor for the figures
     video = FaceVideo(track.crops.unsqueeze(0), fps if options.fps_convert or not isinstance(options.input, VideoClip)
                       else options.input.fps, perturbation=perturbation, track=track, frames=frames,
                       source=None if isinstance(options.input, VideoClip) else str(options.input))
