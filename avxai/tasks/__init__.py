@@ -13,6 +13,7 @@ from avxai.tasks.av_enhancement import AVEnhancementOptions, AVEnhancementTask
 from avxai.tasks.base import Problem, Task
 from avxai.tasks.enhancement import EnhancementOptions, EnhancementTask
 from avxai.tasks.frames import FramesOptions, FramesTask
+from avxai.tasks.segmented import explain_in_segments
 from avxai.tasks.separation import SeparationOptions, SeparationTask
 from avxai.tasks.speaker import SpeakerOptions, SpeakerTask
 
@@ -31,5 +32,5 @@ def get_task(name: str) -> Task:
 __all__ = ["AVEnhancementOptions", "AVEnhancementTask", "AudioOptions", "EnhancementOptions", "EnhancementTask",
            "FramesOptions", "FramesTask", "Problem", "SeparationOptions", "SeparationTask", "SpeakerOptions",
            "SpeakerTask", "TASKS", "Task",
-           "audio", "av_enhancement", "default_stft", "enhancement", "frames", "get_task", "separation", "speaker",
-           "stft_for"]
+           "audio", "av_enhancement", "default_stft", "enhancement", "explain_in_segments", "frames", "get_task",
+           "separation", "speaker", "stft_for"]

@@ -166,7 +166,7 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
     source = str(getattr(options, "input", "")) if not isinstance(getattr(options, "input", None), torch.Tensor) \
         else f"tensor {tuple(options.input.shape)}"
     cores: dict[int, dict] = {}
-    records, failed, first, plan, total = [], [], None, None, 0.0
+    records, failed, first, plan, total, unstitched = [], [], None, None, 0.0, []
     started, done = time.perf_counter(), 0  # the ETA: wall time per segment explained in this run
     for span in spans:
         fingerprint = _fingerprint(task, method, given, span, source)
@@ -197,7 +197,8 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
                 gc.collect()
                 continue
         cores[span.index] = core_of(explanation, span)
-        first = first or _light(explanation)
+        if first is None:
+            first, unstitched = _light(explanation), sorted(explanation.arrays)
         total += float(explanation.metadata.get("seconds") or 0.0)
         records.append({**span.as_dict(), "status": status, "folder": str(where),
                         "scores": to_jsonable(explanation.scores),
@@ -213,7 +214,8 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
     info = {"seconds": seconds, "count": len(spans), "overlap_s": 2 * context_s, "context_s": context_s,
             "stitch": "each segment's context cut away: consecutive segments meet at the centre of their overlap",
             "question": QUESTION, "reason": reason, "folder": str(folder), "notes": inputs.notes,
-            "segments": records, "failed": failed, "segment_plan": None if plan is None else plan.as_dict()}
+            "segments": records, "failed": failed, "segment_plan": None if plan is None else plan.as_dict(),
+            "not_stitched": [f"arrays/{name}: in each segment's folder" for name in unstitched]}
     stitched = stitch(first, cores, spans, info)
     stitched.metadata["seconds"] = total
     stitched.metadata["warnings"] = _warnings(records)
