@@ -68,3 +68,24 @@ def test_a_task_that_cannot_be_cut_is_one_error(wav, tmp_path, capsys):
                  str(tmp_path / "f"), "--segment-seconds", "2", "--quiet"])
     assert code == 2
     assert "--task frames cannot be explained in segments" in capsys.readouterr().err
+
+
+def test_av_clip_in_segments_through_the_cli_with_its_frames_figure(tmp_path, capsys):
+    import numpy as np
+
+    from toys.clips import render, write_clip
+
+    n = 30  # 1.2 s at 25 fps
+    pos = np.tile([[70.0, 30.0, 90.0]], (n, 1))
+    pos[:, 0] += np.arange(n)
+    clip = write_clip(tmp_path / "clip.mp4", render(n, (160, 240), [("astronaut", pos)]))
+    out = tmp_path / "av"
+    code = main(["explain", "--task", "av-enhancement", "--input", str(clip), "--out", str(out), "--method",
+                 "extremal", "--iterations", "1", "--areas", "0.3", "--segment-seconds", "0.6", "--quiet",
+                 "--threads", "1", "--track-cache", str(tmp_path / "cache")])
+    assert code == 0
+    assert "segment-wise: 2 segments of 0.6 s" in capsys.readouterr().err
+    doc = meta(out)
+    assert doc["segment_wise"]["count"] == 2 and doc["modality"]["parts"]["video"]["grid_shape"] == [30, 64, 64]
+    assert len(doc["crop_boxes"]) == 30  # the whole clip's face track
+    assert (out / "frames.png").exists() and (out / "figure.png").exists()
