@@ -49,7 +49,8 @@ def task_options(task: Task, args: argparse.Namespace):
     source = getattr(args, "source", None)
     if source is not None and source < 1:
         raise ValueError(f"--source {source}: sources are counted from 1 (--source 1 is the first)")
-    given = {k: getattr(args, k) for k in TASK_FLAGS if getattr(args, k, None) not in (None, False)}
+    # "not in (None, False)" would drop --target 0 and --source 0 (0 == False): compare by identity
+    given = {k: v for k in TASK_FLAGS if (v := getattr(args, k, None)) is not None and v is not False}
     if "source" in given:  # counted from 1 on the command line, 0-based in the options
         given["source"] = source - 1
     extra = [k for k in given if k not in fields]
@@ -265,7 +266,8 @@ def report(explanation, out: Path) -> None:
         if name.startswith("segment_") and name[8:] in ("unmasked", "preserved", "deleted"):
             vals = ", ".join(f"{v:.3f}" for v in value[0].reshape(value.shape[1], -1)[:, -1].tolist()[:8])
             more = ", ..." if value.shape[1] > 8 else ""
-            print(f"{name[8:]:>12}: {vals}{more} {units} (per segment{', largest area' if value.dim() > 2 else ''})")
+            area = f", area {explanation.areas[-1]:g}" if value.dim() > 2 and explanation.areas else ""
+            print(f"{name[8:]:>12}: {vals}{more} {units} (per segment{area})")
     for label, entry in (explanation.metadata.get("segment_mass") or {}).items():
         parts = []
         if "positive" in entry:

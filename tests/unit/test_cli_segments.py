@@ -89,3 +89,33 @@ def test_av_clip_in_segments_through_the_cli_with_its_frames_figure(tmp_path, ca
     assert doc["segment_wise"]["count"] == 2 and doc["modality"]["parts"]["video"]["grid_shape"] == [30, 64, 64]
     assert len(doc["crop_boxes"]) == 30  # the whole clip's face track
     assert (out / "frames.png").exists() and (out / "figure.png").exists()
+
+
+def test_a_failed_segment_exits_1_keeps_the_others_and_the_rerun_explains_it(tmp_path, capsys):
+    wav = noise_with_tone(4.0, (1.4, 2.2))
+    wav[0, int(2.0 * RATE)] = 0.95  # a spike in the second of three segments: the toy fails there
+    path = tmp_path / "spike.wav"
+    sf.write(str(path), wav[0].numpy(), RATE)
+    argv = ["explain", "--task", "speaker", "--input", str(path), "--out", str(tmp_path / "out"), "--quiet",
+            "--threads", "1", "--target", "0", "--method", "occlusion", "--window", "257,16", "--stride", "257,16",
+            "--segment-seconds", "1.5"]
+    assert main([*argv, "--model", "toys.segments:ToneSpeaker", "--model-arg", "fail_above=0.8"]) == 1
+    err = capsys.readouterr().err
+    # segments start on STFT frames: 1.5 s is 1.496 s at a 128-sample hop
+    assert "1 of 3 segments failed (1.496-2.992 s: ValueError: the model (ToneSpeaker)" in err
+    assert "the toy fails on a spike" in err and "Run the same command again" in err
+    assert [s["status"] for s in meta(tmp_path / "out")["segment_wise"]["segments"]] == \
+        ["explained", "failed", "explained"]
+    assert main([*argv, "--model", "toys.segments:ToneSpeaker"]) == 0  # the cause fixed: only that one runs
+    assert [s["status"] for s in meta(tmp_path / "out")["segment_wise"]["segments"]] == \
+        ["reused", "explained", "reused"]
+
+
+def test_target_0_reaches_the_task_options():
+    """``--target 0`` was dropped as falsy (0 == False), so the predicted class was explained instead."""
+    from avxai.cli import build_parser, task_options
+    from avxai.tasks import get_task
+
+    args = build_parser().parse_args(["explain", "--task", "speaker", "--input", "x.wav", "--out", "o",
+                                      "--target", "0"])
+    assert task_options(get_task("speaker"), args).target == 0
