@@ -18,10 +18,13 @@ extremal for each of ``--avxai-iterations`` (its area-regulariser schedule spans
 matters), in alternating order. TorchRay's final reward per area (target logit of ``m * x`` with its final masks)
 is the bar; avxai *reaches* it at the first iteration whose masks score at least that on every area while each
 mask keeps no more of the input than TorchRay's mask of that area, or its target area, whichever is larger (+
-``--area-tol``), read from avxai's per-iteration history (the same logit of ``m * x``). The time to reach it is
-taken at the end of that iteration's forward pass (a wrapper stamps every forward pass that carries gradients;
-set-up included); the ratio is TorchRay's time for all its iterations over it, wall and CPU seconds, median of
-the paired repeats. Goal >= 10x.
+``--area-tol``), read from avxai's per-iteration history (the same logit of ``m * x``); the *strict* reading
+allows no more than the target area (+ ``--area-tol``) whatever TorchRay's area (TorchRay's soft area constraint
+may leave its masks larger than their targets). The time to reach it is taken at the end of that iteration's
+forward pass (a wrapper stamps every forward pass that carries gradients; set-up included; the last iteration
+counts the whole call); the ratio is TorchRay's time for all its iterations over it, wall and CPU seconds, median
+of the paired repeats. Goal >= 10x. With random weights the target logit is small (~0.2): TorchRay's reward is
+not scaled (avxai's is, by ``|score(x) - score(nothing)|``), so its fixed area weight (300) dominates it.
 
     .venv/bin/python bench/extremal_vs_torchray.py                 # bundled speaker model and aba.wav
     .venv/bin/python bench/extremal_vs_torchray.py --iterations 800 --repeats 2 --threads 1
@@ -170,9 +173,9 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=800, help="TorchRay's (speakernet: both libraries')")
     parser.add_argument("--avxai-iterations", type=int, nargs="+", default=[50, 100],
                         help="ecapa: the lengths of avxai's runs (each its own run)")
-    parser.add_argument("--area-tol", type=float, default=0.01,
+    parser.add_argument("--area-tol", type=float, default=0.03,
                         help="ecapa: how much more of the input than TorchRay's mask (or the target area) a "
-                             "reaching mask may keep")
+                             "reaching mask may keep (default: avxai's own area_tolerance, 0.03)")
     parser.add_argument("--seconds", type=float, default=3.0, help="ecapa: audio length")
     parser.add_argument("--step", type=int, default=3)
     parser.add_argument("--sigma", type=float, default=6.0)
@@ -277,12 +280,12 @@ def main(argv=None):
     return 0
 
 
-def reached_at(score, area, bar_reward, bar_area, areas, tol):
+def reached_at(score, area, bar_reward, limit):
     """First iteration (1-based) whose masks score at least ``bar_reward`` on every area while keeping at most
-    ``max(bar_area, area) + tol`` of the input; ``None`` if none does.
+    ``limit`` of the input; ``None`` if none does.
 
-    Shape: ``score``, ``area`` ``(iterations, K)``; ``bar_reward``, ``bar_area`` ``(K,)``."""
-    limit = torch.maximum(torch.as_tensor(bar_area), torch.tensor(areas)) + tol
+    Shape: ``score``, ``area`` ``(iterations, K)``; ``bar_reward``, ``limit`` ``(K,)``."""
+    limit = torch.as_tensor(limit)
     ok = ((score >= torch.as_tensor(bar_reward)) & (area <= limit)).all(dim=1)
     hits = ok.nonzero()
     return int(hits[0, 0]) + 1 if len(hits) else None
@@ -339,19 +342,27 @@ def main_reach(args, extremal_perturbation):
                 "history": (expl.history["score"][:, 0], expl.history["area"][:, 0]),
                 "stamps": [(w - wall, c - cpu) for w, c in stamped.stamps] + [(wall_end - wall, cpu_end - cpu)]}
 
+    readings = {"": "mask area <= max(TorchRay's, target) + tol", "strict": "mask area <= target + tol"}
+
     def check(row, bar):
-        """Where ``row`` (an avxai run) first reaches ``bar`` (a TorchRay run)."""
+        """Where ``row`` (an avxai run) first reaches ``bar`` (a TorchRay run), in both readings: each mask keeps
+        no more of the input than TorchRay's mask of that area or the target area (+ tol); strict: no more than
+        the target area (+ tol), whatever TorchRay's area."""
         score, area = row.pop("history")
         stamps = row.pop("stamps")
-        row["history_final_reward"] = score[-1].tolist()
-        at = reached_at(score, area, bar["reward"], bar["area"], areas, args.area_tol)
-        row["reached_at"] = at
-        if at is not None:
-            if len(stamps) - 1 not in (row["iterations"], row["iterations"] - 1):
-                raise SystemExit(f"expected one stamped forward pass per iteration (the last one may be unstamped), "
-                                 f"got {len(stamps) - 1} for {row['iterations']}: the time to reach cannot be read")
-            row["reach_wall_s"], row["reach_cpu_s"] = stamps[at - 1]
-            row["reach_reward"], row["reach_area"] = score[at - 1].tolist(), area[at - 1].tolist()
+        if len(stamps) - 1 not in (row["iterations"], row["iterations"] - 1):
+            raise SystemExit(f"expected one stamped forward pass per iteration (the last one may be unstamped), "
+                             f"got {len(stamps) - 1} for {row['iterations']}: the time to reach cannot be read")
+        stamps = stamps[:row["iterations"] - 1] + stamps[-1:]  # iteration t ends at stamps[t - 1]
+        target = torch.tensor(areas)
+        limits = {"": torch.maximum(torch.tensor(bar["area"]), target) + args.area_tol, "strict": target + args.area_tol}
+        row["reach"] = {}
+        for name, limit in limits.items():
+            at = reached_at(score, area, bar["reward"], limit)
+            row["reach"][name] = None if at is None else {
+                "iteration": at, "wall_s": stamps[at - 1][0], "cpu_s": stamps[at - 1][1],
+                "ratio_wall": bar["wall_s"] / stamps[at - 1][0], "ratio_cpu": bar["cpu_s"] / stamps[at - 1][1],
+                "reward": score[at - 1].tolist(), "area": area[at - 1].tolist()}
         return row
 
     repeats = []
@@ -364,53 +375,54 @@ def main_reach(args, extremal_perturbation):
             av = [run_avxai(n) for n in args.avxai_iterations]
             tr = run_torchray()
         av = [check(row, tr) for row in av]
-        rep = {"torchray": tr, "avxai": av}
-        repeats.append(rep)
+        repeats.append({"torchray": tr, "avxai": av})
         print(f"repeat {r + 1}: TorchRay {args.iterations} it {tr['wall_s']:.1f} s wall / {tr['cpu_s']:.1f} s CPU "
               f"({tr['passes']} passes), final reward {[round(x, 2) for x in tr['reward']]}, area "
               f"{[round(x, 3) for x in tr['area']]}", flush=True)
         for row in av:
-            reach = ("never reached" if row["reached_at"] is None else
-                     f"reached at iteration {row['reached_at']} after {row['reach_wall_s']:.1f} s wall / "
-                     f"{row['reach_cpu_s']:.1f} s CPU (ratio {tr['wall_s'] / row['reach_wall_s']:.1f}x wall, "
-                     f"{tr['cpu_s'] / row['reach_cpu_s']:.1f}x CPU)")
+            reach = "; ".join(
+                f"{name or 'reach'}: " + ("never" if got is None else
+                                          f"it {got['iteration']}, {got['wall_s']:.1f} s wall / {got['cpu_s']:.1f} s "
+                                          f"CPU ({got['ratio_wall']:.1f}x / {got['ratio_cpu']:.1f}x)")
+                for name, got in row["reach"].items())
             print(f"  avxai {row['iterations']:4d} it {row['wall_s']:.1f} s wall / {row['cpu_s']:.1f} s CPU, final "
-                  f"reward {[round(x, 2) for x in row['reward']]}, area {[round(x, 3) for x in row['area']]}: {reach}",
+                  f"reward {[round(x, 2) for x in row['reward']]}, area {[round(x, 3) for x in row['area']]}; {reach}",
                   flush=True)
 
     with torch.no_grad():
         unmasked = float(model(image)[0, target])
     print(f"\nunmasked logit {unmasked:.2f}; {args.threads} thread(s); load average now "
           f"{os.getloadavg()[0]:.2f} (before {load[0]})")
-    print(f"time for avxai to reach the final reward of TorchRay's {args.iterations} iterations (every area, mask "
-          f"area <= max(TorchRay's, target) + {args.area_tol}), median of {args.repeats} paired repeat(s); goal >= 10x")
+    print(f"time for avxai to reach the final reward of TorchRay's {args.iterations} iterations on every area, ratio "
+          f"= TorchRay's time / avxai's time to reach it, median of {args.repeats} paired repeat(s); goal >= 10x "
+          f"(tol {args.area_tol})")
     summary = {}
-    for i, n in enumerate(args.avxai_iterations):
-        rows = [(rep["torchray"], rep["avxai"][i]) for rep in repeats]
-        hit = [(tr, row) for tr, row in rows if row["reached_at"] is not None]
-        if len(hit) < len(rows):
-            summary[n] = {"reached": False}
-            print(f"  avxai run of {n:4d} iterations: does not reach it in {len(rows) - len(hit)} of {len(rows)} "
-                  f"repeat(s) (final reward {[round(x, 2) for x in rows[-1][1]['reward']]} vs TorchRay's "
-                  f"{[round(x, 2) for x in rows[-1][0]['reward']]})")
+    for name, rule in readings.items():
+        summary[name or "reach"] = part = {}
+        for i, n in enumerate(args.avxai_iterations):
+            got = [rep["avxai"][i]["reach"][name] for rep in repeats]
+            if any(g is None for g in got):
+                part[n] = None
+                print(f"  {rule:45s} avxai run of {n:4d} it: not reached in {sum(g is None for g in got)} of "
+                      f"{len(got)} repeat(s)")
+                continue
+            wall = statistics.median(g["ratio_wall"] for g in got)
+            cpu = statistics.median(g["ratio_cpu"] for g in got)
+            part[n] = {"iterations": [g["iteration"] for g in got], "ratio_wall": wall, "ratio_cpu": cpu}
+            print(f"  {rule:45s} avxai run of {n:4d} it: at iteration {part[n]['iterations']}: {wall:.1f}x wall, "
+                  f"{cpu:.1f}x CPU" + ("" if args.quick else f" ({'met' if min(wall, cpu) >= 10 else 'NOT met'})"))
+        reached = {n: v for n, v in part.items() if v is not None}
+        if args.quick:
             continue
-        wall = statistics.median(tr["wall_s"] / row["reach_wall_s"] for tr, row in hit)
-        cpu = statistics.median(tr["cpu_s"] / row["reach_cpu_s"] for tr, row in hit)
-        at = [row["reached_at"] for _, row in hit]
-        summary[n] = {"reached": True, "reached_at": at, "ratio_wall": wall, "ratio_cpu": cpu}
-        print(f"  avxai run of {n:4d} iterations: reached at iteration {at}: {wall:.1f}x wall, {cpu:.1f}x CPU"
-              + ("" if args.quick else f" ({'met' if min(wall, cpu) >= 10 else 'NOT met'})"))
-    reached = {n: v for n, v in summary.items() if v["reached"]}
+        if reached:
+            n = max(reached, key=lambda k: min(reached[k]["ratio_wall"], reached[k]["ratio_cpu"]))
+            best = min(reached[n]["ratio_wall"], reached[n]["ratio_cpu"])
+            print(f"  {rule:45s} best: the avxai run of {n} iterations, {best:.1f}x (the lower of wall and CPU): goal "
+                  f">= 10x {'met' if best >= 10 else 'NOT met'}")
+        else:
+            print(f"  {rule:45s} not reached in any avxai run: goal NOT met (try longer runs: --avxai-iterations)")
     if args.quick:
         print("--quick: a smoke run (TorchRay far from converged at 60 iterations), no verdict")
-    elif reached:
-        n = max(reached, key=lambda k: min(reached[k]["ratio_wall"], reached[k]["ratio_cpu"]))
-        best = min(reached[n]["ratio_wall"], reached[n]["ratio_cpu"])
-        print(f"best: avxai run of {n} iterations, {best:.1f}x (the lower of wall and CPU): goal >= 10x "
-              f"{'met' if best >= 10 else 'NOT met'}")
-    else:
-        print("avxai reaches TorchRay's final reward in none of its runs: goal >= 10x NOT met (try longer runs: "
-              "--avxai-iterations)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "model": what, "target": target, "unmasked_logit": unmasked,
