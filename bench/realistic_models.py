@@ -265,7 +265,7 @@ def main() -> None:
                 slopes = [(y - x) / (v - u) for x, y, u, v in zip(m1, m2, b1, b2)]
                 # what is left of t(N1) once its iterations are paid at the slope: the fixed cost per run (the
                 # unmasked, fully removed and deleted scores' passes, set-up, media), in bare iterations' worth
-                fixed = statistics.median(x - k * u for x, u, k in zip(m1, b1, slopes))
+                fixed = statistics.median(x - statistics.median(slopes) * u for x, u in zip(m1, b1))
                 per_it = statistics.median((v - u) for u, v in zip(b1, b2)) / (args.iterations[-1] - args.iterations[0])
                 row = {"model": name, "method": f"{method} slope",
                        "what": f"({t2} - {t1}) per iteration; fixed per run {fixed:.3f} s = {fixed / per_it:.2f} "
