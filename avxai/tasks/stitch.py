@@ -215,6 +215,9 @@ def stitch(first: Explanation, cores: dict[int, dict], spans: list[Span], info: 
                 kind, _, rate = cores[spans[0].index]["media"][name]
                 dim = -1 if kind == "audio" else 1
                 media[name] = (kind, torch.cat([cores[s.index]["media"][name][1] for s in spans], dim=dim), rate)
+    left = [name for name in first.media if name not in media]  # a failed segment, or videos not re-read on a rerun
+    metadata["segment_wise"]["not_stitched"] = metadata["segment_wise"].get("not_stitched", []) + [
+        f"media/{name}: in each segment's folder" for name in left]
     return Explanation(method=first.method, attribution=flat("attribution", 1), grid=flat("grid", 1),
                        axes=first.axes, coordinates=coordinates, units=dict(first.units), masks=flat("masks", 2),
                        areas=first.areas, media=media, metadata=metadata)
