@@ -9,6 +9,7 @@ Layer: above modalities, scorers and models; below explanation, methods and metr
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Iterator, Mapping
 
 import torch
@@ -116,18 +117,21 @@ def score_inputs(model: nn.Module, modality: Modality, scorer: Scorer, masks: Te
 
 
 def score_and_output(model: nn.Module, modality: Modality, scorer: Scorer, masks: Tensor, *,
-                     check_finite: bool | None = None) -> tuple[Tensor, Any]:
+                     check_finite: bool | None = None, graph: bool = True) -> tuple[Tensor, Any]:
     """:func:`score_inputs` and the model output it scored.
 
     ``check_finite``: whether to check that the output is finite (a host synchronisation with the device); by
     default only for masks that do not require gradients. An optimisation loop (extremal's iterations) skips it
     every step: the unmasked output was checked (:func:`prepare_scorer`) and the loop watches its own gradients
-    and masks.
+    and masks. ``graph=False``: the model and the scorer run without autograd (a pass no backward follows), the
+    perturbation as in a pass with it (a mask that requires gradients takes the same path).
     """
     if check_finite is None:
         check_finite = not (masks.requires_grad and torch.is_grad_enabled())
-    output = check_output(model(modality.perturb(masks)), finite=check_finite)
-    scores = scorer(output)
+    model_input = modality.perturb(masks)
+    with contextlib.nullcontext() if graph else torch.no_grad():
+        output = check_output(model(model_input), finite=check_finite)
+        scores = scorer(output)
     if scores.dim() != 1 or scores.shape[0] != masks.shape[0]:
         raise ValueError(
             f"the scorer returned shape {tuple(scores.shape)} for {masks.shape[0]} perturbed inputs; a scorer "

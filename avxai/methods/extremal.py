@@ -25,7 +25,6 @@ the model, the masks' upsampling and the smooth mask to the parameters; the area
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
@@ -164,13 +163,14 @@ class Extremal(Method):
                 regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
                 hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
                 hist["regulariser"].append(regul)
-                # the last step's pass only scores the final masks: no graph for it (as the bare model's last pass)
-                with torch.no_grad() if it + 1 == config.iterations else contextlib.nullcontext():
-                    if config.variant == "preserve":
-                        rows = masks
-                    else:
-                        rows = 1.0 - masks if config.variant == "delete" else torch.cat([masks, 1.0 - masks])
-                    scores, output = score_and_output(model, view, scorer, rows, check_finite=False)
+                if config.variant == "preserve":
+                    rows = masks
+                else:
+                    rows = 1.0 - masks if config.variant == "delete" else torch.cat([masks, 1.0 - masks])
+                # the last step's pass only scores the final masks: no graph through the model for it (as the bare
+                # model's last pass)
+                scores, output = score_and_output(model, view, scorer, rows, check_finite=False,
+                                                  graph=it + 1 < config.iterations)
                 last = scores.detach()
                 hist["scores"].append(last)
                 bar.update(1)

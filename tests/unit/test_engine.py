@@ -34,3 +34,13 @@ def test_the_output_check_follows_gradients_unless_told():
     assert torch.isinf(scores).all()
     with pytest.raises(ValueError, match="NaN or infinite"):
         score_and_output(NaNWhereZero(), modality, First(), grad_masks, check_finite=True)
+
+
+def test_a_pass_without_graph_scores_like_one_with_it():
+    modality = TensorModality(torch.ones(1, 1, 4) * 2.0, axes=("cell",))
+    masks = torch.full((2, 4), 0.5, requires_grad=True)
+    with_graph, _ = score_and_output(NaNWhereZero(), modality, First(), masks)
+    without, _ = score_and_output(NaNWhereZero(), modality, First(), masks, graph=False)
+    assert with_graph.requires_grad and not without.requires_grad
+    torch.testing.assert_close(without, with_graph.detach())
+    torch.testing.assert_close(without, torch.log(torch.tensor([1.0, 1.0])))  # log(0.5 * 2)
