@@ -23,6 +23,7 @@ from avxai.memory import Plan, RowChunks, current_budget, rows_within_budget, ro
 from avxai.methods.base import Method, MethodConfig
 from avxai.methods.extremal_config import ExtremalConfig
 from avxai.methods.occlusion import MAX_AUTO_BATCH, OcclusionConfig, auto_batch_size, occlusion_windows
+from avxai.methods.parts import modality_parts
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
@@ -53,6 +54,9 @@ def _plan_occlusion(model: nn.Module, modality: Modality, config: OcclusionConfi
     passes = -(-len(windows) // per_forward)
     notes = [] if per_forward * rows >= min(MAX_AUTO_BATCH, len(windows) * rows) else [
         f"batch sized from the budget ({per_input / (1 << 20):.0f} MiB per perturbed input)"]
+    if config.window is None and config.stride is None:  # the modality's own windows: say when they grew
+        pieces = modality_parts(modality) or (modality,)
+        notes += list(dict.fromkeys(n for p in pieces if (n := getattr(p, "occlusion_note", lambda: None)())))
     plan = Plan("occlusion", f"{len(windows)} windows", passes, per_forward * rows, per_forward * rows * per_input,
                 budget, seconds * len(windows) * rows, notes)
     return replace(config, batch_size=per_forward * rows), plan
@@ -62,7 +66,7 @@ def _plan_extremal(model: nn.Module, modality: Modality, config: ExtremalConfig,
                    check: Callable[[Any], Any]) -> tuple[ExtremalConfig, Plan]:
     rows = len(config.optimised_areas()) * modality.batch_size * (2 if config.variant == "dual" else 1)
     per_row, seconds = row_need(model, modality, grad=True, warm_time=True, check=check)
-    chosen, _ = rows_within_budget(model, modality, rows, budget=budget)
+    chosen, _ = rows_within_budget(model, modality, rows, budget=budget, per_row=per_row)  # no second measuring pass
     notes = [chosen.plan_note] if isinstance(chosen, RowChunks) else []
     slower = 4.0 / 3.0 if notes else 1.0  # one more forward pass per backward pass
     plan = RowPlan("extremal", f"{config.iterations} iterations x {rows} masks", config.iterations + 1, rows,
