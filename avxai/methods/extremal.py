@@ -40,7 +40,7 @@ from avxai.methods.base import Method, new_explanation, report_warnings
 from avxai.methods.extremal_config import ExtremalConfig
 from avxai.methods.extremal_warnings import gradient_problems, score_problems
 from avxai.methods.optimisers import SGD, Adam
-from avxai.methods.parts import PartsMaskGenerator, modality_parts
+from avxai.methods.parts import PartsMaskGenerator, mask_area, modality_parts, part_areas
 from avxai.methods.smooth_mask import SmoothMaskGenerator
 from avxai.modalities.base import Modality
 from avxai.perturbations import parse_perturbation
@@ -161,7 +161,7 @@ class Extremal(Method):
                 # R_a and its gradient are written out (they join the score's gradient at the smooth mask), and taken
                 # with the areas while the masks are fresh in the caches, before the model's pass
                 regul, regul_grad = area_constraint(smooth, weight=config.lambda_at(it))
-                hist["area"].append(masks.detach().reshape(n, -1).mean(dim=1))
+                hist["area"].append(mask_area(modality, masks.detach()))  # as the constraint counts it
                 hist["regulariser"].append(regul)
                 if config.variant == "preserve":
                     rows = masks
@@ -222,7 +222,9 @@ class Extremal(Method):
             hist["deleted_score"] = scores_run[:, n:].to(dtype)
         history = {name: (values if isinstance(values, Tensor) else torch.stack(values))
                    .view(len(values), k_all, batch)[:, :k].transpose(1, 2).contiguous() for name, values in hist.items()}
-        problems += score_problems(scores["preserved"], unmasked.to(dtype), removed.to(dtype), config, final)
+        problems += score_problems(scores["preserved"], unmasked.to(dtype), removed.to(dtype), config, final,
+                                   areas=mask_area(modality, final.flatten(0, 1)).view(final.shape[:2]))
+        per_part = part_areas(modality, final.flatten(2))  # (B, K, parts) of a composite input, else None
         report_warnings(problems)
         media_k = config.areas.index(config.media_mask_area())
         keep = final[:, media_k]
@@ -238,6 +240,7 @@ class Extremal(Method):
                       "reward_scale": scale.view(k_all, batch)[0].tolist(),
                       "growth_areas": list(growth_areas), "media_area": config.media_mask_area(),
                       "removed_score": removed.tolist(), "saturation": config.saturation,
+                      "part_areas": None if per_part is None else per_part.tolist(),
                       "nonfinite_gradient_cells": int(bad_grads), "warnings": problems},
         )
 

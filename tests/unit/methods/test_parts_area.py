@@ -43,3 +43,19 @@ def test_area_warning_uses_the_given_areas():
     args = (torch.tensor([[1.0]]), torch.tensor([1.0]), torch.tensor([0.0]), config, masks.unsqueeze(0))
     assert any("final mask area off its target" in w for w in score_problems(*args))  # the cell mean
     assert not any("final mask area" in w for w in score_problems(*args, areas=mask_area(modality, masks).view(1, 1)))
+
+
+def test_extremal_on_an_av_input_reports_areas_as_the_constraint_counts_them():
+    from toys.problems import AVRegion
+
+    from avxai import ClassLogit, extremal
+
+    torch.manual_seed(0)
+    modality = av()
+    config = ExtremalConfig(areas=(0.2,), iterations=25, progress=False, seed=0)
+    e = extremal(AVRegion().eval(), modality, ClassLogit(0), config)
+    masks = e.masks[:, 0].reshape(1, -1)
+    per_part = part_areas(modality, masks)[0]
+    assert e.metadata["part_areas"][0][0] == pytest.approx(per_part.tolist(), abs=1e-6)  # (B, K, parts)
+    assert float(e.history["area"][-1, 0, 0]) == pytest.approx(float(per_part.mean()), abs=1e-5)  # equal weights
+    assert float(e.history["area"][-1, 0, 0]) != pytest.approx(float(masks.mean()), abs=1e-3)  # not the cell mean
