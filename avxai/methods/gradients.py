@@ -10,31 +10,72 @@ gradient at ``m = 1`` *is* the "gradient x (input - baseline)" attribution of th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from avxai.explanation import Explanation
 from avxai.checks import check_positive_int
-from avxai.engine import (check_output, chunk_rows, evaluate_masks, mask_media, modality_device, score_inputs,
-                          top_fraction_mask)
-from avxai.methods.base import Method, MethodConfig, check_finite, new_explanation, report_warnings
+from avxai.engine import (
+    check_output,
+    chunk_rows,
+    evaluate_masks,
+    mask_media,
+    modality_device,
+    score_inputs,
+    top_fraction_mask,
+)
+from avxai.explanation import Explanation
+from avxai.memory import batch_for_budget, current_budget, row_need
+from avxai.methods.base import (
+    Method,
+    MethodConfig,
+    check_finite,
+    new_explanation,
+    report_warnings,
+)
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
 NoiseTarget = Literal["mask", "representation"]
 Rule = Literal["trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
 RULES = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+#: the most perturbed inputs per backward pass that the memory budget picks (the previous fixed default)
+MAX_GRADIENT_BATCH = 32
 #: a relative completeness gap |sum IG - (f(x) - f(baseline))| / |f(x) - f(baseline)| above this is warned about
 COMPLETENESS_TOLERANCE = 0.1
 
 
-def _check_common(batch_size: int, listen_fraction: float) -> None:
-    check_positive_int(batch_size, "batch_size", "perturbed inputs per backward pass")
+def _check_common(batch_size: int | None, listen_fraction: float) -> None:
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size", "perturbed inputs per backward pass (or None: from the budget)")
     if not 0.0 < listen_fraction < 1.0:
         raise ValueError(f"listen_fraction must be in (0, 1) (fraction of cells kept in the saved media), "
                          f"got {listen_fraction}")
+
+
+def gradient_batch_size(model: nn.Module, modality: Modality, budget: int | None = None, *, warm_time: bool = False,
+                        check: Any = None) -> tuple[int, int, float]:
+    """``(batch, bytes per row, seconds per row)``: the perturbed inputs per backward pass whose activations fit in
+    ``budget`` (default :func:`avxai.memory.current_budget` of the input's device), a multiple of the modality's
+    batch, at most :data:`MAX_GRADIENT_BATCH`; the row's need is :func:`avxai.memory.row_need` with gradients (one
+    measured forward pass of the unmasked input). A row that alone exceeds the budget still gets one row per
+    input (the plan says so; ``avxai explain`` then explains a long input in segments). ``check``: called on the
+    measured output; without it a model that fails on its input gets the fixed cap (its first pass reports it)."""
+    rows = modality.batch_size
+    budget = current_budget(modality_device(modality)) if budget is None else budget
+    try:
+        per_row, seconds = row_need(model, modality, grad=True, warm_time=warm_time, check=check)
+    except Exception:
+        if check is not None:
+            raise
+        return max(rows, MAX_GRADIENT_BATCH // rows * rows), 0, 0.0
+    return batch_for_budget(per_row, budget, cap=max(rows, MAX_GRADIENT_BATCH), multiple=rows), per_row, seconds
+
+
+def _batch(config: Any, model: nn.Module, modality: Modality) -> int:
+    """The config's ``batch_size``, or (``None``) the one the memory budget gives (:func:`gradient_batch_size`)."""
+    return config.batch_size if config.batch_size is not None else gradient_batch_size(model, modality)[0]
 
 
 def _score_representation(model: nn.Module, modality: Modality, scorer: Scorer, representation: Tensor) -> Tensor:
@@ -149,7 +190,8 @@ class SmoothGradConfig(MethodConfig):
     absolute : average ``|gradient|`` (the usual SmoothGrad map) instead of the signed gradient.
     seed : seed of the noise; every input of a batch gets the same noise draws (in units of its own range),
         so a map does not depend on which other inputs share the batch.
-    batch_size : perturbed inputs per backward pass.
+    batch_size : perturbed inputs per backward pass; ``None``: as many as the memory budget holds with their
+        activations (:func:`gradient_batch_size`, ``avxai explain --max-memory``), at most 32.
     listen_fraction : fraction of cells kept in the saved ``preserved`` / removed in ``deleted`` media.
     """
 
@@ -158,7 +200,7 @@ class SmoothGradConfig(MethodConfig):
     noise_on: NoiseTarget = "representation"
     absolute: bool = True
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int | None = None
     listen_fraction: float = 0.2
 
     def __post_init__(self):
@@ -202,8 +244,8 @@ class SmoothGrad(Method):
             span = (flat.max(dim=1).values - flat.min(dim=1).values).view(1, b, *([1] * (rep.dim() - 1)))
             draws = torch.randn((k, 1, *rep.shape[1:]), generator=gen, dtype=dtype)
             noise = (config.noise * span * draws).reshape(k * b, *rep.shape[1:])
-        grads, _ = mask_gradients(model, modality, scorer, masks.reshape(k * b, *grid),
-                                  batch_size=config.batch_size, noise=noise)
+        batch = _batch(config, model, modality)
+        grads, _ = mask_gradients(model, modality, scorer, masks.reshape(k * b, *grid), batch_size=batch, noise=noise)
         check_finite(self.name, "gradient of the score at the noisy copies", grads,
                      "the model is singular at some noisy copies (a sqrt, log or norm of 0 inside it, e.g. on "
                      "magnitudes clamped to 0): lower noise or use noise_on='mask'")
@@ -211,7 +253,7 @@ class SmoothGrad(Method):
         attribution = (grads.abs() if config.absolute else grads).mean(dim=0)
         return _finish(self.name, modality, attribution, config.listen_fraction,
                        {"gradient_of": "mask at 1 + noise" if config.noise_on == "mask" else
-                        "mask at 1, noisy representation", "samples": k})
+                        "mask at 1, noisy representation", "samples": k, "batch_size": batch})
 
 
 # -- Integrated Gradients ------------------------------------------------------------------------------------
@@ -221,13 +263,14 @@ class IntegratedGradientsConfig(MethodConfig):
 
     steps : intervals of the path (``trapezoid`` evaluates ``steps + 1`` points, the Riemann rules ``steps``).
     rule : ``"trapezoid"``, ``"riemann_left"``, ``"riemann_right"`` or ``"riemann_middle"``.
-    batch_size : perturbed inputs per backward pass.
+    batch_size : perturbed inputs per backward pass; ``None``: as many as the memory budget holds with their
+        activations (:func:`gradient_batch_size`, ``avxai explain --max-memory``), at most 32.
     listen_fraction : fraction of cells kept in the saved ``preserved`` / removed in ``deleted`` media.
     """
 
     steps: int = 32
     rule: Rule = "trapezoid"
-    batch_size: int = 32
+    batch_size: int | None = None
     listen_fraction: float = 0.2
 
     def __post_init__(self):
@@ -269,12 +312,13 @@ class IntegratedGradients(Method):
         alphas, weights = config.nodes()
         k = alphas.shape[0]
         masks = alphas.to(dtype).view(k, 1, *([1] * len(grid))).expand(k, b, *grid).reshape(k * b, *grid)
-        grads, _ = mask_gradients(model, modality, scorer, masks, batch_size=config.batch_size)
+        batch = _batch(config, model, modality)
+        grads, _ = mask_gradients(model, modality, scorer, masks, batch_size=batch)
         grads = grads.view(k, b, *grid).to(torch.float64)
         _check_path_gradients(grads, alphas, modality)
         attribution = (weights.view(k, 1, *([1] * len(grid))) * grads).sum(dim=0).to(dtype)
         ends = torch.stack([torch.zeros(b, *grid, dtype=dtype), torch.ones(b, *grid, dtype=dtype)]).reshape(2 * b, *grid)
-        end_scores = evaluate_masks(model, modality, scorer, ends, batch_size=config.batch_size).view(2, b)
+        end_scores = evaluate_masks(model, modality, scorer, ends, batch_size=batch).view(2, b)
         score_0, score_1 = end_scores[0].double(), end_scores[1].double()
         total = attribution.reshape(b, -1).double().sum(dim=1)
         gap = total - (score_1 - score_0)
@@ -291,6 +335,7 @@ class IntegratedGradients(Method):
         report_warnings(problems)
         return _finish(self.name, modality, attribution, config.listen_fraction,
                        {"path": "mask alpha * 1, alpha 0 -> 1", "rule": config.rule, "evaluations": k,
+                        "batch_size": batch,
                         "completeness": completeness, "warnings": problems},
                        scores={"baseline": end_scores[0].detach().clone()})
 

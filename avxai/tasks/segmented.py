@@ -36,7 +36,7 @@ from torch import nn
 
 from avxai.explanation import Explanation, to_jsonable
 from avxai.hygiene import evaluation_mode, model_device
-from avxai.methods.plan import plan_run
+from avxai.methods.plan import default_context, plan_run
 from avxai.models.contract import fps_of, sample_rate_of
 from avxai.tasks.audio import AudioOptions, read_waveform, stft_for
 from avxai.tasks.av_enhancement import AVEnhancementOptions
@@ -48,13 +48,11 @@ __all__ = ["QUESTION", "SEGMENT_TASKS", "default_context", "explain_in_segments"
 
 #: tasks whose problems can be cut into time segments
 SEGMENT_TASKS = ("speaker", "enhancement", "separation", "av-enhancement")
+#: a method's results that hold for one segment (integrated gradients' completeness on the segment's own path,
+#: Grad-CAM's per-stream maxima): kept in each segment's record of ``segment_wise.segments``
+PER_SEGMENT = ("completeness", "part_max")
 #: what a segment-wise explanation answers, stated in its metadata
 QUESTION = "each segment explained on its own: the model saw one segment at a time"
-
-
-def default_context(seconds: float) -> float:
-    """Context on each side of a segment: a tenth of it, at most 0.5 s (the cells there are cut away)."""
-    return min(0.5, seconds / 10)
 
 
 def input_duration(problem: Problem) -> float | None:
@@ -202,7 +200,8 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
         total += float(explanation.metadata.get("seconds") or 0.0)
         records.append({**span.as_dict(), "status": status, "folder": str(where),
                         "scores": to_jsonable(explanation.scores),
-                        "warnings": list(explanation.metadata.get("warnings", []))})
+                        "warnings": list(explanation.metadata.get("warnings", [])),
+                        **{k: to_jsonable(explanation.metadata[k]) for k in PER_SEGMENT if k in explanation.metadata}})
         done += status == "explained"
         left = sum(1 for s in spans if s.index > span.index)
         eta = f"; about {(time.perf_counter() - started) / done * left:.0f} s left" if done and left else ""
@@ -217,6 +216,9 @@ def explain_in_segments(task: Task, model: nn.Module, options: Any, method: Any,
             "segments": records, "failed": failed, "segment_plan": None if plan is None else plan.as_dict(),
             "not_stitched": [f"arrays/{name}: in each segment's folder" for name in unstitched]}
     stitched = stitch(first, cores, spans, info)
+    for key in PER_SEGMENT:  # a segment's own result, not the whole input's: kept per segment only
+        if key in stitched.metadata and key != "part_max":  # part_max: the stitched map's own (stitch.py)
+            stitched.metadata[key] = f"per segment: segment_wise.segments[i].{key}"
     stitched.metadata["seconds"] = total
     stitched.metadata["warnings"] = _warnings(records)
     stitched.arrays.update(_segment_scores(records))

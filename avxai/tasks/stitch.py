@@ -10,6 +10,10 @@ grid (audio-visual: each part joined along its own time axis, then flattened aga
 
 A segment that failed has no explanation: its cells are zero in the stitched maps and media, and the metadata
 says so (``segment_wise.failed``).
+
+A map normalised per part (Grad-CAM on an audio-visual input: each stream's map divided by its largest absolute
+value, ``metadata["part_max"]``) is joined in its raw units (each segment's part multiplied back by its own
+maximum) and normalised once over the whole input, so the scale does not change from one segment to the next.
 """
 
 from __future__ import annotations
@@ -120,9 +124,12 @@ def core_of(explanation: Explanation, span: Span) -> dict[str, Any]:
     parts = _parts(explanation)
     atts, grids = _split(explanation.attribution, 1, parts), _split(explanation.grid, 1, parts)
     masks = _split(explanation.masks, 2, parts)
+    peaks = _part_peaks(explanation, parts)
     out = []
     for (prefix, meta), att, grid, mask in zip(parts, atts, grids, masks):
         axis = _time_axis(meta, prefix)
+        if peaks is not None:  # back to raw units: normalised once over the whole input by stitch()
+            att = att * torch.as_tensor(peaks[prefix[:-1]], dtype=att.dtype).view(-1, *[1] * (att.dim() - 1))
         times = np.asarray(explanation.coordinates[prefix + "time"], dtype=np.float64) + span.context_start_s
         eps = 1e-6
         keep = (times >= span.start_s - eps) & ((times <= span.end_s + eps) if span.last else (times < span.end_s - eps))
@@ -137,6 +144,30 @@ def core_of(explanation: Explanation, span: Span) -> dict[str, Any]:
         hi = data.shape[-1 if kind == "audio" else 1] if span.last else round((span.end_s - span.context_start_s) * rate)
         media[name] = (kind, (data[..., lo:hi] if kind == "audio" else data[:, lo:hi]).clone(), rate)
     return {"parts": out, "media": media}
+
+
+def _part_peaks(explanation: Explanation, parts: list[tuple[str, dict]]) -> dict[str, list[float]] | None:
+    """Each part's normaliser per input (``metadata["part_max"]``) of a map normalised per part, else ``None``."""
+    peaks = explanation.metadata.get("part_max")
+    if len(parts) < 2 or not isinstance(peaks, dict) or not explanation.metadata.get("normalised"):
+        return None
+    if not all(isinstance(peaks.get(prefix[:-1]), list) for prefix, _ in parts):
+        return None
+    return peaks
+
+
+def _normalise_parts(joined: list[dict], parts: list[tuple[str, dict]], metadata: dict) -> None:
+    """Divide each part's joined raw map by its largest absolute value per input (in place); the values in
+    ``metadata["part_max"]``, the rule in ``metadata["normalised"]``."""
+    peaks = {}
+    for (prefix, _), j in zip(parts, joined):
+        att = j["attribution"]
+        peak = att.flatten(1).abs().amax(dim=1)
+        j["attribution"] = att / peak.clamp_min(1e-30).view(-1, *[1] * (att.dim() - 1))
+        peaks[prefix[:-1]] = peak.tolist()
+    metadata["part_max"] = peaks
+    metadata["normalised"] = ("each part's map divided by its largest absolute value per input over the whole input "
+                              "(the segments' raw maps joined first)")
 
 
 def _gap(like: dict, span: Span, dt: float, batch: int, k: int | None, axis: int) -> dict:
@@ -180,6 +211,10 @@ def stitch(first: Explanation, cores: dict[int, dict], spans: list[Span], info: 
                        for key, lead in (("attribution", 1), ("grid", 1), ("masks", 2))})
         joined[-1]["time"] = np.concatenate([piece["time"] for piece in pieces])
 
+    metadata = {k: v for k, v in first.metadata.items() if k not in ("segment", "warnings")}
+    if _part_peaks(first, parts) is not None:
+        _normalise_parts(joined, parts, metadata)
+
     def flat(key: str, lead: int) -> Tensor | None:
         if joined[0][key] is None:
             return None
@@ -188,7 +223,6 @@ def stitch(first: Explanation, cores: dict[int, dict], spans: list[Span], info: 
         return torch.cat([j[key].reshape(*j[key].shape[:lead], -1) for j in joined], dim=-1)
 
     coordinates = dict(first.coordinates)
-    metadata = {k: v for k, v in first.metadata.items() if k not in ("segment", "warnings")}
     modality = dict(metadata.get("modality") or {})
     duration = spans[-1].end_s
     for (prefix, meta), j in zip(parts, joined):

@@ -119,3 +119,26 @@ def test_target_0_reaches_the_task_options():
     args = build_parser().parse_args(["explain", "--task", "speaker", "--input", "x.wav", "--out", "o",
                                       "--target", "0"])
     assert task_options(get_task("speaker"), args).target == 0
+
+
+def test_saliency_whose_row_does_not_fit_is_explained_in_segments_and_finds_the_tone(wav, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from avxai.explanation import Explanation
+
+    out = tmp_path / "saliency"
+    assert main(["explain", *TOY, "--input", wav, "--out", str(out), "--method", "saliency", "--max-memory",
+                 "1M"]) == 0
+    plan = [line for line in capsys.readouterr().err.splitlines() if line.startswith("plan:")]
+    assert len(plan) == 1 and plan[0].startswith("plan: saliency, 1 gradient of the input")
+    assert "segment-wise:" in plan[0] and "one row of the whole 4 s input needs" in plan[0]
+    info = meta(out)["segment_wise"]
+    assert info["count"] >= 3 and info["failed"] == [] and info["seconds"] < 4
+    e = Explanation.load(out)
+    times = np.asarray(e.coordinates["time"])
+    assert e.attribution.shape == (1, 257, len(times)) and times[-1] == pytest.approx(4.0, abs=0.01)
+    per_time = e.attribution[0].abs().sum(dim=0)
+    inside = torch.from_numpy((times >= 1.4) & (times < 2.2))
+    far = torch.from_numpy((times < 1.35) | (times > 2.25))  # beyond an STFT window (32 ms) of the tone's span
+    assert per_time[far].max() < 0.1 * per_time[inside].median()  # the evidence: the tone's span, 1.4-2.2 s
