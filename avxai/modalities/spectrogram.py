@@ -14,6 +14,7 @@ from avxai.checks import check_waveform
 from avxai.io.audio import resample
 from avxai.modalities.base import Modality
 from avxai.modalities.stft import stft_magnitude_phase
+from avxai.modalities import synthesis
 from avxai.modalities.synthesis import WeightedSynthesis, chunked_inverse_stft, window_envelope
 from avxai.perturbations import Perturbation
 
@@ -120,7 +121,7 @@ class Spectrogram(Modality):
         if self.model_input_kind == "magnitude":
             return representation
         if self.model_input_kind == "waveform":
-            if representation.requires_grad and torch.is_grad_enabled():
+            if (representation.requires_grad and torch.is_grad_enabled()) or self._plans_fit():
                 return self._synthesis(representation.dtype)(representation)
             return self._chunked_waveforms(representation)
         n, c, f, t = representation.shape
@@ -144,12 +145,7 @@ class Spectrogram(Modality):
         if self.model_input_kind != "waveform" or (mask.requires_grad and torch.is_grad_enabled()):
             # gradients must reach every cell, also those at 1: the full inverse STFT keeps them all
             if self.model_input_kind == "waveform" and self._prepared.baseline is not None:
-                # baseline + mask (x - baseline) is linear in the mask, and so is the inverse STFT with the
-                # phase kept: one synthesis of the mask, plus the baseline's waveform
-                self.check_mask(mask)
-                linear = self._expand_mask_frames_major(mask).to(self.representation.dtype)  # (n, freq, frames)
-                channels = self.representation.shape[1]
-                return self._blend_synthesis()(linear.unsqueeze(1).expand(-1, channels, -1, -1))
+                return self._blend_waveforms(mask)
             return self.to_model_input(self.apply_mask(mask))
         self.check_mask(mask)
         linear = self.expand_mask(mask)  # (n, freq, frames)
@@ -167,8 +163,25 @@ class Spectrogram(Modality):
                 return (1 - keep) * (_frames(baseline, inputs, frames) - _frames(self.representation, inputs, frames))
         local = self._local_inverse(mask.shape[0], change, changed)
         if local is None:
+            if baseline is not None and (self._plans_fit() or "_blend_plan" in self.__dict__):
+                return self._blend_waveforms(mask)  # the plan at hand (or cheap to build): faster than chunks
             return self.to_model_input(self.apply_mask(mask))
         return local
+
+    def _blend_waveforms(self, mask: Tensor) -> Tensor:
+        """Waveforms ``(n, channels, samples)`` of masks ``(n, *grid)`` blended towards the fixed baseline:
+        ``baseline + mask (x - baseline)`` is linear in the mask, and so is the inverse STFT with the phase kept:
+        one synthesis of the mask, plus the baseline's waveform (differentiable)."""
+        self.check_mask(mask)
+        linear = self._expand_mask_frames_major(mask).to(self.representation.dtype)  # (n, freq, frames)
+        channels = self.representation.shape[1]
+        return self._blend_synthesis()(linear.unsqueeze(1).expand(-1, channels, -1, -1))
+
+    def _plans_fit(self) -> bool:
+        """Whether the spectrum is small enough (at most ``synthesis.CHUNK_ELEMENTS`` cells, about two minutes at
+        16 kHz with 512 / 128) that the re-synthesis plans (about four spectra) are built for passes without
+        gradients too: they are several times faster than the chunked inverse STFT, whose point is long inputs."""
+        return self.representation.numel() <= synthesis.CHUNK_ELEMENTS
 
     def _local_inverse(self, n: int, change: Callable[[Tensor, Tensor, Tensor], Tensor],
                        changed: Tensor) -> Tensor | None:

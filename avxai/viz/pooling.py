@@ -14,6 +14,10 @@ consecutive columns first, ``k = ceil(columns / MAX_COLUMNS)``, with a rule per 
 * ``"mean"`` (masks and other values): the mean of the group (a mask column shows the fraction kept).
 
 Planes at most :data:`MAX_COLUMNS` wide are drawn as they are. Saved arrays always keep the full resolution.
+
+Images (video frames in a strip of eight, a 720p frame shown 0.75 in wide) are area-averaged over ``k x k`` pixel
+blocks to about the pixels they take at 300 dpi (:func:`pool_image`): the renderer's float64 RGBA copies of a full
+frame and of its heat overlay are about 37 MB each at 720p.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MAX_COLUMNS", "POOLING", "pool_factor", "pool_columns"]
+__all__ = ["MAX_COLUMNS", "POOLING", "pool_factor", "pool_columns", "pool_image"]
 
 #: the widest image a figure draws, in columns: the page width (7 in) at the house's saving resolution (300 dpi)
 MAX_COLUMNS = 2100
@@ -70,3 +74,21 @@ def _reduce(groups: np.ndarray, how: str) -> np.ndarray:
         return high
     low = groups.min(axis=-1)
     return np.where(high >= -low, high, low)  # the signed value of largest magnitude (ties: the positive one)
+
+
+def pool_image(image: np.ndarray, k: int) -> np.ndarray:
+    """Mean over ``k x k`` pixel blocks of an image ``(H, W, ...)`` (edges repeated to whole blocks); ``image``
+    itself for ``k <= 1``. The pooled image covers ``(ceil(H / k) * k, ceil(W / k) * k)`` pixels of the original.
+
+    Shape: ``(H, W, *rest)`` -> ``(ceil(H / k), ceil(W / k), *rest)``, float (uint8 images: float32).
+    """
+    if k <= 1:
+        return image
+    image = np.asarray(image)
+    h, w = image.shape[:2]
+    hp, wp = -(-h // k), -(-w // k)
+    pad = [(0, hp * k - h), (0, wp * k - w)] + [(0, 0)] * (image.ndim - 2)
+    padded = np.pad(image, pad, mode="edge") if any(p[1] for p in pad[:2]) else image
+    dtype = image.dtype if np.issubdtype(image.dtype, np.floating) else np.float32
+    blocks = padded.reshape(hp, k, wp, k, *image.shape[2:])
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(dtype, copy=False)

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from avxai.explanation import split_explanation  # noqa: E402
 from avxai.faces import paste_back  # noqa: E402
 from avxai.viz.axes import show_plane  # noqa: E402
-from avxai.viz.pooling import pool_columns  # noqa: E402
+from avxai.viz.pooling import MAX_COLUMNS, pool_columns, pool_image  # noqa: E402
 from avxai.viz.labels import attribution_label, title_of  # noqa: E402
 from avxai.viz.layout import is_composite, is_spectral, is_video  # noqa: E402
 from avxai.viz.shares import plot_shares, shares_at_floor  # noqa: E402
@@ -98,21 +98,21 @@ def _cmap_of(norm) -> str:
     return SIGNED_CMAP if getattr(norm, "vcenter", None) is not None else CMAPS["mask"]
 
 
-def heat_overlay(ax, grey: np.ndarray, heat: np.ndarray, norm, valid: np.ndarray | None = None):
+def heat_overlay(ax, grey: np.ndarray, heat: np.ndarray, norm, valid: np.ndarray | None = None, extent=None):
     """Draw ``grey`` (an image in [0, 1] or [0, 255]) and over it ``heat``, more opaque where the heat is
-    further from the neutral value (0), so the face stays visible where nothing happens. Returns a mappable
-    for a colour bar."""
+    further from the neutral value (0), so the face stays visible where nothing happens (``extent``: imshow's, for
+    pooled images). Returns a mappable for a colour bar."""
     import matplotlib.cm as cm
 
     vmax = 255.0 if float(np.max(grey)) > 1.0 + 1e-6 else 1.0
-    ax.imshow(grey, cmap="gray", vmin=0, vmax=vmax)
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=vmax, extent=extent)
     cmap = plt.get_cmap(_cmap_of(norm))
     rgba = cmap(norm(heat))
     span = max(abs(norm.vmax), abs(norm.vmin), 1e-12)
     rgba[..., 3] = 0.85 * np.clip(np.abs(heat) / span, 0, 1) ** 0.7
     if valid is not None:
         rgba[..., 3] *= valid
-    ax.imshow(rgba, interpolation="bilinear")
+    ax.imshow(rgba, interpolation="bilinear", extent=extent)
     return cm.ScalarMappable(norm=norm, cmap=cmap)
 
 
@@ -286,12 +286,16 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
     cell = (PAGE_WIDTH - 1.0) / n  # the colour bar takes about 0.9 in; rows as high as the frames, no empty band
     fig = new_figure(PAGE_WIDTH, 2 * cell * height / width + 0.8)
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"wspace": 0.01, "hspace": 0.01})
+    # a frame wider than its cell's pixels at 300 dpi is area-averaged in k x k blocks first (avxai.viz.pooling)
+    k = max(1, width // max(1, int(cell * MAX_COLUMNS / PAGE_WIDTH)))
+    extent = (0, -(-width // k) * k, -(-height // k) * k, 0) if k > 1 else None
     fps = explanation.metadata.get("modality", {}).get("fps") or \
         explanation.metadata.get("modality", {}).get("parts", {}).get("video", {}).get("fps")
     im = None
     for j, f in enumerate(chosen):
         frame = np.asarray(frames[f].cpu() if hasattr(frames, "cpu") else frames[f])
-        axes[0, j].imshow(frame)
+        frame = frame if k == 1 else pool_image(frame, k).round().astype(np.uint8)
+        axes[0, j].imshow(frame, extent=extent)
         stamp = f"{f / fps:.2f} s" if fps else f"frame {f + 1}"
         if any(chosen[j - 1] < s <= f for s in switches) if j else False:
             stamp += "\nafter a switch"
@@ -301,13 +305,15 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
                                        ec=OKABE_ITO[6] if missing[f] else OKABE_ITO[4],
                                        ls="--" if missing[f] else "-"))
         grey = frame.mean(axis=-1) / 255.0
+        inside_j = pool_image(inside[j], k)
         if heat is None:  # the PCA colours over the face with alpha, the grey frame around it
-            alpha = RGB_ALPHA * inside[j][..., None]
-            axes[1, j].imshow(alpha * pasted[j].clip(0, 1) + (1 - alpha) * grey[..., None])
+            alpha = RGB_ALPHA * inside_j[..., None]
+            shown_rgb = pool_image(pasted[j], k).clip(0, 1)
+            axes[1, j].imshow(alpha * shown_rgb + (1 - alpha) * grey[..., None], extent=extent)
         elif time_only:
-            axes[1, j].imshow(grey, cmap="gray", vmin=0, vmax=1)
+            axes[1, j].imshow(grey, cmap="gray", vmin=0, vmax=1, extent=extent)
         else:
-            im = heat_overlay(axes[1, j], grey, heat[j], norm, valid=inside[j])
+            im = heat_overlay(axes[1, j], grey, pool_image(heat[j], k), norm, valid=inside_j, extent=extent)
         for ax in axes[:, j]:
             ax.set_xlim(0, width)
             ax.set_ylim(height, 0)

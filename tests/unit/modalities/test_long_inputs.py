@@ -52,7 +52,7 @@ def test_chunked_inverse_stft_equals_torch_istft(n_fft, hop, win, length, frames
 
 
 @pytest.mark.parametrize("perturbation", ["zero", "mean", "pyramid-tf:4"])
-def test_chunked_media_equal_the_whole_inverse_stft(small_chunks, perturbation):
+def test_chunked_media_equal_the_whole_inverse_stft(small_chunks, monkeypatch, perturbation):
     wav = tone_in_noise(batch=2, seed=2).repeat(1, 2, 1)  # 2 inputs x 2 channels
     mod = Spectrogram(wav, SR, n_fft=256, hop_length=64, perturbation=perturbation)
     keep = (torch.rand(2, *mod.grid_shape, generator=torch.Generator().manual_seed(3)) > 0.5).float()
@@ -64,6 +64,11 @@ def test_chunked_media_equal_the_whole_inverse_stft(small_chunks, perturbation):
         kind, audio, rate = media[name]
         assert kind == "audio" and rate == SR
         torch.testing.assert_close(audio, expected, atol=2e-6, rtol=0)
+    # a short input (the default chunks) goes through the re-synthesis plan, the same waveforms
+    monkeypatch.setattr(synthesis_module, "CHUNK_ELEMENTS", 1 << 22)
+    assert mod._plans_fit()
+    torch.testing.assert_close(mask_media(mod, {"preserved": keep})["preserved"][1], media["preserved"][1],
+                               atol=2e-6, rtol=0)
     # the same through the differentiable synthesis (what extremal's loop uses)
     masks = keep.repeat(2, 1, 1).requires_grad_(True)
     torch.testing.assert_close(mod.perturb(masks).detach(), torch.no_grad(mod.perturb)(masks), atol=2e-6, rtol=0)
@@ -83,7 +88,8 @@ def _held_bytes(*objects) -> tuple[int, list[str]]:
     return total, names
 
 
-def test_an_occlusion_run_keeps_magnitude_phase_and_one_waveform_not_copies_of_the_spectrum():
+def test_an_occlusion_run_keeps_magnitude_phase_and_one_waveform_not_copies_of_the_spectrum(small_chunks):
+    """(small_chunks: the 1-s input counts as long; a short one builds the faster re-synthesis plans.)"""
     wav = tone_in_noise(seconds=1.0)
     mod = Spectrogram(wav, SR, n_fft=512, hop_length=128)  # "zero": silence
     spectrum = mod.representation.numel() * mod.representation.element_size()

@@ -76,3 +76,52 @@ def test_a_short_map_is_drawn_cell_for_cell():
     shown = np.asarray(fig.axes[1].images[0].get_array())
     assert np.array_equal(shown, expl.attribution[0].numpy())
     plt.close(fig)
+
+
+def test_pool_image_is_the_block_mean_with_edges_repeated():
+    from avxai.viz.pooling import pool_image
+
+    image = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    pooled = pool_image(image, 2)
+    assert pooled.shape == (3, 4, 3) and pooled.dtype == np.float32
+    np.testing.assert_allclose(pooled[0, 0], image[:2, :2].reshape(4, 3).mean(axis=0))
+    np.testing.assert_allclose(pooled[2, 3], image[4, 6])  # the corner block: the last pixel repeated
+    assert pool_image(image, 1) is image
+
+
+def test_a_wide_frame_strip_draws_frames_at_about_their_printed_pixels():
+    from dataclasses import dataclass, field
+
+    from avxai.viz.video import plot_frames_strip
+
+    @dataclass
+    class Track:  # what plot_frames_strip reads of a FaceTrack
+        boxes: torch.Tensor
+        frame_size: tuple = (360, 1280)
+        report: dict = field(default_factory=dict)
+
+        @property
+        def num_frames(self):
+            return int(self.boxes.shape[0])
+
+    attr = torch.zeros(1, 6, 16, 16)
+    attr[0, :, 4, 9] = 2.0  # one strong crop cell in every frame
+    attr[0, :, 12, 2] = -1.0
+    expl = Explanation(method="occlusion", attribution=attr, grid=torch.rand(1, 6, 16, 16),
+                       axes=("time", "height", "width"), coordinates={"time": np.arange(6) / 25},
+                       units={"time": "s", "height": "px", "width": "px"}, scores={"unmasked": torch.tensor([3.0])},
+                       metadata={"modality": {"kind": "face-video", "fps": 25.0, "perturbation": "Constant(value=0.0)"}})
+    frames = torch.full((6, 360, 1280, 3), 128, dtype=torch.uint8)
+    boxes = torch.tensor([[400.0, 40.0, 720.0, 360.0]]).repeat(6, 1)  # a 320-px face box
+    fig = plot_frames_strip(expl, frames, Track(boxes), count=6)
+    top, bottom = fig.axes[0], fig.axes[6]
+    drawn = np.asarray(top.images[0].get_array())
+    assert drawn.shape[1] < 400 and drawn.shape[1] * 4 >= 1280 // 6  # pooled, still above the cell's pixels
+    assert top.get_xlim() == (0.0, 1280.0) and top.get_ylim() == (360.0, 0.0)  # in frame pixels, as the boxes
+    heat = np.asarray(bottom.images[1].get_array())  # the overlay's RGBA over the grey frame
+    assert heat.shape[:2] == np.asarray(bottom.images[0].get_array()).shape[:2]
+    k = 1280 // drawn.shape[1]
+    row, col = np.unravel_index(heat[..., 3].argmax(), heat.shape[:2])  # the most opaque: the strong cell
+    x, y = (col + 0.5) * 1280 / drawn.shape[1], (row + 0.5) * 360 / heat.shape[0]
+    assert 400 + 9 * 20 - k <= x <= 400 + 10 * 20 + k and 40 + 4 * 20 - k <= y <= 40 + 5 * 20 + k
+    plt.close(fig)
