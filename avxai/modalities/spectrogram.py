@@ -14,8 +14,7 @@ from avxai.checks import check_waveform
 from avxai.io.audio import resample
 from avxai.modalities.base import Modality
 from avxai.modalities.stft import stft_magnitude_phase
-from avxai.modalities import synthesis
-from avxai.modalities.synthesis import WeightedSynthesis, chunked_inverse_stft, window_envelope
+from avxai.modalities.synthesis import WeightedSynthesis, chunked_inverse_stft, fits_one_chunk, window_envelope
 from avxai.perturbations import Perturbation
 
 ModelInput = Literal["waveform", "magnitude", "complex"]
@@ -181,7 +180,7 @@ class Spectrogram(Modality):
         """Whether the spectrum is small enough (at most ``synthesis.CHUNK_ELEMENTS`` cells, about two minutes at
         16 kHz with 512 / 128) that the re-synthesis plans (about four spectra) are built for passes without
         gradients too: they are several times faster than the chunked inverse STFT, whose point is long inputs."""
-        return self.representation.numel() <= synthesis.CHUNK_ELEMENTS
+        return fits_one_chunk(self.representation.numel())
 
     def _local_inverse(self, n: int, change: Callable[[Tensor, Tensor, Tensor], Tensor],
                        changed: Tensor) -> Tensor | None:

@@ -142,6 +142,11 @@ def window_envelope(window: Tensor, hop_length: int, frames: int) -> Tensor:
 CHUNK_ELEMENTS = 1 << 22
 
 
+def fits_one_chunk(elements: int) -> bool:
+    """Whether ``elements`` are at most :data:`CHUNK_ELEMENTS` (read at call time: tests make chunks small)."""
+    return elements <= CHUNK_ELEMENTS
+
+
 def chunked_inverse_stft(spectrum_of: Callable[[int, int], Tensor], frames: int, window: Tensor, hop_length: int,
                          length: int, *, rows: int = 1, chunk_elements: int | None = None) -> Tensor:
     """``torch.istft(spec, center=True, length=length)`` computed a few frames at a time, without autograd.
@@ -188,4 +193,4 @@ def chunked_inverse_stft(spectrum_of: Callable[[int, int], Tensor], frames: int,
     return out.view(n, c, length)
 
 
-__all__ = ["WeightedSynthesis", "chunked_inverse_stft", "window_envelope"]
+__all__ = ["WeightedSynthesis", "chunked_inverse_stft", "fits_one_chunk", "window_envelope"]
