@@ -11,6 +11,9 @@ batch and the rows, not on how many there are. ``--full`` runs everything at the
 At 10 min extremal's one row of the whole input (>= 2.23 GiB on this model) does not fit the default budget,
 so ``avxai explain`` explains it in segments (the plan line says how many and why; the summary repeats it);
 ``--segment-seconds 0`` measures the whole-input run instead (5.20 GB before the segments existed).
+The gradient methods (``--methods saliency smoothgrad integrated-gradients gradcam``) keep one row of the whole
+input too and go segment-wise the same way; their batches are sized from the budget, so reduced samples / steps
+(``--set smoothgrad:samples=2``) change the memory only where more rows than that would fit in one pass.
 
 Goals (issue 17): 60 s takes at most 25x the time of 3 s; 10 min finishes at defaults in at most 3 GB.
 
@@ -102,6 +105,8 @@ def main() -> None:
     ap.add_argument("--quick-iterations", type=int, default=20, help="extremal iterations at <= 60 s unless --full")
     ap.add_argument("--long-iterations", type=int, default=2, help="extremal iterations above 60 s unless --full")
     ap.add_argument("--long-windows", type=int, default=8, help="occlusion windows above 60 s unless --full")
+    ap.add_argument("--set", action="append", default=[],
+                    help="METHOD:FIELD=VALUE for avxai explain --set, e.g. smoothgrad:samples=2 (stated as reduced work)")
     ap.add_argument("--max-memory", default=None, help="--max-memory of avxai explain (default: its default)")
     ap.add_argument("--segment-seconds", default=None,
                     help="--segment-seconds of avxai explain (default: its own choice; 0: the whole input at once)")
@@ -131,6 +136,11 @@ def main() -> None:
                 w = -(-frames // args.long_windows)
                 flags += ["--window", f"257,{w}", "--stride", f"257,{w}"]
                 reduced = f"{args.long_windows} windows (default 1024)"
+            sets = [item.split(":", 1)[1] for item in args.set if item.startswith(method + ":")]
+            for item in sets:
+                flags += ["--set", item]
+            if sets:
+                reduced = ", ".join(filter(None, [reduced, *sets]))
             r = run_one(seconds, flags, int(args.rss_limit * 1e9), args.timeout)
             segments = re.search(r"segment-wise: (\d+) segments of ([\d.]+) s", r["plan"] or "")
             r.update(method=method, reduced=reduced,

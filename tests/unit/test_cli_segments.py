@@ -72,7 +72,6 @@ def test_a_task_that_cannot_be_cut_is_one_error(wav, tmp_path, capsys):
 
 def test_av_clip_in_segments_through_the_cli_with_its_frames_figure(tmp_path, capsys):
     import numpy as np
-
     from toys.clips import render, write_clip
 
     n = 30  # 1.2 s at 25 fps
