@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 
-from avxai.viz.axes import draw_turns, show_plane, time_of, to_db  # noqa: E402
+from avxai.viz.axes import draw_segment_edges, draw_turns, show_plane, time_of, to_db  # noqa: E402
 from avxai.viz.labels import attribution_label, title_of  # noqa: E402
 from avxai.viz.layout import grid_layout, is_spectral  # noqa: E402
 from avxai.viz.style import CMAPS, PAGE_WIDTH, SIGNED_CMAP, new_figure, signed_norm, styled  # noqa: E402
@@ -57,6 +57,7 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         fig.colorbar(im, ax=axes[2], pad=0.01, fraction=0.04).ax.set_visible(False)  # align with the maps
         for ax in axes:
             draw_turns(ax, segments, labels=ax is axes[0])
+            draw_segment_edges(ax, explanation)
         fig.suptitle(title)
         return fig
     if layout == "curve":
@@ -74,6 +75,7 @@ def plot_attribution(explanation, index: int = 0, title: str | None = None):
         axes[1].set_xlabel(f"{t_axis} ({explanation.units.get(t_axis, 'cell')})")
         for ax in axes:
             draw_turns(ax, segments, labels=ax is axes[0])
+            draw_segment_edges(ax, explanation)
         fig.suptitle(title)
         return fig
     if layout == "planes":

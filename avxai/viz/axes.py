@@ -8,7 +8,7 @@ import numpy as np
 from avxai.viz.pooling import POOLING, pool_columns, pool_factor
 from avxai.viz.style import CMAPS, SEGMENT_COLOURS, SIGNED_CMAP, signed_norm
 
-__all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "show_plane", "time_of"]
+__all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "draw_segment_edges", "show_plane", "time_of"]
 
 
 def to_db(magnitude: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
@@ -111,6 +111,24 @@ def show_plane(ax, explanation, values: np.ndarray, kind: str, axes: "tuple[str,
     else:
         ax.tick_params(labelbottom=False)
     return im
+
+
+def draw_segment_edges(ax, explanation) -> None:
+    """On a time axis (s) of a segment-wise explanation (``metadata["segment_wise"]``, :mod:`avxai.tasks.segmented`):
+    thin dotted grey lines where one explained segment ends and the next begins, and a hatched band over a segment
+    that failed (its cells are zeros, not evidence). Nothing for an explanation of the whole input."""
+    wise = (explanation.metadata or {}).get("segment_wise") or {}
+    if not wise:
+        return
+    lo, hi = ax.get_xlim()
+    for seg in (wise.get("segments") or [])[1:]:
+        x = float(seg["start_s"])
+        if lo < x < hi:
+            ax.axvline(x, color="0.45", lw=0.6, ls=(0, (1, 1.5)), alpha=0.9)
+    for seg in wise.get("failed") or []:
+        ax.axvspan(float(seg["start_s"]), float(seg["end_s"]), facecolor="none", edgecolor="0.4", hatch="///",
+                   lw=0, alpha=0.8)
+    ax.set_xlim(lo, hi)
 
 
 def draw_turns(ax, segments, labels: bool = True, colour: str | None = None) -> None:

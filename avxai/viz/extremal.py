@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 from matplotlib.colors import Normalize  # noqa: E402
 
-from avxai.viz.axes import draw_turns, show_plane, time_of, to_db  # noqa: E402
+from avxai.viz.axes import draw_segment_edges, draw_turns, show_plane, time_of, to_db  # noqa: E402
 from avxai.viz.growth import draw_growth  # noqa: E402
 from avxai.viz.pooling import pool_columns  # noqa: E402
 from avxai.viz.labels import title_of, units_of, value_text  # noqa: E402
@@ -85,6 +85,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
         im_level = show_plane(axes[0, 0], explanation, shown, kind, plane_axes, norm=norm)
         axes[0, 0].set_title("input" + (f", {where}" if where else ""), loc="left", pad=10 if segments else 4)
         draw_turns(axes[0, 0], segments, labels=True)
+        draw_segment_edges(axes[0, 0], explanation)
         for i in range(k):
             kept = pool_columns(grid * masks[i], "max" if spectral else "mean")
             if spectral:  # dB re the input's maximum (not the kept part's), same floor
@@ -99,6 +100,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
                 ax.set_ylabel("")  # the input's frequency axis, labelled once
             for ax in axes[:, i + 1]:
                 draw_turns(ax, segments, labels=False)
+                draw_segment_edges(ax, explanation)
         fig.colorbar(im_mask, ax=axes[0, -1], label="mask (1 = kept)", fraction=0.08, pad=0.04)
         fig.colorbar(im_level, ax=axes[1, -1], label="level (dB re\ninput max)" if spectral else "input value",
                      fraction=0.08, pad=0.04)
@@ -110,6 +112,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
         axes[0, 0].set_title("input", loc="left", pad=10 if segments else 4)
         axes[0, 0].set_xlabel(x_label)
         draw_turns(axes[0, 0], segments, labels=True)
+        draw_segment_edges(axes[0, 0], explanation)
         for i in range(k):
             axes[0, i + 1].plot(t, masks[i], color=OKABE_ITO[3], lw=0.9)
             axes[0, i + 1].set_ylim(-0.05, 1.05)
@@ -119,6 +122,7 @@ def plot_extremal(explanation, index: int = 0, title: str | None = None, width: 
             axes[1, i + 1].set_xlabel(x_label)
             for ax in axes[:, i + 1]:
                 draw_turns(ax, segments, labels=False)
+                draw_segment_edges(ax, explanation)
         axes[0, 1].set_ylabel("mask (1 = kept)")
         axes[1, 1].set_ylabel("input x mask")
     else:  # frames: each area at the frame where its mask keeps the most

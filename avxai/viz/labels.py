@@ -166,7 +166,12 @@ def title_of(explanation, index: int = 0, extra: str = "") -> str:
         bits.append(f"removed cells: {words}")
     if extra:
         bits.append(extra)
-    return line1 + ("\n" + "; ".join(bits) if bits else "")
+    wise = _meta(explanation).get("segment_wise") or {}
+    line3 = ""
+    if wise.get("count"):  # the question changed: say so where the figure is read (avxai.tasks.segmented)
+        line3 = (f"\nsegment-wise: {wise['count']} segments of {float(wise.get('seconds', 0)):g} s, "
+                 "each explained on its own")
+    return line1 + ("\n" + "; ".join(bits) if bits else "") + line3
 
 
 def attribution_label(explanation) -> str:
