@@ -9,6 +9,7 @@ gradient at ``m = 1`` *is* the "gradient x (input - baseline)" attribution of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -129,6 +130,35 @@ def mask_gradients(model: nn.Module, modality: Modality, scorer: Scorer, masks: 
     return torch.cat(grads), torch.cat(scores_out)
 
 
+def gradient_sum(model: nn.Module, modality: Modality, scorer: Scorer, count: int,
+                 rows_of: Callable[[int, int], tuple[Tensor, Tensor | None]], weights: Tensor, *, batch_size: int,
+                 absolute: bool = False) -> tuple[Tensor, Tensor]:
+    """``sum_j weights[j] * g_j`` per input over ``count`` draws, without keeping every gradient: draw ``j``'s
+    masks (and noise) are made by ``rows_of(j0, j1)`` for draws ``j0 <= j < j1`` when their pass comes, so the
+    memory holds one pass's masks, noise and gradients (SmoothGrad's 16 copies or integrated gradients' 33 path
+    points of a long input are never all alive). ``absolute``: ``|g_j|`` is summed. Also returns whether each
+    draw's gradients are all finite.
+
+    Shape: rows_of -> masks ``((j1 - j0) * batch, *grid)``, noise ``((j1 - j0) * batch, channels, *rep_grid)`` or
+    ``None``; weights ``(count,)`` -> sum ``(batch, *grid)`` float64, finite ``(count,)`` bool.
+    """
+    b = modality.batch_size
+    per_pass = max(1, batch_size // b)
+    total, finite = None, []
+    for j0 in range(0, count, per_pass):
+        j1 = min(count, j0 + per_pass)
+        masks, noise = rows_of(j0, j1)
+        grads, _ = mask_gradients(model, modality, scorer, masks, batch_size=(j1 - j0) * b, noise=noise)
+        grads = grads.view(j1 - j0, b, *grads.shape[1:])
+        finite.append(torch.isfinite(grads).flatten(2).all(dim=2).all(dim=1))
+        grads = grads.abs() if absolute else grads
+        w = weights[j0:j1].to(torch.float64).view(-1, *[1] * (grads.dim() - 1))
+        part = (w * grads.to(torch.float64)).sum(dim=0)
+        total = part if total is None else total + part
+        del grads, masks, noise
+    return total, torch.cat(finite)
+
+
 def _finish(method: str, modality: Modality, attribution: Tensor, listen_fraction: float, metadata: dict,
             scores: dict | None = None) -> Explanation:
     keep = top_fraction_mask(attribution, listen_fraction)
@@ -230,27 +260,33 @@ class SmoothGrad(Method):
         dtype = rep.dtype
         gen = torch.Generator(device="cpu").manual_seed(config.seed)
         k = config.samples
-        masks = torch.ones(k, b, *grid, dtype=dtype)
-        noise = None
-        if config.noise_on == "mask":
-            draws = torch.randn((k, 1, *grid), generator=gen, dtype=dtype)
-            masks = masks + config.noise * draws
-        else:
+        span = None
+        if config.noise_on == "representation":
             if not isinstance(rep, Tensor):  # an audio-visual input: one representation per stream
                 raise ValueError(f"SmoothGrad's noise_on='representation' adds noise to one input tensor, but this "
                                  f"{type(modality).__name__} input has one per stream; use noise_on='mask' "
                                  "(--set noise_on=mask), which perturbs the joint mask instead")
             flat = rep.reshape(b, -1)
             span = (flat.max(dim=1).values - flat.min(dim=1).values).view(1, b, *([1] * (rep.dim() - 1)))
-            draws = torch.randn((k, 1, *rep.shape[1:]), generator=gen, dtype=dtype)
-            noise = (config.noise * span * draws).reshape(k * b, *rep.shape[1:])
+
+        def rows_of(j0: int, j1: int) -> tuple[Tensor, Tensor | None]:
+            """Copies ``j0 <= j < j1``: their noise drawn now, one copy after another (the same draws whatever
+            the batch, one per copy shared by every input)."""
+            n = j1 - j0
+            shape = (1, 1, *grid) if config.noise_on == "mask" else (1, 1, *rep.shape[1:])
+            draws = torch.cat([torch.randn(shape, generator=gen, dtype=dtype) for _ in range(n)])
+            if config.noise_on == "mask":
+                return (1.0 + config.noise * draws).expand(n, b, *grid).reshape(n * b, *grid), None
+            masks = torch.ones(n * b, *grid, dtype=dtype)
+            return masks, (config.noise * span * draws).reshape(n * b, *rep.shape[1:])
+
         batch = _batch(config, model, modality)
-        grads, _ = mask_gradients(model, modality, scorer, masks.reshape(k * b, *grid), batch_size=batch, noise=noise)
-        check_finite(self.name, "gradient of the score at the noisy copies", grads,
+        total, _ = gradient_sum(model, modality, scorer, k, rows_of, torch.full((k,), 1.0 / k), batch_size=batch,
+                                absolute=config.absolute)
+        attribution = total.to(dtype)
+        check_finite(self.name, "gradient of the score at the noisy copies", attribution,
                      "the model is singular at some noisy copies (a sqrt, log or norm of 0 inside it, e.g. on "
                      "magnitudes clamped to 0): lower noise or use noise_on='mask'")
-        grads = grads.view(k, b, *grid)
-        attribution = (grads.abs() if config.absolute else grads).mean(dim=0)
         return _finish(self.name, modality, attribution, config.listen_fraction,
                        {"gradient_of": "mask at 1 + noise" if config.noise_on == "mask" else
                         "mask at 1, noisy representation", "samples": k, "batch_size": batch})
@@ -311,12 +347,15 @@ class IntegratedGradients(Method):
         dtype = modality.representation.dtype
         alphas, weights = config.nodes()
         k = alphas.shape[0]
-        masks = alphas.to(dtype).view(k, 1, *([1] * len(grid))).expand(k, b, *grid).reshape(k * b, *grid)
+        def rows_of(j0: int, j1: int) -> tuple[Tensor, None]:
+            """The path points ``j0 <= j < j1``: mask ``alpha_j * 1`` for every input."""
+            n = j1 - j0
+            return alphas[j0:j1].to(dtype).view(n, 1, *([1] * len(grid))).expand(n, b, *grid).reshape(n * b, *grid), None
+
         batch = _batch(config, model, modality)
-        grads, _ = mask_gradients(model, modality, scorer, masks, batch_size=batch)
-        grads = grads.view(k, b, *grid).to(torch.float64)
-        _check_path_gradients(grads, alphas, modality)
-        attribution = (weights.view(k, 1, *([1] * len(grid))) * grads).sum(dim=0).to(dtype)
+        total, finite = gradient_sum(model, modality, scorer, k, rows_of, weights, batch_size=batch)
+        _check_path_gradients(finite, alphas, modality)
+        attribution = total.to(dtype)
         ends = torch.stack([torch.zeros(b, *grid, dtype=dtype), torch.ones(b, *grid, dtype=dtype)]).reshape(2 * b, *grid)
         end_scores = evaluate_masks(model, modality, scorer, ends, batch_size=batch).view(2, b)
         score_0, score_1 = end_scores[0].double(), end_scores[1].double()
@@ -340,14 +379,13 @@ class IntegratedGradients(Method):
                        scores={"baseline": end_scores[0].detach().clone()})
 
 
-def _check_path_gradients(grads: Tensor, alphas: Tensor, modality: Modality) -> None:
+def _check_path_gradients(finite: Tensor, alphas: Tensor, modality: Modality) -> None:
     """``ValueError`` naming the cause when the mask's gradient is NaN or infinite somewhere on the path: at
     ``alpha = 0`` the baseline sits on a singular point of the model (the gradient of a sqrt, log or norm at an
     exactly silent or zero input), elsewhere the model itself is singular there.
 
-    Shape: grads ``(k, batch, *grid)``, alphas ``(k,)``.
+    Shape: finite ``(k,)`` (whether the gradients at ``alphas[j]`` are all finite), alphas ``(k,)``.
     """
-    finite = torch.isfinite(grads).flatten(1).all(dim=1)  # (k,)
     if bool(finite.all()):
         return
     bad = [round(float(a), 4) for a in alphas[~finite.cpu()]]

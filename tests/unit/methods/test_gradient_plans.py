@@ -60,3 +60,22 @@ def test_a_row_over_the_budget_asks_for_segments(problem, name):
     # a 60-s input whose 60-s row is 10x the budget: segments of 5 s (5 s + 2 x 0.5 s context <= 6 s)
     long = dataclasses.replace(plan, row_bytes=10 * plan.budget)
     assert auto_segment_seconds(long, 60.0) == 5.0
+
+
+@pytest.mark.parametrize("name", ["smoothgrad", "integrated-gradients"])
+def test_one_pass_of_masks_and_gradients_is_alive_at_a_time(problem, name, monkeypatch):
+    """SmoothGrad's copies and IG's path points are made and summed pass by pass (a long input's 16 or 33 rows of
+    masks, noise and gradients are never all kept)."""
+    import avxai.methods.gradients as gradients
+
+    seen, real = [], gradients.mask_gradients
+
+    def spy(model, modality, scorer, masks, **kw):
+        seen.append(masks.shape[0])
+        return real(model, modality, scorer, masks, **kw)
+
+    monkeypatch.setattr(gradients, "mask_gradients", spy)
+    method = get_method(name)
+    config = dataclasses.replace(method.config_class(), **settings(name), batch_size=4)
+    e = method(problem.model, problem.modality, problem.scorer, config)
+    assert seen == [4, 2] and e.attribution.shape == (1, *problem.modality.grid_shape)
