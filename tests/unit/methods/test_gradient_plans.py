@@ -66,7 +66,7 @@ def test_a_row_over_the_budget_asks_for_segments(problem, name):
 def test_one_pass_of_masks_and_gradients_is_alive_at_a_time(problem, name, monkeypatch):
     """SmoothGrad's copies and IG's path points are made and summed pass by pass (a long input's 16 or 33 rows of
     masks, noise and gradients are never all kept)."""
-    import avxai.methods.gradients as gradients
+    from avxai.methods import gradients
 
     seen, real = [], gradients.mask_gradients
 
