@@ -5,6 +5,11 @@ not with respect to the raw model input, so the same code explains a magnitude g
 over linear bins, and a waveform model behind an inverse STFT. For a fixed-baseline perturbation
 (``x_m = b + m * (x - b)``) the chain rule gives ``d score / d m = (d score / d x) * (x - b)``: the mask
 gradient at ``m = 1`` *is* the "gradient x (input - baseline)" attribution of the modality's baseline.
+
+Memory: every row keeps the activations of the whole input for its backward pass. SmoothGrad and integrated
+gradients run as many rows per pass as the memory budget holds (``batch_size=None``, :func:`gradient_batch_size`)
+and sum the gradients pass by pass (:func:`gradient_sum`); ``avxai explain`` explains an input whose one row does
+not fit the budget in segments (:mod:`avxai.methods.plan`).
 """
 
 from __future__ import annotations
