@@ -40,6 +40,7 @@ from avxai.methods.base import (
     new_explanation,
     report_warnings,
 )
+from avxai.methods.path_checks import check_path_gradients
 from avxai.modalities.base import Modality
 from avxai.scorers.base import Scorer
 
@@ -359,7 +360,7 @@ class IntegratedGradients(Method):
 
         batch = _batch(config, model, modality)
         total, finite = gradient_sum(model, modality, scorer, k, rows_of, weights, batch_size=batch)
-        _check_path_gradients(finite, alphas, modality)
+        check_path_gradients(finite, alphas, modality)
         attribution = total.to(dtype)
         ends = torch.stack([torch.zeros(b, *grid, dtype=dtype), torch.ones(b, *grid, dtype=dtype)]).reshape(2 * b, *grid)
         end_scores = evaluate_masks(model, modality, scorer, ends, batch_size=batch).view(2, b)
@@ -382,30 +383,6 @@ class IntegratedGradients(Method):
                         "batch_size": batch,
                         "completeness": completeness, "warnings": problems},
                        scores={"baseline": end_scores[0].detach().clone()})
-
-
-def _check_path_gradients(finite: Tensor, alphas: Tensor, modality: Modality) -> None:
-    """``ValueError`` naming the cause when the mask's gradient is NaN or infinite somewhere on the path: at
-    ``alpha = 0`` the baseline sits on a singular point of the model (the gradient of a sqrt, log or norm at an
-    exactly silent or zero input), elsewhere the model itself is singular there.
-
-    Shape: finite ``(k,)`` (whether the gradients at ``alphas[j]`` are all finite), alphas ``(k,)``.
-    """
-    if bool(finite.all()):
-        return
-    bad = [round(float(a), 4) for a in alphas[~finite.cpu()]]
-    baseline = repr(getattr(modality, "perturbation", None))
-    if bad == [0.0]:
-        raise ValueError(
-            "integrated-gradients: the mask's gradient is NaN or infinite at the baseline (alpha = 0: every cell "
-            f"removed, the modality's {baseline} perturbation, e.g. digital silence), where the model is singular "
-            "(a sqrt, log or norm of 0 inside it); use a baseline off that point: perturbation='floor' (the "
-            "input's own noise floor; --perturbation floor) or 'noise:30', or rule='riemann_right' / "
-            "'riemann_middle', which do not evaluate alpha = 0")
-    raise ValueError(
-        f"integrated-gradients: the mask's gradient is NaN or infinite at alpha = {bad} of the path: the model is "
-        "singular at those scaled inputs (a sqrt, log or norm of 0 inside it); use perturbation='floor' (the "
-        "input's own noise floor) so that no point of the path is exactly silent, or check the model")
 
 
 saliency = Saliency()
