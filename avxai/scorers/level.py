@@ -12,11 +12,14 @@ from torch import Tensor
 from avxai.scorers.base import rows_for
 from avxai.scorers.sdr import SDR, SISDR
 
-__all__ = ["LEVEL_TOLERANCE_DB", "LevelSDR", "LevelSISDR"]
+__all__ = ["LEVEL_TOLERANCE_DB", "MAX_DROP_DB", "LevelSDR", "LevelSISDR"]
 
 #: output level drop (dB) below which the level-aware scores add no penalty (a mask that removes the noise
 #: lowers the level a little)
 LEVEL_TOLERANCE_DB = 3.0
+#: the largest level drop (dB) counted: the SDR's own floor is -100 dB, and a silent output (an input with every
+#: cell removed, integrated gradients' baseline) must keep a finite score and gradient
+MAX_DROP_DB = 100.0
 
 
 class _LevelAware:
@@ -37,7 +40,11 @@ class _LevelAware:
     def metric(self, estimate: Tensor, reference: Tensor) -> Tensor:
         base = super().metric(estimate, reference)
         level = rows_for(self.level.to(estimate.dtype), estimate.shape[0])
-        drop = 20.0 * torch.log10(level / estimate.pow(2).mean(-1).sqrt().clamp_min(1e-12))
+        # the mean square floored (before the root) at MAX_DROP_DB below the unmasked level: a silent output costs
+        # MAX_DROP_DB, not hundreds of dB, and its gradient stays finite (sqrt(0) has none: NaN through autograd)
+        floor = (level * 10.0 ** (-MAX_DROP_DB / 20.0)).pow(2)
+        rms = torch.maximum(estimate.pow(2).mean(-1), floor).sqrt()
+        drop = 20.0 * torch.log10(level / rms)
         return base - (drop - LEVEL_TOLERANCE_DB).clamp_min(0.0)
 
     def describe(self) -> dict:

@@ -374,8 +374,9 @@ class AVEnhancementTask(Task, name="av-enhancement", options=AVEnhancementOption
 
     #: defaults of the methods for this task's inputs (the CLI applies them to the fields no flag, --set or
     #: --config gave): extremal with 2 areas x 100 iterations (a pass of the AV model and its backward costs
-    #: about 0.3 s per area and iteration on a 2-s clip at 2 cores: 4 areas x 300 took 651 s on a 3.84-s clip)
-    method_defaults = {"extremal": {"areas": (0.1, 0.3), "iterations": 100}}
+    #: about 0.3 s per area and iteration on a 2-s clip at 2 cores: 4 areas x 300 took 651 s on a 3.84-s clip);
+    #: SmoothGrad's noise on the mask (the joint AV grid has no one input tensor to add noise to)
+    method_defaults = {"extremal": {"areas": (0.1, 0.3), "iterations": 100}, "smoothgrad": {"noise_on": "mask"}}
 
     def write_outputs(self, problem: Problem, explanation, out: Path) -> list[str]:
         """``frames.png``: the explanation's video part pasted back onto the full frames (see
