@@ -97,3 +97,20 @@ def test_frames_come_as_a_stream_and_on_demand(clip_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_video(clip_path)  # an intact file: no warning
+
+
+def test_a_frame_source_decodes_a_few_frames_at_a_time(clip_path, monkeypatch):
+    """A figure's eight frames of a long 720p clip: the pass holds a chunk of SOURCE_CHUNK_FRAMES, not 64 frames."""
+    import avxai.io.video_stream as stream
+
+    sizes = []
+
+    def counting(*args, **kwargs):
+        for chunk in iter_frames(*args, **kwargs):
+            sizes.append(chunk.shape[0])
+            yield chunk
+
+    monkeypatch.setattr(stream, "iter_frames", counting)
+    source = FrameSource(clip_path, None, 30, (48, 64))
+    assert levels(source[[2, 21]]) == [2, 21]
+    assert max(sizes) == stream.SOURCE_CHUNK_FRAMES <= 8 and sum(sizes) >= 22  # decoded up to frame 21, in chunks
