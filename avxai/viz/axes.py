@@ -8,7 +8,8 @@ import numpy as np
 from avxai.viz.pooling import POOLING, pool_columns, pool_factor
 from avxai.viz.style import CMAPS, SEGMENT_COLOURS, SIGNED_CMAP, signed_norm
 
-__all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "draw_segment_edges", "show_plane", "time_of"]
+__all__ = ["to_db", "plane_extent", "freq_in_hz", "draw_turns", "draw_segment_edges", "segment_tiles",
+           "mark_segment_tile", "show_plane", "time_of"]
 
 
 def to_db(magnitude: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
@@ -129,6 +130,37 @@ def draw_segment_edges(ax, explanation) -> None:
         ax.axvspan(float(seg["start_s"]), float(seg["end_s"]), facecolor="none", edgecolor="0.4", hatch="///",
                    lw=0, alpha=0.8)
     ax.set_xlim(lo, hi)
+
+
+def segment_tiles(explanation, times) -> dict[int, str]:
+    """Of the frame tiles of a strip shown at ``times`` (s, increasing), those to mark in a segment-wise
+    explanation: ``{position: words}`` for a tile that is the first shown of a new segment ("segment N starts",
+    N from 1) and for a tile inside a failed segment ("segment N failed"). Empty for a whole-input explanation."""
+    wise = (explanation.metadata or {}).get("segment_wise") or {}
+    segments = sorted(wise.get("segments") or [], key=lambda s: float(s["start_s"]))
+    if not segments:
+        return {}
+    failed = {int(s["index"]) for s in wise.get("failed") or [] if "index" in s}
+    failed_spans = [(float(s["start_s"]), float(s["end_s"])) for s in wise.get("failed") or []]
+    starts = np.array([float(s["start_s"]) for s in segments])
+    out, previous = {}, None
+    for j, t in enumerate(np.asarray(times, dtype=float)):
+        k = max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1)  # the segment the frame lies in
+        seg = segments[k]
+        number = int(seg.get("index", k)) + 1
+        if int(seg.get("index", k)) in failed or any(a <= t < b for a, b in failed_spans):
+            out[j] = f"segment {number} failed"
+        elif previous is not None and k != previous:
+            out[j] = f"segment {number} starts"
+        previous = k
+    return out
+
+
+def mark_segment_tile(ax, words: str) -> None:
+    """A tile of a frame strip that starts (or lies in a failed) segment: a dotted line down its left edge, in
+    the grey of :func:`draw_segment_edges`' seams, and ``words`` as a new line of its title (set the time first)."""
+    ax.plot([0, 0], [0, 1], transform=ax.transAxes, color="0.45", lw=0.8, ls=(0, (1, 1.5)), clip_on=False)
+    ax.set_title(ax.get_title() + "\n" + words)
 
 
 def draw_turns(ax, segments, labels: bool = True, colour: str | None = None) -> None:

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from avxai.explanation import split_explanation  # noqa: E402
 from avxai.faces import paste_back  # noqa: E402
-from avxai.viz.axes import show_plane  # noqa: E402
+from avxai.viz.axes import draw_segment_edges, mark_segment_tile, segment_tiles, show_plane  # noqa: E402
 from avxai.viz.pooling import MAX_COLUMNS, pool_columns, pool_image  # noqa: E402
 from avxai.viz.labels import attribution_label, title_of  # noqa: E402
 from avxai.viz.layout import is_composite, is_spectral, is_video  # noqa: E402
@@ -141,6 +141,8 @@ def _audio_row(fig, spec_ax, heat_ax, audio, index: int, explanation) -> None:
         label = attribution_label(explanation)
     fig.colorbar(im, ax=heat_ax, label=_short(label), pad=0.01, fraction=0.05)
     heat_ax.set_title("audio evidence", loc="left")
+    for ax in (spec_ax, heat_ax):
+        draw_segment_edges(ax, explanation)
 
 
 def _track_marks(explanation, track=None) -> dict:
@@ -205,10 +207,12 @@ def plot_video_explanation(explanation, index: int = 0, title: str | None = None
     strip = rows[0].subplots(2 if not time_only else 1, n, squeeze=False)
     norm = heat_norm(heat)
     times = _frame_times(video, heat.shape[0])
-    mappable = None
+    mappable, marks = None, (segment_tiles(explanation, times[frames]) if "time" in video.coordinates else {})
     for j, f in enumerate(frames):
         strip[0, j].imshow(crops[f], cmap="gray", vmin=0, vmax=1)
         strip[0, j].set_title(f"{times[f]:.2f} s")
+        if j in marks:
+            mark_segment_tile(strip[0, j], marks[j])
         if not time_only:
             mappable = heat_overlay(strip[1, j], crops[f], heat[f], norm)
         for ax in strip[:, j]:
@@ -227,6 +231,8 @@ def plot_video_explanation(explanation, index: int = 0, title: str | None = None
                        loc="left")
     for f in frames:
         curve_ax.axvline(times[f], color="0.6", lw=0.4, ls=":")
+    if "time" in video.coordinates:
+        draw_segment_edges(curve_ax, explanation)
     if _mark_track(curve_ax, _track_marks(explanation), times):
         legend_right(curve_ax)
     row = 2
@@ -291,7 +297,7 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
     extent = (0, -(-width // k) * k, -(-height // k) * k, 0) if k > 1 else None
     fps = explanation.metadata.get("modality", {}).get("fps") or \
         explanation.metadata.get("modality", {}).get("parts", {}).get("video", {}).get("fps")
-    im = None
+    im, marks = None, (segment_tiles(explanation, chosen / fps) if fps else {})  # tiles starting a segment
     for j, f in enumerate(chosen):
         frame = np.asarray(frames[f].cpu() if hasattr(frames, "cpu") else frames[f])
         frame = frame if k == 1 else pool_image(frame, k).round().astype(np.uint8)
@@ -300,6 +306,8 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
         if any(chosen[j - 1] < s <= f for s in switches) if j else False:
             stamp += "\nafter a switch"
         axes[0, j].set_title(stamp + ("\nno face found" if missing[f] else ""))
+        if j in marks:
+            mark_segment_tile(axes[0, j], marks[j])
         x0, y0, x1, y1 = (float(v) for v in track.boxes[f])
         axes[0, j].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=0.8,
                                        ec=OKABE_ITO[6] if missing[f] else OKABE_ITO[4],
