@@ -266,9 +266,9 @@ class Plan:
 
     def line(self) -> str:
         eta = "" if self.seconds is None else f", about {_duration(self.seconds)}"
-        notes = "".join(f"; {n}" for n in self.notes)
-        return (f"plan: {self.method}, {self.work} in {self.passes} forward passes of up to {self.batch} perturbed "
-                f"inputs; >= {_gib(self.memory)} of a {_gib(self.budget)} budget (--max-memory){eta}{notes}")
+        notes, passes = "".join(f"; {n}" for n in self.notes), f"{self.passes} forward pass{'es' * (self.passes != 1)}"
+        return (f"plan: {self.method}, {self.work} in {passes} of up to {self.batch} input{'s' * (self.batch != 1)}; "
+                f">= {_gib(self.memory)} of a {_gib(self.budget)} budget (--max-memory){eta}{notes}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

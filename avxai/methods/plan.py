@@ -121,6 +121,16 @@ def _plan_gradients(model: nn.Module, modality: Modality, config: Any, budget: i
     return config, plan
 
 
+def _plan_pca_rgb(model: nn.Module, modality: Modality, config: Any, budget: int,
+                  check: Callable[[Any], Any]) -> tuple[Any, Plan]:
+    """PCA-RGB: one forward pass of the inputs without gradients, the chosen layers' features hooked (fitted on a
+    sample and projected in chunks, so they add little beyond the pass itself)."""
+    per_input, seconds = row_need(model, modality, grad=False, warm_time=True, check=check)
+    b = modality.batch_size
+    return config, Plan("pca-rgb", "the layers' features of the unmasked input", 1, b, b * per_input, budget,
+                        seconds * b, [])
+
+
 def _gradient_planner(name: str) -> Callable[..., tuple[Any, RowPlan]]:
     def planner(model, modality, config, budget, check):
         return _plan_gradients(model, modality, config, budget, check, method=name)
@@ -129,7 +139,7 @@ def _gradient_planner(name: str) -> Callable[..., tuple[Any, RowPlan]]:
 
 #: method name -> ``planner(model, modality, config, budget, check) -> (config, Plan)``
 PLANNERS: dict[str, Callable[..., tuple[Any, Plan]]] = {
-    "occlusion": _plan_occlusion, "extremal": _plan_extremal,
+    "occlusion": _plan_occlusion, "extremal": _plan_extremal, "pca-rgb": _plan_pca_rgb,
     **{name: _gradient_planner(name) for name in ("saliency", "smoothgrad", "integrated-gradients", "gradcam")}}
 
 

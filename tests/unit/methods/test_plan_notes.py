@@ -31,3 +31,13 @@ def test_the_plan_names_grown_windows_on_a_long_clip_and_nothing_on_a_short_one(
     assert not any("not 0.2 s" in note for note in short_plan.notes), short_plan.notes
     _, given = plan_run(method, _MeanFace(), _clip(60.0), OcclusionConfig(window=(5, 2, 2), stride=(5, 2, 2)))
     assert not any("1.88 s" in note for note in given.notes)  # the user's own windows: no note
+
+
+def test_pca_rgb_has_a_plan_of_one_pass_without_gradients():
+    from avxai.methods.pca_rgb import PCARGBConfig
+
+    config = PCARGBConfig()
+    same, plan = plan_run(get_method("pca-rgb"), _MeanFace(), _clip(2.0), config)
+    assert same is config and plan is not None
+    assert plan.passes == 1 and plan.batch == 1 and plan.memory > 0 and plan.seconds is not None
+    assert plan.line().startswith("plan: pca-rgb, the layers' features")
