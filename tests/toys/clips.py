@@ -106,3 +106,11 @@ def corrupt_packet(src, dst, kind: str = "video", nth: int = 10):
                 p.stream = streams[p.stream.index]
                 o.mux(p)
     return dst
+
+
+def drifting_face_clip(path, num_frames: int = 50, size: tuple[int, int] = (160, 240)):
+    """A clip of the astronaut's face (90 px) drifting one pixel a frame to the right, with a tone: what the
+    segment-wise AV tests cut into segments. Returns the written path. Shape: ``num_frames`` frames of ``size``."""
+    pos = np.tile([[70.0, 30.0, 90.0]], (num_frames, 1))
+    pos[:, 0] += np.arange(num_frames)
+    return write_clip(path, render(num_frames, size, [("astronaut", pos)]))

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from toys.clips import render, tone, write_clip
+from toys.clips import drifting_face_clip, tone
 
 from avxai.methods import get_method
 from avxai.models import load_model
@@ -25,10 +25,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    n = 50  # 2 s at 25 fps
-    pos = np.tile([[70.0, 30.0, 90.0]], (n, 1))
-    pos[:, 0] += np.arange(n)
-    return write_clip(tmp_path_factory.mktemp("av") / "clip.mp4", render(n, (160, 240), [("astronaut", pos)]))
+    return drifting_face_clip(tmp_path_factory.mktemp("av") / "clip.mp4", 50)  # 2 s at 25 fps
 
 
 def opts(clip, tmp_path, **kw):  # the detections cached beside the clip: MTCNN runs once for the module

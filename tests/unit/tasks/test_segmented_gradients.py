@@ -4,10 +4,9 @@ the segments joined in raw units), and integrated gradients' completeness kept p
 import dataclasses
 import warnings
 
-import numpy as np
 import pytest
 import torch
-from toys.clips import render, tone, write_clip
+from toys.clips import drifting_face_clip, tone
 from toys.segments import RATE, ToneSpeaker, noise_with_tone
 
 from avxai.explanation import Explanation, split_explanation
@@ -22,10 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    n = 50  # 2 s at 25 fps
-    pos = np.tile([[70.0, 30.0, 90.0]], (n, 1))
-    pos[:, 0] += np.arange(n)
-    return write_clip(tmp_path_factory.mktemp("av") / "clip.mp4", render(n, (160, 240), [("astronaut", pos)]))
+    return drifting_face_clip(tmp_path_factory.mktemp("av") / "clip.mp4", 50)  # 2 s at 25 fps
 
 
 def test_gradcam_av_segments_are_joined_raw_and_normalised_once(clip, tmp_path):
