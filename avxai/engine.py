@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from avxai.modalities.base import Modality
+from avxai.modalities.render import render_masked
 from avxai.models.contract import sample_rate_of
 from avxai.scorers.base import Scorer
 
@@ -168,13 +169,14 @@ def mask_media(modality: Modality, masks: dict[str, Tensor]) -> dict[str, tuple]
     """Media of the original input and of each named mask ``(batch, *grid)`` applied, for saving.
 
     Keys are ``"original"`` and the mask names; a modality with several media kinds (audio and video)
-    gets ``"<name>_<kind>"`` keys.
+    gets ``"<name>_<kind>"`` keys. One mask at a time, each rendered by :func:`avxai.modalities.render.render_masked`
+    (a spectrogram a few frames at a time: no whole perturbed spectrum per mask).
     """
     media: dict[str, tuple] = {}
     device = modality_device(modality)
-    items = [("original", modality.representation)] + [(k, modality.apply_mask(m.to(device))) for k, m in masks.items()]
-    for label, representation in items:
-        renderings = modality.media(representation)
+    for label, mask in [("original", None), *masks.items()]:
+        renderings = (modality.media(modality.representation) if mask is None
+                      else render_masked(modality, mask.to(device)))
         for kind, rendering in renderings.items():
             key = label if len(renderings) == 1 else f"{label}_{kind}"
             media[key] = (kind, *rendering)
