@@ -4,6 +4,7 @@ bands too), A-B-A turns as boundary lines with their labels above the data (neve
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from avxai.viz.pooling import POOLING, pool_columns, pool_factor
 from avxai.viz.style import CMAPS, SEGMENT_COLOURS, SIGNED_CMAP, signed_norm
@@ -132,35 +133,43 @@ def draw_segment_edges(ax, explanation) -> None:
     ax.set_xlim(lo, hi)
 
 
-def segment_tiles(explanation, times) -> dict[int, str]:
+def segment_tiles(explanation, times) -> dict[int, tuple[str, bool, bool]]:
     """Of the frame tiles of a strip shown at ``times`` (s, increasing), those to mark in a segment-wise
-    explanation: ``{position: words}`` for a tile that is the first shown of a new segment ("segment N starts",
-    N from 1) and for a tile inside a failed segment ("segment N failed"). Empty for a whole-input explanation."""
+    explanation: ``{position: (words, starts, failed)}``. ``starts``: the first tile shown of a segment after the
+    first, whose ``words`` name it ("seg. N", N from 1; "seg. N\nfailed" for a failed one); ``failed``: a tile in
+    a failed segment (its cells are zeros, not evidence). Empty for a whole-input explanation."""
     wise = (explanation.metadata or {}).get("segment_wise") or {}
     segments = sorted(wise.get("segments") or [], key=lambda s: float(s["start_s"]))
     if not segments:
         return {}
-    failed = {int(s["index"]) for s in wise.get("failed") or [] if "index" in s}
     failed_spans = [(float(s["start_s"]), float(s["end_s"])) for s in wise.get("failed") or []]
     starts = np.array([float(s["start_s"]) for s in segments])
     out, previous = {}, None
     for j, t in enumerate(np.asarray(times, dtype=float)):
         k = max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1)  # the segment the frame lies in
-        seg = segments[k]
-        number = int(seg.get("index", k)) + 1
-        if int(seg.get("index", k)) in failed or any(a <= t < b for a, b in failed_spans):
-            out[j] = f"segment {number} failed"
-        elif previous is not None and k != previous:
-            out[j] = f"segment {number} starts"
+        number = int(segments[k].get("index", k)) + 1
+        failed = any(a - 1e-9 <= t < b - 1e-9 for a, b in failed_spans)
+        new = k != previous
+        if new and (previous is not None or failed):
+            out[j] = (f"seg. {number}" + ("\nfailed" if failed else ""), previous is not None, failed)
+        elif failed:
+            out[j] = ("", False, True)
         previous = k
     return out
 
 
-def mark_segment_tile(ax, words: str) -> None:
-    """A tile of a frame strip that starts (or lies in a failed) segment: a dotted line down its left edge, in
-    the grey of :func:`draw_segment_edges`' seams, and ``words`` as a new line of its title (set the time first)."""
-    ax.plot([0, 0], [0, 1], transform=ax.transAxes, color="0.45", lw=0.8, ls=(0, (1, 1.5)), clip_on=False)
-    ax.set_title(ax.get_title() + "\n" + words)
+def mark_segment_tile(axes, words: str, starts: bool, failed: bool) -> None:
+    """Mark a column of tiles (``axes``, top first) of a frame strip: ``words`` as a new line of the top tile's
+    title (set the time first); where a segment ``starts``, a dotted line down the tiles' left edges in the grey
+    of :func:`draw_segment_edges`' seams; over a ``failed`` segment's tiles its hatching."""
+    if words:
+        axes[0].set_title(axes[0].get_title() + "\n" + words)
+    for ax in axes:
+        if starts:
+            ax.plot([0, 0], [0, 1], transform=ax.transAxes, color="0.45", lw=0.8, ls=(0, (1, 1.5)), clip_on=False)
+        if failed:
+            ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, facecolor="none", edgecolor="0.4",
+                                   hatch="///", lw=0, alpha=0.8))
 
 
 def draw_turns(ax, segments, labels: bool = True, colour: str | None = None) -> None:

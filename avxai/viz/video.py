@@ -212,7 +212,7 @@ def plot_video_explanation(explanation, index: int = 0, title: str | None = None
         strip[0, j].imshow(crops[f], cmap="gray", vmin=0, vmax=1)
         strip[0, j].set_title(f"{times[f]:.2f} s")
         if j in marks:
-            mark_segment_tile(strip[0, j], marks[j])
+            mark_segment_tile(strip[:, j], *marks[j])
         if not time_only:
             mappable = heat_overlay(strip[1, j], crops[f], heat[f], norm)
         for ax in strip[:, j]:
@@ -307,7 +307,7 @@ def plot_frames_strip(explanation, frames, track, index: int = 0, count: int = 8
             stamp += "\nafter a switch"
         axes[0, j].set_title(stamp + ("\nno face found" if missing[f] else ""))
         if j in marks:
-            mark_segment_tile(axes[0, j], marks[j])
+            mark_segment_tile(axes[:, j], *marks[j])
         x0, y0, x1, y1 = (float(v) for v in track.boxes[f])
         axes[0, j].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=0.8,
                                        ec=OKABE_ITO[6] if missing[f] else OKABE_ITO[4],

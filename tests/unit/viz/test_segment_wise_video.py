@@ -63,6 +63,10 @@ def _marked_tiles(fig) -> list[str]:  # titles of the tiles with the dotted left
             if any(line.get_color() == "0.45" and line.get_transform() == ax.transAxes for line in ax.lines)]
 
 
+def _hatched_tiles(fig) -> int:  # tiles (no time axis) covered by the failed segment's hatching
+    return sum(1 for ax in fig.axes if not ax.axison and any(p.get_hatch() for p in ax.patches))
+
+
 def test_the_av_figure_names_the_segments_marks_the_seams_and_the_tile_that_starts_a_segment():
     fig = plot_video_explanation(_av(True), count=5)  # frames 0, 5, 10, 14, 19: 0.4 s is frame 10
     assert "segment-wise: 2 segments of 0.4 s, each explained on its own" in fig._suptitle.get_text()
@@ -71,10 +75,12 @@ def test_the_av_figure_names_the_segments_marks_the_seams_and_the_tile_that_star
         assert _seams(by_title[name]) == [0.4], name
         hatched = [p for p in by_title[name].patches if p.get_hatch()]
         assert len(hatched) == 1 and np.isclose(hatched[0].get_x(), 0.4), name  # the failed 0.4-0.8 s
-    assert _marked_tiles(fig) == ["0.40 s\nsegment 2 failed", "0.56 s\nsegment 2 failed", "0.76 s\nsegment 2 failed"]
+    # the tile at 0.4 s starts the failed segment 2 (crop and map: both dotted); its three columns are hatched
+    assert _marked_tiles(fig) == ["0.40 s\nseg. 2\nfailed", ""] and _hatched_tiles(fig) == 6
     plt.close(fig)
     plain = plot_video_explanation(_av(False), count=5)
     assert "segment-wise" not in plain._suptitle.get_text() and _marked_tiles(plain) == []
+    assert _hatched_tiles(plain) == 0
     assert all(_seams(ax) == [] and not [p for p in ax.patches if p.get_hatch()] for ax in plain.axes)
     plt.close(plain)
 
@@ -86,7 +92,7 @@ def test_the_frames_strip_marks_the_first_frame_of_a_new_segment():
     track = Track(torch.tensor([[4.0, 2.0, 20.0, 18.0]]).repeat(FRAMES, 1), {})
     fig = plot_frames_strip(e, frames, track, count=5)
     assert "segment-wise: 2 segments" in fig._suptitle.get_text()
-    assert _marked_tiles(fig) == ["0.40 s\nsegment 2 starts"]
+    assert _marked_tiles(fig) == ["0.40 s\nseg. 2", ""] and _hatched_tiles(fig) == 0
     plt.close(fig)
     e.metadata.pop("segment_wise")
     plain = plot_frames_strip(e, frames, track, count=5)
