@@ -144,9 +144,12 @@ class SmoothMaskGenerator:
                 torch.where(outside, -math.inf, 0.0).unsqueeze(-1).to(device=self.device, dtype=dtype)))
             layout = [a] + [d for d in layout if d != a]
         self._final_permutation = tuple(layout.index(d) for d in [-1, *range(nd)])
-        # Linear interpolation from out_shape to grid_shape, one matrix per axis (None where equal).
-        self._interp = [None if o == n else _linear_matrix(o, n).to(device=self.device, dtype=dtype)
-                        for o, n in zip(self.out_shape, grid_shape)]
+        # Linear interpolation from out_shape to grid_shape, one matrix per axis (None where equal); along every
+        # axis but the last also in row blocks (two non-zeros a row: a dense product wastes most of its terms)
+        matrices = [None if o == n else _linear_matrix(o, n) for o, n in zip(self.out_shape, grid_shape)]
+        self._interp = [None if m is None else m.to(device=self.device, dtype=dtype) for m in matrices]
+        self._blocks = [None if m is None or a == nd - 1 else _row_blocks(m, self.device, dtype)
+                        for a, m in enumerate(matrices)]
 
     def init_params(self, n: int, value: float = 0.5, jitter: float = 0.0, seed: int = 0) -> Tensor:
         """Initial parameters ``(n, *param_shape)``: ``value`` plus uniform noise of half-width ``jitter``, clamped
@@ -182,13 +185,29 @@ class SmoothMaskGenerator:
         """Linear interpolation of masks ``(n, *out_shape)`` to ``(n, *grid_shape)``.
 
         The same values as ``F.interpolate(..., mode="(bi|tri)linear", align_corners=False)`` (the default
-        :meth:`avxai.modalities.base.Modality.upsample`), as one small matrix product per axis.
+        :meth:`avxai.modalities.base.Modality.upsample`), as small matrix products per axis.
+
+        The last axis goes first, one dense product while the others are at the smooth mask's resolution; every
+        other axis (rows of the rest) in row blocks when that is cheaper: each block of output rows is the
+        product of a small matrix and the few input rows it reads (:func:`_row_blocks`), about a fifth of the
+        terms of the dense product on a spectrogram. The same sums but for their zero terms.
         """
-        out = masks
-        for a, matrix in enumerate(self._interp):
-            if matrix is not None:
+        nd = len(self._interp)
+        out = masks if self._interp[-1] is None else masks @ self._interp[-1].T
+        for a in reversed(range(nd - 1)):
+            matrix, blocks = self._interp[a], self._blocks[a]
+            if matrix is None:
+                continue
+            if blocks is None:
                 out = (out.movedim(a + 1, -1) @ matrix.T).movedim(-1, a + 1)
-        return out
+                continue
+            shape = out.shape  # (n, *sizes): axis a + 1 is interpolated, the rest rides along as rows
+            rows = out.reshape(math.prod(shape[:a + 1]), shape[a + 1], -1)
+            picked = rows.index_select(1, blocks.index).view(rows.shape[0], blocks.weight.shape[0], -1,
+                                                              rows.shape[-1])
+            moved = (blocks.weight @ picked).view(rows.shape[0], -1, rows.shape[-1])[:, :matrix.shape[0]]
+            out = moved.reshape(*shape[:a + 1], matrix.shape[0], *shape[a + 2:])
+        return out.contiguous()
 
     def describe(self) -> dict:
         """JSON-serialisable description (for an explanation's metadata)."""
@@ -243,6 +262,41 @@ def _linear_matrix(size_in: int, size_out: int) -> Tensor:
     matrix.index_put_((rows, low), 1.0 - frac, accumulate=True)
     matrix.index_put_((rows, high), frac, accumulate=True)
     return matrix
+
+
+class _RowBlocks(NamedTuple):
+    """An interpolation matrix ``(out, in)`` cut into ``B`` blocks of ``ob`` output rows: block ``b`` reads the
+    ``w`` input rows ``index[b * w:(b + 1) * w]`` and weighs them by ``weight[b]`` (rows past ``out`` are zero)."""
+    index: Tensor  # (B * w,) long
+    weight: Tensor  # (B, ob, w)
+
+
+def _row_blocks(matrix: Tensor, device: torch.device, dtype: torch.dtype) -> "_RowBlocks | None":
+    """The block form of a banded ``(out, in)`` float64 matrix with the fewest terms (a few per block added for
+    its overhead), or ``None`` where it does not save half of the dense product's ``out * in`` terms."""
+    size_out, size_in = matrix.shape
+    nonzero = (matrix != 0).nonzero()
+    first = torch.full((size_out,), size_in).scatter_reduce(0, nonzero[:, 0], nonzero[:, 1], "amin")
+    last = torch.full((size_out,), -1).scatter_reduce(0, nonzero[:, 0], nonzero[:, 1], "amax")
+    best = None
+    for count in range(2, min(32, size_out) + 1):
+        rows = -(-size_out // count)
+        lo = [int(first[b * rows:(b + 1) * rows].min()) for b in range(count) if b * rows < size_out]
+        hi = [int(last[b * rows:(b + 1) * rows].max()) + 1 for b in range(count) if b * rows < size_out]
+        width = max(h - l for l, h in zip(lo, hi))
+        cost = len(lo) * rows * (width + 4)
+        if best is None or cost < best[0]:
+            best = (cost, rows, width, lo)
+    if best is None or 2 * best[0] > size_out * size_in:
+        return None
+    _, rows, width, lo = best
+    starts = [max(0, min(s, size_in - width)) for s in lo]
+    weight = torch.zeros(len(starts), rows, width, dtype=torch.float64)
+    for b, s in enumerate(starts):
+        part = matrix[b * rows:(b + 1) * rows, s:s + width]
+        weight[b, :part.shape[0], :part.shape[1]] = part
+    index = (torch.tensor(starts)[:, None] + torch.arange(width)).clamp(max=size_in - 1).reshape(-1)
+    return _RowBlocks(index.to(device), weight.to(device=device, dtype=dtype))
 
 
 __all__ = ["SmoothMaskGenerator", "SIGMA_PER_STEP", "default_sigma", "default_step", "per_axis"]

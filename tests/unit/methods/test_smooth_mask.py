@@ -146,6 +146,27 @@ def test_generator_upsample_equals_linear_interpolation():
         torch.testing.assert_close(gen.upsample(coarse), expected, atol=1e-5, rtol=0)
 
 
+
+@pytest.mark.parametrize("grid, step", [((257, 376), (8, 12)), ((12, 64, 48), (2, 8, 8))])
+def test_blocked_upsample_and_its_gradient_equal_the_dense_products(grid, step):
+    # a spectrogram-sized grid (and a 3-D one): every axis but the last interpolated in row blocks
+    gen = SmoothMaskGenerator(grid, step, [2.0 * s for s in step], oversample=4, dtype=F64)
+    assert all(b is not None for b, m in zip(gen._blocks[:-1], gen._interp[:-1]) if m is not None)
+    assert any(b is not None for b in gen._blocks)
+    coarse = torch.rand(3, *gen.out_shape, generator=torch.Generator().manual_seed(0), dtype=F64,
+                        requires_grad=True)
+    dense = coarse
+    for a, matrix in enumerate(gen._interp):
+        if matrix is not None:
+            dense = torch.movedim(torch.movedim(dense, a + 1, -1) @ matrix.T, -1, a + 1)
+    out = gen.upsample(coarse)
+    assert out.shape == (3, *grid) and out.is_contiguous()
+    torch.testing.assert_close(out, dense, atol=1e-12, rtol=0)
+    weights = torch.randn(3, *grid, generator=torch.Generator().manual_seed(1), dtype=F64)
+    (got,) = torch.autograd.grad(out, coarse, weights)
+    (expected,) = torch.autograd.grad(dense, coarse, weights)
+    torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
+
 # -- the area constraint -----------------------------------------------------------------------------------------
 def test_area_constraint_gradient_is_the_gradient_of_the_sorted_distance():
     gen = torch.Generator().manual_seed(5)
