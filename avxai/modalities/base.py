@@ -121,6 +121,12 @@ class Modality(ABC):
                 "must be a multiple of the batch size (row i belongs to input i % batch)"
             )
 
+    @property
+    def baseline(self) -> Tensor | None:
+        """What a removed cell becomes when that does not depend on the mask ``(batch, channels, *rep_grid)``, or
+        ``None`` (a mask-dependent perturbation: blur pyramids, freeze)."""
+        return getattr(self._prepared, "baseline", None)
+
     def apply_mask(self, mask: Tensor) -> Tensor:
         """Perturbed representations ``(n, channels, *rep_grid)`` from masks ``(n, *grid_shape)``, 1 = keep."""
         self.check_mask(mask)

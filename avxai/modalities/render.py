@@ -49,7 +49,7 @@ def render_masked(modality: Any, mask: Tensor) -> dict[str, Any]:
         for part, part_mask in zip(inner.parts(), inner.split_mask(mask)):
             media.update(render_masked(part, part_mask))
         return media
-    if isinstance(inner, Spectrogram) and getattr(inner._prepared, "baseline", None) is not None:
+    if isinstance(inner, Spectrogram) and inner.baseline is not None:
         return {"audio": (_spectrogram_waveforms(inner, mask), inner.sample_rate)}
     return modality.media(modality.apply_mask(mask))  # needs the whole input: the representation, then its media
 
@@ -59,7 +59,7 @@ def _spectrogram_waveforms(spec: Spectrogram, mask: Tensor) -> Tensor:
     """Waveforms ``(n, channels, samples)`` of ``baseline + keep (x - baseline)`` with the input's phase, ``keep``
     the mask spread onto linear bins (:meth:`Spectrogram.expand_mask`), frames made chunk by chunk."""
     spec.check_mask(mask)
-    x, baseline = spec.representation, spec._prepared.baseline  # (batch, channels, freq, frames) each
+    x, baseline = spec.representation, spec.baseline  # (batch, channels, freq, frames) each
     b, c, f, t = x.shape
     n = mask.shape[0]
 
