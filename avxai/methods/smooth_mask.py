@@ -298,7 +298,7 @@ class _RowBlocks(NamedTuple):
     weight: Tensor  # (B, ob, w)
 
 
-def _row_blocks(matrix: Tensor, device: torch.device, dtype: torch.dtype) -> "_RowBlocks | None":
+def _row_blocks(matrix: Tensor, device: torch.device, dtype: torch.dtype) -> _RowBlocks | None:
     """The block form of a banded ``(out, in)`` float64 matrix with the fewest terms (a few per block added for
     its overhead), or ``None`` where it does not save half of the dense product's ``out * in`` terms."""
     size_out, size_in = matrix.shape
