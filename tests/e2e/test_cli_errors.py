@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from toys.audit import tiny_checkpoint
+from toys.processes import default_sigint
+
 from avxai import cli
 from avxai.cli import main
 
@@ -142,9 +143,10 @@ def test_an_unexpected_exception_keeps_its_traceback(monkeypatch, files):
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen:
+    """``avxai`` in a child process that takes Ctrl-C as a terminal would give it (see :func:`default_sigint`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "avxai.cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 @pytest.mark.slow

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from toys.audit import WINDOW_64, tiny_checkpoint
+from toys.processes import default_sigint
+
 from avxai.audit import AuditConfig, prepare_payload, read_trials, run_audit
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -162,7 +163,8 @@ def _launch(driver: str, rows: str, tmp_path, data, *args: str, ready_count: int
     ready.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(csv), str(ckpt), str(ready), *args],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint)
     deadline = time.time() + timeout_s
     while time.time() < deadline and proc.poll() is None and len(list(ready.iterdir())) < ready_count:
         time.sleep(0.2)
