@@ -29,7 +29,7 @@ from torch import Tensor
 
 from avxai.safety import open_regular
 
-__all__ = ["VideoInfo", "DecodeReport", "FrameSource", "probe_video", "iter_frames", "read_audio_track", "open_container"]
+__all__ = ["VideoInfo", "DecodeReport", "FrameSource", "LazyFrames", "probe_video", "iter_frames", "read_audio_track", "open_container"]
 
 #: more than this share of a stream's packets undecodable: the file is refused as corrupt, not patched over
 MAX_BAD_PACKET_SHARE = 0.1
@@ -321,7 +321,28 @@ def rate_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-class FrameSource:
+class LazyFrames:
+    """What figure and crop code read of a ``(frames, height, width, 3)`` uint8 tensor, for frames decoded only when
+    indexed (``shape``, ``dtype``, ``len``, ``dim()``; ``detach()`` / ``cpu()`` are the object itself)."""
+
+    shape: tuple
+    dtype = torch.uint8
+    ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def dim(self) -> int:
+        return 4
+
+    def detach(self) -> "LazyFrames":
+        return self
+
+    def cpu(self) -> "LazyFrames":
+        return self
+
+
+class FrameSource(LazyFrames):
     """The frames of a video file, decoded when indexed: a long clip's frames are never held whole. Indexing
     with an int, a slice or a list decodes the file once for all the frames asked for (figures show a few).
 
@@ -332,22 +353,9 @@ class FrameSource:
     def __init__(self, path: "str | os.PathLike", fps: float | None, num_frames: int, frame_size: tuple[int, int]):
         self.path, self.fps = os.fspath(path), fps
         self.shape = torch.Size((int(num_frames), int(frame_size[0]), int(frame_size[1]), 3))
-        self.dtype, self.ndim = torch.uint8, 4
         self._kept: dict[int, Tensor] = {}
         #: decoded along with the first frame asked for: the 8 frames a figure strip shows (one pass for all)
         self.prefetch = sorted({int(i) for i in np.linspace(0, max(self.shape[0] - 1, 0), 8).round()})
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def dim(self) -> int:
-        return 4
-
-    def detach(self) -> "FrameSource":
-        return self
-
-    def cpu(self) -> "FrameSource":
-        return self
 
     def frames(self, indices) -> Tensor:
         """The frames at ``indices``, decoding the file once for those not kept. Shape: ``(k, H, W, 3)``."""

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from avxai.faces import FaceTrack, FaceTracker
 from avxai.io.video import VideoClip
-from avxai.io.video_stream import FrameSource, VideoInfo, probe_video, read_audio_track
+from avxai.io.video_stream import FrameSource, LazyFrames, VideoInfo, probe_video, read_audio_track
 from avxai.metrics.shares import modality_shares
 from avxai.modalities.audio_visual import AudioVisual, AVSpectrogram, FixedAudio, FixedVideo
 from avxai.io.audio import resample as resample_audio
@@ -169,7 +169,7 @@ def check_inputs(info: VideoInfo, name: str, fps: float, rate: int, options: AVE
                          + "; ".join(f"({i + 1}) {p}" for i, p in enumerate(problems)))
 
 
-class FrameRange:
+class FrameRange(LazyFrames):
     """Frames ``start`` to ``stop`` of a clip's frames (a tensor or a :class:`FrameSource`), indexed from 0.
 
     Shape: ``shape`` ``(stop - start, height, width, 3)``; ``frames[i]`` ``(height, width, 3)`` uint8.
@@ -178,19 +178,7 @@ class FrameRange:
     def __init__(self, frames: Any, start: int, stop: int):
         self.source, self.start = frames, int(start)
         self.shape = (int(stop) - int(start), *tuple(frames.shape[1:]))
-        self.dtype, self.ndim = frames.dtype, 4
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def dim(self) -> int:
-        return 4
-
-    def detach(self) -> "FrameRange":
-        return self
-
-    def cpu(self) -> "FrameRange":
-        return self
+        self.dtype = frames.dtype
 
     def __getitem__(self, index):
         if isinstance(index, slice):
